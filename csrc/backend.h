@@ -1,0 +1,228 @@
+/* The backend interface: one struct of function pointers per kind of device.
+ *
+ * The reference backend (ops_ref.c), the CPU backend (cpu/) and the CUDA backend
+ * (cuda/) each fill one. Layers and tensor methods call through it and never ask
+ * which device they are on. A NULL op slot means "not supported on this device",
+ * reported as such by the caller, never silently replaced.
+ *
+ * Conventions for every op:
+ *  - `ctx` is the device context the backend returned from `open`.
+ *  - pointers are device pointers of that backend, already offset to the first
+ *    element; every buffer is contiguous row-major unless a stride says otherwise.
+ *  - sizes are elements, never bytes, unless the name says bytes.
+ *  - ops return LN_OK or an ln_status after writing a message with host->error.
+ *  - ops are queued in order on the device's stream; nothing waits for the
+ *    device unless the op returns a value to the host (reductions, loss).
+ *  - "accumulate" means out += result; otherwise out = result.
+ *  - the core has checked shapes, dtypes and devices before calling: backends
+ *    may assume their arguments are consistent.
+ */
+#ifndef LUNET_BACKEND_H
+#define LUNET_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dtype.h"
+
+#define LN_BACKEND_ABI 1
+#define LN_MAX_DIMS 8
+
+/* What a backend may call back into the core for. Handed over by `attach`,
+ * because a backend built as its own shared library cannot link to the core. */
+typedef struct ln_host_api {
+    int (*error)(int code, const char *fmt, ...);
+    /* An allocator in the host's page-locked memory may be offered here later. */
+} ln_host_api;
+
+/* A strided view, for the few ops that must write through views. */
+typedef struct ln_strided {
+    void *data;
+    ln_dtype dtype;
+    int ndim;
+    int64_t shape[LN_MAX_DIMS];
+    int64_t stride[LN_MAX_DIMS]; /* in elements */
+} ln_strided;
+
+typedef enum ln_binary_op { LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ } ln_binary_op;
+typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN } ln_reduce_op;
+typedef enum ln_pool_mode { LN_POOL_MAX, LN_POOL_AVG } ln_pool_mode;
+
+/* Device description, for reports. Strings are empty when unknown. */
+typedef struct ln_device_info {
+    char name[128];
+    int cores;                 /* CPU */
+    int threads;               /* CPU */
+    char blas[128];            /* CPU */
+    int cc_major, cc_minor;    /* CUDA compute capability */
+    uint64_t memory_bytes;     /* CUDA total memory */
+    int multiprocessors;       /* CUDA */
+    int driver_version;        /* CUDA, e.g. 12040 */
+    int runtime_version;       /* CUDA */
+    int cudnn_version;         /* e.g. 91900 */
+    int cublas_version;        /* e.g. 130100 */
+} ln_device_info;
+
+/* Geometry of a 2-D convolution over NCHW input and KCRS weights. */
+typedef struct ln_conv2d_shape {
+    int n, c, h, w;            /* input */
+    int k, r, s;               /* output channels, kernel height, kernel width */
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int p, q;                  /* output height and width */
+} ln_conv2d_shape;
+
+/* Geometry of a 2-D pooling window over NCHW input. */
+typedef struct ln_pool2d_shape {
+    int n, c, h, w;
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int p, q;
+} ln_pool2d_shape;
+
+/* One optimizer update over a flat run of parameters. */
+typedef struct ln_sgd_params {
+    float lr, momentum, dampening, weight_decay;
+    int nesterov;
+    int first_step;            /* momentum buffer starts as the gradient */
+} ln_sgd_params;
+
+typedef struct ln_adam_params {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;              /* 1 on the first update */
+} ln_adam_params;
+
+typedef struct ln_backend {
+    int abi;                   /* LN_BACKEND_ABI */
+    const char *name;          /* "ref", "cpu", "cuda" */
+
+    /* --- the device ------------------------------------------------------ */
+    int (*attach)(const ln_host_api *host);
+    /* How many devices exist; when none, writes why into `reason`. */
+    int (*device_count)(int *count, char *reason, size_t reason_len);
+    int (*open)(int index, void **ctx);
+    void (*close)(void *ctx);
+    int (*info)(void *ctx, ln_device_info *out);
+    int (*synchronize)(void *ctx);
+    int (*set_num_threads)(void *ctx, int n);
+
+    /* --- memory ---------------------------------------------------------- */
+    int (*alloc)(void *ctx, size_t nbytes, void **ptr);
+    void (*free)(void *ctx, void *ptr);
+    /* Host <-> device, contiguous bytes; both synchronous with respect to the
+     * host buffer (it may be reused when the call returns). */
+    int (*upload)(void *ctx, void *dst, const void *host_src, size_t nbytes);
+    int (*download)(void *ctx, void *host_dst, const void *src, size_t nbytes);
+
+    /* --- tensor ops ------------------------------------------------------ */
+    /* dst[idx] = convert(src[idx]) over equal shapes, any strides and dtypes. */
+    int (*copy)(void *ctx, const ln_strided *dst, const ln_strided *src);
+    int (*fill)(void *ctx, const ln_strided *dst, double value);
+    /* out = a OP b, all of `dtype` (LN_EQ writes 1 or 0 in `dtype`). */
+    int (*binary)(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                  const void *a, const void *b, void *out);
+    /* out = a OP s, or s OP a when scalar_first. */
+    int (*binary_scalar)(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                         const void *a, double s, int scalar_first, void *out);
+    /* *result = reduction of x; waits for the device. */
+    int (*reduce)(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
+                  const void *x, double *result);
+    /* x viewed as [outer, dim, inner]: out[o, i] = 1-based position of the
+     * first maximum along dim (NaN counts as the maximum, as in PyTorch). */
+    int (*argmax)(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,
+                  int64_t inner, const void *x, int32_t *out);
+    /* Row-major C[M,N] = alpha * op(A) op(B) + beta * C, float32 (CUDA may
+     * also take float16/bfloat16 with float32 accumulation). */
+    int (*gemm)(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m,
+                int n, int k, float alpha, const void *a, int lda,
+                const void *b, int ldb, float beta, void *c, int ldc);
+    /* Counter-based random numbers (Philox4x32-10, see philox.h): element i
+     * uses counter offset + i/4, so every backend draws the same numbers. */
+    int (*rand_uniform)(void *ctx, ln_dtype dtype, int64_t n, void *out,
+                        double lo, double hi, uint64_t seed, uint64_t offset);
+    int (*rand_normal)(void *ctx, ln_dtype dtype, int64_t n, void *out,
+                       double mean, double std, uint64_t seed, uint64_t offset);
+    /* dst[i, :] = src[indices[i], :] / divisor, computed in float32 as
+     * ToTensor does (x / 255): indices are 0-based int32 on the device; src
+     * and dst dtypes may differ. */
+    int (*gather_rows)(void *ctx, ln_dtype src_dtype, const void *src,
+                       ln_dtype dst_dtype, void *dst, int64_t row_elems,
+                       const int32_t *indices, int64_t n, double divisor);
+
+    /* --- layers (float32 unless stated) ----------------------------------- */
+    int (*conv2d_forward)(void *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias /* or NULL */,
+                          float *y);
+    int (*conv2d_backward_data)(void *ctx, const ln_conv2d_shape *s,
+                                const float *dy, const float *w, float *dx);
+    /* dw (and db when not NULL) accumulate when `accumulate` is set. */
+    int (*conv2d_backward_filter)(void *ctx, const ln_conv2d_shape *s,
+                                  const float *x, const float *dy, float *dw,
+                                  float *db, int accumulate);
+    int (*pool2d_forward)(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                          const float *x, float *y);
+    /* Max pooling routes each gradient to the first maximum of its window. */
+    int (*pool2d_backward)(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                           const float *x, const float *y, const float *dy,
+                           float *dx);
+    /* y = max(x, 0); x == y allowed. */
+    int (*relu_forward)(void *ctx, int64_t n, const float *x, float *y);
+    /* dx = dy where y > 0 else 0; dx == dy allowed. */
+    int (*relu_backward)(void *ctx, int64_t n, const float *y, const float *dy,
+                         float *dx);
+    /* y[n, c, i] += bias[c] for y viewed as [outer, channels, inner]. */
+    int (*bias_add)(void *ctx, int64_t outer, int64_t channels, int64_t inner,
+                    float *y, const float *bias);
+    /* db[c] (+)= sum over n, i of dy[n, c, i]. */
+    int (*bias_backward)(void *ctx, int64_t outer, int64_t channels,
+                         int64_t inner, const float *dy, float *db,
+                         int accumulate);
+    /* Inverted dropout: mask[i] = 1/(1-p) with probability 1-p, else 0 (a
+     * float mask, drawn like rand_uniform); y = x * mask. */
+    int (*dropout_forward)(void *ctx, int64_t n, float p, const float *x,
+                           float *y, float *mask, uint64_t seed,
+                           uint64_t offset);
+    /* Batch normalisation over [n, c, inner]. Training: uses batch statistics,
+     * saves mean and 1/sqrt(var+eps) per channel, updates running stats with
+     * PyTorch's momentum rule (unbiased variance). Eval: running stats. */
+    int (*batchnorm_forward_train)(void *ctx, int64_t n, int64_t c,
+                                   int64_t inner, const float *x,
+                                   const float *gamma, const float *beta,
+                                   float *y, float *running_mean,
+                                   float *running_var, float momentum,
+                                   float eps, float *save_mean,
+                                   float *save_invstd);
+    int (*batchnorm_forward_eval)(void *ctx, int64_t n, int64_t c,
+                                  int64_t inner, const float *x,
+                                  const float *gamma, const float *beta,
+                                  const float *running_mean,
+                                  const float *running_var, float eps,
+                                  float *y);
+    /* dx = input gradient; dgamma, dbeta accumulate when `accumulate`. */
+    int (*batchnorm_backward)(void *ctx, int64_t n, int64_t c, int64_t inner,
+                              const float *x, const float *dy,
+                              const float *gamma, const float *save_mean,
+                              const float *save_invstd, float *dx,
+                              float *dgamma, float *dbeta, int accumulate);
+    /* Mean softmax cross-entropy of logits [n, classes] against 1-based int32
+     * labels. Writes the loss to *loss_host (waits for the device). A label
+     * outside 1..classes is not read: *bad_index gets the 0-based position of
+     * the first such label, else -1, and the loss is then meaningless. */
+    int (*cross_entropy_forward)(void *ctx, int64_t n, int64_t classes,
+                                 const float *logits, const int32_t *labels,
+                                 double *loss_host, int64_t *bad_index);
+    /* dlogits = scale * (softmax(logits) - onehot(labels)). */
+    int (*cross_entropy_backward)(void *ctx, int64_t n, int64_t classes,
+                                  const float *logits, const int32_t *labels,
+                                  float scale, float *dlogits);
+
+    /* --- optimizers -------------------------------------------------------- */
+    int (*sgd_step)(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
+                    const float *grad, float *momentum_buffer /* or NULL */);
+    int (*adam_step)(void *ctx, const ln_adam_params *p, int64_t n,
+                     float *param, const float *grad, float *exp_avg,
+                     float *exp_avg_sq);
+} ln_backend;
+
+#endif

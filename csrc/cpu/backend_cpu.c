@@ -1,0 +1,96 @@
+/* The CPU backend: OpenBLAS for matrix products, our own (OpenMP) kernels for
+ * the rest, and the reference kernels for whatever has no fast path yet. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../device.h"
+#include "../host_memory.h"
+#include "../ops_ref.h"
+#include "../status.h"
+#include "cpu.h"
+
+void *ln_cpu_scratch(ln_cpu_context *ctx, size_t nbytes)
+{
+    if (nbytes <= ctx->scratch_bytes)
+        return ctx->scratch;
+    void *p = NULL;
+    if (ln_host_alloc(NULL, nbytes, &p) != LN_OK)
+        return NULL;
+    ln_host_free(NULL, ctx->scratch);
+    ctx->scratch = p;
+    ctx->scratch_bytes = nbytes;
+    return p;
+}
+
+static int cpu_device_count(int *count, char *reason, size_t len)
+{
+    (void)reason;
+    (void)len;
+    *count = 1;
+    return LN_OK;
+}
+
+static int cpu_open(int index, void **out)
+{
+    (void)index;
+    ln_cpu_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return ln_error(LN_ENOMEM, "out of host memory opening the cpu device");
+    ctx->threads = openblas_get_num_threads();
+    if (ctx->threads < 1)
+        ctx->threads = ln_host_cpu_cores();
+    *out = ctx;
+    return LN_OK;
+}
+
+static void cpu_close(void *vctx)
+{
+    ln_cpu_context *ctx = vctx;
+    ln_host_free(NULL, ctx->scratch);
+    free(ctx);
+}
+
+static int cpu_info(void *vctx, ln_device_info *out)
+{
+    ln_cpu_context *ctx = vctx;
+    memset(out, 0, sizeof *out);
+    ln_host_cpu_name(out->name, sizeof out->name);
+    out->cores = ln_host_cpu_cores();
+    out->threads = ctx->threads;
+    snprintf(out->blas, sizeof out->blas, "%s", openblas_get_config());
+    return LN_OK;
+}
+
+static int cpu_set_num_threads(void *vctx, int n)
+{
+    ln_cpu_context *ctx = vctx;
+    ctx->threads = n;
+    openblas_set_num_threads(n);
+    return LN_OK;
+}
+
+const ln_backend ln_cpu_backend = {
+    .abi = LN_BACKEND_ABI,
+    .name = "cpu",
+    .device_count = cpu_device_count,
+    .open = cpu_open,
+    .close = cpu_close,
+    .info = cpu_info,
+    .set_num_threads = cpu_set_num_threads,
+    .alloc = ln_host_alloc,
+    .free = ln_host_free,
+    .upload = ln_host_upload,
+    .download = ln_host_download,
+    .copy = ln_cpu_copy,
+    .fill = ln_cpu_fill,
+    .binary = ln_cpu_binary,
+    .binary_scalar = ln_cpu_binary_scalar,
+    .reduce = ln_cpu_reduce,
+    .argmax = ln_ref_argmax,
+    .gemm = ln_cpu_gemm,
+    .rand_uniform = ln_ref_rand_uniform,
+    .rand_normal = ln_ref_rand_normal,
+    .gather_rows = ln_cpu_gather_rows,
+};

@@ -1,0 +1,166 @@
+#include "binding.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../status.h"
+
+void ln_lua_check_status(lua_State *L, int st, const char *fname)
+{
+    if (st != LN_OK)
+        luaL_error(L, "%s: %s", fname, ln_last_error());
+}
+
+int ln_lua_fail(lua_State *L, const char *fname, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return luaL_error(L, "%s: %s", fname, msg);
+}
+
+ln_tensor *ln_lua_new_tensor(lua_State *L)
+{
+    ln_tensor *t = lua_newuserdatauv(L, sizeof(ln_tensor), 0);
+    memset(t, 0, sizeof *t);
+    luaL_setmetatable(L, LN_TENSOR_MT);
+    return t;
+}
+
+ln_tensor *ln_lua_to_tensor(lua_State *L, int idx)
+{
+    return luaL_testudata(L, idx, LN_TENSOR_MT);
+}
+
+ln_tensor *ln_lua_check_tensor(lua_State *L, int idx, const char *fname)
+{
+    ln_tensor *t = luaL_testudata(L, idx, LN_TENSOR_MT);
+    if (!t)
+        ln_lua_fail(L, fname, "argument #%d: expected a lunet tensor, got %s", idx,
+                    luaL_typename(L, idx));
+    if (!t->storage)
+        ln_lua_fail(L, fname, "argument #%d: the tensor was freed", idx);
+    return t;
+}
+
+static int64_t check_size(lua_State *L, int idx, const char *fname, int pos)
+{
+    int isint = 0;
+    lua_Integer v = 0;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        v = lua_tointegerx(L, idx, &isint);
+        if (!isint) {
+            lua_Number n = lua_tonumber(L, idx);
+            /* 1e12 is a float in Lua; accept any integral float in range */
+            if (n == floor(n) && fabs(n) < 9.2e18) {
+                v = (lua_Integer)n;
+                isint = 1;
+            }
+        }
+    }
+    if (!isint)
+        ln_lua_fail(L, fname, "shape: size %d must be an integer, got %s", pos,
+                    lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx)
+                                                    : luaL_typename(L, idx));
+    if (v < 0)
+        ln_lua_fail(L, fname, "shape: size %d is negative (%lld)", pos, (long long)v);
+    return (int64_t)v;
+}
+
+int ln_lua_check_shape(lua_State *L, int idx, const char *fname, int64_t *shape)
+{
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        lua_Unsigned n = lua_rawlen(L, idx);
+        if (n > LN_MAX_DIMS)
+            ln_lua_fail(L, fname, "shape has %d sizes; at most %d are allowed", (int)n,
+                        LN_MAX_DIMS);
+        for (int i = 0; i < (int)n; i++) {
+            lua_rawgeti(L, idx, i + 1);
+            shape[i] = check_size(L, -1, fname, i + 1);
+            lua_pop(L, 1);
+        }
+        return (int)n;
+    }
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        int n = 0;
+        while (lua_type(L, idx + n) == LUA_TNUMBER) {
+            if (n == LN_MAX_DIMS)
+                ln_lua_fail(L, fname, "at most %d sizes are allowed", LN_MAX_DIMS);
+            shape[n] = check_size(L, idx + n, fname, n + 1);
+            n++;
+        }
+        return n;
+    }
+    return ln_lua_fail(L, fname, "argument #%d: expected a shape (an array of sizes "
+                       "such as {64, 1, 28, 28}), got %s", idx, luaL_typename(L, idx));
+}
+
+ln_dtype ln_lua_check_dtype(lua_State *L, int idx, const char *fname)
+{
+    ln_dtype dt;
+    const char *name = lua_tostring(L, idx);
+    if (lua_type(L, idx) != LUA_TSTRING || ln_dtype_from_name(name, &dt) != 0)
+        ln_lua_fail(L, fname, "unknown dtype %s%s%s (expected \"float32\", \"int32\", "
+                    "\"uint8\", \"float16\" or \"bfloat16\")",
+                    name ? "\"" : "", name ? name : luaL_typename(L, idx), name ? "\"" : "");
+    return dt;
+}
+
+void ln_lua_tensor_options(lua_State *L, int idx, const char *fname, ln_dtype *dtype,
+                           ln_device **dev)
+{
+    *dtype = LN_FLOAT32;
+    *dev = ln_device_cpu();
+    if (lua_isnoneornil(L, idx))
+        return;
+    if (lua_type(L, idx) != LUA_TTABLE)
+        ln_lua_fail(L, fname, "argument #%d: expected an options table {dtype=, device=}, "
+                    "got %s", idx, luaL_typename(L, idx));
+    int top = lua_gettop(L);
+    if (lua_getfield(L, idx, "dtype") != LUA_TNIL)
+        *dtype = ln_lua_check_dtype(L, top + 1, fname);
+    if (lua_getfield(L, idx, "device") != LUA_TNIL)
+        *dev = ln_lua_check_device(L, top + 2, fname);
+    lua_settop(L, top);
+}
+
+lua_Integer ln_lua_check_integer(lua_State *L, int idx, const char *fname,
+                                 const char *argname, lua_Integer lo, lua_Integer hi)
+{
+    int isint = 0;
+    lua_Integer v = 0;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        v = lua_tointegerx(L, idx, &isint);
+        if (!isint) {
+            lua_Number n = lua_tonumber(L, idx);
+            if (n == floor(n) && fabs(n) < 9.2e18) {
+                v = (lua_Integer)n;
+                isint = 1;
+            }
+        }
+    }
+    if (!isint)
+        ln_lua_fail(L, fname, "%s must be an integer, got %s", argname,
+                    lua_type(L, idx) == LUA_TNUMBER ? lua_tostring(L, idx)
+                                                    : luaL_typename(L, idx));
+    if (v < lo || v > hi)
+        ln_lua_fail(L, fname, "%s = %lld is out of range (%lld..%lld)", argname,
+                    (long long)v, (long long)lo, (long long)hi);
+    return v;
+}
+
+lua_Number ln_lua_check_number(lua_State *L, int idx, const char *fname,
+                               const char *argname)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        ln_lua_fail(L, fname, "%s must be a number, got %s", argname,
+                    luaL_typename(L, idx));
+    lua_Number v = lua_tonumber(L, idx);
+    if (!isfinite(v))
+        ln_lua_fail(L, fname, "%s must be finite, got %s", argname, lua_tostring(L, idx));
+    return v;
+}

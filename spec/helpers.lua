@@ -1,0 +1,128 @@
+--- Shared helpers for the busted specs.
+local lunet = require("lunet")
+
+local helpers = {}
+
+--- Largest absolute difference between two tensors (any devices/dtypes) or
+-- between a tensor and a nested table, and the position where it occurs.
+function helpers.max_abs_diff(a, b)
+  local ta = lunet.is_tensor(a) and a:to("cpu"):to("float32") or lunet.tensor(a)
+  local tb = lunet.is_tensor(b) and b:to("cpu"):to("float32") or lunet.tensor(b)
+  assert(ta:numel() == tb:numel(), ("element counts differ: %d vs %d"):format(ta:numel(), tb:numel()))
+  local fa, fb = ta:reshape({ -1 }), tb:reshape({ -1 })
+  local worst, where = 0, nil
+  for i = 1, fa:numel() do
+    local x, y = fa:get(i), fb:get(i)
+    local d = math.abs(x - y)
+    if x ~= x or y ~= y then d = (x ~= x and y ~= y) and 0 or math.huge end
+    if d > worst then worst, where = d, i end
+  end
+  return worst, where
+end
+
+--- Asserts |a - b| <= atol + rtol * |b| elementwise; the failure message
+-- names the worst element, as llm.c's checks do.
+function helpers.assert_close(actual, expected, rtol, atol, what)
+  rtol, atol = rtol or 1e-5, atol or 1e-6
+  local ta = lunet.is_tensor(actual) and actual:to("cpu"):to("float32") or lunet.tensor(actual)
+  local tb = lunet.is_tensor(expected) and expected:to("cpu"):to("float32") or lunet.tensor(expected)
+  local sa, sb = table.concat(ta:shape(), "x"), table.concat(tb:shape(), "x")
+  assert(sa == sb, ("%sshapes differ: %s vs %s"):format(what and (what .. ": ") or "", sa, sb))
+  local fa, fb = ta:reshape({ -1 }):totable(), tb:reshape({ -1 }):totable()
+  local worst, where, excess = 0, nil, -math.huge
+  for i = 1, #fa do
+    local x, y = fa[i], fb[i]
+    local d = math.abs(x - y)
+    if x ~= x or y ~= y then d = (x ~= x and y ~= y) and 0 or math.huge end
+    local over = d - (atol + rtol * math.abs(y))
+    if over > excess then excess, worst, where = over, d, i end
+  end
+  if excess > 0 then
+    error(("%snot close: worst |diff| %.3g at element %d (got %.9g, expected %.9g; rtol %g, atol %g)")
+      :format(what and (what .. ": ") or "", worst, where, fa[where], fb[where], rtol, atol), 2)
+  end
+  return worst
+end
+
+--- A random float32 tensor from its own seed, on `device`.
+function helpers.random(shape, seed, device, lo, hi)
+  lunet.manual_seed(seed or 1)
+  local t = lunet.rand(shape)
+  if lo or hi then t = t * ((hi or 1) - (lo or 0)) + (lo or 0) end
+  return device and t:to(device) or t
+end
+
+--- CUDA availability, computed once.
+local cuda_ok, cuda_reason
+function helpers.cuda()
+  if cuda_ok == nil then cuda_ok, cuda_reason = lunet.cuda_available() end
+  return cuda_ok, cuda_reason
+end
+
+--- Defines a spec that needs a GPU: it runs where one is present and shows as
+-- pending, with the reason, where none is.
+function helpers.cuda_it(name, fn)
+  local ok, reason = helpers.cuda()
+  if ok then
+    it(name, fn)
+  else
+    pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
+  end
+end
+
+--- The devices every op is checked on: the reference, the CPU, and the GPU
+-- when there is one.
+function helpers.devices()
+  local list = { "ref", "cpu" }
+  if helpers.cuda() then list[#list + 1] = "cuda" end
+  return list
+end
+
+--- Runs Lua code in a child lua5.4 with the same module paths, so a crash
+-- (a signal) fails the spec instead of killing busted. Returns ok, output,
+-- exit code.
+function helpers.run_child(code, opts)
+  opts = opts or {}
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "w"))
+  f:write(code)
+  f:close()
+  local prefix = opts.prefix or ""
+  local cmd = ("%s lua5.4 %s 2>&1; echo \"__exit=$?\""):format(prefix, tmp)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  os.remove(tmp)
+  local exit = tonumber(out:match("__exit=(%d+)%s*$"))
+  out = out:gsub("__exit=%d+%s*$", "")
+  return exit == 0, out, exit
+end
+
+--- A fresh temporary directory, removed by the caller with helpers.rmdir.
+function helpers.tmpdir()
+  local p = io.popen("mktemp -d")
+  local dir = p:read("l")
+  p:close()
+  return dir
+end
+
+function helpers.rmdir(dir)
+  assert(dir:match("^/tmp/"), "refusing to remove " .. dir)
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
+--- Asserts that fn raises an error whose message contains every fragment
+-- (plain text, not patterns), and returns the message.
+function helpers.assert_error(fn, ...)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error, got success")
+  err = tostring(err)
+  for _, fragment in ipairs({ ... }) do
+    if not err:find(fragment, 1, true) then
+      error(("error message %q does not contain %q"):format(err, fragment), 2)
+    end
+  end
+  return err
+end
+
+return helpers
