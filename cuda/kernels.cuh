@@ -1,0 +1,135 @@
+/* What the kernel files share: launch geometry, dtype conversions that match
+ * the CPU's (csrc/dtype.c) bit for bit, and a deterministic block reduction.
+ * CUDA C++ only. */
+#ifndef LUNET_CUDA_KERNELS_CUH
+#define LUNET_CUDA_KERNELS_CUH
+
+#include <stdint.h>
+
+#include "context.h"
+
+#define LN_THREADS 256
+/* Grid-stride loops cover any n; more blocks than this only add overhead. */
+#define LN_MAX_BLOCKS 65535
+
+/* Blocks for n elements at LN_THREADS per block. Callers return early when
+ * n == 0: a launch of zero blocks is an error. */
+static inline unsigned ln_blocks(int64_t n)
+{
+    int64_t b = (n + LN_THREADS - 1) / LN_THREADS;
+    return (unsigned)(b < LN_MAX_BLOCKS ? b : LN_MAX_BLOCKS);
+}
+
+#define LN_GRID_STRIDE(i, n)                                                  \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (int64_t)blockDim.x * gridDim.x)
+
+/* --- dtype conversions (mirror csrc/dtype.c exactly) ------------------------ */
+
+__device__ __forceinline__ uint16_t ln_dev_float_to_half(float f)
+{
+    uint32_t x = __float_as_uint(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t mag = x & 0x7fffffffu;
+    if (mag >= 0x7f800000u)
+        return (uint16_t)(sign | 0x7c00u | (mag > 0x7f800000u ? 0x200u : 0));
+    if (mag >= 0x477ff000u)
+        return (uint16_t)(sign | 0x7c00u);
+    if (mag < 0x38800000u) {
+        float a = __uint_as_float(mag);
+        uint32_t q = (uint32_t)rintf(a * 16777216.0f); /* rint: round half even */
+        return (uint16_t)(sign | q);
+    }
+    uint32_t mant_odd = (mag >> 13) & 1u;
+    mag += 0xc8000fffu + mant_odd;
+    return (uint16_t)(sign | (mag >> 13));
+}
+
+__device__ __forceinline__ float ln_dev_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t mant = h & 0x3ffu;
+    if (exp == 0x1f)
+        return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+    if (exp == 0) {
+        float v = (float)mant * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    }
+    return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+__device__ __forceinline__ uint16_t ln_dev_float_to_bfloat16(float f)
+{
+    uint32_t x = __float_as_uint(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+__device__ __forceinline__ float ln_dev_bfloat16_to_float(uint16_t b)
+{
+    return __uint_as_float((uint32_t)b << 16);
+}
+
+/* Element i of a buffer of `dtype`, as a double (ln_load_as_double). */
+__device__ __forceinline__ double ln_dev_load(const void *data, ln_dtype dtype, int64_t i)
+{
+    switch (dtype) {
+    case LN_FLOAT32: return ((const float *)data)[i];
+    case LN_INT32: return ((const int32_t *)data)[i];
+    case LN_UINT8: return ((const uint8_t *)data)[i];
+    case LN_FLOAT16: return ln_dev_half_to_float(((const uint16_t *)data)[i]);
+    case LN_BFLOAT16: return ln_dev_bfloat16_to_float(((const uint16_t *)data)[i]);
+    default: return 0;
+    }
+}
+
+/* Integer stores saturate and NaN becomes 0 (ln_store_from_double). */
+__device__ __forceinline__ double ln_dev_clamp(double v, double lo, double hi)
+{
+    if (v != v)
+        return 0;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+__device__ __forceinline__ void ln_dev_store(void *data, ln_dtype dtype, int64_t i, double v)
+{
+    switch (dtype) {
+    case LN_FLOAT32: ((float *)data)[i] = (float)v; break;
+    case LN_INT32:
+        ((int32_t *)data)[i] = (int32_t)ln_dev_clamp(trunc(v), -2147483648.0, 2147483647.0);
+        break;
+    case LN_UINT8: ((uint8_t *)data)[i] = (uint8_t)ln_dev_clamp(trunc(v), 0, 255); break;
+    case LN_FLOAT16: ((uint16_t *)data)[i] = ln_dev_float_to_half((float)v); break;
+    case LN_BFLOAT16: ((uint16_t *)data)[i] = ln_dev_float_to_bfloat16((float)v); break;
+    default: break;
+    }
+}
+
+/* --- reductions ---------------------------------------------------------------
+ * A fixed tree over the block's threads: the same inputs always add up in
+ * the same order, so results do not change from run to run. Every thread of
+ * the block must call it; thread 0 gets the result. */
+template <typename T, typename Combine>
+__device__ T ln_block_reduce(T v, Combine combine)
+{
+    __shared__ T shared[LN_THREADS];
+    shared[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half)
+            shared[threadIdx.x] = combine(shared[threadIdx.x], shared[threadIdx.x + half]);
+        __syncthreads();
+    }
+    T result = shared[0];
+    __syncthreads(); /* the buffer may be reused by the next call */
+    return result;
+}
+
+struct ln_add_op {
+    __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+#endif
