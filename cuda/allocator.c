@@ -16,7 +16,7 @@
 #define SMALL_LIMIT ((size_t)1 << 20)
 #define SMALL_STEP ((size_t)512)
 
-static size_t size_class(size_t n)
+size_t ln_cuda_size_class(size_t n)
 {
     if (n <= SMALL_LIMIT)
         return (n + SMALL_STEP - 1) / SMALL_STEP * SMALL_STEP;
@@ -126,7 +126,7 @@ int ln_cuda_alloc(void *vctx, size_t nbytes, void **ptr)
     *ptr = NULL;
     if (nbytes == 0)
         return LN_OK;
-    size_t size = size_class(nbytes);
+    size_t size = ln_cuda_size_class(nbytes);
     ln_cuda_block *b = take_cached(a, size);
     if (b) {
         a->cache_hits++;

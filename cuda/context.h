@@ -142,6 +142,9 @@ int ln_cuda_unsupported_dtype(const char *func, ln_dtype dtype);
 /* Makes the context's device current for this host thread (cheap). */
 #define LN_CUDA_ENTER(ctx) LN_CUDA_CHECK(cudaSetDevice((ctx)->device))
 
+/* The size class an allocation of n bytes is served from (>= n). */
+size_t ln_cuda_size_class(size_t n);
+
 /* At close: returns every block, live or cached, to the driver. */
 void ln_cuda_allocator_release_all(ln_cuda_context *ctx);
 

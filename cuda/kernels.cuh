@@ -4,7 +4,9 @@
 #ifndef LUNET_CUDA_KERNELS_CUH
 #define LUNET_CUDA_KERNELS_CUH
 
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "context.h"
 
@@ -24,11 +26,36 @@ static inline unsigned ln_blocks(int64_t n)
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (int64_t)blockDim.x * gridDim.x)
 
-/* --- dtype conversions (mirror csrc/dtype.c exactly) ------------------------ */
+/* --- dtype conversions (mirror csrc/dtype.c exactly) ------------------------
+ * Host and device: the host build of these very functions is checked against
+ * csrc/dtype.c by lunet.cuda.self_test(), which needs no GPU. */
+#define LN_HD __host__ __device__ __forceinline__
 
-__device__ __forceinline__ uint16_t ln_dev_float_to_half(float f)
+LN_HD uint32_t ln_float_bits(float f)
 {
-    uint32_t x = __float_as_uint(f);
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+
+LN_HD float ln_bits_float(uint32_t u)
+{
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
+
+LN_HD uint16_t ln_dev_float_to_half(float f)
+{
+    uint32_t x = ln_float_bits(f);
     uint32_t sign = (x >> 16) & 0x8000u;
     uint32_t mag = x & 0x7fffffffu;
     if (mag >= 0x7f800000u)
@@ -36,7 +63,7 @@ __device__ __forceinline__ uint16_t ln_dev_float_to_half(float f)
     if (mag >= 0x477ff000u)
         return (uint16_t)(sign | 0x7c00u);
     if (mag < 0x38800000u) {
-        float a = __uint_as_float(mag);
+        float a = ln_bits_float(mag);
         uint32_t q = (uint32_t)rintf(a * 16777216.0f); /* rint: round half even */
         return (uint16_t)(sign | q);
     }
@@ -45,36 +72,36 @@ __device__ __forceinline__ uint16_t ln_dev_float_to_half(float f)
     return (uint16_t)(sign | (mag >> 13));
 }
 
-__device__ __forceinline__ float ln_dev_half_to_float(uint16_t h)
+LN_HD float ln_dev_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;
     uint32_t mant = h & 0x3ffu;
     if (exp == 0x1f)
-        return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+        return ln_bits_float(sign | 0x7f800000u | (mant << 13));
     if (exp == 0) {
         float v = (float)mant * (1.0f / 16777216.0f);
         return sign ? -v : v;
     }
-    return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
+    return ln_bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
-__device__ __forceinline__ uint16_t ln_dev_float_to_bfloat16(float f)
+LN_HD uint16_t ln_dev_float_to_bfloat16(float f)
 {
-    uint32_t x = __float_as_uint(f);
+    uint32_t x = ln_float_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)((x >> 16) | 0x40u);
     x += 0x7fffu + ((x >> 16) & 1u);
     return (uint16_t)(x >> 16);
 }
 
-__device__ __forceinline__ float ln_dev_bfloat16_to_float(uint16_t b)
+LN_HD float ln_dev_bfloat16_to_float(uint16_t b)
 {
-    return __uint_as_float((uint32_t)b << 16);
+    return ln_bits_float((uint32_t)b << 16);
 }
 
 /* Element i of a buffer of `dtype`, as a double (ln_load_as_double). */
-__device__ __forceinline__ double ln_dev_load(const void *data, ln_dtype dtype, int64_t i)
+LN_HD double ln_dev_load(const void *data, ln_dtype dtype, int64_t i)
 {
     switch (dtype) {
     case LN_FLOAT32: return ((const float *)data)[i];
@@ -87,14 +114,14 @@ __device__ __forceinline__ double ln_dev_load(const void *data, ln_dtype dtype, 
 }
 
 /* Integer stores saturate and NaN becomes 0 (ln_store_from_double). */
-__device__ __forceinline__ double ln_dev_clamp(double v, double lo, double hi)
+LN_HD double ln_dev_clamp(double v, double lo, double hi)
 {
     if (v != v)
         return 0;
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-__device__ __forceinline__ void ln_dev_store(void *data, ln_dtype dtype, int64_t i, double v)
+LN_HD void ln_dev_store(void *data, ln_dtype dtype, int64_t i, double v)
 {
     switch (dtype) {
     case LN_FLOAT32: ((float *)data)[i] = (float)v; break;

@@ -10,7 +10,10 @@
  *   memory_stats([device])           the caching allocator's counters
  *   empty_cache([device])            returns cached blocks to the driver
  *   missing_slots()                  names of empty backend slots, and how
- *                                    many slots were checked */
+ *                                    many slots were checked
+ *   self_test()                      host-side checks needing no GPU:
+ *                                    failures, number of checks, sample
+ *                                    error messages */
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -148,6 +151,22 @@ static int l_missing_slots(lua_State *L)
     return 2;
 }
 
+/* failures, checks, samples: see ln_cuda_self_test. */
+static int l_self_test(lua_State *L)
+{
+    char report[1024], samples[1024];
+    long checks = 0;
+    int failures = ln_cuda_self_test(report, sizeof report, &checks, samples, sizeof samples);
+    lua_newtable(L);
+    if (failures > 0) {
+        lua_pushfstring(L, "%d failure%s: %s", failures, failures == 1 ? "" : "s", report);
+        lua_rawseti(L, -2, 1);
+    }
+    lua_pushinteger(L, (lua_Integer)checks);
+    lua_pushstring(L, samples);
+    return 3;
+}
+
 LUNET_EXPORT int luaopen_lunet_cuda(lua_State *L);
 LUNET_EXPORT int luaopen_lunet_cuda(lua_State *L)
 {
@@ -155,7 +174,8 @@ LUNET_EXPORT int luaopen_lunet_cuda(lua_State *L)
         {"set_tf32", l_set_tf32},         {"get_tf32", l_get_tf32},
         {"available", l_available},       {"device_count", l_device_count},
         {"memory_stats", l_memory_stats}, {"empty_cache", l_empty_cache},
-        {"missing_slots", l_missing_slots}, {NULL, NULL}};
+        {"missing_slots", l_missing_slots}, {"self_test", l_self_test},
+        {NULL, NULL}};
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, (void *)&ln_cuda_backend);
     lua_setfield(L, -2, "backend");

@@ -129,6 +129,15 @@ void *ln_cuda_context_of(int index);
 void ln_cuda_memory_stats_of(void *ctx, ln_cuda_memory_stats *out);
 /* Returns every cached (free) block to the driver. */
 int ln_cuda_empty_cache(void *ctx);
+/* Checks of this module's host-side logic that need no GPU: the dtype
+ * conversions the kernels use (their host build) against csrc/dtype.c, the
+ * allocator's size classes, and the error messages of the check macros.
+ * Returns the number of failures (the first ones described in `report`),
+ * and how many checks ran; `samples` gets one message of each kind (CUDA,
+ * cuBLAS, cuDNN), one per line. */
+int ln_cuda_self_test(char *report, size_t report_len, long *checks, char *samples,
+                      size_t samples_len);
+
 /* The message of the backend's last error (also given to the core). */
 const char *ln_cuda_last_error(void);
 
