@@ -62,11 +62,14 @@ end
 --- Defines a spec that needs a GPU: it runs where one is present and shows as
 -- pending, with the reason, where none is.
 function helpers.cuda_it(name, fn)
+  -- busted defines `it` and `pending` in the spec files' environment, not in
+  -- _G where this module looks: take them from busted itself
+  local busted = require("busted")
   local ok, reason = helpers.cuda()
   if ok then
-    it(name, fn)
+    busted.it(name, fn)
   else
-    pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
+    busted.pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
   end
 end
 
