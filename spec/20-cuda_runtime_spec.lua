@@ -206,7 +206,9 @@ describe("CUDA without a GPU, in a child process", function()
           assert(not ok, "expected an error")
           print("error=" .. tostring(err))
         end
-        lunet.cuda.set_tf32(lunet.cuda.get_tf32()) -- harmless, or a clear error
+        -- harmless with lunet/cuda.so, a clear error without it
+        local ok, err = pcall(function() lunet.cuda.set_tf32(false) end)
+        print("tf32=" .. (ok and "ok" or err))
       end
       print("devices=" .. table.concat(lunet.devices(), ","))
       print("sum=" .. lunet.ones({ 4, 4 }):sum())
@@ -221,6 +223,8 @@ describe("CUDA without a GPU, in a child process", function()
       local errors = select(2, out:gsub("error=", ""))
       assert.equal(7, errors, out)
       assert.is_nil(out:find("error=nil", 1, true), out)
+      assert.truthy(out:find("tf32=ok", 1, true)
+        or out:match("tf32=[^\n]*lunet%.cuda%.set_tf32: CUDA not available"), out)
     end
   end)
 end)
