@@ -4,25 +4,13 @@
  * CPU's bits; equal dtypes copy bits. */
 #include "kernels.cuh"
 
-/* Offset, in elements, of the element at row-major position `linear`. */
-__device__ __forceinline__ int64_t strided_offset(const ln_strided &s, int64_t linear)
-{
-    int64_t off = 0;
-    for (int d = s.ndim - 1; d >= 0; d--) {
-        int64_t size = s.shape[d];
-        off += (linear % size) * s.stride[d];
-        linear /= size;
-    }
-    return off;
-}
-
 template <typename T>
 __global__ void copy_bits_kernel(ln_strided dst, ln_strided src, int64_t n)
 {
     LN_GRID_STRIDE(i, n)
     {
-        ((T *)dst.data)[strided_offset(dst, i)] =
-            ((const T *)src.data)[strided_offset(src, i)];
+        ((T *)dst.data)[ln_strided_offset(dst, i)] =
+            ((const T *)src.data)[ln_strided_offset(src, i)];
     }
 }
 
@@ -30,8 +18,8 @@ __global__ void copy_convert_kernel(ln_strided dst, ln_strided src, int64_t n)
 {
     LN_GRID_STRIDE(i, n)
     {
-        double v = ln_dev_load(src.data, src.dtype, strided_offset(src, i));
-        ln_dev_store(dst.data, dst.dtype, strided_offset(dst, i), v);
+        double v = ln_dev_load(src.data, src.dtype, ln_strided_offset(src, i));
+        ln_dev_store(dst.data, dst.dtype, ln_strided_offset(dst, i), v);
     }
 }
 
@@ -39,7 +27,7 @@ __global__ void fill_kernel(ln_strided dst, double value, int64_t n)
 {
     LN_GRID_STRIDE(i, n)
     {
-        ln_dev_store(dst.data, dst.dtype, strided_offset(dst, i), value);
+        ln_dev_store(dst.data, dst.dtype, ln_strided_offset(dst, i), value);
     }
 }
 

@@ -135,6 +135,45 @@ LN_HD void ln_dev_store(void *data, ln_dtype dtype, int64_t i, double v)
     }
 }
 
+/* --- indexing -------------------------------------------------------------------- */
+
+/* Offset, in elements, of the element at row-major position `linear` of a
+ * strided view (its own shape, so views of different shapes but equal
+ * counts pair up in row-major order, as copy requires). */
+LN_HD int64_t ln_strided_offset(const ln_strided &s, int64_t linear)
+{
+    int64_t off = 0;
+    for (int d = s.ndim - 1; d >= 0; d--) {
+        int64_t size = s.shape[d];
+        off += (linear % size) * s.stride[d];
+        linear /= size;
+    }
+    return off;
+}
+
+/* --- argmax as a reduction -----------------------------------------------------
+ * The reference scans d = 0, 1, ... keeping the first maximum and stopping at
+ * the first NaN. As a commutative, associative combination of (value, index)
+ * pairs: NaN beats any number, the larger value wins, ties go to the smaller
+ * index; so any tree of combinations gives the reference's answer. */
+struct ln_arg_best {
+    double value;
+    int64_t index;
+};
+
+LN_HD ln_arg_best ln_better_of(ln_arg_best a, ln_arg_best b)
+{
+    bool a_nan = a.value != a.value, b_nan = b.value != b.value;
+    if (a_nan || b_nan) {
+        if (a_nan && b_nan)
+            return a.index <= b.index ? a : b;
+        return a_nan ? a : b;
+    }
+    if (a.value != b.value)
+        return a.value > b.value ? a : b;
+    return a.index <= b.index ? a : b;
+}
+
 /* --- reductions ---------------------------------------------------------------
  * A fixed tree over the block's threads: the same inputs always add up in
  * the same order, so results do not change from run to run. Every thread of

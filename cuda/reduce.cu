@@ -80,30 +80,13 @@ extern "C" int ln_cuda_reduce(void *vctx, ln_reduce_op op, ln_dtype dtype, int64
     return LN_OK;
 }
 
-/* --- argmax --------------------------------------------------------------------
- * The reference scans d = 0, 1, ... and keeps the first maximum, stopping at
- * the first NaN. As a reduction: (value, index) pairs where NaN beats any
- * number, the larger value wins, and ties go to the smaller index. */
-struct arg_best {
-    double value;
-    int64_t index;
-};
-
-__device__ __forceinline__ arg_best better_of(arg_best a, arg_best b)
-{
-    bool a_nan = a.value != a.value, b_nan = b.value != b.value;
-    if (a_nan || b_nan) {
-        if (a_nan && b_nan)
-            return a.index <= b.index ? a : b;
-        return a_nan ? a : b;
-    }
-    if (a.value != b.value)
-        return a.value > b.value ? a : b;
-    return a.index <= b.index ? a : b;
-}
+/* --- argmax ------------------------------------------------------------------ */
 
 struct better_op {
-    __device__ arg_best operator()(arg_best a, arg_best b) const { return better_of(a, b); }
+    __device__ ln_arg_best operator()(ln_arg_best a, ln_arg_best b) const
+    {
+        return ln_better_of(a, b);
+    }
 };
 
 /* One thread per output: best for short dims and many outputs (class scores). */
@@ -132,10 +115,10 @@ __global__ void argmax_long_kernel(ln_dtype dtype, int64_t outer, int64_t dim, i
 {
     for (int64_t j = blockIdx.x; j < outer * inner; j += gridDim.x) {
         int64_t o = j / inner, i = j % inner;
-        arg_best best = {-INFINITY, INT64_MAX};
+        ln_arg_best best = {-INFINITY, INT64_MAX};
         for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-            arg_best here = {ln_dev_load(x, dtype, (o * dim + d) * inner + i), d};
-            best = better_of(best, here);
+            ln_arg_best here = {ln_dev_load(x, dtype, (o * dim + d) * inner + i), d};
+            best = ln_better_of(best, here);
         }
         best = ln_block_reduce(best, better_op());
         if (threadIdx.x == 0)

@@ -5,6 +5,10 @@
  *    the core's (csrc/dtype.c, compiled into this module for the purpose):
  *    every float16 and bfloat16 value, a dense sweep of float32 bit
  *    patterns, and every dtype's load and store of awkward doubles;
+ *  - the per-element index math of the kernels, run on the host: strided
+ *    offsets against a plain multi-index walk, the gather-style pooling
+ *    backward against the reference's scatter (to the bit) on hundreds of
+ *    geometries, and argmax's tree reduction against the reference's scan;
  *  - the caching allocator's size classes;
  *  - the messages of the CUDA, cuBLAS and cuDNN checks. */
 #include <stdio.h>
@@ -17,6 +21,7 @@ extern "C" {
 }
 
 #include "kernels.cuh"
+#include "pool.cuh"
 
 namespace {
 
@@ -84,6 +89,170 @@ void check_conversions(results &r)
             double x = ln_dev_load(a, (ln_dtype)dt, 0), y = ln_load_as_double(b, (ln_dtype)dt, 0);
             check(r, same_bits(x, y), "load differs", values[i]);
         }
+    }
+}
+
+/* A small deterministic generator for the geometry sweeps. */
+struct lcg {
+    uint64_t state;
+    uint32_t next()
+    {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return (uint32_t)(state >> 33);
+    }
+    int below(int n) { return (int)(next() % (uint32_t)n); }
+};
+
+void check_strided_offsets(results &r)
+{
+    lcg g = {1};
+    for (int trial = 0; trial < 2000; trial++) {
+        ln_strided s;
+        memset(&s, 0, sizeof s);
+        s.ndim = g.below(LN_MAX_DIMS + 1);
+        int64_t n = 1;
+        for (int d = 0; d < s.ndim; d++) {
+            s.shape[d] = 1 + g.below(4);
+            s.stride[d] = g.below(50);
+            n *= s.shape[d];
+        }
+        int64_t index[LN_MAX_DIMS] = {0};
+        for (int64_t linear = 0; linear < n; linear++) {
+            int64_t expected = 0;
+            for (int d = 0; d < s.ndim; d++)
+                expected += index[d] * s.stride[d];
+            check(r, ln_strided_offset(s, linear) == expected, "strided offset differs",
+                  (double)trial);
+            for (int d = s.ndim - 1; d >= 0; d--) { /* the reference's walk */
+                if (++index[d] < s.shape[d])
+                    break;
+                index[d] = 0;
+            }
+        }
+    }
+}
+
+/* The reference's pooling backward (csrc/ops_ref.c): scatter each window's
+ * gradient, windows in row-major order. */
+void scatter_pool_backward(ln_pool_mode mode, const ln_pool2d_shape &s, const float *x,
+                           const float *dy, float *dx)
+{
+    int64_t planes = (int64_t)s.n * s.c, in_size = (int64_t)s.h * s.w;
+    float window = (float)s.kernel_h * (float)s.kernel_w;
+    memset(dx, 0, sizeof(float) * (size_t)(planes * in_size));
+    for (int64_t i = 0; i < planes; i++) {
+        const float *plane = x + i * in_size, *g = dy + i * s.p * s.q;
+        float *d = dx + i * in_size;
+        for (int p = 0; p < s.p; p++)
+            for (int q = 0; q < s.q; q++) {
+                float grad = g[p * s.q + q];
+                if (mode == LN_POOL_MAX) {
+                    d[ln_max_pool_argmax(s, plane, p, q)] += grad;
+                    continue;
+                }
+                for (int rr = 0; rr < s.kernel_h; rr++)
+                    for (int t = 0; t < s.kernel_w; t++) {
+                        int h = p * s.stride_h - s.pad_h + rr, v = q * s.stride_w - s.pad_w + t;
+                        if (h >= 0 && h < s.h && v >= 0 && v < s.w)
+                            d[(int64_t)h * s.w + v] += grad / window;
+                    }
+            }
+    }
+}
+
+void check_pooling(results &r)
+{
+    enum { MAX_ELEMS = 2 * 3 * 12 * 12 };
+    float x[MAX_ELEMS], dy[MAX_ELEMS], dx[MAX_ELEMS];
+    lcg g = {7};
+    for (int trial = 0; trial < 600; trial++) {
+        ln_pool2d_shape s;
+        memset(&s, 0, sizeof s);
+        s.n = 1 + g.below(2);
+        s.c = 1 + g.below(3);
+        s.kernel_h = 1 + g.below(4);
+        s.kernel_w = 1 + g.below(4);
+        s.stride_h = 1 + g.below(3);
+        s.stride_w = 1 + g.below(3);
+        s.pad_h = g.below(s.kernel_h / 2 + 1);
+        s.pad_w = g.below(s.kernel_w / 2 + 1);
+        s.h = s.kernel_h + g.below(9);
+        s.w = s.kernel_w + g.below(9);
+        s.p = (s.h + 2 * s.pad_h - s.kernel_h) / s.stride_h + 1;
+        s.q = (s.w + 2 * s.pad_w - s.kernel_w) / s.stride_w + 1;
+        int64_t in_count = (int64_t)s.n * s.c * s.h * s.w, out_count = (int64_t)s.n * s.c * s.p * s.q;
+        for (int64_t i = 0; i < in_count; i++) /* few distinct values: many ties */
+            x[i] = (float)g.below(4) - 1.5f;
+        if (trial % 5 == 0)
+            x[g.below((int)in_count)] = NAN;
+        for (int64_t i = 0; i < out_count; i++)
+            dy[i] = (float)(g.below(2001) - 1000) / 997.0f;
+        for (int mode = 0; mode < 2; mode++) {
+            ln_pool_mode m = mode ? LN_POOL_AVG : LN_POOL_MAX;
+            scatter_pool_backward(m, s, x, dy, dx);
+            for (int64_t i = 0; i < in_count; i++) {
+                float mine = ln_pool_backward_at(m, s, x, dy, i);
+                check(r, ln_float_bits(mine) == ln_float_bits(dx[i]),
+                      mode ? "avg pool backward differs" : "max pool backward differs",
+                      (double)trial);
+            }
+            if (trial % 5 == 0)
+                continue; /* NaN: the backward above covers its routing */
+            for (int64_t i = 0; i < out_count; i++) { /* forward: max and mean of the window */
+                int64_t plane = i / ((int64_t)s.p * s.q), at = i % ((int64_t)s.p * s.q);
+                int p = (int)(at / s.q), q = (int)(at % s.q);
+                float top = -INFINITY;
+                double sum = 0;
+                for (int h = p * s.stride_h - s.pad_h; h < p * s.stride_h - s.pad_h + s.kernel_h; h++)
+                    for (int v = q * s.stride_w - s.pad_w; v < q * s.stride_w - s.pad_w + s.kernel_w; v++)
+                        if (h >= 0 && h < s.h && v >= 0 && v < s.w) {
+                            float e = x[plane * s.h * s.w + (int64_t)h * s.w + v];
+                            top = e > top ? e : top;
+                            sum += e;
+                        }
+                float expected = m == LN_POOL_MAX ? top : (float)(sum / (s.kernel_h * s.kernel_w));
+                check(r, ln_float_bits(ln_pool_forward_at(m, s, x, i)) == ln_float_bits(expected),
+                      mode ? "avg pool forward differs" : "max pool forward differs", (double)trial);
+            }
+        }
+    }
+}
+
+void check_argmax_reduction(results &r)
+{
+    enum { THREADS = 256, MAX_LEN = 3000 };
+    static double row[MAX_LEN];
+    ln_arg_best partial[THREADS];
+    lcg g = {11};
+    for (int trial = 0; trial < 300; trial++) {
+        int len = 1 + g.below(MAX_LEN);
+        for (int d = 0; d < len; d++)
+            row[d] = g.below(5) == 0 ? -INFINITY : (double)g.below(6);
+        if (trial % 3 == 0)
+            row[g.below(len)] = NAN;
+        if (trial % 6 == 0)
+            row[g.below(len)] = NAN;
+        /* the reference's scan */
+        int64_t best = 0;
+        double best_v = row[0];
+        for (int d = 1; d < len && best_v == best_v; d++)
+            if (row[d] > best_v || row[d] != row[d]) {
+                best = d;
+                best_v = row[d];
+            }
+        /* the long-row kernel: strided per-thread scans, then a tree */
+        for (int t = 0; t < THREADS; t++) {
+            ln_arg_best acc = {-INFINITY, INT64_MAX};
+            for (int d = t; d < len; d += THREADS) {
+                ln_arg_best here = {row[d], d};
+                acc = ln_better_of(acc, here);
+            }
+            partial[t] = acc;
+        }
+        for (int half = THREADS / 2; half > 0; half /= 2)
+            for (int t = 0; t < half; t++)
+                partial[t] = ln_better_of(partial[t], partial[t + half]);
+        check(r, partial[0].index == best, "argmax reduction differs from the scan", trial);
     }
 }
 
@@ -165,6 +334,9 @@ extern "C" int ln_cuda_self_test(char *report, size_t report_len, long *checks,
     if (samples_len)
         samples[0] = '\0';
     check_conversions(r);
+    check_strided_offsets(r);
+    check_pooling(r);
+    check_argmax_reduction(r);
     check_size_classes(r);
     check_messages(r, samples, samples_len);
     *checks = r.checks;

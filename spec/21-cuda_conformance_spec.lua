@@ -201,12 +201,16 @@ for _, dev in ipairs(gpu_names()) do
       local rb, db = pair(helpers.random({ 512, 128 }, 12, nil, -1, 1), dev)
       local expected = lunet.matmul(ra, rb)
       finally(function() lunet.cuda.set_tf32(false) end)
+      local exact = lunet.matmul(da, db)
       lunet.cuda.set_tf32(true)
       assert.is_true(lunet.cuda.memory_stats(dev).tf32)
-      -- TF32 keeps 10 mantissa bits: close, not equal
-      close(lunet.matmul(da, db), expected, 1e-2, "matmul with TF32")
+      -- TF32 keeps 10 mantissa bits: close to the float32 product, not equal
+      local fast = lunet.matmul(da, db)
+      close(fast, expected, 1e-2, "matmul with TF32")
+      assert.is_true(max_abs(fast - exact) > 0, "set_tf32(true) changed nothing: TF32 was not used")
       lunet.cuda.set_tf32(false)
-      close(lunet.matmul(da, db), expected, 1e-5, "matmul without TF32 again")
+      helpers.assert_close(lunet.matmul(da, db), exact, 0, 0, "matmul without TF32 again")
+      close(exact, expected, 1e-5, "matmul without TF32")
     end)
 
     -- --- random numbers -------------------------------------------------------------
@@ -592,6 +596,11 @@ for _, dev in ipairs(gpu_names()) do
     -- --- memory -----------------------------------------------------------------------------
 
     cuda_it("the caching allocator reuses freed blocks and empties on request", function()
+      -- no collection in between: it would free other tensors and move the counters
+      collectgarbage()
+      collectgarbage()
+      collectgarbage("stop")
+      finally(function() collectgarbage("restart") end)
       local before = lunet.cuda.memory_stats(dev)
       local t = lunet.empty({ 123457 }, { device = dev })
       local mid = lunet.cuda.memory_stats(dev)
