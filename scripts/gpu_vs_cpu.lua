@@ -19,6 +19,9 @@ local function list_devices()
     end
     table.sort(keys)
     for _, k in ipairs(keys) do print(("  %-20s %s"):format(k, tostring(info[k]))) end
+    if name:match("^cuda") then -- results match the CPU only with TF32 off
+      print(("  %-20s %s"):format("tf32", tostring(lunet.cuda.get_tf32())))
+    end
   end
   if not ok then print("no GPU: " .. reason) end
 end
