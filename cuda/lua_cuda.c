@@ -90,9 +90,11 @@ static int check_device_index(lua_State *L, const char *fname)
         index = n;
     } else {
         ln_device **ud = luaL_testudata(L, 1, "lunet.Device");
-        if (!ud || (*ud)->type != LN_DEVICE_CUDA)
+        if (!ud || (*ud)->type != LN_DEVICE_CUDA) {
             luaL_error(L, "%s: expected a CUDA device (a device object, \"cuda:N\" or its "
                        "number), got %s", fname, ud ? (*ud)->name : luaL_typename(L, 1));
+            return -1; /* not reached: luaL_error does not return */
+        }
         index = (*ud)->index;
     }
     if (index < 0 || index >= count)

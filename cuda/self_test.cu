@@ -307,6 +307,7 @@ void check_messages(results &r, char *samples, size_t len)
     st = ln_cuda_fail_cudnn(CUDNN_STATUS_BAD_PARAM, "ln_cuda_conv2d_forward",
                             "cudnnConvolutionForward(ctx->cudnn, &one, ...)",
                             "/home/x/cuda/conv.c", 88);
+    check(r, st == LN_EDEVICE, "cuDNN failure is not LN_EDEVICE", st);
     snprintf(one, sizeof one, "%s", ln_cuda_last_error());
     check(r, strcmp(one, "conv2d_forward: cudnnConvolutionForward: CUDNN_STATUS_BAD_PARAM "
                          "(cuda/conv.c:88)") == 0, "cuDNN message format", 0);
