@@ -7,6 +7,8 @@
 #include "context.h"
 
 #define LN_CUDA_MAX_DEVICES 16
+/* cuBLAS's recommended workspace on Hopper (4 MiB suffices before it) */
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 
 static int tf32_enabled;
 static ln_cuda_context *contexts[LN_CUDA_MAX_DEVICES];
@@ -97,19 +99,7 @@ static void destroy_context(ln_cuda_context *ctx)
     }
     if (ctx->stream)
         cudaStreamSynchronize(ctx->stream);
-    ln_cuda_allocator_release_all(ctx); /* the cuDNN workspace included */
-    for (int i = 0; i < 2; i++) {
-        if (ctx->staging[i])
-            cudaFreeHost(ctx->staging[i]);
-        if (ctx->staging_done[i])
-            cudaEventDestroy(ctx->staging_done[i]);
-    }
-    if (ctx->scalars_host)
-        cudaFreeHost(ctx->scalars_host);
-    if (ctx->scalars)
-        cudaFree(ctx->scalars);
-    if (ctx->partials)
-        cudaFree(ctx->partials);
+    /* the libraries first: their workspaces come from our allocator */
     if (ctx->conv_desc)
         cudnnDestroyConvolutionDescriptor(ctx->conv_desc);
     if (ctx->w_desc)
@@ -122,6 +112,19 @@ static void destroy_context(ln_cuda_context *ctx)
         cudnnDestroy(ctx->cudnn);
     if (ctx->cublas)
         cublasDestroy(ctx->cublas);
+    ln_cuda_allocator_release_all(ctx); /* tensors, cuDNN and cuBLAS workspaces */
+    for (int i = 0; i < 2; i++) {
+        if (ctx->staging[i])
+            cudaFreeHost(ctx->staging[i]);
+        if (ctx->staging_done[i])
+            cudaEventDestroy(ctx->staging_done[i]);
+    }
+    if (ctx->scalars_host)
+        cudaFreeHost(ctx->scalars_host);
+    if (ctx->scalars)
+        cudaFree(ctx->scalars);
+    if (ctx->partials)
+        cudaFree(ctx->partials);
     if (ctx->stream)
         cudaStreamDestroy(ctx->stream);
     (void)cudaGetLastError();
@@ -136,6 +139,10 @@ static int open_context(ln_cuda_context *ctx)
     LN_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));
     LN_CUBLAS_CHECK(cublasCreate(&ctx->cublas));
     LN_CUBLAS_CHECK(cublasSetStream(ctx->cublas, ctx->stream));
+    /* after cublasSetStream, which resets the workspace to cuBLAS's own pool */
+    LN_TRY(ln_cuda_alloc(ctx, CUBLAS_WORKSPACE_BYTES, &ctx->cublas_workspace));
+    LN_CUBLAS_CHECK(cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace,
+                                       CUBLAS_WORKSPACE_BYTES));
     LN_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, CUBLAS_DEFAULT_MATH));
     ctx->cublas_tf32 = 0;
     LN_CUDNN_CHECK(cudnnCreate(&ctx->cudnn));

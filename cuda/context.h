@@ -68,6 +68,7 @@ typedef struct ln_cuda_context {
     cudaStream_t stream;       /* every op of this device runs here, in order */
     cublasHandle_t cublas;
     int cublas_tf32;           /* the math mode set on the handle */
+    void *cublas_workspace;    /* ours, so cuBLAS allocates nothing itself */
     cudnnHandle_t cudnn;
     cudnnTensorDescriptor_t x_desc, y_desc;
     cudnnFilterDescriptor_t w_desc;

@@ -228,8 +228,9 @@ static int choose(ln_cuda_context *ctx, const ln_conv2d_shape *s, int kind, cons
         search_workspace(ctx, largest_workspace(ctx, kind), &search, &search_bytes);
         int st = find_candidates(ctx, kind, x, w, dy, out_buffer, search, search_bytes, c,
                                  &count);
-        if (search) {
-            cudaFree(search); /* waits for the search's kernels */
+        if (search) { /* the search has finished with it: cudnnFind blocks the host */
+            if (cudaStreamSynchronize(ctx->stream) == cudaSuccess)
+                cudaFree(search);
             (void)cudaGetLastError();
         }
         LN_TRY(st);
