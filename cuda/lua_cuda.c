@@ -13,7 +13,9 @@
  *                                    many slots were checked
  *   self_test()                      host-side checks needing no GPU:
  *                                    failures, number of checks, sample
- *                                    error messages */
+ *                                    error messages
+ *   error_probe([device])            refused calls to the runtime, cuBLAS
+ *                                    and cuDNN on a GPU: their messages */
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
@@ -153,6 +155,26 @@ static int l_missing_slots(lua_State *L)
     return 2;
 }
 
+/* The three messages of ln_cuda_error_probe, on an open device. */
+static int l_error_probe(lua_State *L)
+{
+    int index = check_device_index(L, "lunet.cuda.error_probe");
+    void *ctx = ln_cuda_context_of(index);
+    if (!ctx)
+        return luaL_error(L, "lunet.cuda.error_probe: cuda:%d is not open yet (use it first, "
+                          "e.g. lunet.device(\"cuda:%d\"))", index, index);
+    char messages[3][512];
+    if (ln_cuda_error_probe(ctx, messages) != LN_OK)
+        return luaL_error(L, "lunet.cuda.error_probe: the device failed after the probes: %s",
+                          ln_cuda_last_error());
+    lua_createtable(L, 3, 0);
+    for (int i = 0; i < 3; i++) {
+        lua_pushstring(L, messages[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 /* failures, checks, samples: see ln_cuda_self_test. */
 static int l_self_test(lua_State *L)
 {
@@ -177,6 +199,7 @@ LUNET_EXPORT int luaopen_lunet_cuda(lua_State *L)
         {"available", l_available},       {"device_count", l_device_count},
         {"memory_stats", l_memory_stats}, {"empty_cache", l_empty_cache},
         {"missing_slots", l_missing_slots}, {"self_test", l_self_test},
+        {"error_probe", l_error_probe},
         {NULL, NULL}};
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, (void *)&ln_cuda_backend);

@@ -138,6 +138,11 @@ int ln_cuda_empty_cache(void *ctx);
 int ln_cuda_self_test(char *report, size_t report_len, long *checks, char *samples,
                       size_t samples_len);
 
+/* Makes one refused call each to the CUDA runtime, cuBLAS and cuDNN on an
+ * open device and writes the messages they become; returns LN_OK when the
+ * device still works afterwards. */
+int ln_cuda_error_probe(void *ctx, char messages[3][512]);
+
 /* The message of the backend's last error (also given to the core). */
 const char *ln_cuda_last_error(void);
 

@@ -139,7 +139,7 @@ describe("lunet.cuda module", function()
 
   it_if(has_module and not available, "needs lunet/cuda.so and no GPU",
     "refuses device functions with the reason", function()
-      for _, name in ipairs({ "memory_stats", "empty_cache" }) do
+      for _, name in ipairs({ "memory_stats", "empty_cache", "error_probe" }) do
         helpers.assert_error(function() module[name]() end,
           "lunet.cuda." .. name .. ": CUDA not available: no CUDA device: ", "driver")
         helpers.assert_error(function() module[name]("cuda:1") end, "CUDA not available")

@@ -66,6 +66,23 @@ for _, dev in ipairs(gpu_names()) do
       assert.equal(d, lunet.zeros({ 1 }, { device = dev }):device())
     end)
 
+    cuda_it("library failures become errors naming the call, the status and the line", function()
+      lunet.device(dev) -- opened
+      local messages = lunet.cuda.error_probe(dev)
+      assert.equal(3, #messages)
+      assert.matches("^probe_cuda_runtime: cudaSetDevice: cudaErrorInvalidDevice: .+ %(cuda/probe%.c:%d+%)$",
+        messages[1])
+      assert.matches("^probe_cublas: cublasGemmEx: CUBLAS_STATUS_INVALID_VALUE %(cuda/probe%.c:%d+%)$",
+        messages[2])
+      assert.matches("^probe_cudnn: cudnnSetTensor4dDescriptor: CUDNN_STATUS_BAD_PARAM %(cuda/probe%.c:%d+%)$",
+        messages[3])
+      -- the device works on, convolutions included (their descriptor was hit)
+      assert.equal(10, lunet.ones({ 10 }, { device = dev }):sum())
+      lunet.manual_seed(3)
+      local conv = lunet.nn.Conv2d(1, 2, 3):to(dev)
+      assert.same({ 1, 2, 3, 3 }, conv:forward(lunet.ones({ 1, 1, 5, 5 }, { device = dev })):shape())
+    end)
+
     -- --- elementwise ----------------------------------------------------------
 
     cuda_it("elementwise arithmetic matches the reference bit for bit", function()
