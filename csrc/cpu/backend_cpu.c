@@ -38,6 +38,10 @@ static int cpu_open(int index, void **out)
     ln_cpu_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return ln_error(LN_ENOMEM, "out of host memory opening the cpu device");
+    ctx->conv_workspace_bytes = (size_t)256 << 20;
+    const char *mb = getenv("LUNET_CPU_WORKSPACE_MB");
+    if (mb && atol(mb) > 0)
+        ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
     ctx->threads = openblas_get_num_threads();
     if (ctx->threads < 1)
         ctx->threads = ln_host_cpu_cores();

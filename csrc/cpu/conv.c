@@ -9,14 +9,13 @@
  *     backward filter:  dW[K, CRS]  += dY' x cols^T,  db[k] += sum of row k of dY'
  * where Y' is the output with the batch moved next to the positions ([K, N, P, Q]),
  * so a single large GEMM covers the batch instead of N thin ones. The batch is
- * split into chunks only when the workspace would pass CONV_WORKSPACE_BYTES. */
+ * split into chunks only when the workspace would pass the context's
+ * conv_workspace_bytes ($LUNET_CPU_WORKSPACE_MB, 256 MiB by default). */
 #include <cblas.h>
 #include <string.h>
 
 #include "../status.h"
 #include "cpu.h"
-
-#define CONV_WORKSPACE_BYTES ((size_t)256 << 20)
 
 /* Geometry of one chunk of images. */
 typedef struct conv_chunk {
@@ -31,11 +30,12 @@ static int64_t taps(const ln_conv2d_shape *s)
 
 /* Images per chunk: as many as fit the workspace, at least one, and few
  * enough that the GEMM's column count fits an int. */
-static int images_per_chunk(const ln_conv2d_shape *s, int64_t floats_per_column)
+static int images_per_chunk(const ln_cpu_context *ctx, const ln_conv2d_shape *s,
+                            int64_t floats_per_column)
 {
     int64_t pq = (int64_t)s->p * s->q;
     int64_t per_image = floats_per_column * pq * (int64_t)sizeof(float);
-    int64_t fit = per_image > 0 ? (int64_t)CONV_WORKSPACE_BYTES / per_image : s->n;
+    int64_t fit = per_image > 0 ? (int64_t)ctx->conv_workspace_bytes / per_image : s->n;
     if (pq > 0 && fit > INT32_MAX / pq)
         fit = INT32_MAX / pq;
     if (fit < 1)
@@ -156,7 +156,7 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-    int per_chunk = images_per_chunk(s, rows + s->k);
+    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *cols, *out;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &out));
     int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);
@@ -186,7 +186,7 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-    int per_chunk = images_per_chunk(s, rows + s->k);
+    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *dcols, *dyt;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &dcols, &dyt));
     int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);
@@ -206,7 +206,7 @@ int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const fl
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-    int per_chunk = images_per_chunk(s, rows + s->k);
+    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *cols, *dyt;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &dyt));
     int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);

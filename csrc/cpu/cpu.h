@@ -11,6 +11,9 @@ typedef struct ln_cpu_context {
     int threads;               /* for OpenBLAS and our own parallel loops */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
+    /* Largest workspace a convolution plans for: the batch is processed in
+     * chunks beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
+    size_t conv_workspace_bytes;
 } ln_cpu_context;
 
 /* A workspace of at least `nbytes`, reused across calls: allocated once per
