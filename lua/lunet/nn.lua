@@ -535,22 +535,23 @@ end
 --- {N, d2, d3, ...} -> {N, d2 * d3 * ...}, as a view sharing the input's memory.
 local Flatten = class("Flatten", Module)
 
---- A view of `t` with `shape`, reused while `t` is the same tensor.
-local function cached_view(self, key, t, shape_fn, fname)
+--- A view of `t` with the shape `shape_fn(t)` returns, reused while `t` is
+-- the same tensor and `like` (the tensor that decides the shape) too.
+local function cached_view(self, key, t, like, shape_fn, fname)
   if not lunet.is_tensor(t) then
     error(("%s: expected a tensor, got %s"):format(fname, describe(t)), 3)
   end
   local cache = self[key]
   t:dim() -- raises if t was freed, so a stale view is never returned
-  if cache and cache.source == t then return cache.view end
+  if cache and cache.source == t and cache.like == like then return cache.view end
   local view = t:reshape(shape_fn(t))
-  self[key] = { source = t, view = view }
+  self[key] = { source = t, like = like, view = view }
   return view
 end
 
 function Flatten:forward(input)
   local fname = self._fname.forward
-  self.output = cached_view(self, "_forward_view", input, function(t)
+  self.output = cached_view(self, "_forward_view", input, input, function(t)
     if t:dim() < 2 then
       error(("%s: expected input [N, ...] with at least 2 dimensions, got %s")
         :format(fname, shape_string(t)), 4)
@@ -565,7 +566,7 @@ function Flatten:backward(input, grad_output)
   if not lunet.is_tensor(input) then
     error(("%s: expected the input tensor, got %s"):format(fname, describe(input)), 2)
   end
-  self.grad_input = cached_view(self, "_backward_view", grad_output, function(g)
+  self.grad_input = cached_view(self, "_backward_view", grad_output, input, function(g)
     if g:numel() ~= input:numel() then
       error(("%s: the output gradient %s does not match the input %s")
         :format(fname, shape_string(g), shape_string(input)), 4)
