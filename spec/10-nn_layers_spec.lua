@@ -96,6 +96,27 @@ describe("nn layers against the reference", function()
     end
   end
 
+  it("max pooling propagates NaN and ReLU keeps it, as in PyTorch; gradients go to the first NaN", function()
+    local nan = 0 / 0
+    local x = lunet.tensor({ { { { 1, nan, 3, 4 }, { 5, 6, 7, nan }, { -1, -2, 0, 2 }, { nan, nan, 9, 1 } } } })
+    for _, dev in ipairs(helpers.devices()) do
+      for _, pool in ipairs({ nn.MaxPool2d(2), nn.MaxPool2d(3, 1) }) do
+        local y = pool:forward(x:to(dev)):to("cpu")
+        local g = pool:backward(x:to(dev), lunet.ones(y:shape(), { device = dev })):to("cpu")
+        if pool.kernel_size[1] == 2 then
+          local v = y:reshape({ -1 }):totable()
+          assert.is_true(v[1] ~= v[1] and v[2] ~= v[2] and v[3] ~= v[3] and v[4] == 9, dev)
+          -- each window's gradient goes to its first NaN (or its maximum)
+          assert.same({ 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0 }, g:reshape({ -1 }):totable())
+        end
+        helpers.assert_close(y, pool:to("ref"):forward(x:to("ref")), 0, 0, dev .. " max pooling")
+      end
+      local r = nn.ReLU():forward(x:to(dev)):reshape({ -1 }):totable()
+      assert.is_true(r[2] ~= r[2], "relu(NaN) is NaN")
+      assert.equal(0, r[9])
+    end
+  end)
+
   it("convolutions give the same result when the batch is processed in chunks", function()
     -- a 1 MiB workspace splits this batch into chunks of a few images
     local code = [[
