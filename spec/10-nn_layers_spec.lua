@@ -205,6 +205,25 @@ describe("the module contract", function()
     assert.is_true(core.tensor_allocations() > before)
   end)
 
+  it("an empty batch gives empty outputs and adds nothing to the gradients", function()
+    for _, dev in ipairs(helpers.devices()) do
+      lunet.manual_seed(3)
+      local m = nn.Sequential(nn.Conv2d(2, 3, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(3 * 2 * 2, 4)):to(dev)
+      m:zero_grad()
+      local x = lunet.randn({ 2, 2, 4, 4 }):to(dev)
+      m:forward(x)
+      m:backward(x, lunet.ones({ 2, 4 }, { device = dev }))
+      local before = {}
+      for i, g in ipairs(select(2, m:parameters())) do before[i] = g:to("cpu"):clone() end
+      local empty = lunet.zeros({ 0, 2, 4, 4 }, { device = dev })
+      local y = m:forward(empty)
+      assert.same({ 0, 4 }, y:shape())
+      assert.same({ 0, 2, 4, 4 }, m:backward(empty, lunet.zeros({ 0, 4 }, { device = dev })):shape())
+      for i, g in ipairs(select(2, m:parameters())) do helpers.assert_close(g, before[i], 0, 0, dev) end
+    end
+  end)
+
   it("backward accumulates parameter gradients until zero_grad", function()
     lunet.manual_seed(2)
     local m = nn.Conv2d(2, 3, 3)

@@ -556,7 +556,9 @@ function Flatten:forward(input)
       error(("%s: expected input [N, ...] with at least 2 dimensions, got %s")
         :format(fname, shape_string(t)), 4)
     end
-    return { t:size(1), -1 }
+    local shape, rest = t:shape(), 1
+    for d = 2, #shape do rest = rest * shape[d] end
+    return { shape[1], rest } -- not -1: an empty batch has no size to infer
   end, fname)
   return self.output
 end
