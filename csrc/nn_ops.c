@@ -90,10 +90,12 @@ typedef struct contiguous_inputs {
 
 static int contiguous(contiguous_inputs *set, const ln_tensor *in, const void **data)
 {
-    ln_tensor *slot = &set->held[set->count];
     *data = NULL;
     if (!in)
         return LN_OK;
+    if (set->count == (int)(sizeof set->held / sizeof set->held[0]))
+        return ln_error(LN_EINVAL, "internal error: too many inputs for one op");
+    ln_tensor *slot = &set->held[set->count];
     LN_TRY(ln_tensor_contiguous(slot, in));
     set->count++;
     *data = ln_tensor_data(slot);

@@ -84,8 +84,8 @@ local function check_pair(fname, what, v, min)
 end
 
 --- The options table with defaults filled in; unknown keys are errors (a
--- typo must not be silently ignored).
-local function check_options(fname, opts, defaults)
+-- typo must not be silently ignored). Keys in `pair_keys` may also be pairs.
+local function check_options(fname, opts, defaults, pair_keys)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error(("%s: options must be a table, got %s"):format(fname, type(opts)), 4)
@@ -98,8 +98,7 @@ local function check_options(fname, opts, defaults)
       table.sort(known)
       error(("%s: unknown option '%s' (known: %s)"):format(fname, tostring(k), table.concat(known, ", ")), 4)
     end
-    -- numbers may also be given as pairs {h, w} (stride, padding)
-    if type(v) ~= type(defaults[k]) and not (type(defaults[k]) == "number" and type(v) == "table") then
+    if type(v) ~= type(defaults[k]) and not (pair_keys and pair_keys[k] and type(v) == "table") then
       error(("%s: option '%s' must be a %s, got %s"):format(fname, k, type(defaults[k]), type(v)), 4)
     end
     out[k] = v
@@ -420,7 +419,7 @@ function Conv2d:__init(in_channels, out_channels, kernel, opts)
   self.out_channels = check_integer(fname, "out_channels", out_channels, 1)
   if kernel == nil then error(fname .. ": kernel size is required", 3) end
   self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
-  opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true })
+  opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true }, { stride = true, padding = true })
   self.stride = check_pair(fname, "stride", opts.stride, 1)
   self.padding = check_pair(fname, "padding", opts.padding, 0)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
