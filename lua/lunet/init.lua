@@ -1,7 +1,7 @@
 --- lunet: tensors, neural-network layers and devices for Lua 5.4.
 -- `local lunet = require("lunet")` returns this table; nothing is global.
 -- The C module lunet.core provides tensors and devices; the submodules nn,
--- optim, data and datasets are loaded on first use.
+-- optim, models, data and datasets are loaded on first use.
 local core = require("lunet.core")
 
 local lunet = {}
@@ -14,7 +14,7 @@ end
 local submodules = {
   nn = "lunet.nn", optim = "lunet.optim", data = "lunet.data",
   datasets = "lunet.datasets", bench = "lunet.bench", svg = "lunet.svg",
-  report = "lunet.report", serialize = "lunet.serialize",
+  report = "lunet.report", serialize = "lunet.serialize", models = "lunet.models",
 }
 
 -- lunet.cuda: the CUDA module's own controls (set_tf32, get_tf32,
@@ -39,6 +39,15 @@ local function load_cuda()
       end
     end,
   })
+end
+
+--- lunet.save(value, path) / lunet.load(path): see lunet/serialize.lua.
+function lunet.save(value, path)
+  return require("lunet.serialize").save(value, path)
+end
+
+function lunet.load(path)
+  return require("lunet.serialize").load(path)
 end
 
 setmetatable(lunet, {
