@@ -145,10 +145,12 @@ typedef struct ln_backend {
                        double mean, double std, uint64_t seed, uint64_t offset);
     /* dst[i, :] = src[indices[i], :] / divisor, computed in float32 as
      * ToTensor does (x / 255): indices are 0-based int32 on the device; src
-     * and dst dtypes may differ. */
+     * (src_rows rows) and dst dtypes may differ. A backend never reads outside
+     * src: a row whose index is not in [0, src_rows) is filled with zeros
+     * (the core reports such indices where it can read them: host memory). */
     int (*gather_rows)(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, double divisor);
+                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
     /* --- layers (float32 unless stated) ----------------------------------- */
     int (*conv2d_forward)(void *ctx, const ln_conv2d_shape *s, const float *x,

@@ -252,11 +252,16 @@ int ln_ref_rand_normal(void *ctx, ln_dtype dtype, int64_t n, void *out,
 
 int ln_ref_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, double divisor)
+                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor)
 {
     (void)ctx;
     for (int64_t r = 0; r < n; r++) {
         int64_t from = (int64_t)indices[r] * row_elems;
+        if (indices[r] < 0 || indices[r] >= src_rows) {
+            for (int64_t e = 0; e < row_elems; e++)
+                ln_store_from_double(dst, dst_dtype, r * row_elems + e, 0);
+            continue;
+        }
         for (int64_t e = 0; e < row_elems; e++) {
             double v = ln_load_as_double(src, src_dtype, from + e);
             if (divisor != 1.0)

@@ -26,7 +26,7 @@ int ln_ref_rand_normal(void *ctx, ln_dtype dtype, int64_t n, void *out,
                        double mean, double std, uint64_t seed, uint64_t offset);
 int ln_ref_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, double divisor);
+                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
 /* layers */
 int ln_ref_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,

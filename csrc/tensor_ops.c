@@ -265,5 +265,6 @@ int ln_op_gather_rows(ln_tensor *out, const ln_tensor *src, const ln_tensor *ind
                                 idx[i] + 1, (long long)src->shape[0]);
     }
     return LN_CALL(dev, gather_rows, src->dtype, ln_tensor_data(src), out->dtype,
-                   ln_tensor_data(out), row, ln_tensor_data(indices), n, divisor);
+                   ln_tensor_data(out), row, ln_tensor_data(indices), n, src->shape[0],
+                   divisor);
 }

@@ -112,12 +112,17 @@ extern "C" int ln_cuda_fill(void *vctx, const ln_strided *dst, double value)
 /* dst[r, e] = src[indices[r], e], divided in float32 as ToTensor does. */
 __global__ void gather_rows_kernel(ln_dtype src_dtype, const void *src, ln_dtype dst_dtype,
                                    void *dst, int64_t row_elems, const int32_t *indices,
-                                   int64_t total, double divisor)
+                                   int64_t total, int64_t src_rows, double divisor)
 {
     LN_GRID_STRIDE(i, total)
     {
         int64_t r = i / row_elems, e = i % row_elems;
-        double v = ln_dev_load(src, src_dtype, (int64_t)indices[r] * row_elems + e);
+        int32_t row = indices[r];
+        if (row < 0 || row >= src_rows) { /* never read outside src */
+            ln_dev_store(dst, dst_dtype, i, 0.0);
+            continue;
+        }
+        double v = ln_dev_load(src, src_dtype, (int64_t)row * row_elems + e);
         if (divisor != 1.0)
             v = (float)v / (float)divisor;
         ln_dev_store(dst, dst_dtype, i, v);
@@ -126,7 +131,7 @@ __global__ void gather_rows_kernel(ln_dtype src_dtype, const void *src, ln_dtype
 
 extern "C" int ln_cuda_gather_rows(void *vctx, ln_dtype src_dtype, const void *src,
                                    ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                                   const int32_t *indices, int64_t n, double divisor)
+                                   const int32_t *indices, int64_t n, int64_t src_rows, double divisor)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
     int64_t total = n * row_elems;
@@ -134,7 +139,7 @@ extern "C" int ln_cuda_gather_rows(void *vctx, ln_dtype src_dtype, const void *s
         return LN_OK;
     LN_CUDA_ENTER(ctx);
     gather_rows_kernel<<<ln_blocks(total), LN_THREADS, 0, ctx->stream>>>(
-        src_dtype, src, dst_dtype, dst, row_elems, indices, total, divisor);
+        src_dtype, src, dst_dtype, dst, row_elems, indices, total, src_rows, divisor);
     LN_CUDA_CHECK_LAUNCH("gather_rows_kernel");
     return LN_OK;
 }

@@ -46,7 +46,7 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
                 int ldb, float beta, void *c, int ldc);
 int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, double divisor);
+                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */
 int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,

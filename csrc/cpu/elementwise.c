@@ -131,19 +131,20 @@ int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
 
 int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, double divisor)
+                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor)
 {
     if (src_dtype == LN_UINT8 && dst_dtype == LN_FLOAT32) {
         const uint8_t *x = src;
         float *y = dst, d = (float)divisor;
 #pragma omp parallel for num_threads(threads_for(ctx, n * row_elems)) schedule(static)
         for (int64_t r = 0; r < n; r++) {
-            const uint8_t *row = x + (int64_t)indices[r] * row_elems;
+            int in_range = indices[r] >= 0 && indices[r] < src_rows;
+            const uint8_t *row = x + (in_range ? (int64_t)indices[r] * row_elems : 0);
             for (int64_t e = 0; e < row_elems; e++)
-                y[r * row_elems + e] = (float)row[e] / d;
+                y[r * row_elems + e] = in_range ? (float)row[e] / d : 0.0f;
         }
         return LN_OK;
     }
     return ln_ref_gather_rows(ctx, src_dtype, src, dst_dtype, dst, row_elems,
-                              indices, n, divisor);
+                              indices, n, src_rows, divisor);
 }
