@@ -63,5 +63,6 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
     lua_setfield(L, -2, "version");
     ln_lua_open_device(L);
     ln_lua_open_tensor(L);
+    ln_lua_open_io(L);
     return 1;
 }
