@@ -14,7 +14,8 @@ end
 local submodules = {
   nn = "lunet.nn", optim = "lunet.optim", data = "lunet.data",
   datasets = "lunet.datasets", bench = "lunet.bench", svg = "lunet.svg",
-  report = "lunet.report", serialize = "lunet.serialize",
+  report = "lunet.report", serialize = "lunet.serialize", models = "lunet.models",
+  session = "lunet.session",
 }
 
 setmetatable(lunet, {

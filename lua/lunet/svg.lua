@@ -52,6 +52,9 @@ function svg.format_number(v)
   elseif a >= 10 then s = ("%.1f"):format(v)
   elseif a >= 1 then s = ("%.2f"):format(v)
   elseif a == 0 then s = "0"
+  elseif a >= 1e-6 then
+    local decimals = 2 - math.floor(math.log(a, 10))
+    s = ("%." .. decimals .. "f"):format(v):gsub("0+$", "")
   else s = ("%.3g"):format(v)
   end
   return s
@@ -106,22 +109,6 @@ function Doc:finish()
   return table.concat(self.parts, "\n")
 end
 
---- Title, subtitle lines and axis labels shared by both charts.
-local function frame(d, spec, plot)
-  d:text(d.width / 2, 30, spec.title or "", { anchor = "middle", size = 19, weight = "bold" })
-  local subtitles = spec.subtitle
-  if type(subtitles) ~= "table" then subtitles = { subtitles } end
-  for i, line in ipairs(subtitles) do
-    d:text(d.width / 2, 32 + 20 * i, line, { anchor = "middle", size = 13, fill = "#555555" })
-  end
-  if spec.x_label then
-    d:text(plot.x + plot.w / 2, d.height - 14, spec.x_label, { anchor = "middle", size = 14 })
-  end
-  if spec.y_label then
-    d:text(20, plot.y + plot.h / 2, spec.y_label, { anchor = "middle", size = 14, rotate = -90 })
-  end
-end
-
 local function check_spec(fname, spec, list_field)
   if type(spec) ~= "table" then
     error(("lunet.svg.%s: expected a chart table, got %s"):format(fname, type(spec)), 3)
@@ -159,9 +146,35 @@ local function wrap(text, size, width, max_lines)
   return lines
 end
 
-local function subtitle_count(spec)
-  if spec.subtitle == nil then return 0 end
-  return type(spec.subtitle) == "table" and #spec.subtitle or 1
+--- The subtitle's lines, each wrapped to the chart's width (two lines at
+-- most per entry).
+local function subtitle_lines(spec, width)
+  local entries = spec.subtitle
+  if entries == nil then return {} end
+  if type(entries) ~= "table" then entries = { entries } end
+  local lines = {}
+  for _, entry in ipairs(entries) do
+    for _, line in ipairs(wrap(entry, 13, width - 40, 2)) do lines[#lines + 1] = line end
+  end
+  return lines
+end
+
+local function subtitle_count(spec, width)
+  return #subtitle_lines(spec, width)
+end
+
+--- Title, subtitle lines and axis labels shared by both charts.
+local function frame(d, spec, plot)
+  d:text(d.width / 2, 30, spec.title or "", { anchor = "middle", size = 19, weight = "bold" })
+  for i, line in ipairs(subtitle_lines(spec, d.width)) do
+    d:text(d.width / 2, 32 + 19 * i, line, { anchor = "middle", size = 13, fill = "#555555" })
+  end
+  if spec.x_label then
+    d:text(plot.x + plot.w / 2, d.height - 14, spec.x_label, { anchor = "middle", size = 14 })
+  end
+  if spec.y_label then
+    d:text(20, plot.y + plot.h / 2, spec.y_label, { anchor = "middle", size = 14, rotate = -90 })
+  end
 end
 
 --- A bar chart: one bar per entry, its value written above it. A bar
@@ -171,7 +184,7 @@ function svg.bar_chart(spec)
   local bars = spec.bars
   local width, height = spec.width or 760, spec.height or 480
   local d = new_doc(width, height)
-  local top = 50 + 20 * subtitle_count(spec)
+  local top = 52 + 19 * subtitle_count(spec, width)
   local has_sub = false
   for _, b in ipairs(bars) do has_sub = has_sub or b.sublabel ~= nil end
   local plot = { x = 84, y = top, w = width - 84 - 28 }
@@ -250,7 +263,7 @@ function svg.line_chart(spec)
   for _, s in ipairs(spec.series) do
     legend_w = math.max(legend_w, text_width(s.name or "", 12) + 44)
   end
-  local top = 50 + 20 * subtitle_count(spec)
+  local top = 52 + 19 * subtitle_count(spec, width)
   local plot = { x = 90, y = top, w = width - 90 - 24 - legend_w, h = height - top - 64 }
   frame(d, spec, plot)
 
