@@ -109,7 +109,7 @@ describe("scripts/gpu_vs_cpu.lua", function()
       { "--epochs two", "--epochs must be an integer" },
       { "--batch-size=-4", "--batch-size must be at least 1" },
       { "--lr=-1", "--lr must be a positive number" },
-      { "--data-mode fast", "fast" },
+      { "--data-mode fast", "--data-mode' must be one of 'seed', 'resident'" },
       { "--repeat 0", "--repeat must be at least 1" },
       { "--devices tpu", "device \"tpu\" is not available" },
       { "--no-such-option", "unknown option" },
