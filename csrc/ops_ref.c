@@ -267,6 +267,426 @@ int ln_ref_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
     return LN_OK;
 }
 
+/* --- layers ------------------------------------------------------------------
+ * Each kernel below is the definition of its layer: the sums are written the
+ * way the textbook writes them and accumulate in double, so that the fast
+ * kernels (float sums in another order) are measured against something
+ * closer to the exact result than themselves. */
+
+/* Row-major offsets into NCHW activations and KCRS weights. */
+static int64_t nchw(int64_t n, int64_t c, int64_t h, int64_t w, int64_t C, int64_t H,
+                    int64_t W)
+{
+    return ((n * C + c) * H + h) * W + w;
+}
+
+int ln_ref_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y)
+{
+    (void)ctx;
+    for (int n = 0; n < s->n; n++)
+        for (int k = 0; k < s->k; k++)
+            for (int p = 0; p < s->p; p++)
+                for (int q = 0; q < s->q; q++) {
+                    double acc = bias ? bias[k] : 0.0;
+                    for (int c = 0; c < s->c; c++)
+                        for (int r = 0; r < s->r; r++)
+                            for (int t = 0; t < s->s; t++) {
+                                int h = p * s->stride_h - s->pad_h + r;
+                                int v = q * s->stride_w - s->pad_w + t;
+                                if (h < 0 || h >= s->h || v < 0 || v >= s->w)
+                                    continue; /* zero padding */
+                                acc += (double)x[nchw(n, c, h, v, s->c, s->h, s->w)]
+                                       * w[nchw(k, c, r, t, s->c, s->r, s->s)];
+                            }
+                    y[nchw(n, k, p, q, s->k, s->p, s->q)] = (float)acc;
+                }
+    return LN_OK;
+}
+
+/* The output position that input row h meets through kernel row r, or -1:
+ * h = p * stride - pad + r must hold for a whole p in [0, P). */
+static int conv_source(int h, int r, int stride, int pad, int P)
+{
+    int num = h + pad - r;
+    if (num < 0 || num % stride != 0)
+        return -1;
+    return num / stride < P ? num / stride : -1;
+}
+
+int ln_ref_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float *dy,
+                                const float *w, float *dx)
+{
+    (void)ctx;
+    for (int n = 0; n < s->n; n++)
+        for (int c = 0; c < s->c; c++)
+            for (int h = 0; h < s->h; h++)
+                for (int v = 0; v < s->w; v++) {
+                    double acc = 0;
+                    for (int k = 0; k < s->k; k++)
+                        for (int r = 0; r < s->r; r++)
+                            for (int t = 0; t < s->s; t++) {
+                                int p = conv_source(h, r, s->stride_h, s->pad_h, s->p);
+                                int q = conv_source(v, t, s->stride_w, s->pad_w, s->q);
+                                if (p < 0 || q < 0)
+                                    continue;
+                                acc += (double)dy[nchw(n, k, p, q, s->k, s->p, s->q)]
+                                       * w[nchw(k, c, r, t, s->c, s->r, s->s)];
+                            }
+                    dx[nchw(n, c, h, v, s->c, s->h, s->w)] = (float)acc;
+                }
+    return LN_OK;
+}
+
+int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                  const float *dy, float *dw, float *db, int accumulate)
+{
+    (void)ctx;
+    for (int k = 0; k < s->k; k++) {
+        for (int c = 0; c < s->c; c++)
+            for (int r = 0; r < s->r; r++)
+                for (int t = 0; t < s->s; t++) {
+                    double acc = 0;
+                    for (int n = 0; n < s->n; n++)
+                        for (int p = 0; p < s->p; p++)
+                            for (int q = 0; q < s->q; q++) {
+                                int h = p * s->stride_h - s->pad_h + r;
+                                int v = q * s->stride_w - s->pad_w + t;
+                                if (h < 0 || h >= s->h || v < 0 || v >= s->w)
+                                    continue;
+                                acc += (double)dy[nchw(n, k, p, q, s->k, s->p, s->q)]
+                                       * x[nchw(n, c, h, v, s->c, s->h, s->w)];
+                            }
+                    float *out = &dw[nchw(k, c, r, t, s->c, s->r, s->s)];
+                    *out = (float)(acc + (accumulate ? *out : 0.0));
+                }
+        if (db) {
+            double acc = 0;
+            for (int n = 0; n < s->n; n++)
+                for (int i = 0; i < s->p * s->q; i++)
+                    acc += dy[((int64_t)n * s->k + k) * s->p * s->q + i];
+            db[k] = (float)(acc + (accumulate ? db[k] : 0.0));
+        }
+    }
+    return LN_OK;
+}
+
+/* The winning input position of a max-pooling window: the first maximum in
+ * row-major order, NaN counting as the maximum (as in PyTorch). Padding
+ * never wins; the core guarantees every window holds a real element. */
+static int64_t max_pool_argmax(const ln_pool2d_shape *s, const float *plane, int p, int q)
+{
+    int64_t best = -1;
+    float best_v = 0;
+    for (int r = 0; r < s->kernel_h; r++)
+        for (int t = 0; t < s->kernel_w; t++) {
+            int h = p * s->stride_h - s->pad_h + r, v = q * s->stride_w - s->pad_w + t;
+            if (h < 0 || h >= s->h || v < 0 || v >= s->w)
+                continue;
+            float x = plane[(int64_t)h * s->w + v];
+            if (best < 0 || x > best_v || (x != x && best_v == best_v)) {
+                best = (int64_t)h * s->w + v;
+                best_v = x;
+            }
+        }
+    return best;
+}
+
+/* Average pooling divides by the whole window, padding included (PyTorch's
+ * default count_include_pad=True). */
+static double avg_pool_sum(const ln_pool2d_shape *s, const float *plane, int p, int q)
+{
+    double acc = 0;
+    for (int r = 0; r < s->kernel_h; r++)
+        for (int t = 0; t < s->kernel_w; t++) {
+            int h = p * s->stride_h - s->pad_h + r, v = q * s->stride_w - s->pad_w + t;
+            if (h >= 0 && h < s->h && v >= 0 && v < s->w)
+                acc += plane[(int64_t)h * s->w + v];
+        }
+    return acc;
+}
+
+int ln_ref_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                          const float *x, float *y)
+{
+    (void)ctx;
+    int64_t planes = (int64_t)s->n * s->c, in_size = (int64_t)s->h * s->w;
+    double window = (double)s->kernel_h * s->kernel_w;
+    for (int64_t i = 0; i < planes; i++) {
+        const float *plane = x + i * in_size;
+        float *out = y + i * s->p * s->q;
+        for (int p = 0; p < s->p; p++)
+            for (int q = 0; q < s->q; q++)
+                out[p * s->q + q] = mode == LN_POOL_MAX
+                                        ? plane[max_pool_argmax(s, plane, p, q)]
+                                        : (float)(avg_pool_sum(s, plane, p, q) / window);
+    }
+    return LN_OK;
+}
+
+int ln_ref_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                           const float *x, const float *y, const float *dy, float *dx)
+{
+    (void)ctx;
+    (void)y;
+    int64_t planes = (int64_t)s->n * s->c, in_size = (int64_t)s->h * s->w;
+    float window = (float)s->kernel_h * (float)s->kernel_w;
+    memset(dx, 0, sizeof(float) * (size_t)(planes * in_size));
+    for (int64_t i = 0; i < planes; i++) {
+        const float *plane = x + i * in_size, *g = dy + i * s->p * s->q;
+        float *d = dx + i * in_size;
+        for (int p = 0; p < s->p; p++)
+            for (int q = 0; q < s->q; q++) {
+                float grad = g[p * s->q + q];
+                if (mode == LN_POOL_MAX) {
+                    d[max_pool_argmax(s, plane, p, q)] += grad;
+                    continue;
+                }
+                for (int r = 0; r < s->kernel_h; r++)
+                    for (int t = 0; t < s->kernel_w; t++) {
+                        int h = p * s->stride_h - s->pad_h + r;
+                        int v = q * s->stride_w - s->pad_w + t;
+                        if (h >= 0 && h < s->h && v >= 0 && v < s->w)
+                            d[(int64_t)h * s->w + v] += grad / window;
+                    }
+            }
+    }
+    return LN_OK;
+}
+
+/* NaN stays NaN, as torch.relu leaves it. */
+int ln_ref_relu_forward(void *ctx, int64_t n, const float *x, float *y)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    return LN_OK;
+}
+
+int ln_ref_relu_backward(void *ctx, int64_t n, const float *y, const float *dy, float *dx)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    return LN_OK;
+}
+
+int ln_ref_bias_add(void *ctx, int64_t outer, int64_t channels, int64_t inner, float *y,
+                    const float *bias)
+{
+    (void)ctx;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < channels; c++)
+            for (int64_t i = 0; i < inner; i++)
+                y[(o * channels + c) * inner + i] += bias[c];
+    return LN_OK;
+}
+
+int ln_ref_bias_backward(void *ctx, int64_t outer, int64_t channels, int64_t inner,
+                         const float *dy, float *db, int accumulate)
+{
+    (void)ctx;
+    for (int64_t c = 0; c < channels; c++) {
+        double acc = 0;
+        for (int64_t o = 0; o < outer; o++)
+            for (int64_t i = 0; i < inner; i++)
+                acc += dy[(o * channels + c) * inner + i];
+        db[c] = (float)(acc + (accumulate ? db[c] : 0.0));
+    }
+    return LN_OK;
+}
+
+/* Element i is kept when its uniform draw u (rand_uniform's i-th number for
+ * this seed and offset) satisfies u < 1 - p: kept with probability 1 - p. */
+int ln_ref_dropout_forward(void *ctx, int64_t n, float p, const float *x, float *y,
+                           float *mask, uint64_t seed, uint64_t offset)
+{
+    (void)ctx;
+    float keep = 1.0f - p, scale = p < 1.0f ? 1.0f / keep : 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        mask[i] = ln_philox_uniform(seed, offset, (uint64_t)i) < keep ? scale : 0.0f;
+        y[i] = x[i] * mask[i];
+    }
+    return LN_OK;
+}
+
+int ln_ref_batchnorm_forward_train(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                   const float *x, const float *gamma, const float *beta,
+                                   float *y, float *running_mean, float *running_var,
+                                   float momentum, float eps, float *save_mean,
+                                   float *save_invstd)
+{
+    (void)ctx;
+    int64_t count = n * inner;
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sum = 0, sq = 0;
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < inner; i++)
+                sum += x[(b * c + ch) * inner + i];
+        double mean = sum / (double)count;
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < inner; i++) {
+                double d = x[(b * c + ch) * inner + i] - mean;
+                sq += d * d;
+            }
+        double var = sq / (double)count; /* biased: normalises the batch */
+        double invstd = 1.0 / sqrt(var + eps);
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (b * c + ch) * inner + i;
+                y[at] = (float)((x[at] - mean) * invstd * gamma[ch] + beta[ch]);
+            }
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = (float)invstd;
+        /* the running variance is the unbiased estimate, as in PyTorch */
+        double unbiased = count > 1 ? sq / (double)(count - 1) : var;
+        running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mean);
+        running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
+    }
+    return LN_OK;
+}
+
+int ln_ref_batchnorm_forward_eval(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                  const float *x, const float *gamma, const float *beta,
+                                  const float *running_mean, const float *running_var,
+                                  float eps, float *y)
+{
+    (void)ctx;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            double invstd = 1.0 / sqrt((double)running_var[ch] + eps);
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (b * c + ch) * inner + i;
+                y[at] = (float)((x[at] - running_mean[ch]) * invstd * gamma[ch] + beta[ch]);
+            }
+        }
+    return LN_OK;
+}
+
+/* With xhat = (x - mean) * invstd and m = n * inner values per channel:
+ *   dbeta = sum dy, dgamma = sum dy * xhat,
+ *   dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma). */
+int ln_ref_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
+                              const float *x, const float *dy, const float *gamma,
+                              const float *save_mean, const float *save_invstd, float *dx,
+                              float *dgamma, float *dbeta, int accumulate)
+{
+    (void)ctx;
+    double m = (double)(n * inner);
+    for (int64_t ch = 0; ch < c; ch++) {
+        double sum_dy = 0, sum_dy_xhat = 0, mean = save_mean[ch], invstd = save_invstd[ch];
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (b * c + ch) * inner + i;
+                sum_dy += dy[at];
+                sum_dy_xhat += dy[at] * (x[at] - mean) * invstd;
+            }
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < inner; i++) {
+                int64_t at = (b * c + ch) * inner + i;
+                double xhat = (x[at] - mean) * invstd;
+                dx[at] = (float)(gamma[ch] * invstd / m
+                                 * (m * dy[at] - sum_dy - xhat * sum_dy_xhat));
+            }
+        dgamma[ch] = (float)(sum_dy_xhat + (accumulate ? dgamma[ch] : 0.0));
+        dbeta[ch] = (float)(sum_dy + (accumulate ? dbeta[ch] : 0.0));
+    }
+    return LN_OK;
+}
+
+/* log(sum(exp(row))), shifted by the row's maximum so exp cannot overflow. */
+static double log_sum_exp(const float *row, int64_t classes)
+{
+    double max = row[0], sum = 0;
+    for (int64_t j = 1; j < classes; j++)
+        if (row[j] > max)
+            max = row[j];
+    for (int64_t j = 0; j < classes; j++)
+        sum += exp(row[j] - max);
+    return max + log(sum);
+}
+
+int ln_ref_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
+                                 const float *logits, const int32_t *labels,
+                                 double *loss_host, int64_t *bad_index)
+{
+    (void)ctx;
+    *bad_index = -1;
+    *loss_host = NAN;
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] < 1 || labels[i] > classes) {
+            *bad_index = i;
+            return LN_OK;
+        }
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logits + i * classes;
+        total += log_sum_exp(row, classes) - row[labels[i] - 1];
+    }
+    *loss_host = total / (double)n;
+    return LN_OK;
+}
+
+/* The one-hot term is a comparison, so a bad label is never used as an index. */
+int ln_ref_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
+                                  const float *logits, const int32_t *labels, float scale,
+                                  float *dlogits)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logits + i * classes;
+        double lse = log_sum_exp(row, classes);
+        for (int64_t j = 0; j < classes; j++) {
+            double onehot = labels[i] == j + 1 ? 1.0 : 0.0;
+            dlogits[i * classes + j] = (float)(scale * (exp(row[j] - lse) - onehot));
+        }
+    }
+    return LN_OK;
+}
+
+/* --- optimizers --------------------------------------------------------------
+ * PyTorch 1.13's single-tensor updates, operation for operation in float32,
+ * so the same gradients give the same parameters to rounding. */
+
+int ln_ref_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
+                    const float *grad, float *momentum_buffer)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) {
+        float d = grad[i];
+        if (p->weight_decay != 0.0f)
+            d = d + p->weight_decay * param[i];
+        if (p->momentum != 0.0f) {
+            float *buf = &momentum_buffer[i];
+            *buf = p->first_step ? d : *buf * p->momentum + (1.0f - p->dampening) * d;
+            d = p->nesterov ? d + p->momentum * *buf : *buf;
+        }
+        param[i] = param[i] + -p->lr * d;
+    }
+    return LN_OK;
+}
+
+/* The bias corrections are computed in double, as PyTorch does in Python. */
+int ln_ref_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
+                     const float *grad, float *exp_avg, float *exp_avg_sq)
+{
+    (void)ctx;
+    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
+    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
+    float step_size = (float)(p->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float one_minus_b1 = 1.0f - p->beta1, one_minus_b2 = 1.0f - p->beta2;
+    for (int64_t i = 0; i < n; i++) {
+        float g = grad[i];
+        if (p->weight_decay != 0.0f)
+            g = g + p->weight_decay * param[i];
+        exp_avg[i] = exp_avg[i] * p->beta1 + one_minus_b1 * g;
+        exp_avg_sq[i] = exp_avg_sq[i] * p->beta2 + one_minus_b2 * g * g;
+        float denom = sqrtf(exp_avg_sq[i]) / bc2_sqrt + p->eps;
+        param[i] = param[i] + -step_size * exp_avg[i] / denom;
+    }
+    return LN_OK;
+}
+
 /* --- the device ------------------------------------------------------------ */
 
 static int ref_device_count(int *count, char *reason, size_t len)
@@ -322,4 +742,21 @@ const ln_backend ln_ref_backend = {
     .rand_uniform = ln_ref_rand_uniform,
     .rand_normal = ln_ref_rand_normal,
     .gather_rows = ln_ref_gather_rows,
+    .conv2d_forward = ln_ref_conv2d_forward,
+    .conv2d_backward_data = ln_ref_conv2d_backward_data,
+    .conv2d_backward_filter = ln_ref_conv2d_backward_filter,
+    .pool2d_forward = ln_ref_pool2d_forward,
+    .pool2d_backward = ln_ref_pool2d_backward,
+    .relu_forward = ln_ref_relu_forward,
+    .relu_backward = ln_ref_relu_backward,
+    .bias_add = ln_ref_bias_add,
+    .bias_backward = ln_ref_bias_backward,
+    .dropout_forward = ln_ref_dropout_forward,
+    .batchnorm_forward_train = ln_ref_batchnorm_forward_train,
+    .batchnorm_forward_eval = ln_ref_batchnorm_forward_eval,
+    .batchnorm_backward = ln_ref_batchnorm_backward,
+    .cross_entropy_forward = ln_ref_cross_entropy_forward,
+    .cross_entropy_backward = ln_ref_cross_entropy_backward,
+    .sgd_step = ln_ref_sgd_step,
+    .adam_step = ln_ref_adam_step,
 };

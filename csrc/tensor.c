@@ -36,6 +36,13 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
     return LN_OK;
 }
 
+static _Atomic uint64_t allocation_count;
+
+uint64_t ln_tensor_allocation_count(void)
+{
+    return allocation_count;
+}
+
 static void set_contiguous_strides(ln_tensor *t)
 {
     int64_t stride = 1;
@@ -66,6 +73,7 @@ int ln_tensor_alloc(ln_tensor *t, ln_device *dev, ln_dtype dtype, int ndim,
             return st;
         }
     }
+    allocation_count++;
     t->storage = s;
     t->offset = 0;
     t->dtype = dtype;

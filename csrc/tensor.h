@@ -40,6 +40,10 @@ typedef struct ln_tensor {
  * count without overflow. */
 int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *numel);
 
+/* How many tensor storages have been allocated since the process started
+ * (specs use it to check that a steady training step allocates none). */
+uint64_t ln_tensor_allocation_count(void);
+
 /* Allocates a new contiguous tensor; `t` must be zeroed or released. */
 int ln_tensor_alloc(ln_tensor *t, ln_device *dev, ln_dtype dtype, int ndim,
                     const int64_t *shape);

@@ -38,6 +38,10 @@ static int cpu_open(int index, void **out)
     ln_cpu_context *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return ln_error(LN_ENOMEM, "out of host memory opening the cpu device");
+    ctx->conv_workspace_bytes = (size_t)256 << 20;
+    const char *mb = getenv("LUNET_CPU_WORKSPACE_MB");
+    if (mb && atol(mb) > 0)
+        ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
     ctx->threads = openblas_get_num_threads();
     if (ctx->threads < 1)
         ctx->threads = ln_host_cpu_cores();
@@ -93,4 +97,21 @@ const ln_backend ln_cpu_backend = {
     .rand_uniform = ln_ref_rand_uniform,
     .rand_normal = ln_ref_rand_normal,
     .gather_rows = ln_cpu_gather_rows,
+    .conv2d_forward = ln_cpu_conv2d_forward,
+    .conv2d_backward_data = ln_cpu_conv2d_backward_data,
+    .conv2d_backward_filter = ln_cpu_conv2d_backward_filter,
+    .pool2d_forward = ln_cpu_pool2d_forward,
+    .pool2d_backward = ln_cpu_pool2d_backward,
+    .relu_forward = ln_cpu_relu_forward,
+    .relu_backward = ln_cpu_relu_backward,
+    .bias_add = ln_cpu_bias_add,
+    .bias_backward = ln_cpu_bias_backward,
+    .dropout_forward = ln_cpu_dropout_forward,
+    .batchnorm_forward_train = ln_cpu_batchnorm_forward_train,
+    .batchnorm_forward_eval = ln_cpu_batchnorm_forward_eval,
+    .batchnorm_backward = ln_cpu_batchnorm_backward,
+    .cross_entropy_forward = ln_cpu_cross_entropy_forward,
+    .cross_entropy_backward = ln_cpu_cross_entropy_backward,
+    .sgd_step = ln_cpu_sgd_step,
+    .adam_step = ln_cpu_adam_step,
 };

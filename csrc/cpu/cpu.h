@@ -11,6 +11,9 @@ typedef struct ln_cpu_context {
     int threads;               /* for OpenBLAS and our own parallel loops */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
+    /* Largest workspace a convolution plans for: the batch is processed in
+     * chunks beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
+    size_t conv_workspace_bytes;
 } ln_cpu_context;
 
 /* A workspace of at least `nbytes`, reused across calls: allocated once per
@@ -21,6 +24,14 @@ void *ln_cpu_scratch(ln_cpu_context *ctx, size_t nbytes);
 
 /* Work below this many elements is not worth waking a second thread for. */
 #define LN_CPU_PARALLEL_MIN 32768
+
+/* Threads for a loop over `work` elements: the context's count, or 1 when the
+ * work is too small to share. */
+static inline int ln_cpu_threads_for(void *ctx, int64_t work)
+{
+    int t = ((ln_cpu_context *)ctx)->threads;
+    return work >= LN_CPU_PARALLEL_MIN && t > 1 ? t : 1;
+}
 
 int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src);
 int ln_cpu_fill(void *ctx, const ln_strided *dst, double value);
@@ -36,5 +47,50 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
 int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
                        const int32_t *indices, int64_t n, double divisor);
+
+/* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */
+int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y);
+int ln_cpu_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float *dy,
+                                const float *w, float *dx);
+int ln_cpu_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                  const float *dy, float *dw, float *db, int accumulate);
+int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                          const float *x, float *y);
+int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                           const float *x, const float *y, const float *dy, float *dx);
+int ln_cpu_relu_forward(void *ctx, int64_t n, const float *x, float *y);
+int ln_cpu_relu_backward(void *ctx, int64_t n, const float *y, const float *dy, float *dx);
+int ln_cpu_dropout_forward(void *ctx, int64_t n, float p, const float *x, float *y,
+                           float *mask, uint64_t seed, uint64_t offset);
+int ln_cpu_bias_add(void *ctx, int64_t outer, int64_t channels, int64_t inner, float *y,
+                    const float *bias);
+int ln_cpu_bias_backward(void *ctx, int64_t outer, int64_t channels, int64_t inner,
+                         const float *dy, float *db, int accumulate);
+int ln_cpu_batchnorm_forward_train(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                   const float *x, const float *gamma, const float *beta,
+                                   float *y, float *running_mean, float *running_var,
+                                   float momentum, float eps, float *save_mean,
+                                   float *save_invstd);
+int ln_cpu_batchnorm_forward_eval(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                  const float *x, const float *gamma, const float *beta,
+                                  const float *running_mean, const float *running_var,
+                                  float eps, float *y);
+int ln_cpu_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
+                              const float *x, const float *dy, const float *gamma,
+                              const float *save_mean, const float *save_invstd, float *dx,
+                              float *dgamma, float *dbeta, int accumulate);
+int ln_cpu_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
+                                 const float *logits, const int32_t *labels,
+                                 double *loss_host, int64_t *bad_index);
+int ln_cpu_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
+                                  const float *logits, const int32_t *labels, float scale,
+                                  float *dlogits);
+
+/* optimizers (optim.c) */
+int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
+                    const float *grad, float *momentum_buffer);
+int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
+                     const float *grad, float *exp_avg, float *exp_avg_sq);
 
 #endif

@@ -1,7 +1,7 @@
 --- lunet: tensors, neural-network layers and devices for Lua 5.4.
 -- `local lunet = require("lunet")` returns this table; nothing is global.
 -- The C module lunet.core provides tensors and devices; the submodules nn,
--- optim, data and datasets are loaded on first use.
+-- optim, models, data and datasets are loaded on first use.
 local core = require("lunet.core")
 
 local lunet = {}
@@ -17,6 +17,15 @@ local submodules = {
   report = "lunet.report", serialize = "lunet.serialize", models = "lunet.models",
   session = "lunet.session",
 }
+
+--- lunet.save(value, path) / lunet.load(path): see lunet/serialize.lua.
+function lunet.save(value, path)
+  return require("lunet.serialize").save(value, path)
+end
+
+function lunet.load(path)
+  return require("lunet.serialize").load(path)
+end
 
 setmetatable(lunet, {
   __index = function(t, key)

@@ -1,0 +1,711 @@
+--- lunet.nn: neural-network modules with the Torch7 contract (API.md).
+--
+-- A module is a table whose metatable is its class. Conventions:
+--  * `m.__typename` is the class name ("Linear", "Conv2d", ...), found through
+--    the class; `nn.is_module(v)` tells modules from other values.
+--  * `m:forward(input)` computes, keeps and returns `m.output`;
+--    `m:backward(input, grad_output)` keeps and returns `m.grad_input` (the
+--    gradient w.r.t. input) and ACCUMULATES parameter gradients into
+--    `m.grad_weight`, `m.grad_bias` (zero them with `m:zero_grad()`).
+--  * Outputs, input gradients and workspaces are allocated once per input
+--    shape (and device) and reused while it stays the same, so a steady
+--    training step allocates no tensors. A returned output is overwritten by
+--    the next forward: clone it to keep it.
+--  * Geometry is exposed as fields, for FLOP counting and printing:
+--    Linear.in_features/out_features; Conv2d.in_channels/out_channels and
+--    kernel_size/stride/padding as {h, w}; pools kernel_size/stride/padding.
+--  * `m:parameters()` returns two arrays (parameters, gradients) in module
+--    order, weight before bias. `m:state_dict()` maps names ("weight",
+--    "running_mean", and "<position>.<name>" inside Sequential, positions
+--    1-based) to CPU copies; `m:load_state_dict(t)` checks names, shapes and
+--    dtypes before copying anything.
+-- The math lives in C (core.conv2d_forward and friends, csrc/nn_ops.c), on
+-- whatever device the tensors are on.
+local core = require("lunet.core")
+local lunet = require("lunet")
+
+local nn = {}
+
+-- --- helpers --------------------------------------------------------------
+
+local function shape_string(t)
+  return "[" .. table.concat(t:shape(), ", ") .. "]"
+end
+
+local function describe(v)
+  if lunet.is_tensor(v) then return "a tensor" end
+  if type(v) == "table" and v.__typename then return "nn." .. tostring(v.__typename) end
+  return type(v)
+end
+
+--- An integer >= min (integral floats are accepted), else an error naming
+-- the function and the argument.
+local function check_integer(fname, what, v, min)
+  local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))
+  if not i then
+    error(("%s: %s must be an integer, got %s"):format(fname, what,
+      type(v) == "number" and tostring(v) or type(v)), 4)
+  end
+  if i < min then
+    error(("%s: %s must be at least %d, got %d"):format(fname, what, min, i), 4)
+  end
+  return i
+end
+
+--- A number or a pair {h, w} of integers >= min, as {h, w}.
+local function check_pair(fname, what, v, min)
+  if type(v) == "table" then
+    if #v ~= 2 then
+      error(("%s: %s must be a number or a pair {h, w}, got a table of %d entries")
+        :format(fname, what, #v), 4)
+    end
+    local h, w = v[1], v[2]
+    local hi = math.type(h) == "integer" and h or (type(h) == "number" and math.tointeger(h))
+    local wi = math.type(w) == "integer" and w or (type(w) == "number" and math.tointeger(w))
+    if not hi or not wi then
+      error(("%s: %s must hold integers, got {%s, %s}"):format(fname, what, tostring(h), tostring(w)), 4)
+    end
+    if hi < min or wi < min then
+      local rule = min == 0 and "must not be negative" or ("must be at least " .. min)
+      error(("%s: %s %s, got {%d, %d}"):format(fname, what, rule, hi, wi), 4)
+    end
+    return { hi, wi }
+  end
+  local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))
+  if not i then
+    error(("%s: %s must be an integer or a pair {h, w}, got %s"):format(fname, what,
+      type(v) == "number" and tostring(v) or type(v)), 4)
+  end
+  if i < min then
+    local rule = min == 0 and "must not be negative" or ("must be at least " .. min)
+    error(("%s: %s %s, got %d"):format(fname, what, rule, i), 4)
+  end
+  return { i, i }
+end
+
+--- The options table with defaults filled in; unknown keys are errors (a
+-- typo must not be silently ignored).
+local function check_options(fname, opts, defaults)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 4)
+  end
+  local out = {}
+  for k, v in pairs(opts) do
+    if defaults[k] == nil then
+      local known = {}
+      for name in pairs(defaults) do known[#known + 1] = name end
+      table.sort(known)
+      error(("%s: unknown option '%s' (known: %s)"):format(fname, tostring(k), table.concat(known, ", ")), 4)
+    end
+    -- numbers may also be given as pairs {h, w} (stride, padding)
+    if type(v) ~= type(defaults[k]) and not (type(defaults[k]) == "number" and type(v) == "table") then
+      error(("%s: option '%s' must be a %s, got %s"):format(fname, k, type(defaults[k]), type(v)), 4)
+    end
+    out[k] = v
+  end
+  for k, v in pairs(defaults) do
+    if out[k] == nil then out[k] = v end
+  end
+  return out
+end
+
+local function uniform(shape, bound)
+  return lunet.empty(shape):uniform(-bound, bound)
+end
+
+-- --- classes ---------------------------------------------------------------
+
+local Module
+
+--- Defines nn.<name>, a class inheriting from `parent`; calling the class
+-- builds an instance through its __init.
+local function class(name, parent)
+  local cls = {}
+  cls.__index = cls
+  cls.__typename = name
+  cls.__name = "lunet.nn." .. name
+  -- names the C ops give in their error messages
+  cls._fname = {
+    new = "lunet.nn." .. name,
+    forward = "lunet.nn." .. name .. ":forward",
+    backward = "lunet.nn." .. name .. ":backward",
+  }
+  cls.__tostring = function(m) return m:__repr() end
+  setmetatable(cls, {
+    __index = parent,
+    __call = function(c, ...)
+      local self = setmetatable({}, c)
+      self:__init(...)
+      return self
+    end,
+  })
+  nn[name] = cls
+  return cls
+end
+
+function nn.is_module(v)
+  return type(v) == "table" and getmetatable(v) ~= nil and type(v.forward) == "function"
+    and type(v.backward) == "function" and type(v.parameters) == "function"
+end
+
+-- --- Module: the base class ---------------------------------------------------
+
+Module = class("Module")
+-- Tensors a class owns, by role: parameters (each with grad_<name>), buffers
+-- (saved, not trained) and caches (dropped by :to()).
+Module._params = {}
+Module._buffers = {}
+Module._caches = { "output", "grad_input" }
+
+function Module:__init()
+  self.training = true
+end
+
+function Module:forward()
+  error(self._fname.forward .. ": not implemented for this module", 2)
+end
+
+function Module:backward()
+  error(self._fname.backward .. ": not implemented for this module", 2)
+end
+
+function Module:parameters()
+  local params, grads = {}, {}
+  for _, name in ipairs(self._params) do
+    if self[name] then
+      params[#params + 1] = self[name]
+      grads[#grads + 1] = self["grad_" .. name]
+    end
+  end
+  return params, grads
+end
+
+function Module:zero_grad()
+  local _, grads = self:parameters()
+  for _, g in ipairs(grads) do g:zero() end
+  return self
+end
+
+function Module:train(mode)
+  self.training = mode ~= false
+  return self
+end
+
+function Module:eval()
+  return self:train(false)
+end
+
+--- Moves (or casts) parameters, gradients and buffers in place; cached
+-- outputs are dropped and reallocated on the next forward.
+function Module:to(target)
+  for _, name in ipairs(self._params) do
+    if self[name] then
+      self[name] = self[name]:to(target)
+      self["grad_" .. name] = self["grad_" .. name]:to(target)
+    end
+  end
+  for _, name in ipairs(self._buffers) do
+    if self[name] then self[name] = self[name]:to(target) end
+  end
+  for _, name in ipairs(self._caches) do self[name] = nil end
+  return self
+end
+
+--- name -> {module, field} for every saved tensor, with `prefix`.
+function Module:_named_tensors(prefix, out)
+  for _, list in ipairs({ self._params, self._buffers }) do
+    for _, name in ipairs(list) do
+      if self[name] then out[prefix .. name] = { self, name } end
+    end
+  end
+  return out
+end
+
+function Module:state_dict()
+  local out = {}
+  for name, slot in pairs(self:_named_tensors("", {})) do
+    local t = slot[1][slot[2]]
+    local copy = t:to("cpu")
+    if copy == t then copy = t:clone() end
+    out[name] = copy
+  end
+  return out
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  return keys
+end
+
+function Module:load_state_dict(state)
+  local fname = ("lunet.nn.%s:load_state_dict"):format(self.__typename)
+  if type(state) ~= "table" or getmetatable(state) ~= nil then
+    error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s")
+      :format(fname, describe(state)), 2)
+  end
+  local own = self:_named_tensors("", {})
+  local missing, unexpected = {}, {}
+  for name in pairs(own) do
+    if state[name] == nil then missing[#missing + 1] = name end
+  end
+  for name in pairs(state) do
+    if own[name] == nil then unexpected[#unexpected + 1] = tostring(name) end
+  end
+  table.sort(missing)
+  table.sort(unexpected)
+  if #missing > 0 or #unexpected > 0 then
+    local parts = {}
+    if #missing > 0 then parts[#parts + 1] = "missing " .. table.concat(missing, ", ") end
+    if #unexpected > 0 then parts[#parts + 1] = "unexpected " .. table.concat(unexpected, ", ") end
+    error(("%s: the names do not match this model: %s"):format(fname, table.concat(parts, "; ")), 2)
+  end
+  -- everything is checked before anything is copied
+  for _, name in ipairs(sorted_keys(own)) do
+    local t, target = state[name], own[name][1][own[name][2]]
+    if not lunet.is_tensor(t) then
+      error(("%s: '%s' must be a tensor, got %s"):format(fname, name, describe(t)), 2)
+    end
+    if shape_string(t) ~= shape_string(target) then
+      error(("%s: '%s' has shape %s, this model needs %s"):format(fname, name,
+        shape_string(t), shape_string(target)), 2)
+    end
+    if t:dtype() ~= target:dtype() then
+      error(("%s: '%s' is %s, this model needs %s"):format(fname, name, t:dtype(), target:dtype()), 2)
+    end
+  end
+  for name, slot in pairs(own) do
+    slot[1][slot[2]]:copy(state[name])
+  end
+  return self
+end
+
+function Module:__repr()
+  return "nn." .. self.__typename .. "()"
+end
+
+-- --- Sequential ---------------------------------------------------------------
+
+local Sequential = class("Sequential", Module)
+
+function Sequential:__init(...)
+  Module.__init(self)
+  local n, list = select("#", ...), { ... }
+  if n == 1 and type(list[1]) == "table" and getmetatable(list[1]) == nil then
+    list = list[1]
+    n = #list
+  end
+  for i = 1, n do
+    if not nn.is_module(list[i]) then
+      error(("lunet.nn.Sequential: module %d is %s, not a module"):format(i, describe(list[i])), 3)
+    end
+    self[i] = list[i]
+  end
+end
+
+function Sequential:add(m)
+  if not nn.is_module(m) then
+    error(("lunet.nn.Sequential:add: expected a module, got %s"):format(describe(m)), 2)
+  end
+  self[#self + 1] = m
+  return self
+end
+
+function Sequential:forward(input)
+  local x = input
+  for i = 1, #self do x = self[i]:forward(x) end
+  self.output = x
+  return x
+end
+
+function Sequential:backward(input, grad_output)
+  local g = grad_output
+  for i = #self, 2, -1 do g = self[i]:backward(self[i - 1].output, g) end
+  if #self >= 1 then g = self[1]:backward(input, g) end
+  self.grad_input = g
+  return g
+end
+
+function Sequential:parameters()
+  local params, grads = {}, {}
+  for i = 1, #self do
+    local p, g = self[i]:parameters()
+    for j = 1, #p do
+      params[#params + 1] = p[j]
+      grads[#grads + 1] = g[j]
+    end
+  end
+  return params, grads
+end
+
+function Sequential:train(mode)
+  self.training = mode ~= false
+  for i = 1, #self do self[i]:train(mode) end
+  return self
+end
+
+function Sequential:to(target)
+  for i = 1, #self do self[i]:to(target) end
+  self.output, self.grad_input = nil, nil
+  return self
+end
+
+function Sequential:_named_tensors(prefix, out)
+  for i = 1, #self do self[i]:_named_tensors(prefix .. i .. ".", out) end
+  return out
+end
+
+function Sequential:__repr()
+  local lines = { "nn.Sequential {" }
+  for i = 1, #self do
+    local inner = tostring(self[i]):gsub("\n", "\n  ")
+    lines[#lines + 1] = ("  (%d): %s"):format(i, inner)
+  end
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n")
+end
+
+-- --- Linear -----------------------------------------------------------------------
+
+local Linear = class("Linear", Module)
+Linear._params = { "weight", "bias" }
+
+--- weight {out, in} and bias {out}, both uniform in +-1/sqrt(in) as PyTorch's
+-- default initialisation (kaiming_uniform with a = sqrt(5)) gives.
+function Linear:__init(in_features, out_features, opts)
+  local fname = self._fname.new
+  Module.__init(self)
+  self.in_features = check_integer(fname, "in_features", in_features, 1)
+  self.out_features = check_integer(fname, "out_features", out_features, 1)
+  opts = check_options(fname, opts, { bias = true })
+  local bound = 1 / math.sqrt(self.in_features)
+  self.weight = uniform({ self.out_features, self.in_features }, bound)
+  self.grad_weight = lunet.zeros({ self.out_features, self.in_features })
+  if opts.bias then
+    self.bias = uniform({ self.out_features }, bound)
+    self.grad_bias = lunet.zeros({ self.out_features })
+  end
+end
+
+function Linear:forward(input)
+  self.output = core.linear_forward(input, self.weight, self.bias, self.output, self._fname.forward)
+  return self.output
+end
+
+function Linear:backward(input, grad_output)
+  local fname = self._fname.backward
+  self.grad_input = core.linear_backward_data(grad_output, self.weight, self.grad_input, fname)
+  core.linear_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, true, fname)
+  return self.grad_input
+end
+
+function Linear:__repr()
+  return ("nn.Linear(%d -> %d%s)"):format(self.in_features, self.out_features,
+    self.bias and "" or ", no bias")
+end
+
+-- --- Conv2d -------------------------------------------------------------------------
+
+local Conv2d = class("Conv2d", Module)
+Conv2d._params = { "weight", "bias" }
+
+--- weight {out, in, kh, kw}, bias {out}: uniform in +-1/sqrt(in * kh * kw),
+-- PyTorch's default initialisation.
+function Conv2d:__init(in_channels, out_channels, kernel, opts)
+  local fname = self._fname.new
+  Module.__init(self)
+  self.in_channels = check_integer(fname, "in_channels", in_channels, 1)
+  self.out_channels = check_integer(fname, "out_channels", out_channels, 1)
+  if kernel == nil then error(fname .. ": kernel size is required", 3) end
+  self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
+  opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true })
+  self.stride = check_pair(fname, "stride", opts.stride, 1)
+  self.padding = check_pair(fname, "padding", opts.padding, 0)
+  local kh, kw = self.kernel_size[1], self.kernel_size[2]
+  local bound = 1 / math.sqrt(self.in_channels * kh * kw)
+  local wshape = { self.out_channels, self.in_channels, kh, kw }
+  self.weight = uniform(wshape, bound)
+  self.grad_weight = lunet.zeros(wshape)
+  if opts.bias then
+    self.bias = uniform({ self.out_channels }, bound)
+    self.grad_bias = lunet.zeros({ self.out_channels })
+  end
+end
+
+function Conv2d:forward(input)
+  local s, p = self.stride, self.padding
+  self.output = core.conv2d_forward(input, self.weight, self.bias, s[1], s[2], p[1], p[2],
+    self.output, self._fname.forward)
+  return self.output
+end
+
+function Conv2d:backward(input, grad_output)
+  local s, p, fname = self.stride, self.padding, self._fname.backward
+  self.grad_input = core.conv2d_backward_data(input, self.weight, grad_output, s[1], s[2],
+    p[1], p[2], self.grad_input, fname)
+  core.conv2d_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, s[1], s[2],
+    p[1], p[2], true, fname)
+  return self.grad_input
+end
+
+function Conv2d:__repr()
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  return ("nn.Conv2d(%d -> %d, %dx%d, stride %dx%d, padding %dx%d%s)"):format(self.in_channels,
+    self.out_channels, k[1], k[2], s[1], s[2], p[1], p[2], self.bias and "" or ", no bias")
+end
+
+-- --- pooling -------------------------------------------------------------------------
+
+--- kernel and stride: a number or {h, w}; stride defaults to the kernel;
+-- padding (at most half the kernel) pads max pooling with -inf and average
+-- pooling with zeros that count in the average (PyTorch's defaults).
+local function pool_init(self, kernel, stride, padding)
+  local fname = self._fname.new
+  Module.__init(self)
+  if kernel == nil then error(fname .. ": kernel size is required", 3) end
+  self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
+  self.stride = stride == nil and { self.kernel_size[1], self.kernel_size[2] }
+    or check_pair(fname, "stride", stride, 1)
+  self.padding = check_pair(fname, "padding", padding or 0, 0)
+  local k, p = self.kernel_size, self.padding
+  if p[1] > k[1] // 2 or p[2] > k[2] // 2 then
+    error(("%s: padding {%d, %d} must be at most half the kernel size {%d, %d}")
+      :format(fname, p[1], p[2], k[1], k[2]), 3)
+  end
+end
+
+local function pool_forward(self, mode, input)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  self.output = core.pool2d_forward(mode, input, k[1], k[2], s[1], s[2], p[1], p[2],
+    self.output, self._fname.forward)
+  return self.output
+end
+
+local function pool_backward(self, mode, input, grad_output)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  if not self.output then
+    error(self._fname.backward .. ": call forward before backward", 3)
+  end
+  self.grad_input = core.pool2d_backward(mode, input, self.output, grad_output, k[1], k[2],
+    s[1], s[2], p[1], p[2], self.grad_input, self._fname.backward)
+  return self.grad_input
+end
+
+local function pool_repr(self)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  local pad = (p[1] > 0 or p[2] > 0) and (", padding %dx%d"):format(p[1], p[2]) or ""
+  return ("nn.%s(%dx%d, stride %dx%d%s)"):format(self.__typename, k[1], k[2], s[1], s[2], pad)
+end
+
+local MaxPool2d = class("MaxPool2d", Module)
+MaxPool2d.__init = pool_init
+MaxPool2d.__repr = pool_repr
+function MaxPool2d:forward(input) return pool_forward(self, "max", input) end
+function MaxPool2d:backward(input, grad_output) return pool_backward(self, "max", input, grad_output) end
+
+local AvgPool2d = class("AvgPool2d", Module)
+AvgPool2d.__init = pool_init
+AvgPool2d.__repr = pool_repr
+function AvgPool2d:forward(input) return pool_forward(self, "avg", input) end
+function AvgPool2d:backward(input, grad_output) return pool_backward(self, "avg", input, grad_output) end
+
+-- --- ReLU ------------------------------------------------------------------------------
+
+local ReLU = class("ReLU", Module)
+
+function ReLU:forward(input)
+  self.output = core.relu_forward(input, self.output, self._fname.forward)
+  return self.output
+end
+
+--- The gradient passes where the output is positive, which is where the
+-- input is: the output kept by forward stands in for the input.
+function ReLU:backward(input, grad_output)
+  if not self.output then
+    error(self._fname.backward .. ": call forward before backward", 2)
+  end
+  self.grad_input = core.relu_backward(self.output, grad_output, self.grad_input, self._fname.backward)
+  return self.grad_input
+end
+
+-- --- Flatten -------------------------------------------------------------------------------
+
+--- {N, d2, d3, ...} -> {N, d2 * d3 * ...}, as a view sharing the input's memory.
+local Flatten = class("Flatten", Module)
+
+--- A view of `t` with `shape`, reused while `t` is the same tensor.
+local function cached_view(self, key, t, shape_fn, fname)
+  if not lunet.is_tensor(t) then
+    error(("%s: expected a tensor, got %s"):format(fname, describe(t)), 3)
+  end
+  local cache = self[key]
+  t:dim() -- raises if t was freed, so a stale view is never returned
+  if cache and cache.source == t then return cache.view end
+  local view = t:reshape(shape_fn(t))
+  self[key] = { source = t, view = view }
+  return view
+end
+
+function Flatten:forward(input)
+  local fname = self._fname.forward
+  self.output = cached_view(self, "_forward_view", input, function(t)
+    if t:dim() < 2 then
+      error(("%s: expected input [N, ...] with at least 2 dimensions, got %s")
+        :format(fname, shape_string(t)), 4)
+    end
+    return { t:size(1), -1 }
+  end, fname)
+  return self.output
+end
+
+function Flatten:backward(input, grad_output)
+  local fname = self._fname.backward
+  if not lunet.is_tensor(input) then
+    error(("%s: expected the input tensor, got %s"):format(fname, describe(input)), 2)
+  end
+  self.grad_input = cached_view(self, "_backward_view", grad_output, function(g)
+    if g:numel() ~= input:numel() then
+      error(("%s: the output gradient %s does not match the input %s")
+        :format(fname, shape_string(g), shape_string(input)), 4)
+    end
+    return input:shape()
+  end, fname)
+  return self.grad_input
+end
+
+Flatten._caches = { "output", "grad_input", "_forward_view", "_backward_view" }
+
+-- --- Dropout ---------------------------------------------------------------------------------
+
+--- Inverted dropout: in training each element is zeroed with probability p
+-- and the rest scaled by 1/(1-p); in eval mode the input passes unchanged.
+local Dropout = class("Dropout", Module)
+Dropout._caches = { "output", "grad_input", "_mask" }
+
+function Dropout:__init(p)
+  Module.__init(self)
+  p = p == nil and 0.5 or p
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then
+    error(("%s: p must be a probability in [0, 1], got %s"):format(self._fname.new, tostring(p)), 3)
+  end
+  self.p = p
+end
+
+function Dropout:forward(input)
+  self._dropped = self.training and self.p > 0
+  if self._dropped then
+    self.output, self._mask = core.dropout_forward(input, self.p, self.output, self._mask,
+      self._fname.forward)
+  else
+    if not lunet.is_tensor(input) then
+      error(("%s: expected a tensor, got %s"):format(self._fname.forward, describe(input)), 2)
+    end
+    self.output = input
+  end
+  return self.output
+end
+
+function Dropout:backward(input, grad_output)
+  if self._dropped then
+    self.grad_input = core.dropout_backward(grad_output, self._mask, self.grad_input,
+      self._fname.backward)
+  else
+    self.grad_input = grad_output
+  end
+  return self.grad_input
+end
+
+function Dropout:__repr()
+  return ("nn.Dropout(p = %g)"):format(self.p)
+end
+
+-- --- BatchNorm2d --------------------------------------------------------------------------------
+
+--- Per-channel normalisation of {N, C, H, W}: batch statistics in training
+-- (updating running_mean and running_var with `momentum`, the running
+-- variance unbiased), the running statistics in eval mode. weight = 1,
+-- bias = 0, running_mean = 0, running_var = 1 at first, as in PyTorch.
+local BatchNorm2d = class("BatchNorm2d", Module)
+BatchNorm2d._params = { "weight", "bias" }
+BatchNorm2d._buffers = { "running_mean", "running_var" }
+BatchNorm2d._caches = { "output", "grad_input", "_save_mean", "_save_invstd" }
+
+function BatchNorm2d:__init(num_features, opts)
+  local fname = self._fname.new
+  Module.__init(self)
+  self.num_features = check_integer(fname, "num_features", num_features, 1)
+  opts = check_options(fname, opts, { eps = 1e-5, momentum = 0.1 })
+  if not (opts.eps > 0) then error(("%s: eps must be positive, got %g"):format(fname, opts.eps), 3) end
+  if not (opts.momentum >= 0 and opts.momentum <= 1) then
+    error(("%s: momentum must be in [0, 1], got %g"):format(fname, opts.momentum), 3)
+  end
+  self.eps, self.momentum = opts.eps, opts.momentum
+  local c = self.num_features
+  self.weight, self.grad_weight = lunet.ones({ c }), lunet.zeros({ c })
+  self.bias, self.grad_bias = lunet.zeros({ c }), lunet.zeros({ c })
+  self.running_mean, self.running_var = lunet.zeros({ c }), lunet.ones({ c })
+end
+
+function BatchNorm2d:forward(input)
+  local fname = self._fname.forward
+  if lunet.is_tensor(input) and input:dim() ~= 4 then
+    error(("%s: expected input [N, %d, H, W], got %s"):format(fname, self.num_features,
+      shape_string(input)), 2)
+  end
+  self._forward_training = self.training
+  if self.training then
+    self.output, self._save_mean, self._save_invstd = core.batchnorm_forward(input, self.weight,
+      self.bias, self.running_mean, self.running_var, true, self.momentum, self.eps,
+      self.output, self._save_mean, self._save_invstd, fname)
+  else
+    self.output = core.batchnorm_forward(input, self.weight, self.bias, self.running_mean,
+      self.running_var, false, self.momentum, self.eps, self.output, nil, nil, fname)
+  end
+  return self.output
+end
+
+function BatchNorm2d:backward(input, grad_output)
+  local fname = self._fname.backward
+  if self._forward_training == nil then
+    error(fname .. ": call forward before backward", 2)
+  end
+  if self._forward_training then
+    self.grad_input = core.batchnorm_backward(input, grad_output, self.weight, self._save_mean,
+      self._save_invstd, self.grad_input, self.grad_weight, self.grad_bias, true, fname)
+  else
+    self.grad_input = core.batchnorm_backward_eval(input, grad_output, self.weight,
+      self.running_mean, self.running_var, self.eps, self.grad_input, self.grad_weight,
+      self.grad_bias, true, fname)
+  end
+  return self.grad_input
+end
+
+function BatchNorm2d:__repr()
+  return ("nn.BatchNorm2d(%d, eps = %g, momentum = %g)"):format(self.num_features, self.eps, self.momentum)
+end
+
+-- --- CrossEntropyLoss -------------------------------------------------------------------------------
+
+--- Mean softmax cross-entropy of logits {N, C} (float32) against labels {N}
+-- (int32, 1..C). forward returns the loss as a Lua number (the one place a
+-- step waits for the device); backward returns the gradient w.r.t. logits,
+-- (softmax - onehot) / N.
+local CrossEntropyLoss = class("CrossEntropyLoss", Module)
+
+function CrossEntropyLoss:forward(logits, labels)
+  self.output = core.cross_entropy_forward(logits, labels, self._fname.forward)
+  return self.output
+end
+
+function CrossEntropyLoss:backward(logits, labels)
+  local n = 1
+  if lunet.is_tensor(logits) and logits:dim() >= 1 and logits:size(1) > 0 then n = logits:size(1) end
+  self.grad_input = core.cross_entropy_backward(logits, labels, 1 / n, self.grad_input,
+    self._fname.backward)
+  return self.grad_input
+end
+
+nn.Module = Module
+return nn
