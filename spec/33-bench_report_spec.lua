@@ -111,6 +111,18 @@ describe("lunet.bench", function()
     assert.equal(2 * 3 * 25 * 8 * 12 * 12, strided)
   end)
 
+  it("counts 36.2 MFLOP per image for the session's AlexNet", function()
+    local model = lunet.models.fashion_alexnet()
+    local total, layers = bench.model_flops(model, { 1, 28, 28 })
+    -- by hand: conv 1->64 3x3 at 28x28, conv 64->128 3x3 at 14x14, 6272->512, 512->10
+    local expected = 2 * (1 * 9 * 64 * 784 + 64 * 9 * 128 * 196 + 6272 * 512 + 512 * 10)
+    assert.equal(36237312, expected)
+    assert.equal(expected, total)
+    assert.same({ "Conv2d", "Conv2d", "Linear", "Linear" },
+      { layers[1].kind, layers[2].kind, layers[3].kind, layers[4].kind })
+    assert.equal(3291402, bench.parameter_count(model))
+  end)
+
   it("formats durations for progress lines", function()
     assert.equal("5.0s", bench.format_duration(5))
     assert.equal("1m05s", bench.format_duration(65))
