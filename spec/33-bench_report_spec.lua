@@ -236,6 +236,16 @@ describe("lunet.report", function()
     assert.truthy(inf_svg:find("8.00 s (1,250 img/s)", 1, true))
   end)
 
+  it("names the data mode and, in resident mode, the upload time", function()
+    local results = fake_results(true)
+    assert.truthy(report.session_markdown(results):find("Data mode `seed`", 1, true))
+    results.arguments.data_mode = "resident"
+    results.devices[2].training.upload_seconds = 0.0421
+    local md = report.session_markdown(results)
+    assert.truthy(md:find("Data mode `resident`", 1, true))
+    assert.truthy(md:find("upload of the datasets to cuda:0: 0.0421 s", 1, true), md)
+  end)
+
   it("says plainly when there is no GPU", function()
     local results = fake_results(false)
     report.write_session(results, dir)

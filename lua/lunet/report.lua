@@ -247,6 +247,14 @@ function report.session_markdown(results)
   add(("- Data mode `%s`: %s"):format(a.data_mode or "seed", a.data_mode == "resident"
     and "the dataset is uploaded to the device once (timed apart, as upload time) and each batch is gathered and scaled there."
     or "each batch is gathered and scaled on the host, then copied to the device, as the original notebook does; that time counts as training time."))
+  if a.data_mode == "resident" then
+    for _, r in ipairs(results.devices or {}) do
+      if r.status == "ok" and r.training and r.training.upload_seconds then
+        add(("  - upload of the datasets to %s: %s (not part of the training time)"):format(r.device,
+          seconds(r.training.upload_seconds)))
+      end
+    end
+  end
   add("- Every clock read is preceded by a device synchronisation. Training time covers the whole loop (data, forward, backward, optimizer step, reading the loss) for every epoch.")
   add(("- Inference: the test set (%s images, batch size %s) in eval mode; one warm-up pass, excluded, then %s timed passes: median, min and max."):format(
     tostring(results.inference_images or "?"), tostring(a.eval_batch_size or a.batch_size), tostring(a["repeat"])))
