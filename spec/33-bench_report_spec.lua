@@ -233,6 +233,8 @@ describe("lunet.report", function()
     local inf_svg = read(dir .. "/inference_time.svg")
     xml_check.check_svg(inf_svg)
     assert.truthy(inf_svg:find("cuda:0 is 40.0x faster than cpu", 1, true))
+    assert.truthy(inf_svg:find("10,000 test images", 1, true))
+    assert.truthy(md:find("1,000 parameters", 1, true))
     assert.truthy(inf_svg:find("8.00 s (1,250 img/s)", 1, true))
   end)
 

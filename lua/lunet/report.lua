@@ -240,7 +240,7 @@ function report.session_markdown(results)
   add()
   local m = results.model or {}
   add(("- Model: %s, %s parameters, the same initial weights on every device (built on the CPU from seed %s, then copied)."):format(
-    m.name or "?", m.parameters and tostring(m.parameters) or "?", tostring(a.seed)))
+    m.name or "?", m.parameters and svg.format_number(m.parameters) or "?", tostring(a.seed)))
   add(("- Training: %s epoch(s), batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
     tostring(a.epochs), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
     a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch and per test pass** (a quick run, not the full lesson)") or ""))
@@ -257,7 +257,8 @@ function report.session_markdown(results)
   end
   add("- Every clock read is preceded by a device synchronisation. Training time covers the whole loop (data, forward, backward, optimizer step, reading the loss) for every epoch.")
   add(("- Inference: the test set (%s images, batch size %s) in eval mode; one warm-up pass, excluded, then %s timed passes: median, min and max."):format(
-    tostring(results.inference_images or "?"), tostring(a.eval_batch_size or a.batch_size), tostring(a["repeat"])))
+    results.inference_images and svg.format_number(results.inference_images) or "?",
+    tostring(a.eval_batch_size or a.batch_size), tostring(a["repeat"])))
   add(("- GFLOP/s: convolution and linear layers, a multiply-add counted as 2 FLOPs: %.1f MFLOP per image forward; training counted as %dx forward (forward, gradient of the inputs, gradient of the weights) = %.1f MFLOP per image."):format(
     (m.forward_flops_per_image or 0) / 1e6, m.train_flops_factor or 3, (m.train_flops_per_image or 0) / 1e6))
   add()
@@ -328,7 +329,7 @@ function report.inference_chart(results)
   local a = results.arguments or {}
   local subtitle = speedup_lines(results, "inference")
   subtitle[#subtitle + 1] = ("%s test images, median of %s timed passes after a warm-up; lower is better"):format(
-    tostring(results.inference_images or "?"), tostring(a["repeat"]))
+    results.inference_images and svg.format_number(results.inference_images) or "?", tostring(a["repeat"]))
   return svg.bar_chart({
     title = "Inference time over the test set",
     subtitle = subtitle,
