@@ -160,6 +160,9 @@ typedef struct ln_backend {
     int (*conv2d_backward_filter)(void *ctx, const ln_conv2d_shape *s,
                                   const float *x, const float *dy, float *dw,
                                   float *db, int accumulate);
+    /* Padding never wins a max (the core keeps it at most half the kernel,
+     * so every window holds an input element); averages divide by the whole
+     * window, padding included (PyTorch's count_include_pad=True). */
     int (*pool2d_forward)(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                           const float *x, float *y);
     /* Max pooling routes each gradient to the first maximum of its window. */
@@ -179,7 +182,9 @@ typedef struct ln_backend {
                          int64_t inner, const float *dy, float *db,
                          int accumulate);
     /* Inverted dropout: mask[i] = 1/(1-p) with probability 1-p, else 0 (a
-     * float mask, drawn like rand_uniform); y = x * mask. */
+     * float mask, drawn like rand_uniform); y = x * mask. Exactly: element
+     * i is kept when ln_philox_uniform(seed, offset, i) < 1.0f - p, so every
+     * backend draws the same mask. */
     int (*dropout_forward)(void *ctx, int64_t n, float p, const float *x,
                            float *y, float *mask, uint64_t seed,
                            uint64_t offset);

@@ -90,10 +90,12 @@ typedef struct contiguous_inputs {
 
 static int contiguous(contiguous_inputs *set, const ln_tensor *in, const void **data)
 {
-    ln_tensor *slot = &set->held[set->count];
     *data = NULL;
     if (!in)
         return LN_OK;
+    if (set->count == (int)(sizeof set->held / sizeof set->held[0]))
+        return ln_error(LN_EINVAL, "internal error: too many inputs for one op");
+    ln_tensor *slot = &set->held[set->count];
     LN_TRY(ln_tensor_contiguous(slot, in));
     set->count++;
     *data = ln_tensor_data(slot);
@@ -261,23 +263,27 @@ int ln_nn_conv2d_backward_filter(const ln_tensor *x, const ln_tensor *dy,
 
 /* --- fully connected ------------------------------------------------------------- */
 
-static int check_linear_weight(const ln_tensor *x, const ln_tensor *w)
+/* x is the input (or the output gradient, named by `what`), w the weight
+ * (or its gradient). */
+static int check_linear_weight(const char *what, const ln_tensor *x, const char *w_what,
+                               const ln_tensor *w)
 {
-    char sw[256];
-    LN_TRY(check_input("the input", x));
-    LN_TRY(check_input("the weight", w));
-    LN_TRY(ln_check_same_device("the input and the weight", x, w));
+    char sw[256], both[128];
+    LN_TRY(check_input(what, x));
+    LN_TRY(check_input(w_what, w));
+    snprintf(both, sizeof both, "%s and %s", what, w_what);
+    LN_TRY(ln_check_same_device(both, x, w));
     if (w->ndim != 2)
-        return ln_error(LN_EINVAL, "the weight must be [out_features, in_features], got %s",
+        return ln_error(LN_EINVAL, "%s must be [out_features, in_features], got %s", w_what,
                         ln_tensor_shape_string(w, sw, sizeof sw));
-    LN_TRY(check_fits_int("the input", x));
-    return check_fits_int("the weight", w);
+    LN_TRY(check_fits_int(what, x));
+    return check_fits_int(w_what, w);
 }
 
 int ln_nn_linear_check(const ln_tensor *x, const ln_tensor *w)
 {
     char sx[256];
-    LN_TRY(check_linear_weight(x, w));
+    LN_TRY(check_linear_weight("the input", x, "the weight", w));
     if (x->ndim != 2 || x->shape[1] != w->shape[1])
         return ln_error(LN_EINVAL, "expected input [N, %lld], got %s",
                         (long long)w->shape[1], ln_tensor_shape_string(x, sx, sizeof sx));
@@ -287,7 +293,7 @@ int ln_nn_linear_check(const ln_tensor *x, const ln_tensor *w)
 int ln_nn_linear_check_grad(const ln_tensor *dy, const ln_tensor *w)
 {
     char s[256];
-    LN_TRY(check_linear_weight(dy, w));
+    LN_TRY(check_linear_weight("the output gradient", dy, "the weight", w));
     if (dy->ndim != 2 || dy->shape[1] != w->shape[0])
         return ln_error(LN_EINVAL, "expected the output gradient [N, %lld], got %s",
                         (long long)w->shape[0], ln_tensor_shape_string(dy, s, sizeof s));
@@ -353,7 +359,7 @@ int ln_nn_linear_backward_filter(const ln_tensor *x, const ln_tensor *dy, ln_ten
                                  ln_tensor *db, int accumulate)
 {
     char sx[256], sd[256];
-    LN_TRY(check_linear_weight(x, dw));
+    LN_TRY(check_linear_weight("the input", x, "the weight gradient", dw));
     LN_TRY(check_input("the output gradient", dy));
     LN_TRY(ln_check_same_device("the output gradient and the input", dy, x));
     int64_t out = dw->shape[0], in = dw->shape[1];
@@ -769,7 +775,7 @@ int ln_nn_batchnorm_backward_eval(const ln_tensor *x, const ln_tensor *dy,
 
 /* --- loss ------------------------------------------------------------------------------ */
 
-static int check_cross_entropy(const ln_tensor *logits, const ln_tensor *labels)
+int ln_nn_cross_entropy_check(const ln_tensor *logits, const ln_tensor *labels)
 {
     char sl[256], sy[256];
     LN_TRY(check_input("the logits", logits));
@@ -801,7 +807,7 @@ static int bad_label_error(const ln_tensor *labels, int64_t position, int64_t cl
 int ln_nn_cross_entropy_forward(const ln_tensor *logits, const ln_tensor *labels,
                                 double *loss)
 {
-    LN_TRY(check_cross_entropy(logits, labels));
+    LN_TRY(ln_nn_cross_entropy_check(logits, labels));
     int64_t n = logits->shape[0], classes = logits->shape[1], bad = -1;
     contiguous_inputs set = {0};
     const void *ld, *yd;
@@ -820,7 +826,7 @@ int ln_nn_cross_entropy_forward(const ln_tensor *logits, const ln_tensor *labels
 int ln_nn_cross_entropy_backward(const ln_tensor *logits, const ln_tensor *labels,
                                  double scale, ln_tensor *dlogits)
 {
-    LN_TRY(check_cross_entropy(logits, labels));
+    LN_TRY(ln_nn_cross_entropy_check(logits, labels));
     LN_TRY(check_output("the logits gradient", dlogits, logits, 2, logits->shape));
     LN_TRY(check_distinct("the logits gradient", dlogits, "the logits", logits));
     int64_t n = logits->shape[0], classes = logits->shape[1];

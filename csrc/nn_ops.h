@@ -95,6 +95,8 @@ int ln_nn_batchnorm_backward_eval(const ln_tensor *x, const ln_tensor *dy,
 
 /* --- loss: logits [N, C] float32, labels [N] int32 in 1..C -------------------- */
 
+/* Checks logits [N, C] (N, C >= 1) against int32 labels [N]. */
+int ln_nn_cross_entropy_check(const ln_tensor *logits, const ln_tensor *labels);
 /* Mean cross-entropy; a label outside 1..C is an error naming its position. */
 int ln_nn_cross_entropy_forward(const ln_tensor *logits, const ln_tensor *labels,
                                 double *loss);

@@ -77,6 +77,9 @@ local function list_devices()
     end
     table.sort(keys)
     for _, k in ipairs(keys) do print(("  %-20s %s"):format(k, tostring(info[k]))) end
+    if name:match("^cuda") then -- results match the CPU only with TF32 off
+      print(("  %-20s %s"):format("tf32", tostring(lunet.cuda.get_tf32())))
+    end
   end
   if not ok then print("no GPU: " .. reason) end
 end
@@ -187,6 +190,10 @@ local function run_device(name)
     name, report.format_seconds(timing.median), images, report.format_seconds(timing.min),
     report.format_seconds(timing.max), report.format_seconds(timing.warmup_times[1]),
     result.inference.images_per_second, result.inference.gflops))
+  if dev.type == "cuda" then
+    local ok, stats = pcall(lunet.cuda.memory_stats, dev)
+    if ok then result.gpu_memory = stats end
+  end
   train_loader:free()
   test_loader:free()
   return result

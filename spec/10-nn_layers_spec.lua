@@ -96,6 +96,27 @@ describe("nn layers against the reference", function()
     end
   end
 
+  it("max pooling propagates NaN and ReLU keeps it, as in PyTorch; gradients go to the first NaN", function()
+    local nan = 0 / 0
+    local x = lunet.tensor({ { { { 1, nan, 3, 4 }, { 5, 6, 7, nan }, { -1, -2, 0, 2 }, { nan, nan, 9, 1 } } } })
+    for _, dev in ipairs(helpers.devices()) do
+      for _, pool in ipairs({ nn.MaxPool2d(2), nn.MaxPool2d(3, 1) }) do
+        local y = pool:forward(x:to(dev)):to("cpu")
+        local g = pool:backward(x:to(dev), lunet.ones(y:shape(), { device = dev })):to("cpu")
+        if pool.kernel_size[1] == 2 then
+          local v = y:reshape({ -1 }):totable()
+          assert.is_true(v[1] ~= v[1] and v[2] ~= v[2] and v[3] ~= v[3] and v[4] == 9, dev)
+          -- each window's gradient goes to its first NaN (or its maximum)
+          assert.same({ 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0 }, g:reshape({ -1 }):totable())
+        end
+        helpers.assert_close(y, pool:to("ref"):forward(x:to("ref")), 0, 0, dev .. " max pooling")
+      end
+      local r = nn.ReLU():forward(x:to(dev)):reshape({ -1 }):totable()
+      assert.is_true(r[2] ~= r[2], "relu(NaN) is NaN")
+      assert.equal(0, r[9])
+    end
+  end)
+
   it("convolutions give the same result when the batch is processed in chunks", function()
     -- a 1 MiB workspace splits this batch into chunks of a few images
     local code = [[
@@ -182,6 +203,25 @@ describe("the module contract", function()
     -- and the counter does count: a new batch size allocates new outputs
     model:forward(lunet.randn({ 5, 1, 10, 10 }))
     assert.is_true(core.tensor_allocations() > before)
+  end)
+
+  it("an empty batch gives empty outputs and adds nothing to the gradients", function()
+    for _, dev in ipairs(helpers.devices()) do
+      lunet.manual_seed(3)
+      local m = nn.Sequential(nn.Conv2d(2, 3, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(3 * 2 * 2, 4)):to(dev)
+      m:zero_grad()
+      local x = lunet.randn({ 2, 2, 4, 4 }):to(dev)
+      m:forward(x)
+      m:backward(x, lunet.ones({ 2, 4 }, { device = dev }))
+      local before = {}
+      for i, g in ipairs(select(2, m:parameters())) do before[i] = g:to("cpu"):clone() end
+      local empty = lunet.zeros({ 0, 2, 4, 4 }, { device = dev })
+      local y = m:forward(empty)
+      assert.same({ 0, 4 }, y:shape())
+      assert.same({ 0, 2, 4, 4 }, m:backward(empty, lunet.zeros({ 0, 4 }, { device = dev })):shape())
+      for i, g in ipairs(select(2, m:parameters())) do helpers.assert_close(g, before[i], 0, 0, dev) end
+    end
   end)
 
   it("backward accumulates parameter gradients until zero_grad", function()

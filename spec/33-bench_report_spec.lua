@@ -191,6 +191,7 @@ describe("lunet.report", function()
     }
     if with_gpu then
       results.devices[2] = { device = "cuda:0", status = "ok", info = { name = "Test GPU" },
+        gpu_memory = { peak_bytes = 96 * 2 ^ 20 },
         training = { seconds = 10, images = 120000, images_per_second = 12000, gflops = 1300, epochs = {} },
         accuracy = { correct = 9105, total = 10000, accuracy = 0.9105 },
         inference = { median_seconds = 0.2, min_seconds = 0.19, max_seconds = 0.25, images_per_second = 50000, gflops = 1810 } }
@@ -223,6 +224,7 @@ describe("lunet.report", function()
     assert.truthy(md:find("cuda:1 | cuda:1 | **failed**: out of memory \\| really", 1, true))
     assert.truthy(md:find("cuda:0 over cpu: training 25.0x, inference 40.0x", 1, true))
     assert.truthy(md:find("36.2 MFLOP per image forward", 1, true))
+    assert.truthy(md:find("cuda:0: peak GPU memory allocated 96 MiB", 1, true), md)
     local train_svg = read(dir .. "/training_time.svg")
     local elements = xml_check.check_svg(train_svg)
     assert.truthy(train_svg:find("cuda:0 is 25.0x faster than cpu", 1, true))

@@ -60,13 +60,19 @@ function helpers.cuda()
 end
 
 --- Defines a spec that needs a GPU: it runs where one is present and shows as
--- pending, with the reason, where none is.
+-- pending, with the reason, where none is. With LUNET_REQUIRE_CUDA=1 in the
+-- environment (a run on a GPU machine) a missing GPU fails it instead.
 function helpers.cuda_it(name, fn)
+  -- busted defines `it` and `pending` in the spec files' environment, not in
+  -- _G where this module looks: take them from busted itself
+  local busted = require("busted")
   local ok, reason = helpers.cuda()
   if ok then
-    it(name, fn)
+    busted.it(name, fn)
+  elseif os.getenv("LUNET_REQUIRE_CUDA") == "1" then
+    busted.it(name, function() error("LUNET_REQUIRE_CUDA=1 but " .. tostring(reason), 0) end)
   else
-    pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
+    busted.pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
   end
 end
 

@@ -156,6 +156,8 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+    if (s->n == 0)
+        return LN_OK;
     int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *cols, *out;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &out));
@@ -186,6 +188,8 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+    if (s->n == 0)
+        return LN_OK;
     int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *dcols, *dyt;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &dcols, &dyt));
@@ -206,6 +210,14 @@ int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const fl
 {
     ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+    if (s->n == 0) { /* an empty batch: the gradients are zero (or unchanged) */
+        if (!accumulate) {
+            memset(dw, 0, sizeof(float) * (size_t)(rows * s->k));
+            if (db)
+                memset(db, 0, sizeof(float) * (size_t)s->k);
+        }
+        return LN_OK;
+    }
     int per_chunk = images_per_chunk(ctx, s, rows + s->k);
     float *cols, *dyt;
     LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &dyt));

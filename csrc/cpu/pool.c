@@ -38,6 +38,28 @@ static int64_t window_argmax(const ln_pool2d_shape *s, const float *plane, windo
     return best;
 }
 
+/* The common 2x2, stride 2, unpadded max pooling: the four candidates of a
+ * window in order, with window_argmax's rule (first maximum, NaN wins). */
+static int is_max_2x2(ln_pool_mode mode, const ln_pool2d_shape *s)
+{
+    return mode == LN_POOL_MAX && s->kernel_h == 2 && s->kernel_w == 2 && s->stride_h == 2
+           && s->stride_w == 2 && s->pad_h == 0 && s->pad_w == 0;
+}
+
+static inline int64_t argmax_2x2(const float *plane, int64_t w, int64_t top_left)
+{
+    int64_t at[4] = {top_left, top_left + 1, top_left + w, top_left + w + 1}, best = at[0];
+    float best_v = plane[best];
+    for (int i = 1; i < 4; i++) {
+        float v = plane[at[i]];
+        if (v > best_v || (v != v && best_v == best_v)) {
+            best = at[i];
+            best_v = v;
+        }
+    }
+    return best;
+}
+
 int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                           const float *x, float *y)
 {
@@ -48,6 +70,12 @@ int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s
     for (int64_t i = 0; i < planes; i++) {
         const float *plane = x + i * hw;
         float *out = y + i * pq;
+        if (is_max_2x2(mode, s)) {
+            for (int p = 0; p < s->p; p++)
+                for (int q = 0; q < s->q; q++)
+                    out[p * s->q + q] = plane[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)];
+            continue;
+        }
         for (int p = 0; p < s->p; p++)
             for (int q = 0; q < s->q; q++) {
                 window win = window_at(s, p, q);
@@ -77,6 +105,12 @@ int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *
         const float *plane = x + i * hw, *g = dy + i * pq;
         float *d = dx + i * hw;
         memset(d, 0, sizeof(float) * (size_t)hw);
+        if (is_max_2x2(mode, s)) {
+            for (int p = 0; p < s->p; p++)
+                for (int q = 0; q < s->q; q++)
+                    d[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)] = g[p * s->q + q];
+            continue;
+        }
         for (int p = 0; p < s->p; p++)
             for (int q = 0; q < s->q; q++) {
                 window win = window_at(s, p, q);

@@ -7,10 +7,45 @@
 
 #include "../status.h"
 
+/* lunet's own Lua modules (the .lua files in a "lunet" directory) call the C
+ * functions for the user: an error is reported at the first line outside
+ * them, so a mistake in a script points at the script even when it went
+ * through nn.Sequential. `source` is a chunk name such as "@./lua/lunet/nn.lua". */
+static int is_lunet_module(const char *source)
+{
+    const char *slash = strrchr(source, '/');
+    if (!slash || slash - source < 5 || strncmp(slash - 5, "lunet", 5) != 0)
+        return 0;
+    if (slash - source > 5 && slash[-6] != '/' && slash[-6] != '@')
+        return 0; /* a directory such as "mylunet" */
+    size_t len = strlen(slash);
+    return len > 4 && strcmp(slash + len - 4, ".lua") == 0;
+}
+
+static void push_where(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || is_lunet_module(ar.source))
+            continue;
+        lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+        return;
+    }
+    lua_pushliteral(L, "");
+}
+
+static int raise_error(lua_State *L, const char *fname, const char *msg)
+{
+    push_where(L);
+    lua_pushfstring(L, "%s: %s", fname, msg);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 void ln_lua_check_status(lua_State *L, int st, const char *fname)
 {
     if (st != LN_OK)
-        luaL_error(L, "%s: %s", fname, ln_last_error());
+        raise_error(L, fname, ln_last_error());
 }
 
 int ln_lua_fail(lua_State *L, const char *fname, const char *fmt, ...)
@@ -20,7 +55,7 @@ int ln_lua_fail(lua_State *L, const char *fname, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return luaL_error(L, "%s: %s", fname, msg);
+    return raise_error(L, fname, msg);
 }
 
 ln_tensor *ln_lua_new_tensor(lua_State *L)

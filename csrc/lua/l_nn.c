@@ -348,8 +348,7 @@ static int l_cross_entropy_backward(lua_State *L)
     ln_tensor *logits = ln_lua_check_tensor(L, 1, fname);
     ln_tensor *labels = ln_lua_check_tensor(L, 2, fname);
     double scale = ln_lua_check_number(L, 3, fname, "scale");
-    if (logits->ndim != 2) /* the shape check proper, with its message */
-        ln_lua_check_status(L, ln_nn_cross_entropy_forward(logits, labels, &scale), fname);
+    ln_lua_check_status(L, ln_nn_cross_entropy_check(logits, labels), fname);
     const ln_tensor *inputs[2] = {logits, labels};
     ln_tensor *d = push_output(L, 4, logits, 2, logits->shape, inputs, 2, fname);
     ln_lua_check_status(L, ln_nn_cross_entropy_backward(logits, labels, scale, d), fname);

@@ -106,18 +106,10 @@ function bench.git_commit(dir)
   return commit, dirty ~= ""
 end
 
---- TF32 state of the CUDA backend, when it says ("unknown" otherwise).
+--- TF32 state of the CUDA backend (lunet.cuda.get_tf32), nil when unknown.
 local function tf32_state()
-  local cuda = package.loaded["lunet.cuda"]
-  if type(cuda) ~= "table" then cuda = rawget(package.loaded["lunet"] or {}, "cuda") end
-  if type(cuda) ~= "table" then return nil end
-  for _, name in ipairs({ "get_tf32", "tf32" }) do
-    if type(cuda[name]) == "function" then
-      local ok, v = pcall(cuda[name])
-      if ok and type(v) == "boolean" then return v end
-    end
-  end
-  if type(cuda.allow_tf32) == "boolean" then return cuda.allow_tf32 end
+  local ok, value = pcall(function() return require("lunet").cuda.get_tf32() end)
+  if ok and type(value) == "boolean" then return value end
   return nil
 end
 

@@ -18,6 +18,30 @@ local submodules = {
   session = "lunet.session",
 }
 
+-- lunet.cuda: the CUDA module's own controls (set_tf32, get_tf32,
+-- memory_stats, empty_cache, ...), from lunet/cuda.so. Where that module is
+-- missing, lunet.cuda.available() answers false and the reason, and every
+-- other function raises "lunet.cuda.<name>: CUDA not available: <reason>";
+-- where it is present but no GPU is, the functions that need a device raise
+-- the same error themselves.
+local function load_cuda()
+  local ok, mod = pcall(require, "lunet.cuda")
+  if ok and type(mod) == "table" then
+    return mod
+  end
+  local _, reason = core.cuda_available()
+  return setmetatable({}, {
+    __index = function(_, name)
+      if name == "available" then
+        return function() return false, reason end
+      end
+      return function()
+        error(("lunet.cuda.%s: CUDA not available: %s"):format(tostring(name), reason), 2)
+      end
+    end,
+  })
+end
+
 --- lunet.save(value, path) / lunet.load(path): see lunet/serialize.lua.
 function lunet.save(value, path)
   return require("lunet.serialize").save(value, path)
@@ -29,6 +53,11 @@ end
 
 setmetatable(lunet, {
   __index = function(t, key)
+    if key == "cuda" then
+      local mod = load_cuda()
+      rawset(t, key, mod)
+      return mod
+    end
     local modname = submodules[key]
     if modname then
       local mod = require(modname)

@@ -84,8 +84,8 @@ local function check_pair(fname, what, v, min)
 end
 
 --- The options table with defaults filled in; unknown keys are errors (a
--- typo must not be silently ignored).
-local function check_options(fname, opts, defaults)
+-- typo must not be silently ignored). Keys in `pair_keys` may also be pairs.
+local function check_options(fname, opts, defaults, pair_keys)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error(("%s: options must be a table, got %s"):format(fname, type(opts)), 4)
@@ -98,8 +98,7 @@ local function check_options(fname, opts, defaults)
       table.sort(known)
       error(("%s: unknown option '%s' (known: %s)"):format(fname, tostring(k), table.concat(known, ", ")), 4)
     end
-    -- numbers may also be given as pairs {h, w} (stride, padding)
-    if type(v) ~= type(defaults[k]) and not (type(defaults[k]) == "number" and type(v) == "table") then
+    if type(v) ~= type(defaults[k]) and not (pair_keys and pair_keys[k] and type(v) == "table") then
       error(("%s: option '%s' must be a %s, got %s"):format(fname, k, type(defaults[k]), type(v)), 4)
     end
     out[k] = v
@@ -420,7 +419,7 @@ function Conv2d:__init(in_channels, out_channels, kernel, opts)
   self.out_channels = check_integer(fname, "out_channels", out_channels, 1)
   if kernel == nil then error(fname .. ": kernel size is required", 3) end
   self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
-  opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true })
+  opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true }, { stride = true, padding = true })
   self.stride = check_pair(fname, "stride", opts.stride, 1)
   self.padding = check_pair(fname, "padding", opts.padding, 0)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
@@ -535,27 +534,30 @@ end
 --- {N, d2, d3, ...} -> {N, d2 * d3 * ...}, as a view sharing the input's memory.
 local Flatten = class("Flatten", Module)
 
---- A view of `t` with `shape`, reused while `t` is the same tensor.
-local function cached_view(self, key, t, shape_fn, fname)
+--- A view of `t` with the shape `shape_fn(t)` returns, reused while `t` is
+-- the same tensor and `like` (the tensor that decides the shape) too.
+local function cached_view(self, key, t, like, shape_fn, fname)
   if not lunet.is_tensor(t) then
     error(("%s: expected a tensor, got %s"):format(fname, describe(t)), 3)
   end
   local cache = self[key]
   t:dim() -- raises if t was freed, so a stale view is never returned
-  if cache and cache.source == t then return cache.view end
+  if cache and cache.source == t and cache.like == like then return cache.view end
   local view = t:reshape(shape_fn(t))
-  self[key] = { source = t, view = view }
+  self[key] = { source = t, like = like, view = view }
   return view
 end
 
 function Flatten:forward(input)
   local fname = self._fname.forward
-  self.output = cached_view(self, "_forward_view", input, function(t)
+  self.output = cached_view(self, "_forward_view", input, input, function(t)
     if t:dim() < 2 then
       error(("%s: expected input [N, ...] with at least 2 dimensions, got %s")
         :format(fname, shape_string(t)), 4)
     end
-    return { t:size(1), -1 }
+    local shape, rest = t:shape(), 1
+    for d = 2, #shape do rest = rest * shape[d] end
+    return { shape[1], rest } -- not -1: an empty batch has no size to infer
   end, fname)
   return self.output
 end
@@ -565,7 +567,7 @@ function Flatten:backward(input, grad_output)
   if not lunet.is_tensor(input) then
     error(("%s: expected the input tensor, got %s"):format(fname, describe(input)), 2)
   end
-  self.grad_input = cached_view(self, "_backward_view", grad_output, function(g)
+  self.grad_input = cached_view(self, "_backward_view", grad_output, input, function(g)
     if g:numel() ~= input:numel() then
       error(("%s: the output gradient %s does not match the input %s")
         :format(fname, shape_string(g), shape_string(input)), 4)

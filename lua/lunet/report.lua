@@ -255,6 +255,12 @@ function report.session_markdown(results)
       end
     end
   end
+  for _, r in ipairs(results.devices or {}) do
+    if r.gpu_memory and r.gpu_memory.peak_bytes then
+      add(("- %s: peak GPU memory allocated %.0f MiB (lunet's caching allocator)"):format(r.device,
+        r.gpu_memory.peak_bytes / 2 ^ 20))
+    end
+  end
   add("- Every clock read is preceded by a device synchronisation. Training time covers the whole loop (data, forward, backward, optimizer step, reading the loss) for every epoch.")
   add(("- Inference: the test set (%s images, batch size %s) in eval mode; one warm-up pass, excluded, then %s timed passes: median, min and max."):format(
     results.inference_images and svg.format_number(results.inference_images) or "?",

@@ -1,0 +1,114 @@
+/* Softmax cross-entropy, in double as the reference computes it: one thread
+ * per row (rows are short: class scores), a fixed-order sum over rows. */
+#include <math.h>
+
+#include "kernels.cuh"
+
+/* log(sum(exp(row))), shifted by the row's maximum so exp cannot overflow. */
+__device__ double log_sum_exp(const float *row, int64_t classes)
+{
+    double max = row[0], sum = 0;
+    for (int64_t j = 1; j < classes; j++)
+        if (row[j] > max)
+            max = row[j];
+    for (int64_t j = 0; j < classes; j++)
+        sum += exp(row[j] - max);
+    return max + log(sum);
+}
+
+/* Per-block sums of the row losses; a label outside 1..classes is never used
+ * as an index: the smallest such row goes to scalars->index instead. */
+__global__ void cross_entropy_rows_kernel(int64_t n, int64_t classes, const float *logits,
+                                          const int32_t *labels, double *partials,
+                                          ln_cuda_scalars *scalars)
+{
+    double acc = 0;
+    LN_GRID_STRIDE(i, n)
+    {
+        int32_t label = labels[i];
+        if (label < 1 || label > classes) {
+            atomicMin(&scalars->index, (unsigned long long)i);
+            continue;
+        }
+        const float *row = logits + i * classes;
+        acc += log_sum_exp(row, classes) - row[label - 1];
+    }
+    acc = ln_block_reduce(acc, ln_add_op());
+    if (threadIdx.x == 0)
+        partials[blockIdx.x] = acc;
+}
+
+__global__ void cross_entropy_total_kernel(int count, int64_t n, const double *partials,
+                                           ln_cuda_scalars *scalars)
+{
+    double acc = 0;
+    for (int i = threadIdx.x; i < count; i += blockDim.x)
+        acc += partials[i];
+    acc = ln_block_reduce(acc, ln_add_op());
+    if (threadIdx.x == 0)
+        scalars->value = acc / (double)n;
+}
+
+extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t classes,
+                                             const float *logits, const int32_t *labels,
+                                             double *loss_host, int64_t *bad_index)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    *bad_index = -1;
+    *loss_host = NAN;
+    if (n == 0 || classes == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    /* index = all ones: "no bad label" until a row says otherwise */
+    LN_CUDA_CHECK(cudaMemsetAsync(&ctx->scalars->index, 0xff, sizeof ctx->scalars->index,
+                                  ctx->stream));
+    unsigned blocks = ln_blocks(n);
+    if (blocks > LN_CUDA_MAX_PARTIALS)
+        blocks = LN_CUDA_MAX_PARTIALS;
+    cross_entropy_rows_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
+        n, classes, logits, labels, ctx->partials, ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
+    cross_entropy_total_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, n,
+                                                                  ctx->partials, ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("cross_entropy_total_kernel");
+    LN_CUDA_CHECK(cudaMemcpyAsync(ctx->scalars_host, ctx->scalars, sizeof(ln_cuda_scalars),
+                                  cudaMemcpyDeviceToHost, ctx->stream));
+    LN_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    if (ctx->scalars_host->index != ~0ull) {
+        *bad_index = (int64_t)ctx->scalars_host->index;
+        return LN_OK;
+    }
+    *loss_host = ctx->scalars_host->value;
+    return LN_OK;
+}
+
+/* dlogits = scale * (softmax(logits) - onehot(labels)); the one-hot term is a
+ * comparison, so a bad label is never used as an index. */
+__global__ void cross_entropy_backward_kernel(int64_t n, int64_t classes, const float *logits,
+                                              const int32_t *labels, float scale,
+                                              float *dlogits)
+{
+    LN_GRID_STRIDE(i, n)
+    {
+        const float *row = logits + i * classes;
+        double lse = log_sum_exp(row, classes);
+        for (int64_t j = 0; j < classes; j++) {
+            double onehot = labels[i] == j + 1 ? 1.0 : 0.0;
+            dlogits[i * classes + j] = (float)(scale * (exp(row[j] - lse) - onehot));
+        }
+    }
+}
+
+extern "C" int ln_cuda_cross_entropy_backward(void *vctx, int64_t n, int64_t classes,
+                                              const float *logits, const int32_t *labels,
+                                              float scale, float *dlogits)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    if (n == 0 || classes == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    cross_entropy_backward_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
+        n, classes, logits, labels, scale, dlogits);
+    LN_CUDA_CHECK_LAUNCH("cross_entropy_backward_kernel");
+    return LN_OK;
+}

@@ -1,0 +1,153 @@
+/* The CUDA backend's entry points: one function per slot of ln_backend (see
+ * csrc/backend.h for what each computes) plus the few module-level controls
+ * that lua_cuda.c exposes as lunet.cuda.*.
+ *
+ * C linkage throughout: the slots live in .c files (host code calling the CUDA
+ * runtime, cuBLAS and cuDNN) and in .cu files (our kernels), and the backend
+ * struct that lists them is plain C (backend_cuda.c). */
+#ifndef LUNET_CUDA_H
+#define LUNET_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const ln_backend ln_cuda_backend;
+
+/* --- the device (context.c) ------------------------------------------------ */
+int ln_cuda_attach(const ln_host_api *host);
+int ln_cuda_device_count(int *count, char *reason, size_t reason_len);
+int ln_cuda_open(int index, void **ctx);
+void ln_cuda_close(void *ctx);
+int ln_cuda_info(void *ctx, ln_device_info *out);
+int ln_cuda_synchronize(void *ctx);
+int ln_cuda_set_num_threads(void *ctx, int n);
+
+/* --- memory (allocator.c, transfer.c) -------------------------------------- */
+int ln_cuda_alloc(void *ctx, size_t nbytes, void **ptr);
+void ln_cuda_free(void *ctx, void *ptr);
+int ln_cuda_upload(void *ctx, void *dst, const void *host_src, size_t nbytes);
+int ln_cuda_download(void *ctx, void *host_dst, const void *src, size_t nbytes);
+
+/* --- tensor ops -------------------------------------------------------------- */
+int ln_cuda_copy(void *ctx, const ln_strided *dst, const ln_strided *src);
+int ln_cuda_fill(void *ctx, const ln_strided *dst, double value);
+int ln_cuda_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                   const void *a, const void *b, void *out);
+int ln_cuda_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                          const void *a, double s, int scalar_first, void *out);
+int ln_cuda_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
+                   const void *x, double *result);
+int ln_cuda_argmax(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,
+                   int64_t inner, const void *x, int32_t *out);
+int ln_cuda_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
+                 int k, float alpha, const void *a, int lda, const void *b, int ldb,
+                 float beta, void *c, int ldc);
+int ln_cuda_rand_uniform(void *ctx, ln_dtype dtype, int64_t n, void *out, double lo,
+                         double hi, uint64_t seed, uint64_t offset);
+int ln_cuda_rand_normal(void *ctx, ln_dtype dtype, int64_t n, void *out, double mean,
+                        double std, uint64_t seed, uint64_t offset);
+int ln_cuda_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
+                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
+                        const int32_t *indices, int64_t n, double divisor);
+
+/* --- layers ------------------------------------------------------------------ */
+int ln_cuda_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                           const float *w, const float *bias, float *y);
+int ln_cuda_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float *dy,
+                                 const float *w, float *dx);
+int ln_cuda_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                   const float *dy, float *dw, float *db, int accumulate);
+int ln_cuda_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                           const float *x, float *y);
+int ln_cuda_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                            const float *x, const float *y, const float *dy, float *dx);
+int ln_cuda_relu_forward(void *ctx, int64_t n, const float *x, float *y);
+int ln_cuda_relu_backward(void *ctx, int64_t n, const float *y, const float *dy,
+                          float *dx);
+int ln_cuda_bias_add(void *ctx, int64_t outer, int64_t channels, int64_t inner, float *y,
+                     const float *bias);
+int ln_cuda_bias_backward(void *ctx, int64_t outer, int64_t channels, int64_t inner,
+                          const float *dy, float *db, int accumulate);
+int ln_cuda_dropout_forward(void *ctx, int64_t n, float p, const float *x, float *y,
+                            float *mask, uint64_t seed, uint64_t offset);
+int ln_cuda_batchnorm_forward_train(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                    const float *x, const float *gamma, const float *beta,
+                                    float *y, float *running_mean, float *running_var,
+                                    float momentum, float eps, float *save_mean,
+                                    float *save_invstd);
+int ln_cuda_batchnorm_forward_eval(void *ctx, int64_t n, int64_t c, int64_t inner,
+                                   const float *x, const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_var,
+                                   float eps, float *y);
+int ln_cuda_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
+                               const float *x, const float *dy, const float *gamma,
+                               const float *save_mean, const float *save_invstd,
+                               float *dx, float *dgamma, float *dbeta, int accumulate);
+int ln_cuda_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
+                                  const float *logits, const int32_t *labels,
+                                  double *loss_host, int64_t *bad_index);
+int ln_cuda_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
+                                   const float *logits, const int32_t *labels,
+                                   float scale, float *dlogits);
+
+/* --- optimizers ---------------------------------------------------------------- */
+int ln_cuda_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
+                     const float *grad, float *momentum_buffer);
+int ln_cuda_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
+                      const float *grad, float *exp_avg, float *exp_avg_sq);
+
+/* --- module-level controls (lunet.cuda.*) ------------------------------------- */
+
+/* TF32 tensor-core math for float32 GEMM and convolution. Off by default so
+ * results match the CPU; applies to every device from the next op on. */
+void ln_cuda_set_tf32(int enabled);
+int ln_cuda_get_tf32(void);
+
+/* How many devices the driver reports (0 with the reason when none). Asks the
+ * driver once and remembers the answer. */
+int ln_cuda_devices(const char **reason);
+
+typedef struct ln_cuda_memory_stats {
+    uint64_t allocated_bytes;   /* held by live tensors and workspaces */
+    uint64_t cached_bytes;      /* freed blocks kept for reuse */
+    uint64_t peak_bytes;        /* largest allocated_bytes so far */
+    uint64_t device_allocations; /* cudaMalloc calls made */
+    uint64_t cache_hits;        /* allocations served from the cache */
+    uint64_t device_frees;      /* cudaFree calls made (empty_cache, OOM retry) */
+    uint64_t conv_algorithms;   /* convolution shapes with a chosen algorithm */
+    uint64_t workspace_bytes;   /* cuDNN workspace held */
+} ln_cuda_memory_stats;
+
+/* The context of device `index` when it has been opened, else NULL. */
+void *ln_cuda_context_of(int index);
+void ln_cuda_memory_stats_of(void *ctx, ln_cuda_memory_stats *out);
+/* Returns every cached (free) block to the driver. */
+int ln_cuda_empty_cache(void *ctx);
+/* Checks of this module's host-side logic that need no GPU: the dtype
+ * conversions the kernels use (their host build) against csrc/dtype.c, the
+ * allocator's size classes, and the error messages of the check macros.
+ * Returns the number of failures (the first ones described in `report`),
+ * and how many checks ran; `samples` gets one message of each kind (CUDA,
+ * cuBLAS, cuDNN), one per line. */
+int ln_cuda_self_test(char *report, size_t report_len, long *checks, char *samples,
+                      size_t samples_len);
+
+/* Makes one refused call each to the CUDA runtime, cuBLAS and cuDNN on an
+ * open device and writes the messages they become; returns LN_OK when the
+ * device still works afterwards. */
+int ln_cuda_error_probe(void *ctx, char messages[3][512]);
+
+/* The message of the backend's last error (also given to the core). */
+const char *ln_cuda_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

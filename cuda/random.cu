@@ -1,0 +1,97 @@
+/* Random numbers: the very same Philox4x32-10 draws as the CPU (philox.h is
+ * compiled here as device code), element i from counter offset + i/4, so a
+ * seed gives the same tensor on every device. With nvcc's --fmad=false (see
+ * CMakeLists.txt) lo + span * u rounds exactly as on the CPU. */
+#include <math.h>
+
+#include "kernels.cuh"
+#include "philox.h"
+
+__global__ void uniform_kernel(ln_dtype dtype, int64_t n, void *out, float lo, float span,
+                               uint64_t seed, uint64_t offset)
+{
+    LN_GRID_STRIDE(i, n)
+    {
+        float v = lo + span * ln_philox_uniform(seed, offset, (uint64_t)i);
+        if (dtype == LN_FLOAT32)
+            ((float *)out)[i] = v;
+        else
+            ln_dev_store(out, dtype, i, v);
+    }
+}
+
+__global__ void normal_kernel(ln_dtype dtype, int64_t n, void *out, float mean, float std,
+                              uint64_t seed, uint64_t offset)
+{
+    LN_GRID_STRIDE(i, n)
+    {
+        float v = mean + std * ln_philox_normal(seed, offset, (uint64_t)i);
+        if (dtype == LN_FLOAT32)
+            ((float *)out)[i] = v;
+        else
+            ln_dev_store(out, dtype, i, v);
+    }
+}
+
+static int float_dtype(ln_dtype dtype)
+{
+    return dtype == LN_FLOAT32 || dtype == LN_FLOAT16 || dtype == LN_BFLOAT16;
+}
+
+extern "C" int ln_cuda_rand_uniform(void *vctx, ln_dtype dtype, int64_t n, void *out,
+                                    double lo, double hi, uint64_t seed, uint64_t offset)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    if (!float_dtype(dtype))
+        return ln_cuda_unsupported_dtype("random fill", dtype);
+    if (n == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    /* the reference's float32 arithmetic: lo and hi - lo rounded to float */
+    uniform_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
+        dtype, n, out, (float)lo, (float)(hi - lo), seed, offset);
+    LN_CUDA_CHECK_LAUNCH("uniform_kernel");
+    return LN_OK;
+}
+
+extern "C" int ln_cuda_rand_normal(void *vctx, ln_dtype dtype, int64_t n, void *out,
+                                   double mean, double std, uint64_t seed, uint64_t offset)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    if (!float_dtype(dtype))
+        return ln_cuda_unsupported_dtype("random fill", dtype);
+    if (n == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    normal_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(dtype, n, out, (float)mean,
+                                                                (float)std, seed, offset);
+    LN_CUDA_CHECK_LAUNCH("normal_kernel");
+    return LN_OK;
+}
+
+/* Element i is kept when its uniform draw u satisfies u < 1 - p (the
+ * reference's rule): mask = 1/(1-p) then, else 0; y = x * mask. */
+__global__ void dropout_kernel(int64_t n, float keep, float scale, const float *x, float *y,
+                               float *mask, uint64_t seed, uint64_t offset)
+{
+    LN_GRID_STRIDE(i, n)
+    {
+        float m = ln_philox_uniform(seed, offset, (uint64_t)i) < keep ? scale : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+extern "C" int ln_cuda_dropout_forward(void *vctx, int64_t n, float p, const float *x,
+                                       float *y, float *mask, uint64_t seed, uint64_t offset)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    if (n == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    float keep = 1.0f - p, scale = p < 1.0f ? 1.0f / keep : 0.0f;
+    dropout_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(n, keep, scale, x, y, mask,
+                                                                 seed, offset);
+    LN_CUDA_CHECK_LAUNCH("dropout_kernel");
+    return LN_OK;
+}
