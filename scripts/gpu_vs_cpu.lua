@@ -1,10 +1,68 @@
 #!/usr/bin/env lua5.4
---- The GPU-vs-CPU session. For now it lists the devices lunet sees; the
--- training and timing session follows (issue: the session and its reports).
+--- GPU vs CPU in machine learning: the hands-on session, run from Lua.
+--
+-- On every device (CPU, and each GPU when there is one) it trains the same
+-- small AlexNet on Fashion-MNIST from the same initial weights, times the
+-- training (device synchronised before every clock read), measures test
+-- accuracy, times inference over the test set (a warm-up pass, then
+-- repeated timed passes), and writes results.json, report.md and two SVG
+-- bar charts. Try --help.
 local argparse = require("argparse")
 local lunet = require("lunet")
+local bench = require("lunet.bench")
+local report = require("lunet.report")
+local session = require("lunet.session")
 
-local parser = argparse("gpu_vs_cpu.lua", "GPU vs CPU in machine learning, with lunet.")
+local function integer_at_least(lo, what)
+  return function(s)
+    local v = math.tointeger(tonumber(s))
+    if not v then return nil, ("%s must be an integer, got %q"):format(what, s) end
+    if v < lo then return nil, ("%s must be at least %d, got %d"):format(what, lo, v) end
+    return v
+  end
+end
+
+local function positive_number(what)
+  return function(s)
+    local v = tonumber(s)
+    if not v or v ~= v or v <= 0 or v == math.huge then
+      return nil, ("%s must be a positive number, got %q"):format(what, s)
+    end
+    return v
+  end
+end
+
+local parser = argparse("gpu_vs_cpu.lua",
+  "GPU vs CPU in machine learning: train the same AlexNet on Fashion-MNIST on every device, " ..
+  "time training and inference honestly, and write results.json, report.md, " ..
+  "training_time.svg and inference_time.svg.")
+parser:epilog("Example: lua5.4 scripts/gpu_vs_cpu.lua --epochs 1 --max-batches 30 --out /tmp/quick\n" ..
+  "The data comes from $LUNET_DATA/fashion-mnist, ./data/fashion-mnist or " ..
+  "/usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist).")
+parser:option("--devices",
+  "Devices to run on, comma-separated (cpu, cuda, cuda:N), or all: every available device.", "all")
+parser:option("--epochs", "Training epochs over the 60,000 training images.", "2")
+  :convert(integer_at_least(1, "--epochs"))
+parser:option("--batch-size", "Training batch size (the last batch of an epoch may be smaller).", "64")
+  :convert(integer_at_least(1, "--batch-size"))
+parser:option("--eval-batch-size", "Batch size for test accuracy and timed inference (default: --batch-size).")
+  :convert(integer_at_least(1, "--eval-batch-size"))
+parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--lr"))
+parser:option("--max-batches",
+  "Stop each epoch, and each pass over the test set, after N batches: a quick run, not the full lesson.")
+  :convert(integer_at_least(1, "--max-batches"))
+parser:option("--repeat", "Timed inference passes over the test set (after one warm-up pass); " ..
+  "the report gives their median, min and max.", "3"):convert(integer_at_least(1, "--repeat"))
+parser:option("--data-mode", "seed: each batch is prepared on the host and copied to the device, as the " ..
+  "original notebook does; resident: the dataset is uploaded once and batches are gathered on the device.", "seed")
+  :choices({ "seed", "resident" })
+parser:option("--threads", "CPU threads for BLAS and lunet's loops (default: lunet's default, " ..
+  lunet.get_num_threads() .. " here).")
+  :convert(integer_at_least(1, "--threads"))
+parser:option("--seed", "Seed for the initial weights and the shuffling: the same on every device.", "42")
+  :convert(integer_at_least(0, "--seed"))
+parser:option("--data", "Folder holding the Fashion-MNIST files (default: the search order above).")
+parser:option("--out", "Folder for results.json, report.md and the charts (created if missing).", "results")
 parser:flag("--list-devices", "List the devices lunet sees, with their details, and exit.")
 local args = parser:parse()
 
@@ -26,7 +84,160 @@ local function list_devices()
   if not ok then print("no GPU: " .. reason) end
 end
 
-list_devices()
-if not args.list_devices then
-  print("(the training session is not built yet: only the device listing is available)")
+if args.list_devices then
+  list_devices()
+  os.exit(0)
 end
+
+local function die(msg)
+  io.stderr:write("gpu_vs_cpu.lua: ", msg, "\n")
+  os.exit(1)
+end
+
+-- Everything that can be checked is checked before any training starts.
+local devices, why = session.resolve_devices(args.devices)
+if not devices then parser:error("--devices: " .. why) end
+local writable, werr = report.prepare_dir(args.out)
+if not writable then die(werr) end
+if args.threads then lunet.set_num_threads(args.threads) end
+args.threads = lunet.get_num_threads()
+args.eval_batch_size = args.eval_batch_size or args.batch_size
+for _, name in ipairs({ "nn", "optim", "models" }) do
+  local present, mod = pcall(function() return lunet[name] end)
+  if not present or mod == nil then
+    die(("lunet.%s is missing from this build of lunet; the session needs it"):format(name))
+  end
+end
+
+local gpu_ok, gpu_reason = lunet.cuda_available()
+if not gpu_ok then
+  print("No GPU available: " .. tostring(gpu_reason) .. ".")
+  print("Running the CPU part only; the report and charts show what was measured.")
+end
+
+local ok_train, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
+if not ok_train then die(tostring(train)) end
+local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root = args.data })
+if not ok_test then die(tostring(test)) end
+
+-- The model: built on the CPU from the seed, the same weights for every device.
+local function fresh_model()
+  lunet.manual_seed(args.seed)
+  return lunet.models.fashion_alexnet()
+end
+local probe = fresh_model()
+local forward_flops = bench.model_flops(probe, { 1, 28, 28 })
+local model_info = {
+  name = "fashion_alexnet",
+  parameters = bench.parameter_count(probe),
+  forward_flops_per_image = forward_flops,
+  train_flops_factor = bench.TRAIN_FLOPS_FACTOR,
+  train_flops_per_image = forward_flops * bench.TRAIN_FLOPS_FACTOR,
+  flop_convention = "convolution and linear layers only, a multiply-add = 2 FLOPs; " ..
+    "training = 3 x forward (forward, input gradients, weight gradients)",
+}
+probe = nil
+
+local tty = session.stdout_is_tty()
+
+local function run_device(name)
+  local dev = lunet.device(name)
+  local result = { device = name, info = dev:info(), status = "ok" }
+  local model = fresh_model():to(dev)
+  local criterion = lunet.nn.CrossEntropyLoss()
+  local optimizer = lunet.optim.Adam(model, { lr = args.lr })
+  local train_loader = lunet.data.DataLoader(train, { batch_size = args.batch_size, shuffle = true,
+    seed = args.seed, device = dev, mode = args.data_mode })
+  local test_loader = lunet.data.DataLoader(test, { batch_size = args.eval_batch_size, device = dev,
+    mode = args.data_mode })
+  local progress = session.progress({ tty = tty, label = name })
+
+  local epochs, total_seconds, total_images = {}, 0, 0
+  for epoch = 1, args.epochs do
+    local e = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
+      loader = train_loader, epoch = epoch, epochs = args.epochs, max_batches = args.max_batches,
+      device = dev, progress = progress })
+    progress:epoch_done(e, args.epochs)
+    epochs[epoch] = e
+    total_seconds = total_seconds + e.seconds
+    total_images = total_images + e.images
+  end
+  result.training = {
+    epochs = epochs, seconds = total_seconds, images = total_images,
+    images_per_second = total_images / total_seconds,
+    gflops = total_images * model_info.train_flops_per_image / total_seconds / 1e9,
+    final_loss = epochs[#epochs].mean_loss,
+    upload_seconds = train_loader.upload_seconds + test_loader.upload_seconds,
+  }
+
+  local correct, total = session.accuracy(model, test_loader, args.max_batches)
+  result.accuracy = { correct = correct, total = total, accuracy = correct / total }
+  print(("[%s] test accuracy %.2f%% (%d/%d)"):format(name, 100 * correct / total, correct, total))
+
+  local images = 0
+  local timing = bench.time(function()
+    images = session.inference_pass(model, test_loader, args.max_batches)
+  end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
+  result.inference = {
+    images = images, batch_size = args.eval_batch_size,
+    warmup_seconds = timing.warmup_times[1],
+    median_seconds = timing.median, min_seconds = timing.min, max_seconds = timing.max,
+    times = timing.times,
+    images_per_second = images / timing.median,
+    gflops = images * model_info.forward_flops_per_image / timing.median / 1e9,
+  }
+  print(("[%s] inference: %s per pass of %d images (min %s, max %s; warm-up %s), %.0f img/s, %.1f GFLOP/s"):format(
+    name, report.format_seconds(timing.median), images, report.format_seconds(timing.min),
+    report.format_seconds(timing.max), report.format_seconds(timing.warmup_times[1]),
+    result.inference.images_per_second, result.inference.gflops))
+  if dev.type == "cuda" then
+    local ok, stats = pcall(lunet.cuda.memory_stats, dev)
+    if ok then result.gpu_memory = stats end
+  end
+  train_loader:free()
+  test_loader:free()
+  return result
+end
+
+local results = {
+  schema = "lunet.gpu_vs_cpu/1",
+  arguments = {
+    devices = devices, epochs = args.epochs, batch_size = args.batch_size,
+    eval_batch_size = args.eval_batch_size, lr = args.lr, max_batches = args.max_batches,
+    ["repeat"] = args["repeat"], data_mode = args.data_mode, threads = args.threads, seed = args.seed,
+    data = args.data, out = args.out,
+  },
+  environment = bench.environment(devices),
+  dataset = { name = "Fashion-MNIST", root = train.root, train_images = #train, test_images = #test },
+  model = model_info,
+  gpu_available = gpu_ok and true or false,
+  gpu_unavailable_reason = not gpu_ok and gpu_reason or nil,
+  devices = {},
+}
+results.inference_images = args.max_batches and math.min(#test, args.max_batches * args.eval_batch_size) or #test
+
+for _, name in ipairs(devices) do
+  print(("== %s: %s"):format(name, lunet.device(name):info().name))
+  local ok, result = pcall(run_device, name)
+  if not ok then
+    if tty then io.stdout:write("\n") end
+    print(("[%s] FAILED: %s (the other devices' results are kept)"):format(name, tostring(result)))
+    result = { device = name, status = "failed", error = tostring(result) }
+    pcall(function() result.info = lunet.device(name):info() end)
+  end
+  results.devices[#results.devices + 1] = result
+  collectgarbage()
+  collectgarbage()
+end
+
+results.speedups = report.speedups(results)
+local written_ok, paths = pcall(report.write_session, results, args.out)
+if not written_ok then die(tostring(paths)) end
+
+print()
+for _, line in ipairs(report.speedup_lines(results, "training")) do print("training:  " .. line) end
+for _, line in ipairs(report.speedup_lines(results, "inference")) do print("inference: " .. line) end
+print("wrote " .. table.concat(paths, ", "))
+local failed = 0
+for _, r in ipairs(results.devices) do if r.status ~= "ok" then failed = failed + 1 end end
+os.exit(failed == #results.devices and 1 or 0)

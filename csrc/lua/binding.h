@@ -55,6 +55,7 @@ lua_Number ln_lua_check_number(lua_State *L, int idx, const char *fname,
 /* Registration of each part of the binding into the module table at -1. */
 void ln_lua_open_tensor(lua_State *L);
 void ln_lua_open_device(lua_State *L);
+void ln_lua_open_io(lua_State *L);
 void ln_lua_open_nn(lua_State *L);
 void ln_lua_open_checkpoint(lua_State *L);
 

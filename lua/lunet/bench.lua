@@ -1,0 +1,235 @@
+--- Honest timing (DESIGN.md): clocks read only after the device has finished
+-- its queued work, warm-up excluded and reported apart, repeats summarised by
+-- median, min and max; the environment every result needs to be read; and
+-- the arithmetic a model does, for achieved GFLOP/s.
+local core = require("lunet.core")
+
+local bench = {}
+
+local function as_device(d)
+  if d == nil then return nil end
+  if type(d) == "string" then return core.device(d) end
+  return d
+end
+
+--- Waits for every queued operation on `device` (an object or a name; nil
+-- does nothing).
+function bench.synchronize(device)
+  device = as_device(device)
+  if device then device:synchronize() end
+end
+
+--- Median, min, max and mean of a list of seconds (the list is kept, sorted
+-- copies are not returned).
+function bench.stats(times)
+  local n = #times
+  if n == 0 then return { n = 0, times = {} } end
+  local sorted = { table.unpack(times) }
+  table.sort(sorted)
+  local median = n % 2 == 1 and sorted[(n + 1) // 2] or (sorted[n // 2] + sorted[n // 2 + 1]) / 2
+  local sum = 0
+  for _, t in ipairs(times) do sum = sum + t end
+  return { n = n, median = median, min = sorted[1], max = sorted[n], mean = sum / n,
+    times = { table.unpack(times) } }
+end
+
+--- Times `fn`: `warmup` untimed calls, then `repeat` timed calls, the
+-- device synchronised before every clock read, so queued GPU work is never
+-- mistaken for finished work. Returns bench.stats of the timed calls plus
+-- `warmup_times` (each warm-up call timed the same way, for the report).
+--   bench.time(fn, {device=dev, warmup=1, ["repeat"]=5})
+function bench.time(fn, opts)
+  opts = opts or {}
+  if type(fn) ~= "function" then error("lunet.bench.time: argument #1 must be a function", 2) end
+  local device = as_device(opts.device)
+  local warmup, rep = opts.warmup or 1, opts["repeat"] or 3
+  if math.type(warmup) ~= "integer" or warmup < 0 then
+    error("lunet.bench.time: warmup must be an integer >= 0, got " .. tostring(warmup), 2)
+  end
+  if math.type(rep) ~= "integer" or rep < 1 then
+    error("lunet.bench.time: repeat must be an integer >= 1, got " .. tostring(rep), 2)
+  end
+  local function timed()
+    bench.synchronize(device)
+    local t0 = core.clock()
+    fn()
+    bench.synchronize(device)
+    return core.clock() - t0
+  end
+  local warm = {}
+  for i = 1, warmup do warm[i] = timed() end
+  local times = {}
+  for i = 1, rep do times[i] = timed() end
+  local result = bench.stats(times)
+  result.warmup_times = warm
+  return result
+end
+
+-- Environment ---------------------------------------------------------------
+
+local function read_first_line(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local line = f:read("l")
+  f:close()
+  return line
+end
+
+local function shell_line(cmd)
+  local p = io.popen(cmd .. " 2>/dev/null")
+  if not p then return nil end
+  local line = p:read("l")
+  p:close()
+  if line == nil or line == "" then return nil end
+  return line
+end
+
+--- The directory this file lives in, to find the checkout it came from.
+local function source_dir()
+  local src = debug.getinfo(1, "S").source
+  if src:sub(1, 1) ~= "@" then return nil end
+  return src:sub(2):match("^(.*)/[^/]*$")
+end
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- lunet's git commit, when lunet runs from a checkout (or `dir` is one):
+-- the short hash, and whether the tree has uncommitted changes.
+function bench.git_commit(dir)
+  dir = dir or source_dir()
+  if not dir then return nil end
+  local commit = shell_line("git -C " .. quote(dir) .. " rev-parse --short HEAD")
+  if not commit then return nil end
+  local status = io.popen("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no 2>/dev/null")
+  local dirty = status and status:read("a") or ""
+  if status then status:close() end
+  return commit, dirty ~= ""
+end
+
+--- TF32 state of the CUDA backend (lunet.cuda.get_tf32), nil when unknown.
+local function tf32_state()
+  local ok, value = pcall(function() return require("lunet").cuda.get_tf32() end)
+  if ok and type(value) == "boolean" then return value end
+  return nil
+end
+
+--- Everything a reader needs to interpret a timing: lunet version and commit,
+-- date (ISO 8601, UTC), host, OS, CPU (model, cores, BLAS, threads) and each
+-- GPU in `device_names` (name, compute capability, memory, driver, CUDA,
+-- cuDNN and cuBLAS versions, TF32).
+function bench.environment(device_names)
+  local cpu = core.device("cpu"):info()
+  local commit, dirty = bench.git_commit()
+  local env = {
+    lunet_version = core.version,
+    git_commit = commit,
+    git_dirty = dirty,
+    date = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    hostname = read_first_line("/proc/sys/kernel/hostname") or shell_line("hostname"),
+    os = shell_line("uname -srm"),
+    lua = _VERSION,
+    cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas },
+    gpus = {},
+  }
+  local ok, reason = core.cuda_available()
+  env.cuda_available = ok and true or false
+  if not ok then env.cuda_unavailable_reason = reason end
+  for _, name in ipairs(device_names or {}) do
+    local dev = core.device(name)
+    if dev.type == "cuda" then
+      local info = dev:info()
+      info.device = tostring(dev)
+      env.gpus[#env.gpus + 1] = info
+    end
+  end
+  if ok then env.tf32 = tf32_state() end
+  return env
+end
+
+-- FLOPs ------------------------------------------------------------------------
+
+local function pair(v, what)
+  if type(v) == "number" then return v, v end
+  if type(v) == "table" then return v[1], v[2] or v[1] end
+  error("lunet.bench.model_flops: cannot read " .. what .. " = " .. tostring(v))
+end
+
+--- A module's children, for containers (Sequential: `#seq` and `seq[i]`, or
+-- a `modules` array).
+local function children(m)
+  if type(m.modules) == "table" then return m.modules end
+  local list, ok, n = {}, pcall(function() return #m end)
+  if ok and type(n) == "number" then
+    for i = 1, n do list[i] = m[i] end
+  end
+  return list
+end
+
+--- The arithmetic of one forward pass of `model` on one input of shape
+-- `input_shape` ({C, H, W}), counting a multiply-add as 2 FLOPs in
+-- convolutions and linear layers (bias, activations and pooling are
+-- ignored: they are under 1% here). Returns the total and a per-layer list.
+-- Layers are recognised by their fields (Conv2d: in_channels, out_channels,
+-- kernel_size, stride, padding; Linear: in_features, out_features; pooling:
+-- kernel_size, stride), so any module that exposes them is counted.
+function bench.model_flops(model, input_shape)
+  local shape = { table.unpack(input_shape) } -- {C, H, W} while spatial
+  local layers, total = {}, 0
+  local function visit(m)
+    if type(m) ~= "table" then return end
+    local kids = children(m)
+    if #kids > 0 then
+      for _, child in ipairs(kids) do visit(child) end
+      return
+    end
+    if m.in_channels and m.out_channels and m.kernel_size then
+      local kh, kw = pair(m.kernel_size, "kernel_size")
+      local sh, sw = pair(m.stride or 1, "stride")
+      local ph, pw = pair(m.padding or 0, "padding")
+      local p = (shape[2] + 2 * ph - kh) // sh + 1
+      local q = (shape[3] + 2 * pw - kw) // sw + 1
+      local flops = 2 * m.in_channels * kh * kw * m.out_channels * p * q
+      layers[#layers + 1] = { kind = "Conv2d", flops = flops,
+        shape = { m.out_channels, p, q }, detail = ("%d->%d, %dx%d"):format(m.in_channels, m.out_channels, kh, kw) }
+      total = total + flops
+      shape = { m.out_channels, p, q }
+    elseif m.in_features and m.out_features then
+      local flops = 2 * m.in_features * m.out_features
+      layers[#layers + 1] = { kind = "Linear", flops = flops,
+        detail = ("%d->%d"):format(m.in_features, m.out_features) }
+      total = total + flops
+      shape = { m.out_features }
+    elseif m.kernel_size and #shape == 3 then
+      local kh, kw = pair(m.kernel_size, "kernel_size")
+      local sh, sw = pair(m.stride or m.kernel_size, "stride")
+      local ph, pw = pair(m.padding or 0, "padding")
+      shape = { shape[1], (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1 }
+    end
+  end
+  visit(model)
+  return total, layers
+end
+
+--- Training arithmetic per image: forward, gradient with respect to the
+-- inputs and gradient with respect to the weights each cost about one
+-- forward pass, so 3x forward (the usual convention; the report says so).
+bench.TRAIN_FLOPS_FACTOR = 3
+
+--- Number of trainable scalars in a model (m:parameters()).
+function bench.parameter_count(model)
+  local params = model:parameters()
+  local n = 0
+  for _, p in ipairs(params) do n = n + p:numel() end
+  return n
+end
+
+--- "1m05s", "12.3s", for progress lines.
+function bench.format_duration(seconds)
+  if seconds ~= seconds or seconds == math.huge then return "?" end
+  if seconds < 60 then return ("%.1fs"):format(seconds) end
+  local m = math.floor(seconds / 60)
+  if m < 60 then return ("%dm%02ds"):format(m, math.floor(seconds - 60 * m)) end
+  return ("%dh%02dm"):format(m // 60, m % 60)
+end
+
+return bench

@@ -1,0 +1,166 @@
+--- The building blocks of the GPU-vs-CPU session (scripts/gpu_vs_cpu.lua)
+-- and the batch-size sweep (scripts/batch_sweep.lua): choosing devices,
+-- a training epoch, test accuracy, timed inference passes, progress lines.
+--
+-- Everything here uses only lunet's public API (devices, tensors, the
+-- DataLoader, nn modules and optimizers), so the same code runs on every
+-- device. Timing follows lunet.bench: the device is synchronised before
+-- every clock read.
+local lunet = require("lunet")
+local bench = require("lunet.bench")
+
+local session = {}
+
+--- The devices named by `spec`: nil or "all" for every available device,
+-- else a comma-separated list ("cpu,cuda:0"; "cuda" means "cuda:0").
+-- Returns the list of canonical names, or nil and a message saying which
+-- name is wrong and why.
+function session.resolve_devices(spec)
+  if spec == nil or spec == "all" or spec == "" then return lunet.devices() end
+  local names, seen = {}, {}
+  for raw in tostring(spec):gmatch("[^,]+") do
+    local name = raw:match("^%s*(.-)%s*$")
+    if name == "all" then
+      for _, d in ipairs(lunet.devices()) do
+        if not seen[d] then names[#names + 1], seen[d] = d, true end
+      end
+    else
+      local ok, dev = pcall(lunet.device, name)
+      if not ok then
+        local why = tostring(dev):gsub("^lunet%.device: ", "")
+        return nil, ("device %q is not available: %s (available: %s)"):format(name, why,
+          table.concat(lunet.devices(), ", "))
+      end
+      local canonical = tostring(dev)
+      if not seen[canonical] then names[#names + 1], seen[canonical] = canonical, true end
+    end
+  end
+  if #names == 0 then return nil, "no device named (use e.g. --devices cpu,cuda)" end
+  return names
+end
+
+--- Whether stdout is a terminal that can redraw a line.
+function session.stdout_is_tty()
+  local term = os.getenv("TERM")
+  if term == nil or term == "" or term == "dumb" then return false end
+  local ok = os.execute("test -t 1")
+  return ok == true
+end
+
+-- Progress -------------------------------------------------------------------------
+
+local Progress = {}
+Progress.__index = Progress
+
+--- A progress reporter. On a terminal, `update` redraws one line (epoch,
+-- batch, loss, images/s, ETA) at most every `interval` seconds; elsewhere it
+-- stays silent and `epoch_done` prints one line per epoch.
+function session.progress(opts)
+  return setmetatable({
+    tty = opts.tty, label = opts.label or "", out = opts.out or io.stdout,
+    interval = opts.interval or 0.2, last = -math.huge, width = 0,
+  }, Progress)
+end
+
+function Progress:update(s)
+  if not self.tty then return end
+  local now = lunet.clock()
+  if now - self.last < self.interval and s.batch ~= s.batches then return end
+  self.last = now
+  local line = ("[%s] epoch %d/%d  batch %d/%d  loss %.4f  %.0f img/s  ETA %s"):format(
+    self.label, s.epoch, s.epochs, s.batch, s.batches, s.loss, s.images_per_second,
+    bench.format_duration(s.eta))
+  local pad = math.max(0, self.width - #line)
+  self.width = #line
+  self.out:write("\r", line, (" "):rep(pad))
+  self.out:flush()
+end
+
+function Progress:epoch_done(e, epochs)
+  local line = ("[%s] epoch %d/%d: %d batches, %d images in %s (%.0f img/s), mean loss %.4f"):format(
+    self.label, e.epoch, epochs, e.batches, e.images, bench.format_duration(e.seconds),
+    e.images_per_second, e.mean_loss)
+  if self.tty then
+    self.out:write("\r", line, (" "):rep(math.max(0, self.width - #line)), "\n")
+    self.width = 0
+  else
+    self.out:write(line, "\n")
+  end
+  self.out:flush()
+end
+
+-- Training and evaluation ------------------------------------------------------------------
+
+--- One training epoch over `loader` (at most `max_batches` batches):
+-- forward, loss, backward, optimizer step, as the notebook's loop does
+-- (reading the loss each step, as its `loss.item()` does). Timed from the
+-- first batch's preparation to the last step's completion, the device
+-- synchronised at both ends. Returns {epoch, seconds, batches, images,
+-- mean_loss, images_per_second}.
+function session.train_epoch(t)
+  local model, criterion, optimizer, loader = t.model, t.criterion, t.optimizer, t.loader
+  local batches = #loader
+  if t.max_batches and t.max_batches < batches then batches = t.max_batches end
+  model:train()
+  bench.synchronize(t.device)
+  local t0 = lunet.clock()
+  local images, loss_sum, done = 0, 0, 0
+  for x, y, b in loader:iter(t.epoch) do
+    if b > batches then break end
+    optimizer:zero_grad()
+    local output = model:forward(x)
+    local loss = criterion:forward(output, y)
+    model:backward(x, criterion:backward(output, y))
+    optimizer:step()
+    if loss ~= loss then
+      error(("the loss became NaN at epoch %d, batch %d"):format(t.epoch, b), 0)
+    end
+    images = images + x:size(1)
+    loss_sum = loss_sum + loss
+    done = b
+    if t.progress then
+      local elapsed = lunet.clock() - t0
+      local per_batch = elapsed / b
+      t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches, loss = loss,
+        images_per_second = images / math.max(elapsed, 1e-9),
+        eta = per_batch * ((batches - b) + batches * (t.epochs - t.epoch)) })
+    end
+  end
+  bench.synchronize(t.device)
+  local seconds = lunet.clock() - t0
+  return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
+    mean_loss = done > 0 and loss_sum / done or 0 / 0, images_per_second = images / seconds }
+end
+
+--- Correct predictions of `model` (eval mode) over `loader`, at most
+-- `max_batches` batches. Returns correct, total.
+function session.accuracy(model, loader, max_batches)
+  model:eval()
+  local correct, total = 0, 0
+  for x, y, b in loader:iter(1) do
+    if max_batches and b > max_batches then break end
+    local output = model:forward(x)
+    local predicted = output:argmax(2)
+    local hits = predicted:eq(y)
+    correct = correct + math.tointeger(hits:sum())
+    total = total + x:size(1)
+    predicted:free()
+    hits:free()
+  end
+  return correct, total
+end
+
+--- One inference pass (eval mode, forward only) over `loader`: the work
+-- that is timed. Returns the number of images.
+function session.inference_pass(model, loader, max_batches)
+  model:eval()
+  local images = 0
+  for x, _, b in loader:iter(1) do
+    if max_batches and b > max_batches then break end
+    model:forward(x)
+    images = images + x:size(1)
+  end
+  return images
+end
+
+return session

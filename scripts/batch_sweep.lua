@@ -1,0 +1,160 @@
+#!/usr/bin/env lua5.4
+--- Throughput against batch size: training and inference images/s of the
+-- session's AlexNet for batch sizes 16 to 1024 (powers of two) on every
+-- device, written as batch_sweep.json and a line chart batch_sweep.svg
+-- (log2 x axis, one line per device and phase). Try --help.
+local argparse = require("argparse")
+local lunet = require("lunet")
+local bench = require("lunet.bench")
+local report = require("lunet.report")
+local session = require("lunet.session")
+
+local function integer_at_least(lo, what)
+  return function(s)
+    local v = math.tointeger(tonumber(s))
+    if not v then return nil, ("%s must be an integer, got %q"):format(what, s) end
+    if v < lo then return nil, ("%s must be at least %d, got %d"):format(what, lo, v) end
+    return v
+  end
+end
+
+local function batch_sizes(s)
+  local list = {}
+  for part in s:gmatch("[^,]+") do
+    local v = math.tointeger(tonumber(part))
+    if not v or v < 1 then return nil, ("--batch-sizes: %q is not a positive integer"):format(part) end
+    list[#list + 1] = v
+  end
+  if #list == 0 then return nil, "--batch-sizes: no batch size given" end
+  table.sort(list)
+  return list
+end
+
+local parser = argparse("batch_sweep.lua",
+  "Training and inference throughput (images/s) of the session's AlexNet on Fashion-MNIST " ..
+  "against batch size, on every device; writes batch_sweep.json and batch_sweep.svg.")
+parser:option("--devices", "Devices, comma-separated (cpu, cuda, cuda:N), or all.", "all")
+parser:option("--batch-sizes", "Batch sizes, comma-separated.", "16,32,64,128,256,512,1024")
+  :convert(batch_sizes)
+parser:option("--images", "Images timed per measurement (at least --min-steps batches).", "2048")
+  :convert(integer_at_least(1, "--images"))
+parser:option("--min-steps", "Fewest batches timed per measurement.", "3")
+  :convert(integer_at_least(1, "--min-steps"))
+parser:option("--repeat", "Timed measurements per point (after one warm-up); the median is reported.", "1")
+  :convert(integer_at_least(1, "--repeat"))
+parser:option("--data-mode", "seed (host batches copied to the device) or resident (dataset on the device).",
+  "seed"):choices({ "seed", "resident" })
+parser:option("--lr", "Adam learning rate.", "1e-3"):convert(tonumber)
+parser:option("--threads", "CPU threads."):convert(integer_at_least(1, "--threads"))
+parser:option("--seed", "Seed for the weights and the batch order.", "42"):convert(integer_at_least(0, "--seed"))
+parser:option("--data", "Folder holding the Fashion-MNIST files.")
+parser:option("--out", "Folder for batch_sweep.json and batch_sweep.svg.", "results")
+local args = parser:parse()
+
+local function die(msg)
+  io.stderr:write("batch_sweep.lua: ", msg, "\n")
+  os.exit(1)
+end
+
+local devices, why = session.resolve_devices(args.devices)
+if not devices then parser:error("--devices: " .. why) end
+local writable, werr = report.prepare_dir(args.out)
+if not writable then die(werr) end
+if args.threads then lunet.set_num_threads(args.threads) end
+local gpu_ok, gpu_reason = lunet.cuda_available()
+if not gpu_ok then print("No GPU available: " .. tostring(gpu_reason) .. ". Sweeping the CPU only.") end
+
+local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
+if not ok then die(tostring(train)) end
+
+local function fresh_model()
+  lunet.manual_seed(args.seed)
+  return lunet.models.fashion_alexnet()
+end
+local forward_flops = bench.model_flops(fresh_model(), { 1, 28, 28 })
+
+--- Images/s of `steps` batches of `work` (a function of x, y), after one
+-- warm-up batch; the device is synchronised around every clock read.
+local function throughput(dev, loader, steps, work)
+  local images = 0
+  local timing = bench.time(function()
+    images = 0
+    local it = loader:iter()
+    for _ = 1, steps do
+      local x, y = it()
+      if not x then it = loader:iter() x, y = it() end
+      work(x, y)
+      images = images + x:size(1)
+    end
+  end, { device = dev, warmup = 0, ["repeat"] = args["repeat"] })
+  return { images = images, seconds = timing.median, images_per_second = images / timing.median,
+    times = timing.times }
+end
+
+local function measure(name, batch_size)
+  local dev = lunet.device(name)
+  local model = fresh_model():to(dev)
+  local criterion = lunet.nn.CrossEntropyLoss()
+  local optimizer = lunet.optim.Adam(model, { lr = args.lr })
+  local loader = lunet.data.DataLoader(train, { batch_size = batch_size, shuffle = true, seed = args.seed,
+    device = dev, mode = args.data_mode, drop_last = #train >= batch_size })
+  local steps = math.max(args.min_steps, math.ceil(args.images / batch_size))
+  local function train_step(x, y)
+    optimizer:zero_grad()
+    local out = model:forward(x)
+    criterion:forward(out, y)
+    model:backward(x, criterion:backward(out, y))
+    optimizer:step()
+  end
+  local function infer(x) model:forward(x) end
+  -- one warm-up step of each kind (allocations, algorithm choice), untimed
+  model:train()
+  local it = loader:iter()
+  local x, y = it()
+  train_step(x, y)
+  local point = { batch_size = batch_size, steps = steps }
+  point.training = throughput(dev, loader, steps, train_step)
+  model:eval()
+  infer(x)
+  point.inference = throughput(dev, loader, steps, infer)
+  point.training.gflops = point.training.images_per_second * forward_flops * bench.TRAIN_FLOPS_FACTOR / 1e9
+  point.inference.gflops = point.inference.images_per_second * forward_flops / 1e9
+  loader:free()
+  return point
+end
+
+local sweep = {
+  schema = "lunet.batch_sweep/1",
+  arguments = { devices = devices, batch_sizes = args.batch_sizes, images = args.images,
+    min_steps = args.min_steps, ["repeat"] = args["repeat"], data_mode = args.data_mode,
+    threads = lunet.get_num_threads(), seed = args.seed, lr = args.lr },
+  environment = bench.environment(devices),
+  model = { name = "fashion_alexnet", forward_flops_per_image = forward_flops,
+    train_flops_per_image = forward_flops * bench.TRAIN_FLOPS_FACTOR },
+  gpu_available = gpu_ok and true or false,
+  gpu_unavailable_reason = not gpu_ok and gpu_reason or nil,
+  devices = {},
+}
+
+for _, name in ipairs(devices) do
+  local entry = { device = name, info = lunet.device(name):info(), points = {} }
+  for _, b in ipairs(args.batch_sizes) do
+    local ok_point, point = pcall(measure, name, b)
+    if ok_point then
+      print(("[%s] batch %5d: training %8.0f img/s (%6.1f GFLOP/s), inference %8.0f img/s (%6.1f GFLOP/s)"):format(
+        name, b, point.training.images_per_second, point.training.gflops,
+        point.inference.images_per_second, point.inference.gflops))
+    else
+      print(("[%s] batch %5d: FAILED: %s"):format(name, b, tostring(point)))
+      point = { batch_size = b, error = tostring(point) }
+    end
+    entry.points[#entry.points + 1] = point
+    collectgarbage()
+    collectgarbage()
+  end
+  sweep.devices[#sweep.devices + 1] = entry
+end
+
+local written, paths = pcall(report.write_sweep, sweep, args.out)
+if not written then die(tostring(paths)) end
+print("wrote " .. table.concat(paths, ", "))
