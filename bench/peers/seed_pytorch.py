@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""The seed notebook's PyTorch code, as written: "GPU vs CPU in machine learning".
+
+AlexNet-style CNN on Fashion-MNIST, torchvision's ToTensor and DataLoader
+(batch 64, shuffled), Adam lr 1e-3, CrossEntropyLoss, two epochs, then the test
+set. Used by bench/cpu_vs_pytorch.sh as the side-by-side peer of lunet's
+session: same model, data, batch size and thread count.
+
+Only what a benchmark needs was added around it: reading Debian's data offline,
+--threads, --max-batches (a cap per epoch, for throughput runs), --device, and one
+JSON line with the measurements at the end.
+"""
+import argparse
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import torch
+import torch.nn as nn
+import torch.optim as optim
+from torchvision import datasets, transforms
+
+
+class AlexNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super(AlexNet, self).__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(64, 128, kernel_size=3, stride=1, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(128 * 7 * 7, 512),
+            nn.ReLU(inplace=True),
+            nn.Linear(512, num_classes),
+        )
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x.view(x.size(0), -1)
+        x = self.classifier(x)
+        return x
+
+
+def debian_root(src):
+    """torchvision wants <root>/FashionMNIST/raw/<files without .gz>."""
+    root = os.path.join(tempfile.gettempdir(), "lunet-torch-fashion-mnist")
+    raw = os.path.join(root, "FashionMNIST", "raw")
+    os.makedirs(raw, exist_ok=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        out = os.path.join(raw, name)
+        if not os.path.exists(out):
+            with gzip.open(os.path.join(src, name + ".gz"), "rb") as f, open(out + ".tmp", "wb") as g:
+                shutil.copyfileobj(f, g)
+            os.rename(out + ".tmp", out)
+    return root
+
+
+def train(model, device, trainloader, optimizer, criterion, epochs, max_batches):
+    model.train()
+    images = 0
+    start = time.time()
+    for epoch in range(epochs):
+        running_loss = 0.0
+        batches = 0
+        for inputs, labels in trainloader:
+            if max_batches and batches >= max_batches:
+                break
+            inputs, labels = inputs.to(device), labels.to(device)
+            optimizer.zero_grad()
+            outputs = model(inputs)
+            loss = criterion(outputs, labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+            batches += 1
+            images += inputs.size(0)
+        print(f"Epoch {epoch + 1}, Loss: {running_loss / batches:.4f}", flush=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.time() - start, images
+
+
+def test(model, device, testloader):
+    model.eval()
+    correct = 0
+    total = 0
+    start = time.time()
+    with torch.no_grad():
+        for inputs, labels in testloader:
+            inputs, labels = inputs.to(device), labels.to(device)
+            outputs = model(inputs)
+            _, predicted = torch.max(outputs.data, 1)
+            total += labels.size(0)
+            correct += (predicted == labels).sum().item()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 100.0 * correct / total, time.time() - start, total
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=os.environ.get("LUNET_DATA_FASHION", "/usr/share/datasets/fashion-mnist"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-batches", type=int, default=0, help="cap per epoch (0: all)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    transform = transforms.Compose([transforms.ToTensor()])
+    root = debian_root(args.data)
+    trainset = datasets.FashionMNIST(root=root, train=True, download=False, transform=transform)
+    trainloader = torch.utils.data.DataLoader(trainset, batch_size=args.batch_size, shuffle=True)
+    testset = datasets.FashionMNIST(root=root, train=False, download=False, transform=transform)
+    testloader = torch.utils.data.DataLoader(testset, batch_size=args.batch_size, shuffle=False)
+
+    model = AlexNet().to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.Adam(model.parameters(), lr=0.001)
+
+    train_s, train_images = train(model, device, trainloader, optimizer, criterion,
+                                  args.epochs, args.max_batches)
+    accuracy, test_s, test_images = test(model, device, testloader)
+    print(f"Training time: {train_s:.2f} s, test accuracy {accuracy:.2f}%, "
+          f"inference time {test_s:.2f} s", flush=True)
+    print(json.dumps({
+        "peer": "pytorch-seed", "torch": torch.__version__, "device": args.device,
+        "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+        "epochs": args.epochs, "max_batches": args.max_batches,
+        "train_seconds": train_s, "train_images": train_images,
+        "train_images_per_s": train_images / train_s,
+        "infer_seconds": test_s, "infer_images": test_images,
+        "infer_images_per_s": test_images / test_s, "accuracy": accuracy,
+    }))
+
+
+if __name__ == "__main__":
+    main()
