@@ -22,6 +22,14 @@ int ln_cuda_gemm(void *vctx, ln_dtype dtype, int trans_a, int trans_b, int m, in
     if (m == 0 || n == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
+    if (k == 0 && beta == 0.0f) {
+        /* no products: C = 0 without reading it (it may hold NaN), as BLAS
+         * defines it; cuBLAS is not relied on for the empty inner dimension */
+        size_t elem = dtype == LN_FLOAT32 ? 4 : 2;
+        LN_CUDA_CHECK(cudaMemset2DAsync(c, (size_t)ldc * elem, 0, (size_t)n * elem, (size_t)m,
+                                        ctx->stream));
+        return LN_OK;
+    }
     int tf32 = ln_cuda_get_tf32();
     if (ctx->cublas_tf32 != tf32) {
         LN_CUBLAS_CHECK(cublasSetMathMode(ctx->cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
