@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs lunet's CUDA kernels, allocator and transfers on the host (no GPU):
+#   tools/cuda_emu/run.sh        (a few minutes on 2 cores)
+# Needs g++, gcc, python3 and the CUDA toolkit's headers ($CUDA_PATH/include,
+# default /usr/local/cuda/include).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cuda_include=${CUDA_PATH:-/usr/local/cuda}/include
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+inc="-I$here -I$root/csrc -I$root/cuda -I$cuda_include"
+for f in copy elementwise reduce random pool activation batchnorm loss optim; do
+  python3 "$here/to_host.py" "$root/cuda/$f.cu" > "$work/$f.cc"
+  g++ -O2 -std=c++17 -include emu.h $inc -c "$work/$f.cc" -o "$work/$f.o"
+done
+for f in emu kernels_test; do
+  g++ -O2 -std=c++17 -include emu.h $inc -c "$here/$f.cc" -o "$work/$f.o"
+done
+for f in ops_ref dtype host_memory status; do
+  gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/csrc" -c "$root/csrc/$f.c" -o "$work/c_$f.o"
+done
+g++ "$work"/*.o -o "$work/kernels_test" -lm
+gcc -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=address,undefined $inc \
+  "$here/alloc_test.c" "$root/cuda/allocator.c" "$root/cuda/transfer.c" -o "$work/alloc_test"
+ASAN_OPTIONS=detect_leaks=0 "$work/alloc_test"
+"$work/kernels_test"
