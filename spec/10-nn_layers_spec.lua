@@ -86,7 +86,9 @@ describe("nn layers against the reference", function()
             for name, e in pairs(expected) do
               local a = assert(actual[name], name)
               local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
-              helpers.assert_close(a, e, 1e-5, 2e-6 * scale, name)
+              -- cuDNN may choose Winograd or FFT convolutions: ~1e-5 of the scale
+              local atol = (dev == "cuda" and 2e-5 or 2e-6) * scale
+              helpers.assert_close(a, e, 1e-5, atol, name)
               count = count + 1
             end
             assert.is_true(count >= 2)
