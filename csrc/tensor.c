@@ -20,19 +20,20 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
                             ln_format_shape(buf, sizeof buf, ndim, shape));
         has_zero |= shape[i] == 0;
     }
-    if (has_zero) {
-        *numel = 0;
-        return LN_OK;
-    }
+    /* The non-zero sizes are bounded even when a zero makes the tensor empty:
+     * strides and view offsets are products of them and must not overflow. */
     uint64_t count = 1, limit = LN_MAX_TENSOR_BYTES / ln_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            continue;
         if ((uint64_t)shape[i] > limit / count)
-            return ln_error(LN_EINVAL, "shape %s is too large: over %llu bytes of %s",
+            return ln_error(LN_EINVAL, "shape %s is too large: %s%llu bytes of %s",
                             ln_format_shape(buf, sizeof buf, ndim, shape),
+                            has_zero ? "even without its zero sizes, over " : "over ",
                             (unsigned long long)LN_MAX_TENSOR_BYTES, ln_dtype_name(dtype));
         count *= (uint64_t)shape[i];
     }
-    *numel = (int64_t)count;
+    *numel = has_zero ? 0 : (int64_t)count;
     return LN_OK;
 }
 

@@ -105,8 +105,6 @@ static int read_tensor(reader *r, ln_ckpt_value *v, size_t start)
     v->kind = LN_CKPT_TENSOR;
     v->as.tensor.dtype = (ln_dtype)dtype;
     v->as.tensor.ndim = (int)ndim;
-    uint64_t elem = ln_dtype_size((ln_dtype)dtype), limit = LN_MAX_TENSOR_BYTES / elem;
-    uint64_t count = 1;
     for (int i = 0; i < (int)ndim; i++) {
         uint64_t size;
         LN_TRY(read_uint(r, 8, "a tensor's size", &size));
@@ -114,13 +112,16 @@ static int read_tensor(reader *r, ln_ckpt_value *v, size_t start)
             return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu has a "
                             "negative size in dimension %d", FILE_OFFSET(r, start), i + 1);
         v->as.tensor.shape[i] = (int64_t)size;
-        /* the count saturates past the limit; zero sizes bring it back to 0 */
-        count = size == 0 ? 0 : (count > limit / size ? limit + 1 : count * size);
     }
-    if (count > limit)
-        return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu is larger "
-                        "than %llu bytes", FILE_OFFSET(r, start),
-                        (unsigned long long)LN_MAX_TENSOR_BYTES);
+    /* the same limits as a tensor made in memory, so what loads can be made */
+    int64_t numel;
+    if (ln_shape_check((int)ndim, v->as.tensor.shape, (ln_dtype)dtype, &numel) != LN_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ln_last_error());
+        return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu: %s",
+                        FILE_OFFSET(r, start), why);
+    }
+    uint64_t count = (uint64_t)numel, elem = ln_dtype_size((ln_dtype)dtype);
     LN_TRY(read_uint(r, 8, "a tensor's byte count", &nbytes));
     if (nbytes != count * elem)
         return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu declares %llu "

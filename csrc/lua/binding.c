@@ -136,12 +136,14 @@ int ln_lua_check_shape(lua_State *L, int idx, const char *fname, int64_t *shape)
 
 ln_dtype ln_lua_check_dtype(lua_State *L, int idx, const char *fname)
 {
-    ln_dtype dt;
+    ln_dtype dt = LN_FLOAT32;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        ln_lua_fail(L, fname, "dtype must be a name such as \"float32\", got %s",
+                    luaL_typename(L, idx));
     const char *name = lua_tostring(L, idx);
-    if (lua_type(L, idx) != LUA_TSTRING || ln_dtype_from_name(name, &dt) != 0)
-        ln_lua_fail(L, fname, "unknown dtype %s%s%s (expected \"float32\", \"int32\", "
-                    "\"uint8\", \"float16\" or \"bfloat16\")",
-                    name ? "\"" : "", name ? name : luaL_typename(L, idx), name ? "\"" : "");
+    if (ln_dtype_from_name(name, &dt) != 0)
+        ln_lua_fail(L, fname, "unknown dtype \"%s\" (expected \"float32\", \"int32\", "
+                    "\"uint8\", \"float16\" or \"bfloat16\")", name);
     return dt;
 }
 

@@ -243,7 +243,8 @@ static int l_tensor(lua_State *L)
     if (t1 == LUA_TNUMBER) {
         ln_store_from_double(ln_tensor_data(host), dtype, 0,
                              check_leaf(L, fname, dtype, 0, pos));
-    } else if (ln_tensor_numel(host) > 0) {
+    } else {
+        /* an empty tensor is walked too: {{}, 5} is not rectangular */
         int64_t next = 0;
         fill_from_table(L, fname, 0, ndim, shape, pos, ln_tensor_data(host), dtype, &next);
     }
