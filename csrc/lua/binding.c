@@ -158,10 +158,24 @@ void ln_lua_tensor_options(lua_State *L, int idx, const char *fname, ln_dtype *d
         ln_lua_fail(L, fname, "argument #%d: expected an options table {dtype=, device=}, "
                     "got %s", idx, luaL_typename(L, idx));
     int top = lua_gettop(L);
+    idx = lua_absindex(L, idx);
+    /* a misspelt option must not be silently ignored */
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!key || (strcmp(key, "dtype") != 0 && strcmp(key, "device") != 0))
+            ln_lua_fail(L, fname, "unknown option %s%s%s (known: device, dtype)",
+                        key ? "'" : "a ", key ? key : luaL_typename(L, -1), key ? "'" : " key");
+    }
     if (lua_getfield(L, idx, "dtype") != LUA_TNIL)
         *dtype = ln_lua_check_dtype(L, top + 1, fname);
-    if (lua_getfield(L, idx, "device") != LUA_TNIL)
+    if (lua_getfield(L, idx, "device") != LUA_TNIL) {
+        if (lua_type(L, top + 2) != LUA_TSTRING && !luaL_testudata(L, top + 2, LN_DEVICE_MT))
+            ln_lua_fail(L, fname, "option 'device' must be a device or a device name such as "
+                        "\"cpu\" or \"cuda:0\", got %s", luaL_typename(L, top + 2));
         *dev = ln_lua_check_device(L, top + 2, fname);
+    }
     lua_settop(L, top);
 }
 
