@@ -305,13 +305,21 @@ struct ln_checkpoint_writer {
     int committed;
 };
 
+/* The path the user gave comes first; the temporary file is named so that
+ * one left by a crash can be recognised. */
+static int write_error(const ln_checkpoint_writer *w, int err)
+{
+    return ln_error(LN_EIO, "could not write '%s': %s (writing its temporary file '%s'; "
+                    "an existing '%s' is unchanged)", w->path, strerror(err), w->tmp_path,
+                    w->path);
+}
+
 static void put(ln_checkpoint_writer *w, const void *data, size_t len)
 {
     if (w->status != LN_OK || len == 0)
         return;
     if (fwrite(data, 1, len, w->file) != len) {
-        w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path,
-                             strerror(errno));
+        w->status = write_error(w, errno);
         return;
     }
     w->crc = crc_update(w->crc, data, len);
@@ -362,7 +370,7 @@ int ln_checkpoint_writer_open(ln_checkpoint_writer **out, const char *path)
     w->crc = (uint32_t)crc32(0, Z_NULL, 0);
     unsigned char header[LN_CHECKPOINT_HEADER_BYTES] = {0}; /* completed by commit */
     if (fwrite(header, 1, sizeof header, w->file) != sizeof header)
-        w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path, strerror(errno));
+        w->status = write_error(w, errno);
     *out = w;
     return LN_OK;
 }
@@ -437,8 +445,7 @@ int ln_checkpoint_writer_commit(ln_checkpoint_writer *w)
     int closed = fclose(w->file) == 0;
     w->file = NULL;
     if (!ok || !closed)
-        return w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path,
-                                    strerror(ok ? errno : err));
+        return w->status = write_error(w, ok ? errno : err);
     if (rename(w->tmp_path, w->path) != 0)
         return w->status = ln_error(LN_EIO, "could not replace '%s': %s", w->path,
                                     strerror(errno));
