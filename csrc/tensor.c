@@ -38,10 +38,16 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
 }
 
 static _Atomic uint64_t allocation_count;
+static _Atomic uint64_t allocated_bytes;
 
 uint64_t ln_tensor_allocation_count(void)
 {
     return allocation_count;
+}
+
+uint64_t ln_tensor_allocated_bytes(void)
+{
+    return allocated_bytes;
 }
 
 static void set_contiguous_strides(ln_tensor *t)
@@ -75,6 +81,7 @@ int ln_tensor_alloc(ln_tensor *t, ln_device *dev, ln_dtype dtype, int ndim,
         }
     }
     allocation_count++;
+    allocated_bytes += s->nbytes;
     t->storage = s;
     t->offset = 0;
     t->dtype = dtype;

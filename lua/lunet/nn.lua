@@ -689,7 +689,10 @@ Flatten._caches = { "output", "grad_input", "_forward_view", "_backward_view" }
 --- Inverted dropout: in training each element is zeroed with probability p
 -- and the rest scaled by 1/(1-p); in eval mode the input passes unchanged.
 local Dropout = class("Dropout", Module)
-Dropout._caches = { "output", "grad_input", "_mask" }
+-- _train_output is the training output, kept apart from `output` (which is
+-- the input itself in eval mode) so that switching between train and eval
+-- does not allocate a new output each time.
+Dropout._caches = { "output", "grad_input", "_mask", "_train_output" }
 
 function Dropout:__init(p)
   Module.__init(self)
@@ -704,8 +707,9 @@ function Dropout:forward(input)
   check_self(self, "Dropout", "forward")
   self._dropped = self.training and self.p > 0
   if self._dropped then
-    self.output, self._mask = core.dropout_forward(input, self.p, self.output, self._mask,
-      self._fname.forward)
+    self._train_output, self._mask = core.dropout_forward(input, self.p, self._train_output,
+      self._mask, self._fname.forward)
+    self.output = self._train_output
   else
     if not lunet.is_tensor(input) then
       error(("%s: expected a tensor, got %s"):format(self._fname.forward, describe(input)), 2)
