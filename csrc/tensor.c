@@ -38,7 +38,7 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
 }
 
 static _Atomic uint64_t allocation_count;
-static _Atomic uint64_t allocated_bytes;
+static _Atomic uint64_t allocated_bytes, released_bytes;
 
 uint64_t ln_tensor_allocation_count(void)
 {
@@ -48,6 +48,11 @@ uint64_t ln_tensor_allocation_count(void)
 uint64_t ln_tensor_allocated_bytes(void)
 {
     return allocated_bytes;
+}
+
+uint64_t ln_tensor_live_bytes(void)
+{
+    return allocated_bytes - released_bytes;
 }
 
 static void set_contiguous_strides(ln_tensor *t)
@@ -102,6 +107,7 @@ void ln_tensor_release(ln_tensor *t)
     ln_storage *s = t->storage;
     t->storage = NULL;
     if (s && --s->refcount == 0) {
+        released_bytes += s->nbytes;
         if (s->data)
             s->device->backend->free(s->device->ctx, s->data);
         free(s);

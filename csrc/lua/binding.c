@@ -1,6 +1,5 @@
 #include "binding.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,21 +60,24 @@ int ln_lua_fail(lua_State *L, const char *fname, const char *fmt, ...)
 
 /* Lua's collector sees a tensor as a userdata of a hundred bytes, not the
  * megabytes behind it: a loop of `c = a + b` on 4 MB tensors piled up 1.8 GB
- * of garbage before a cycle ran. So the collector is stepped as if the tensor
- * memory allocated since the last step had been allocated by Lua, every
- * 4 MiB (finer steps interleave frees with allocations so much that the
- * heap fragments: a soak's resident memory doubled with 1 MiB). */
-#define GC_PACE_BYTES ((uint64_t)4 << 20)
+ * of garbage before a cycle ran. So tensor memory gets a collection policy of
+ * its own, like Lua's for its own memory: once the tensors allocated since
+ * the last full collection weigh as much as the tensors that were live after
+ * it (and at least 16 MiB), a full collection runs, freeing the unreachable
+ * ones. Garbage tensors never hold more than about the live ones; a steady
+ * training step allocates nothing and never triggers it. */
+#define GC_MIN_BYTES ((uint64_t)16 << 20)
 
 static void pace_collector(lua_State *L)
 {
-    static uint64_t accounted;
-    uint64_t total = ln_tensor_allocated_bytes();
-    if (total - accounted < GC_PACE_BYTES)
+    static uint64_t allocated_at_mark, live_at_mark;
+    uint64_t allocated = ln_tensor_allocated_bytes();
+    uint64_t since = allocated - allocated_at_mark;
+    if (since < GC_MIN_BYTES || since < live_at_mark || !lua_gc(L, LUA_GCISRUNNING))
         return;
-    uint64_t kib = (total - accounted) / 1024;
-    accounted = total;
-    lua_gc(L, LUA_GCSTEP, kib > INT_MAX ? INT_MAX : (int)kib);
+    lua_gc(L, LUA_GCCOLLECT);
+    allocated_at_mark = ln_tensor_allocated_bytes();
+    live_at_mark = ln_tensor_live_bytes();
 }
 
 ln_tensor *ln_lua_new_tensor(lua_State *L)
