@@ -159,7 +159,8 @@ describe("the session when a device fails", function()
     -- Before the session starts, its own process takes all but ~256 MiB of
     -- the GPU (kept alive in a global): the model fits, a batch of 4096
     -- images does not (its activations alone are over 2 GiB), so the GPU
-    -- fails inside the first training step, after the CPU has finished.
+    -- fails inside the first training step, after the CPU has finished (one
+    -- training batch; evaluation in batches of 64 keeps the CPU part short).
     local prelude = [[
       local lunet = require("lunet")
       HOG = {}
@@ -176,8 +177,8 @@ describe("the session when a device fails", function()
       end
       lunet.cuda.empty_cache("cuda:0")
     ]]
-    local code, out = run_session("--epochs 1 --max-batches 2 --batch-size 4096 --repeat 1 "
-      .. "--devices cpu,cuda:0 --out " .. sh_quote(dir), nil, prelude)
+    local code, out = run_session("--epochs 1 --max-batches 1 --batch-size 4096 --eval-batch-size 64 "
+      .. "--repeat 1 --devices cpu,cuda:0 --out " .. sh_quote(dir), nil, prelude)
     assert.equal(0, code, out)
     assert.truthy(out:find("[cuda:0] FAILED: ", 1, true), out)
     local results = check_outputs(dir, { "cpu" }, "cuda:0", "lunet.")
