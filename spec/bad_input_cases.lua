@@ -208,9 +208,11 @@ case("Tensor:dtype", "a freed tensor", function(c) c.freed():dtype() end,
 case("Tensor:device", "a freed tensor", function(c) c.freed():device() end,
   "lunet.Tensor:device", "the tensor was freed")
 case("Tensor:to", "an unknown device", function() f32({ 2 }):to("tpu") end,
-  "lunet.Tensor:to", "unknown device 'tpu'")
+  "lunet.Tensor:to", "'tpu' is neither a device")
+case("Tensor:to", "a malformed CUDA device", function() f32({ 2 }):to("cuda:one") end,
+  "lunet.Tensor:to", "'cuda:one'")
 case("Tensor:to", "an unknown dtype name", function() f32({ 2 }):to("float64") end,
-  "lunet.Tensor:to", "float64")
+  "lunet.Tensor:to", "'float64' is neither a device", "nor a dtype")
 case("Tensor:to", "no target", function() f32({ 2 }):to() end,
   "lunet.Tensor:to", "expected a device, a device name or a dtype name, got no value")
 case("Tensor:to", "a number", function() f32({ 2 }):to(1) end,
@@ -595,15 +597,21 @@ case("m:zero_grad", "a freed gradient", function()
   local m = nn.Linear(2, 2)
   m.grad_weight:free()
   m:zero_grad()
-end, "lunet.Tensor:zero", "the tensor was freed")
+end, "lunet.nn.Linear:zero_grad", "gradient 1 was freed")
 case("m:train", "called on a string", function() nn.Module.train("yes") end,
   "lunet.nn.Module:train", "got string")
 case("m:eval", "called with a dot", function() local m = nn.Dropout(0.5); m.eval() end,
   "lunet.nn.Module:eval", "expected a module as self")
 case("m:to", "an unknown device", function() nn.Linear(2, 2):to("tpu") end,
-  "lunet.Tensor:to", "unknown device 'tpu'")
+  "lunet.nn.Linear:to", "'tpu' is neither a device")
 case("m:to", "a number", function() nn.Linear(2, 2):to(0) end,
-  "lunet.Tensor:to", "expected a device, a device name or a dtype name, got number")
+  "lunet.nn.Linear:to", "expected a device, a device name or a dtype name, got number")
+case("m:to", "Sequential: an unknown dtype, and nothing moved", function()
+  local s = nn.Sequential(nn.Linear(2, 2))
+  local ok, err = pcall(s.to, s, "float64")
+  assert(s[1].weight:dtype() == "float32")
+  error(err, 0)
+end, "lunet.nn.Sequential:to", "float64")
 case("m:to", "Sequential: called with a dot", function() local s = nn.Sequential(); s.to("cpu") end,
   "lunet.nn.Sequential:to", "expected a module as self, got string")
 case("m:state_dict", "called with a dot", function() local m = nn.Linear(2, 2); m.state_dict() end,
@@ -612,7 +620,7 @@ case("m:state_dict", "a freed parameter", function()
   local m = nn.Linear(2, 2)
   m.bias:free()
   m:state_dict()
-end, "lunet.Tensor:to", "the tensor was freed")
+end, "lunet.nn.Linear:state_dict", "'bias' was freed")
 case("m:load_state_dict", "a number", function() nn.Linear(2, 3):load_state_dict(5) end,
   "lunet.nn.Linear:load_state_dict", "expected a table of name -> tensor", "got number")
 case("m:load_state_dict", "a missing name", function()
@@ -760,7 +768,7 @@ case("loader:iter", "the dataset's images freed after the loader was made", func
   local l = DataLoader(d)
   d.images:free()
   for _ in l:iter() do end
-end, "lunet.gather_rows", "the tensor was freed")
+end, "lunet.data.DataLoader", "iter: the dataset's images tensor was freed")
 harmless("#loader", "the batch count, the last batch partial", function()
   return #DataLoader(dataset(10), { batch_size = 4 })
 end, function(n) assert(n == 3) end)

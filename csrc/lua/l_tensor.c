@@ -443,10 +443,16 @@ static int l_to(lua_State *L)
     ln_tensor *t = SELF(fname);
     ln_device *dev = ln_tensor_device(t);
     ln_dtype dtype = t->dtype;
-    if (lua_type(L, 2) == LUA_TSTRING && ln_dtype_from_name(lua_tostring(L, 2), &dtype) == 0)
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (name && ln_dtype_from_name(name, &dtype) == 0)
         ; /* a dtype */
-    else if (lua_type(L, 2) == LUA_TSTRING || luaL_testudata(L, 2, LN_DEVICE_MT))
+    else if (luaL_testudata(L, 2, LN_DEVICE_MT) || (name && (strncmp(name, "cpu", 3) == 0
+             || strncmp(name, "cuda", 4) == 0 || strncmp(name, "ref", 3) == 0)))
         dev = ln_lua_check_device(L, 2, fname);
+    else if (name)
+        ln_lua_fail(L, fname, "argument #1: '%s' is neither a device (\"cpu\", \"cuda\", "
+                    "\"cuda:N\") nor a dtype (\"float32\", \"int32\", \"uint8\", "
+                    "\"float16\", \"bfloat16\")", name);
     else
         ln_lua_fail(L, fname, "argument #1: expected a device, a device name or a dtype "
                     "name, got %s", luaL_typename(L, 2));

@@ -180,6 +180,10 @@ function DataLoader:iter(epoch)
     fail("iter: expected a loader as self, got %s (call it as loader:iter(), with a colon)", type(self))
   end
   if self.freed then fail("iter: the loader was freed") end
+  for _, name in ipairs({ "images", "labels" }) do
+    local t = self.dataset[name]
+    if not pcall(t.dim, t) then fail("iter: the dataset's %s tensor was freed", name) end
+  end
   if epoch ~= nil then
     epoch = check_integer("epoch", epoch, 1)
   else

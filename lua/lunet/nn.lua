@@ -247,8 +247,22 @@ end
 function Module:zero_grad()
   check_self(self, "Module", "zero_grad")
   local _, grads = self:parameters()
-  for _, g in ipairs(grads) do g:zero() end
+  for i, g in ipairs(grads) do
+    if not is_live(g) then
+      raise("lunet.nn.%s:zero_grad: gradient %d was freed", self.__typename, i)
+    end
+    g:zero()
+  end
   return self
+end
+
+--- Checks a target of m:to() before anything moves, so that a bad one
+-- leaves the module as it was (and the error names the module's method).
+local function check_target(self, target)
+  local ok, err = pcall(function() return lunet.empty({ 0 }):to(target) end)
+  if not ok then
+    raise("lunet.nn.%s:to: %s", self.__typename, (tostring(err):gsub("^.-lunet%.Tensor:to: ", "")))
+  end
 end
 
 function Module:train(mode)
@@ -266,6 +280,7 @@ end
 -- outputs are dropped and reallocated on the next forward.
 function Module:to(target)
   check_self(self, "Module", "to")
+  check_target(self, target)
   for _, name in ipairs(self._params) do
     if self[name] then
       self[name] = self[name]:to(target)
@@ -294,6 +309,7 @@ function Module:state_dict()
   local out = {}
   for name, slot in pairs(self:_named_tensors("", {})) do
     local t = slot[1][slot[2]]
+    if not is_live(t) then raise("lunet.nn.%s:state_dict: '%s' was freed", self.__typename, name) end
     local copy = t:to("cpu")
     if copy == t then copy = t:clone() end
     out[name] = copy
@@ -429,6 +445,7 @@ end
 
 function Sequential:to(target)
   check_self(self, "Sequential", "to")
+  check_target(self, target)
   for i = 1, #self do self[i]:to(target) end
   self.output, self.grad_input = nil, nil
   return self
