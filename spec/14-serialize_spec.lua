@@ -21,14 +21,7 @@ local function write_file(path, s)
   f:close()
 end
 
-local function list_dir(dir)
-  local p = io.popen("ls -A '" .. dir .. "'")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local list_dir = helpers.list_dir
 
 -- CRC-32 (zlib's), to forge files whose checksum is right but whose
 -- structure lies: the parser must not rely on the checksum.

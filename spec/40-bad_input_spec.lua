@@ -11,8 +11,6 @@
 -- test. The last test checks that every API.md function has cases.
 local helpers = require("helpers")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
-
 -- Every function and method of API.md, as the cases name them.
 local API = {
   -- Module
@@ -117,9 +115,7 @@ local cases = require("bad_input_cases")
 local report
 local function results()
   if report then return report end
-  local lua_path = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/?.lua;"
-    .. (os.getenv("LUA_PATH") or ";")
-  local ok, out, code = helpers.run_child(("package.path = %q\n"):format(lua_path) .. RUNNER)
+  local ok, out, code = helpers.run_child(helpers.checkout_paths() .. RUNNER)
   report = { ok = ok, out = out, code = code, by_case = {}, done = out:find("\nDONE\n", 1, true) ~= nil }
   local last_begun
   for line in out:gmatch("[^\n]+") do

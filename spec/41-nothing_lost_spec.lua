@@ -10,26 +10,7 @@ local helpers = require("helpers")
 local lunet = require("lunet")
 local report = require("lunet.report")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
-
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function list_dir(dir)
-  local p = io.popen("ls -A " .. sh_quote(dir))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local sh_quote, read, list_dir = helpers.sh_quote, helpers.read_file, helpers.list_dir
 
 --- Runs Lua `code` in a child limited to `kib` KiB per file written;
 -- `ignore_xfsz` makes writes past the limit fail instead of killing it.
@@ -39,8 +20,7 @@ local function run_limited(code, kib, ignore_xfsz)
   })
 end
 
-local PATHS = ("package.path = %q\n"):format(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;"
-  .. package.path)
+local PATHS = helpers.checkout_paths()
 
 describe("nothing lost", function()
   local dir
@@ -133,20 +113,14 @@ describe("nothing lost", function()
   end)
 
   it("the session on a full disk says so and keeps the previous results whole", function()
-    if not pcall(lunet.datasets.fashion_mnist, { split = "test" }) then
+    if not helpers.have_fashion_mnist() then
       pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
       return
     end
     local out_dir = dir .. "/out"
     local args = "--devices cpu --epochs 1 --max-batches 1 --batch-size 8 --repeat 1 --out " .. sh_quote(out_dir)
     local function session(limit)
-      local cmd = ("cd %s && %s LUA_PATH=%s lua5.4 scripts/gpu_vs_cpu.lua %s 2>&1; echo \"__exit=$?\"")
-        :format(sh_quote(ROOT), limit or "",
-          sh_quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";")), args)
-      local p = assert(io.popen(cmd))
-      local text = p:read("a")
-      p:close()
-      return tonumber(text:match("__exit=(%d+)%s*$")), text
+      return helpers.run_script("gpu_vs_cpu.lua", args, { env = limit })
     end
     local code, out = session()
     assert.equal(0, code, out)

@@ -10,34 +10,19 @@ local xml_check = require("xml_check")
 local lunet = require("lunet")
 local session = require("lunet.session")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
-
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote, read, have_data = helpers.sh_quote, helpers.read_file, helpers.have_fashion_mnist
 
 --- Runs scripts/gpu_vs_cpu.lua as a user would; `prelude`, when given, is
--- Lua run first in the same process (lua5.4 -e). Returns exit code, output.
+-- Lua run first in the same process. Returns exit code, output.
 local function run_session(argv, env, prelude)
-  local cmd = ("cd %s && %s LUA_PATH=%s lua5.4 %s scripts/gpu_vs_cpu.lua %s 2>&1; echo \"__exit=$?\""):format(
-    sh_quote(ROOT), env or "",
-    sh_quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";")),
-    prelude and ("-e " .. sh_quote(prelude)) or "", argv)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("__exit=(%d+)%s*$"))
-  return code, (out:gsub("__exit=%d+%s*$", ""))
+  return helpers.run_script("gpu_vs_cpu.lua", argv, { env = env, prelude = prelude })
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function have_data()
-  return pcall(lunet.datasets.fashion_mnist, { split = "test" })
+--- True (and the spec marked pending) when Fashion-MNIST is not installed.
+local function lacks_data()
+  if have_data() then return false end
+  pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+  return true
 end
 
 local QUICK = "--epochs 1 --max-batches 2 --batch-size 8 --repeat 1"
@@ -97,10 +82,7 @@ describe("the session when a device fails", function()
   end)
 
   it("keeps and reports the CPU's results when the other device fails mid-training", function()
-    if not have_data() then
-      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-      return
-    end
+    if lacks_data() then return end
     local code, out = run_session(QUICK .. " --devices cpu,ref --out " .. sh_quote(dir),
       "LUNET_FAIL_DEVICE=ref,train,2")
     assert.equal(0, code, out)
@@ -111,10 +93,7 @@ describe("the session when a device fails", function()
   end)
 
   it("keeps the CPU's results when the failing device runs first, and in inference", function()
-    if not have_data() then
-      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-      return
-    end
+    if lacks_data() then return end
     local code, out = run_session(QUICK .. " --devices ref,cpu --out " .. sh_quote(dir),
       "LUNET_FAIL_DEVICE=ref,inference,1")
     assert.equal(0, code, out)
@@ -124,10 +103,7 @@ describe("the session when a device fails", function()
   end)
 
   it("writes its files and exits 1 when every device failed", function()
-    if not have_data() then
-      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-      return
-    end
+    if lacks_data() then return end
     local code, out = run_session(QUICK .. " --devices cpu --out " .. sh_quote(dir),
       "LUNET_FAIL_DEVICE=cpu,accuracy,1")
     assert.equal(1, code, out)
@@ -141,10 +117,7 @@ describe("the session when a device fails", function()
 
   -- On a GPU: the same, with the GPU failing for real.
   helpers.cuda_it("keeps the CPU's results when the GPU fails mid-training (injected)", function()
-    if not have_data() then
-      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-      return
-    end
+    if lacks_data() then return end
     local code, out = run_session(QUICK .. " --devices cpu,cuda:0 --out " .. sh_quote(dir),
       "LUNET_FAIL_DEVICE=cuda:0,train,2")
     assert.equal(0, code, out)
@@ -152,10 +125,7 @@ describe("the session when a device fails", function()
   end)
 
   helpers.cuda_it("keeps the CPU's results when the GPU runs out of memory mid-run", function()
-    if not have_data() then
-      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-      return
-    end
+    if lacks_data() then return end
     -- Before the session starts, its own process takes all but ~256 MiB of
     -- the GPU (kept alive in a global): the model fits, a batch of 4096
     -- images does not (its activations alone are over 2 GiB), so the GPU

@@ -11,8 +11,6 @@
 -- A leak of one small tensor per step would grow by over 2 MiB.
 local helpers = require("helpers")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
-
 local STEPS, EVERY, WARMUP, WINDOW = 2000, 50, 500, 300
 
 local CHILD = [[
@@ -106,9 +104,7 @@ print("PEAK " .. peak * 4)
 
 describe("soak #slow", function()
   it("a loop of unfreed temporaries stays within a few of them", function()
-    local paths = ("package.path = %q\n"):format(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;"
-      .. package.path)
-    local ok, out = helpers.run_child(paths .. TEMPORARIES)
+    local ok, out = helpers.run_child(helpers.checkout_paths() .. TEMPORARIES)
     assert.is_true(ok, out)
     local peak = tonumber(out:match("PEAK (%d+)"))
     print(("\nsoak: 1,000 unfreed 4 MB temporaries: peak resident memory %d MiB"):format(peak // 1024))
@@ -116,9 +112,7 @@ describe("soak #slow", function()
   end)
 
   it(("trains %d steps without resident memory growth after warm-up"):format(STEPS), function()
-    local paths = ("package.path = %q\n"):format(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;"
-      .. package.path)
-    local code = paths .. ("local STEPS, EVERY = %d, %d\n"):format(STEPS, EVERY)
+    local code = helpers.checkout_paths() .. ("local STEPS, EVERY = %d, %d\n"):format(STEPS, EVERY)
       .. CHILD:gsub("local STEPS, EVERY = %.%.%.\n", "")
     local t0 = os.time()
     local ok, out = helpers.run_child(code)

@@ -602,28 +602,19 @@ local function pool_repr(self)
   return ("nn.%s(%dx%d, stride %dx%d%s)"):format(self.__typename, k[1], k[2], s[1], s[2], pad)
 end
 
-local MaxPool2d = class("MaxPool2d", Module)
-MaxPool2d.__init = pool_init
-MaxPool2d.__repr = pool_repr
-function MaxPool2d:forward(input)
-  check_self(self, "MaxPool2d", "forward")
-  return pool_forward(self, "max", input)
-end
-function MaxPool2d:backward(input, grad_output)
-  check_self(self, "MaxPool2d", "backward")
-  return pool_backward(self, "max", input, grad_output)
-end
-
-local AvgPool2d = class("AvgPool2d", Module)
-AvgPool2d.__init = pool_init
-AvgPool2d.__repr = pool_repr
-function AvgPool2d:forward(input)
-  check_self(self, "AvgPool2d", "forward")
-  return pool_forward(self, "avg", input)
-end
-function AvgPool2d:backward(input, grad_output)
-  check_self(self, "AvgPool2d", "backward")
-  return pool_backward(self, "avg", input, grad_output)
+-- MaxPool2d and AvgPool2d: the same module around a different mode.
+for name, mode in pairs({ MaxPool2d = "max", AvgPool2d = "avg" }) do
+  local Pool = class(name, Module)
+  Pool.__init = pool_init
+  Pool.__repr = pool_repr
+  function Pool:forward(input)
+    check_self(self, name, "forward")
+    return pool_forward(self, mode, input)
+  end
+  function Pool:backward(input, grad_output)
+    check_self(self, name, "backward")
+    return pool_backward(self, mode, input, grad_output)
+  end
 end
 
 -- --- ReLU ------------------------------------------------------------------------------
