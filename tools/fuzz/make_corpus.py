@@ -3,8 +3,10 @@
 
 Small, valid files of each format and a few near misses (truncated, trailing
 bytes, a wrong magic number, gzipped), so libFuzzer starts from the formats'
-structure instead of discovering it. Run again to regenerate; inputs the
-fuzzers found (crashes fixed since) live beside these as regression-*."""
+structure instead of discovering it. Run again to regenerate. Beside these:
+regression-* are inputs that crashed a harness (fixed since), and the files
+named by a SHA-1 are what the 10-minute runs found that adds coverage, merged
+in with `fuzz_<harness> -merge=1 tools/fuzz/corpus/<harness> <their corpus>`."""
 import gzip
 import os
 import struct
