@@ -20,27 +20,39 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
                             ln_format_shape(buf, sizeof buf, ndim, shape));
         has_zero |= shape[i] == 0;
     }
-    if (has_zero) {
-        *numel = 0;
-        return LN_OK;
-    }
+    /* The non-zero sizes are bounded even when a zero makes the tensor empty:
+     * strides and view offsets are products of them and must not overflow. */
     uint64_t count = 1, limit = LN_MAX_TENSOR_BYTES / ln_dtype_size(dtype);
     for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            continue;
         if ((uint64_t)shape[i] > limit / count)
-            return ln_error(LN_EINVAL, "shape %s is too large: over %llu bytes of %s",
+            return ln_error(LN_EINVAL, "shape %s is too large: %s%llu bytes of %s",
                             ln_format_shape(buf, sizeof buf, ndim, shape),
+                            has_zero ? "even without its zero sizes, over " : "over ",
                             (unsigned long long)LN_MAX_TENSOR_BYTES, ln_dtype_name(dtype));
         count *= (uint64_t)shape[i];
     }
-    *numel = (int64_t)count;
+    *numel = has_zero ? 0 : (int64_t)count;
     return LN_OK;
 }
 
 static _Atomic uint64_t allocation_count;
+static _Atomic uint64_t allocated_bytes, released_bytes;
 
 uint64_t ln_tensor_allocation_count(void)
 {
     return allocation_count;
+}
+
+uint64_t ln_tensor_allocated_bytes(void)
+{
+    return allocated_bytes;
+}
+
+uint64_t ln_tensor_live_bytes(void)
+{
+    return allocated_bytes - released_bytes;
 }
 
 static void set_contiguous_strides(ln_tensor *t)
@@ -74,6 +86,7 @@ int ln_tensor_alloc(ln_tensor *t, ln_device *dev, ln_dtype dtype, int ndim,
         }
     }
     allocation_count++;
+    allocated_bytes += s->nbytes;
     t->storage = s;
     t->offset = 0;
     t->dtype = dtype;
@@ -94,6 +107,7 @@ void ln_tensor_release(ln_tensor *t)
     ln_storage *s = t->storage;
     t->storage = NULL;
     if (s && --s->refcount == 0) {
+        released_bytes += s->nbytes;
         if (s->data)
             s->device->backend->free(s->device->ctx, s->data);
         free(s);

@@ -43,6 +43,10 @@ int ln_shape_check(int ndim, const int64_t *shape, ln_dtype dtype, int64_t *nume
 /* How many tensor storages have been allocated since the process started
  * (specs use it to check that a steady training step allocates none). */
 uint64_t ln_tensor_allocation_count(void);
+/* The bytes of all those storages together, and of those not yet released
+ * (the Lua binding paces its garbage collector with them). */
+uint64_t ln_tensor_allocated_bytes(void);
+uint64_t ln_tensor_live_bytes(void);
 
 /* Allocates a new contiguous tensor; `t` must be zeroed or released. */
 int ln_tensor_alloc(ln_tensor *t, ln_device *dev, ln_dtype dtype, int ndim,

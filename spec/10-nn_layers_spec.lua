@@ -207,6 +207,25 @@ describe("the module contract", function()
     assert.is_true(core.tensor_allocations() > before)
   end)
 
+  it("switching between training and evaluation allocates nothing once both were seen", function()
+    lunet.manual_seed(5)
+    local model = nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.ReLU(),
+      nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    local x = lunet.randn({ 4, 1, 10, 10 })
+    local function round()
+      model:train()
+      local out = model:forward(x)
+      model:backward(x, out)
+      model:eval()
+      model:forward(x)
+    end
+    round()
+    round()
+    local before = core.tensor_allocations()
+    for _ = 1, 3 do round() end
+    assert.equal(before, core.tensor_allocations())
+  end)
+
   it("an empty batch gives empty outputs and adds nothing to the gradients", function()
     for _, dev in ipairs(helpers.devices()) do
       lunet.manual_seed(3)

@@ -14,14 +14,7 @@ local function read(path)
   return s
 end
 
-local function list_dir(dir)
-  local p = io.popen("ls -A '" .. dir .. "'")
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local list_dir = helpers.list_dir
 
 describe("lunet.bench", function()
   it("summarises times by median, min, max and mean", function()

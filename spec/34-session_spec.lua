@@ -6,34 +6,12 @@ local helpers = require("helpers")
 local xml_check = require("xml_check")
 local lunet = require("lunet")
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
-
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local sh_quote, read, have_data = helpers.sh_quote, helpers.read_file, helpers.have_fashion_mnist
 
 --- Runs a script from the checkout with the working tree's Lua files first on
 -- the path. Returns exit code, combined output.
 local function run_script(script, argv, env)
-  local cmd = ("cd %s && %s LUA_PATH=%s lua5.4 scripts/%s %s 2>&1; echo \"__exit=$?\""):format(
-    sh_quote(ROOT), env or "",
-    sh_quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";")),
-    script, argv)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("__exit=(%d+)%s*$"))
-  return code, (out:gsub("__exit=%d+%s*$", ""))
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function have_data()
-  return pcall(lunet.datasets.fashion_mnist, { split = "test" })
+  return helpers.run_script(script, argv, { env = env })
 end
 
 describe("scripts/gpu_vs_cpu.lua", function()

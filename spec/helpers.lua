@@ -104,6 +104,64 @@ function helpers.run_child(code, opts)
   return exit == 0, out, exit
 end
 
+--- The checkout this spec file belongs to.
+helpers.ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
+
+function helpers.sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Lua code that puts the checkout's Lua files first on package.path: the
+-- opening of code for helpers.run_child that must test the working tree.
+function helpers.checkout_paths()
+  return ("package.path = %q\n"):format(helpers.ROOT .. "/lua/?.lua;" .. helpers.ROOT
+    .. "/lua/?/init.lua;" .. helpers.ROOT .. "/spec/?.lua;" .. package.path)
+end
+
+--- Runs scripts/<script> from the checkout as a user runs it (a child
+-- lua5.4, the working tree's Lua files first on the path). opts.env is
+-- prepended to the command (assignments, or commands such as "ulimit -f 2;");
+-- opts.prelude is Lua run first in the same process (lua5.4 -e). Returns the
+-- exit code and the combined output.
+function helpers.run_script(script, argv, opts)
+  opts = opts or {}
+  local q = helpers.sh_quote
+  local cmd = ("cd %s && %s LUA_PATH=%s lua5.4 %s scripts/%s %s 2>&1; echo \"__exit=$?\""):format(
+    q(helpers.ROOT), opts.env or "",
+    q(helpers.ROOT .. "/lua/?.lua;" .. helpers.ROOT .. "/lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";")),
+    opts.prelude and ("-e " .. q(opts.prelude)) or "", script, argv or "")
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  local code = tonumber(out:match("__exit=(%d+)%s*$"))
+  return code, (out:gsub("__exit=%d+%s*$", ""))
+end
+
+--- The bytes of a file, or nil when it cannot be read.
+function helpers.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- The names in a directory (hidden ones too), sorted.
+function helpers.list_dir(dir)
+  local p = io.popen("ls -A " .. helpers.sh_quote(dir))
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+--- Whether Fashion-MNIST is installed (specs that need it are pending
+-- without it).
+function helpers.have_fashion_mnist()
+  return (pcall(lunet.datasets.fashion_mnist, { split = "test" }))
+end
+
 --- A fresh temporary directory, removed by the caller with helpers.rmdir.
 function helpers.tmpdir()
   local p = io.popen("mktemp -d")

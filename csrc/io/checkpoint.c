@@ -105,8 +105,6 @@ static int read_tensor(reader *r, ln_ckpt_value *v, size_t start)
     v->kind = LN_CKPT_TENSOR;
     v->as.tensor.dtype = (ln_dtype)dtype;
     v->as.tensor.ndim = (int)ndim;
-    uint64_t elem = ln_dtype_size((ln_dtype)dtype), limit = LN_MAX_TENSOR_BYTES / elem;
-    uint64_t count = 1;
     for (int i = 0; i < (int)ndim; i++) {
         uint64_t size;
         LN_TRY(read_uint(r, 8, "a tensor's size", &size));
@@ -114,13 +112,16 @@ static int read_tensor(reader *r, ln_ckpt_value *v, size_t start)
             return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu has a "
                             "negative size in dimension %d", FILE_OFFSET(r, start), i + 1);
         v->as.tensor.shape[i] = (int64_t)size;
-        /* the count saturates past the limit; zero sizes bring it back to 0 */
-        count = size == 0 ? 0 : (count > limit / size ? limit + 1 : count * size);
     }
-    if (count > limit)
-        return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu is larger "
-                        "than %llu bytes", FILE_OFFSET(r, start),
-                        (unsigned long long)LN_MAX_TENSOR_BYTES);
+    /* the same limits as a tensor made in memory, so what loads can be made */
+    int64_t numel;
+    if (ln_shape_check((int)ndim, v->as.tensor.shape, (ln_dtype)dtype, &numel) != LN_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ln_last_error());
+        return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu: %s",
+                        FILE_OFFSET(r, start), why);
+    }
+    uint64_t count = (uint64_t)numel, elem = ln_dtype_size((ln_dtype)dtype);
     LN_TRY(read_uint(r, 8, "a tensor's byte count", &nbytes));
     if (nbytes != count * elem)
         return ln_error(LN_EFORMAT, "damaged checkpoint: tensor at byte %zu declares %llu "
@@ -304,13 +305,21 @@ struct ln_checkpoint_writer {
     int committed;
 };
 
+/* The path the user gave comes first; the temporary file is named so that
+ * one left by a crash can be recognised. */
+static int write_error(const ln_checkpoint_writer *w, int err)
+{
+    return ln_error(LN_EIO, "could not write '%s': %s (writing its temporary file '%s'; "
+                    "an existing '%s' is unchanged)", w->path, strerror(err), w->tmp_path,
+                    w->path);
+}
+
 static void put(ln_checkpoint_writer *w, const void *data, size_t len)
 {
     if (w->status != LN_OK || len == 0)
         return;
     if (fwrite(data, 1, len, w->file) != len) {
-        w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path,
-                             strerror(errno));
+        w->status = write_error(w, errno);
         return;
     }
     w->crc = crc_update(w->crc, data, len);
@@ -361,7 +370,7 @@ int ln_checkpoint_writer_open(ln_checkpoint_writer **out, const char *path)
     w->crc = (uint32_t)crc32(0, Z_NULL, 0);
     unsigned char header[LN_CHECKPOINT_HEADER_BYTES] = {0}; /* completed by commit */
     if (fwrite(header, 1, sizeof header, w->file) != sizeof header)
-        w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path, strerror(errno));
+        w->status = write_error(w, errno);
     *out = w;
     return LN_OK;
 }
@@ -436,8 +445,7 @@ int ln_checkpoint_writer_commit(ln_checkpoint_writer *w)
     int closed = fclose(w->file) == 0;
     w->file = NULL;
     if (!ok || !closed)
-        return w->status = ln_error(LN_EIO, "could not write '%s': %s", w->tmp_path,
-                                    strerror(ok ? errno : err));
+        return w->status = write_error(w, ok ? errno : err);
     if (rename(w->tmp_path, w->path) != 0)
         return w->status = ln_error(LN_EIO, "could not replace '%s': %s", w->path,
                                     strerror(errno));

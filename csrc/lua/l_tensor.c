@@ -9,9 +9,34 @@
 #include "../tensor_ops.h"
 #include "binding.h"
 
-#define SELF(fname) ln_lua_check_tensor(L, 1, fname)
+/* The tensor a method is called on: t:sum() gives it as argument 1. */
+static ln_tensor *check_self(lua_State *L, const char *fname)
+{
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
+    if (!t)
+        ln_lua_fail(L, fname, "expected a lunet tensor as self, got %s (call it as t:%s(...), "
+                    "with a colon)", luaL_typename(L, 1), strchr(fname, ':') + 1);
+    if (!t->storage)
+        ln_lua_fail(L, fname, "the tensor was freed");
+    return t;
+}
+
+#define SELF(fname) check_self(L, fname)
 
 /* --- constructors ------------------------------------------------------------ */
+
+/* A value stored into an integer tensor must be one of its values: 300 in a
+ * uint8 tensor is a mistake, not 255. */
+static void check_fits(lua_State *L, const char *fname, ln_dtype dtype, double v)
+{
+    const char *problem = NULL;
+    if (dtype == LN_INT32 && !(v == floor(v) && v >= -2147483648.0 && v <= 2147483647.0))
+        problem = "an int32";
+    else if (dtype == LN_UINT8 && !(v == floor(v) && v >= 0 && v <= 255))
+        problem = "a uint8 (an integer in 0..255)";
+    if (problem)
+        ln_lua_fail(L, fname, "the value %.17g is not %s", v, problem);
+}
 
 static ln_tensor *new_filled(lua_State *L, const char *fname, int shape_idx,
                              int opts_idx, int has_value, double value)
@@ -21,6 +46,8 @@ static ln_tensor *new_filled(lua_State *L, const char *fname, int shape_idx,
     ln_device *dev;
     int nd = ln_lua_check_shape(L, shape_idx, fname, shape);
     ln_lua_tensor_options(L, opts_idx, fname, &dtype, &dev);
+    if (has_value)
+        check_fits(L, fname, dtype, value);
     ln_tensor *t = ln_lua_new_tensor(L);
     ln_lua_check_status(L, ln_tensor_alloc(t, dev, dtype, nd, shape), fname);
     if (has_value)
@@ -101,7 +128,9 @@ static int l_randperm(lua_State *L)
     uint64_t seed = ln_random_get_seed(), counter = 0;
     int own_stream = 0;
     if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
+        if (lua_type(L, 2) != LUA_TTABLE)
+            ln_lua_fail(L, fname, "argument #2: expected an options table {seed=, offset=, "
+                        "device=}, got %s", luaL_typename(L, 2));
         if (lua_getfield(L, 2, "seed") != LUA_TNIL) {
             seed = (uint64_t)ln_lua_check_integer(L, -1, fname, "seed", 0, INT64_MAX);
             own_stream = 1;
@@ -243,7 +272,8 @@ static int l_tensor(lua_State *L)
     if (t1 == LUA_TNUMBER) {
         ln_store_from_double(ln_tensor_data(host), dtype, 0,
                              check_leaf(L, fname, dtype, 0, pos));
-    } else if (ln_tensor_numel(host) > 0) {
+    } else {
+        /* an empty tensor is walked too: {{}, 5} is not rectangular */
         int64_t next = 0;
         fill_from_table(L, fname, 0, ndim, shape, pos, ln_tensor_data(host), dtype, &next);
     }
@@ -413,10 +443,16 @@ static int l_to(lua_State *L)
     ln_tensor *t = SELF(fname);
     ln_device *dev = ln_tensor_device(t);
     ln_dtype dtype = t->dtype;
-    if (lua_type(L, 2) == LUA_TSTRING && ln_dtype_from_name(lua_tostring(L, 2), &dtype) == 0)
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (name && ln_dtype_from_name(name, &dtype) == 0)
         ; /* a dtype */
-    else if (lua_type(L, 2) == LUA_TSTRING || luaL_testudata(L, 2, LN_DEVICE_MT))
+    else if (luaL_testudata(L, 2, LN_DEVICE_MT) || (name && (strncmp(name, "cpu", 3) == 0
+             || strncmp(name, "cuda", 4) == 0 || strncmp(name, "ref", 3) == 0)))
         dev = ln_lua_check_device(L, 2, fname);
+    else if (name)
+        ln_lua_fail(L, fname, "argument #1: '%s' is neither a device (\"cpu\", \"cuda\", "
+                    "\"cuda:N\") nor a dtype (\"float32\", \"int32\", \"uint8\", "
+                    "\"float16\", \"bfloat16\")", name);
     else
         ln_lua_fail(L, fname, "argument #1: expected a device, a device name or a dtype "
                     "name, got %s", luaL_typename(L, 2));
@@ -438,6 +474,7 @@ static int l_fill(lua_State *L)
     ln_tensor *t = SELF(fname);
     if (lua_type(L, 2) != LUA_TNUMBER)
         ln_lua_fail(L, fname, "argument #1: expected a number, got %s", luaL_typename(L, 2));
+    check_fits(L, fname, t->dtype, lua_tonumber(L, 2));
     ln_lua_check_status(L, ln_tensor_fill(t, lua_tonumber(L, 2)), fname);
     lua_settop(L, 1);
     return 1;
@@ -521,6 +558,7 @@ static int l_set(lua_State *L)
         ln_lua_fail(L, fname, "argument #1: expected the value (a number), got %s",
                     luaL_typename(L, 2));
     read_index(L, 3, fname, t, index);
+    check_fits(L, fname, t->dtype, lua_tonumber(L, 2));
     ln_lua_check_status(L, ln_tensor_set(t, index, lua_tonumber(L, 2)), fname);
     lua_settop(L, 1);
     return 1;

@@ -39,6 +39,9 @@ local function check_dataset(dataset)
   if not core.is_tensor(images) or not core.is_tensor(labels) then
     fail("the dataset must have tensors `images` {N, ...} and `labels` {N}")
   end
+  if not pcall(images.dim, images) or not pcall(labels.dim, labels) then
+    fail("the dataset's %s tensor was freed", pcall(images.dim, images) and "labels" or "images")
+  end
   if images:dim() < 2 then
     fail("dataset images must be {N, ...} with at least 2 dimensions, got [%s]",
       table.concat(images:shape(), ", "))
@@ -89,7 +92,7 @@ function data.DataLoader(dataset, opts)
     fail("mode must be \"seed\" or \"resident\", got %s", tostring(mode))
   end
   local ok, device = pcall(core.device, opts.device or "cpu")
-  if not ok then fail("device: %s", tostring(device):gsub("^lunet%.device: ", "")) end
+  if not ok then fail("device: %s", (tostring(device):gsub("^.-lunet%.device: ", ""))) end
 
   local n = dataset.images:size(1)
   local row_shape = dataset.images:shape()
@@ -173,6 +176,14 @@ end
 -- starts the next epoch (loader.epoch counts them from 1); `loader:iter(e)`
 -- replays epoch e's order.
 function DataLoader:iter(epoch)
+  if getmetatable(self) ~= DataLoader then
+    fail("iter: expected a loader as self, got %s (call it as loader:iter(), with a colon)", type(self))
+  end
+  if self.freed then fail("iter: the loader was freed") end
+  for _, name in ipairs({ "images", "labels" }) do
+    local t = self.dataset[name]
+    if not pcall(t.dim, t) then fail("iter: the dataset's %s tensor was freed", name) end
+  end
   if epoch ~= nil then
     epoch = check_integer("epoch", epoch, 1)
   else
@@ -210,6 +221,7 @@ function DataLoader:free()
   end
   if self.order ~= self.order_host then self.order:free() end
   self.views = {}
+  self.freed = true
 end
 
 data.DataLoader_class = DataLoader

@@ -109,8 +109,71 @@ local function check_options(fname, opts, defaults, pair_keys)
   return out
 end
 
-local function uniform(shape, bound)
-  return lunet.empty(shape):uniform(-bound, bound)
+--- "file:line: " of the first caller outside lunet's own Lua files, so an
+-- error points at the user's script (as the C functions' errors do).
+local function where()
+  for level = 3, 64 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.currentline > 0 and not info.source:match("[/@]lunet/[^/]*%.lua$") then
+      return info.short_src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+local function raise(fmt, ...)
+  error(where() .. fmt:format(...), 0)
+end
+
+--- A method called with a dot (m.forward(x)) or on something that is not a
+-- module instance (nn.Linear:forward(x)) would fail far inside; say so here.
+local function check_self(self, class_name, method)
+  local mt = type(self) == "table" and getmetatable(self)
+  local ok = mt and rawget(mt, "__typename") ~= nil
+  if ok and class_name ~= "Module" then
+    -- an instance of nn[class_name] or of a class derived from it
+    local cls, wanted = mt, nn[class_name]
+    while cls and cls ~= wanted do
+      local parent = getmetatable(cls)
+      cls = parent and parent.__index
+    end
+    ok = cls == wanted
+  end
+  if not ok then
+    raise("lunet.nn.%s:%s: expected a module as self, got %s (call it as m:%s(...), with a colon)",
+      class_name, method, describe(self), method)
+  end
+end
+
+--- Backward needs the state its forward pass kept (Sequential, Dropout; the
+-- pools, ReLU and BatchNorm check their own). Linear, Conv2d, Flatten and
+-- CrossEntropyLoss compute backward from the arguments alone, as in Torch7.
+local function check_forward_done(self)
+  if self.output == nil then
+    raise("%s: call forward before backward", self._fname.backward)
+  end
+end
+
+--- A live tensor (not freed).
+local function is_live(t)
+  return lunet.is_tensor(t) and (pcall(t.dim, t))
+end
+
+--- A new parameter tensor; a shape too large for memory is reported by the
+-- layer being built, not by lunet.empty.
+local function new_parameter(fname, shape, fill)
+  local ok, t = pcall(function()
+    local p = lunet.empty(shape)
+    if fill then fill(p) else p:zero() end
+    return p
+  end)
+  if not ok then raise("%s: %s", fname, (tostring(t):gsub("^.-lunet%.empty: ", ""))) end
+  return t
+end
+
+local function uniform(fname, shape, bound)
+  return new_parameter(fname, shape, function(p) p:uniform(-bound, bound) end)
 end
 
 -- --- classes ---------------------------------------------------------------
@@ -170,6 +233,7 @@ function Module:backward()
 end
 
 function Module:parameters()
+  check_self(self, "Module", "parameters")
   local params, grads = {}, {}
   for _, name in ipairs(self._params) do
     if self[name] then
@@ -181,23 +245,42 @@ function Module:parameters()
 end
 
 function Module:zero_grad()
+  check_self(self, "Module", "zero_grad")
   local _, grads = self:parameters()
-  for _, g in ipairs(grads) do g:zero() end
+  for i, g in ipairs(grads) do
+    if not is_live(g) then
+      raise("lunet.nn.%s:zero_grad: gradient %d was freed", self.__typename, i)
+    end
+    g:zero()
+  end
   return self
 end
 
+--- Checks a target of m:to() before anything moves, so that a bad one
+-- leaves the module as it was (and the error names the module's method).
+local function check_target(self, target)
+  local ok, err = pcall(function() return lunet.empty({ 0 }):to(target) end)
+  if not ok then
+    raise("lunet.nn.%s:to: %s", self.__typename, (tostring(err):gsub("^.-lunet%.Tensor:to: ", "")))
+  end
+end
+
 function Module:train(mode)
+  check_self(self, "Module", "train")
   self.training = mode ~= false
   return self
 end
 
 function Module:eval()
+  check_self(self, "Module", "eval")
   return self:train(false)
 end
 
 --- Moves (or casts) parameters, gradients and buffers in place; cached
 -- outputs are dropped and reallocated on the next forward.
 function Module:to(target)
+  check_self(self, "Module", "to")
+  check_target(self, target)
   for _, name in ipairs(self._params) do
     if self[name] then
       self[name] = self[name]:to(target)
@@ -222,9 +305,11 @@ function Module:_named_tensors(prefix, out)
 end
 
 function Module:state_dict()
+  check_self(self, "Module", "state_dict")
   local out = {}
   for name, slot in pairs(self:_named_tensors("", {})) do
     local t = slot[1][slot[2]]
+    if not is_live(t) then raise("lunet.nn.%s:state_dict: '%s' was freed", self.__typename, name) end
     local copy = t:to("cpu")
     if copy == t then copy = t:clone() end
     out[name] = copy
@@ -240,6 +325,7 @@ local function sorted_keys(t)
 end
 
 function Module:load_state_dict(state)
+  check_self(self, "Module", "load_state_dict")
   local fname = ("lunet.nn.%s:load_state_dict"):format(self.__typename)
   if type(state) ~= "table" or getmetatable(state) ~= nil then
     error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s")
@@ -266,6 +352,12 @@ function Module:load_state_dict(state)
     local t, target = state[name], own[name][1][own[name][2]]
     if not lunet.is_tensor(t) then
       error(("%s: '%s' must be a tensor, got %s"):format(fname, name, describe(t)), 2)
+    end
+    if not is_live(t) then
+      error(("%s: '%s' is a freed tensor"):format(fname, name), 2)
+    end
+    if not is_live(target) then
+      error(("%s: this model's '%s' was freed"):format(fname, name), 2)
     end
     if shape_string(t) ~= shape_string(target) then
       error(("%s: '%s' has shape %s, this model needs %s"):format(fname, name,
@@ -305,6 +397,7 @@ function Sequential:__init(...)
 end
 
 function Sequential:add(m)
+  check_self(self, "Sequential", "add")
   if not nn.is_module(m) then
     error(("lunet.nn.Sequential:add: expected a module, got %s"):format(describe(m)), 2)
   end
@@ -313,6 +406,7 @@ function Sequential:add(m)
 end
 
 function Sequential:forward(input)
+  check_self(self, "Sequential", "forward")
   local x = input
   for i = 1, #self do x = self[i]:forward(x) end
   self.output = x
@@ -320,6 +414,8 @@ function Sequential:forward(input)
 end
 
 function Sequential:backward(input, grad_output)
+  check_self(self, "Sequential", "backward")
+  check_forward_done(self)
   local g = grad_output
   for i = #self, 2, -1 do g = self[i]:backward(self[i - 1].output, g) end
   if #self >= 1 then g = self[1]:backward(input, g) end
@@ -328,6 +424,7 @@ function Sequential:backward(input, grad_output)
 end
 
 function Sequential:parameters()
+  check_self(self, "Sequential", "parameters")
   local params, grads = {}, {}
   for i = 1, #self do
     local p, g = self[i]:parameters()
@@ -340,12 +437,15 @@ function Sequential:parameters()
 end
 
 function Sequential:train(mode)
+  check_self(self, "Sequential", "train")
   self.training = mode ~= false
   for i = 1, #self do self[i]:train(mode) end
   return self
 end
 
 function Sequential:to(target)
+  check_self(self, "Sequential", "to")
+  check_target(self, target)
   for i = 1, #self do self[i]:to(target) end
   self.output, self.grad_input = nil, nil
   return self
@@ -380,20 +480,22 @@ function Linear:__init(in_features, out_features, opts)
   self.out_features = check_integer(fname, "out_features", out_features, 1)
   opts = check_options(fname, opts, { bias = true })
   local bound = 1 / math.sqrt(self.in_features)
-  self.weight = uniform({ self.out_features, self.in_features }, bound)
-  self.grad_weight = lunet.zeros({ self.out_features, self.in_features })
+  self.weight = uniform(fname, { self.out_features, self.in_features }, bound)
+  self.grad_weight = new_parameter(fname, { self.out_features, self.in_features })
   if opts.bias then
-    self.bias = uniform({ self.out_features }, bound)
-    self.grad_bias = lunet.zeros({ self.out_features })
+    self.bias = uniform(fname, { self.out_features }, bound)
+    self.grad_bias = new_parameter(fname, { self.out_features })
   end
 end
 
 function Linear:forward(input)
+  check_self(self, "Linear", "forward")
   self.output = core.linear_forward(input, self.weight, self.bias, self.output, self._fname.forward)
   return self.output
 end
 
 function Linear:backward(input, grad_output)
+  check_self(self, "Linear", "backward")
   local fname = self._fname.backward
   self.grad_input = core.linear_backward_data(grad_output, self.weight, self.grad_input, fname)
   core.linear_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, true, fname)
@@ -425,15 +527,16 @@ function Conv2d:__init(in_channels, out_channels, kernel, opts)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
   local bound = 1 / math.sqrt(self.in_channels * kh * kw)
   local wshape = { self.out_channels, self.in_channels, kh, kw }
-  self.weight = uniform(wshape, bound)
-  self.grad_weight = lunet.zeros(wshape)
+  self.weight = uniform(fname, wshape, bound)
+  self.grad_weight = new_parameter(fname, wshape)
   if opts.bias then
-    self.bias = uniform({ self.out_channels }, bound)
-    self.grad_bias = lunet.zeros({ self.out_channels })
+    self.bias = uniform(fname, { self.out_channels }, bound)
+    self.grad_bias = new_parameter(fname, { self.out_channels })
   end
 end
 
 function Conv2d:forward(input)
+  check_self(self, "Conv2d", "forward")
   local s, p = self.stride, self.padding
   self.output = core.conv2d_forward(input, self.weight, self.bias, s[1], s[2], p[1], p[2],
     self.output, self._fname.forward)
@@ -441,6 +544,7 @@ function Conv2d:forward(input)
 end
 
 function Conv2d:backward(input, grad_output)
+  check_self(self, "Conv2d", "backward")
   local s, p, fname = self.stride, self.padding, self._fname.backward
   self.grad_input = core.conv2d_backward_data(input, self.weight, grad_output, s[1], s[2],
     p[1], p[2], self.grad_input, fname)
@@ -498,23 +602,27 @@ local function pool_repr(self)
   return ("nn.%s(%dx%d, stride %dx%d%s)"):format(self.__typename, k[1], k[2], s[1], s[2], pad)
 end
 
-local MaxPool2d = class("MaxPool2d", Module)
-MaxPool2d.__init = pool_init
-MaxPool2d.__repr = pool_repr
-function MaxPool2d:forward(input) return pool_forward(self, "max", input) end
-function MaxPool2d:backward(input, grad_output) return pool_backward(self, "max", input, grad_output) end
-
-local AvgPool2d = class("AvgPool2d", Module)
-AvgPool2d.__init = pool_init
-AvgPool2d.__repr = pool_repr
-function AvgPool2d:forward(input) return pool_forward(self, "avg", input) end
-function AvgPool2d:backward(input, grad_output) return pool_backward(self, "avg", input, grad_output) end
+-- MaxPool2d and AvgPool2d: the same module around a different mode.
+for name, mode in pairs({ MaxPool2d = "max", AvgPool2d = "avg" }) do
+  local Pool = class(name, Module)
+  Pool.__init = pool_init
+  Pool.__repr = pool_repr
+  function Pool:forward(input)
+    check_self(self, name, "forward")
+    return pool_forward(self, mode, input)
+  end
+  function Pool:backward(input, grad_output)
+    check_self(self, name, "backward")
+    return pool_backward(self, mode, input, grad_output)
+  end
+end
 
 -- --- ReLU ------------------------------------------------------------------------------
 
 local ReLU = class("ReLU", Module)
 
 function ReLU:forward(input)
+  check_self(self, "ReLU", "forward")
   self.output = core.relu_forward(input, self.output, self._fname.forward)
   return self.output
 end
@@ -522,6 +630,7 @@ end
 --- The gradient passes where the output is positive, which is where the
 -- input is: the output kept by forward stands in for the input.
 function ReLU:backward(input, grad_output)
+  check_self(self, "ReLU", "backward")
   if not self.output then
     error(self._fname.backward .. ": call forward before backward", 2)
   end
@@ -541,7 +650,9 @@ local function cached_view(self, key, t, like, shape_fn, fname)
     error(("%s: expected a tensor, got %s"):format(fname, describe(t)), 3)
   end
   local cache = self[key]
-  t:dim() -- raises if t was freed, so a stale view is never returned
+  if not is_live(t) then -- a stale view of a freed tensor is never returned
+    error(("%s: the tensor was freed"):format(fname), 3)
+  end
   if cache and cache.source == t and cache.like == like then return cache.view end
   local view = t:reshape(shape_fn(t))
   self[key] = { source = t, like = like, view = view }
@@ -549,6 +660,7 @@ local function cached_view(self, key, t, like, shape_fn, fname)
 end
 
 function Flatten:forward(input)
+  check_self(self, "Flatten", "forward")
   local fname = self._fname.forward
   self.output = cached_view(self, "_forward_view", input, input, function(t)
     if t:dim() < 2 then
@@ -563,6 +675,7 @@ function Flatten:forward(input)
 end
 
 function Flatten:backward(input, grad_output)
+  check_self(self, "Flatten", "backward")
   local fname = self._fname.backward
   if not lunet.is_tensor(input) then
     error(("%s: expected the input tensor, got %s"):format(fname, describe(input)), 2)
@@ -584,7 +697,10 @@ Flatten._caches = { "output", "grad_input", "_forward_view", "_backward_view" }
 --- Inverted dropout: in training each element is zeroed with probability p
 -- and the rest scaled by 1/(1-p); in eval mode the input passes unchanged.
 local Dropout = class("Dropout", Module)
-Dropout._caches = { "output", "grad_input", "_mask" }
+-- _train_output is the training output, kept apart from `output` (which is
+-- the input itself in eval mode) so that switching between train and eval
+-- does not allocate a new output each time.
+Dropout._caches = { "output", "grad_input", "_mask", "_train_output" }
 
 function Dropout:__init(p)
   Module.__init(self)
@@ -596,10 +712,12 @@ function Dropout:__init(p)
 end
 
 function Dropout:forward(input)
+  check_self(self, "Dropout", "forward")
   self._dropped = self.training and self.p > 0
   if self._dropped then
-    self.output, self._mask = core.dropout_forward(input, self.p, self.output, self._mask,
-      self._fname.forward)
+    self._train_output, self._mask = core.dropout_forward(input, self.p, self._train_output,
+      self._mask, self._fname.forward)
+    self.output = self._train_output
   else
     if not lunet.is_tensor(input) then
       error(("%s: expected a tensor, got %s"):format(self._fname.forward, describe(input)), 2)
@@ -610,6 +728,8 @@ function Dropout:forward(input)
 end
 
 function Dropout:backward(input, grad_output)
+  check_self(self, "Dropout", "backward")
+  check_forward_done(self)
   if self._dropped then
     self.grad_input = core.dropout_backward(grad_output, self._mask, self.grad_input,
       self._fname.backward)
@@ -645,12 +765,14 @@ function BatchNorm2d:__init(num_features, opts)
   end
   self.eps, self.momentum = opts.eps, opts.momentum
   local c = self.num_features
-  self.weight, self.grad_weight = lunet.ones({ c }), lunet.zeros({ c })
-  self.bias, self.grad_bias = lunet.zeros({ c }), lunet.zeros({ c })
-  self.running_mean, self.running_var = lunet.zeros({ c }), lunet.ones({ c })
+  local function ones(p) p:fill(1) end
+  self.weight, self.grad_weight = new_parameter(fname, { c }, ones), new_parameter(fname, { c })
+  self.bias, self.grad_bias = new_parameter(fname, { c }), new_parameter(fname, { c })
+  self.running_mean, self.running_var = new_parameter(fname, { c }), new_parameter(fname, { c }, ones)
 end
 
 function BatchNorm2d:forward(input)
+  check_self(self, "BatchNorm2d", "forward")
   local fname = self._fname.forward
   if lunet.is_tensor(input) and input:dim() ~= 4 then
     error(("%s: expected input [N, %d, H, W], got %s"):format(fname, self.num_features,
@@ -669,6 +791,7 @@ function BatchNorm2d:forward(input)
 end
 
 function BatchNorm2d:backward(input, grad_output)
+  check_self(self, "BatchNorm2d", "backward")
   local fname = self._fname.backward
   if self._forward_training == nil then
     error(fname .. ": call forward before backward", 2)
@@ -697,11 +820,13 @@ end
 local CrossEntropyLoss = class("CrossEntropyLoss", Module)
 
 function CrossEntropyLoss:forward(logits, labels)
+  check_self(self, "CrossEntropyLoss", "forward")
   self.output = core.cross_entropy_forward(logits, labels, self._fname.forward)
   return self.output
 end
 
 function CrossEntropyLoss:backward(logits, labels)
+  check_self(self, "CrossEntropyLoss", "backward")
   local n = 1
   if lunet.is_tensor(logits) and logits:dim() >= 1 and logits:size(1) > 0 then n = logits:size(1) end
   self.grad_input = core.cross_entropy_backward(logits, labels, 1 / n, self.grad_input,

@@ -49,6 +49,17 @@ local function options(fname, opts, defaults)
   return out
 end
 
+-- The optimizer classes, to tell an optimizer from anything else.
+local classes = {}
+
+--- A method called with a dot (opt.step()) or on something else.
+local function check_self(self, method)
+  if classes[getmetatable(self)] == nil then
+    error(("lunet.optim.Optimizer:%s: expected an optimizer as self, got %s (call it as opt:%s(), "
+      .. "with a colon)"):format(method, describe(self), method), 3)
+  end
+end
+
 local function check_model(fname, model)
   if not nn.is_module(model) then
     fail(fname, "argument #1: expected a model (an nn module such as nn.Sequential), got %s",
@@ -67,6 +78,9 @@ end
 --- State tensor `name` of parameter i in `st`, created as zeros on first use,
 -- moved along when the parameter moved; true when it was just created.
 local function state_tensor(fname, st, name, p, i)
+  if not pcall(p.dim, p) then
+    error(("%s: parameter %d of the model was freed"):format(fname, i), 3)
+  end
   local t = st[name]
   if t == nil then
     st[name] = lunet.zeros(p:shape(), { device = p:device(), dtype = p:dtype() })
@@ -88,6 +102,7 @@ local Optimizer = {}
 Optimizer.__index = Optimizer
 
 function Optimizer:zero_grad()
+  check_self(self, "zero_grad")
   self.model:zero_grad()
   return self
 end
@@ -97,6 +112,7 @@ end
 local SGD = setmetatable({}, { __index = Optimizer })
 SGD.__index = SGD
 SGD.__name = "lunet.optim.SGD"
+classes[SGD] = "SGD"
 
 --- SGD(model, {lr=, momentum=0, dampening=0, weight_decay=0, nesterov=false}):
 --   d = grad + weight_decay * param
@@ -127,6 +143,7 @@ end
 
 function SGD:step()
   local fname = "lunet.optim.SGD:step"
+  check_self(self, "step")
   local params, grads = self.model:parameters()
   for i, p in ipairs(params) do
     local st = self.state[i]
@@ -147,6 +164,7 @@ end
 local Adam = setmetatable({}, { __index = Optimizer })
 Adam.__index = Adam
 Adam.__name = "lunet.optim.Adam"
+classes[Adam] = "Adam"
 
 --- Adam(model, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=0}):
 --   g = grad + weight_decay * param                     (L2, as torch.optim.Adam)
@@ -175,6 +193,7 @@ end
 
 function Adam:step()
   local fname = "lunet.optim.Adam:step"
+  check_self(self, "step")
   local params, grads = self.model:parameters()
   for i, p in ipairs(params) do
     local st = self.state[i]

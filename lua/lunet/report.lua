@@ -33,16 +33,20 @@ function report.prepare_dir(dir)
   return true
 end
 
---- Writes `content` to `path` atomically (temporary file, then rename).
+--- Writes `content` to `path` atomically (temporary file, then rename): a
+-- failure (a full disk, a bad value) leaves an existing file as it was and no
+-- temporary file behind.
 function report.write_file(path, content)
   local tmp = ("%s.tmp-%d-%d"):format(path, os.time(), math.random(1e9))
   local f, err = io.open(tmp, "wb")
   if not f then error(("lunet.report: cannot write %s: %s"):format(path, tostring(err)), 0) end
-  local ok, werr = f:write(content)
+  local wrote, ok, werr = pcall(f.write, f, content)
+  if not wrote then ok, werr = nil, ok end -- content that is not a string
   local closed, cerr = f:close()
   if not ok or not closed then
     os.remove(tmp)
-    error(("lunet.report: cannot write %s: %s"):format(path, tostring(werr or cerr)), 0)
+    error(("lunet.report: cannot write %s: %s (an existing %s is unchanged)"):format(path,
+      tostring(werr or cerr), path), 0)
   end
   local renamed, rerr = os.rename(tmp, path)
   if not renamed then

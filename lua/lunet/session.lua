@@ -11,6 +11,43 @@ local bench = require("lunet.bench")
 
 local session = {}
 
+-- Fault injection -------------------------------------------------------------------
+--
+-- A GPU can fail in the middle of a session (out of memory, a failing
+-- kernel); the session must then keep and report what the other devices
+-- measured. To test that on machines without a GPU, the environment variable
+--   LUNET_FAIL_DEVICE=<device>,<phase>[,<batch>]
+-- makes <device> (a canonical name: cpu, ref, cuda:0) raise an error at batch
+-- <batch> (default 1) of <phase>: train (the first epoch), accuracy or
+-- inference, exactly where a real device error would surface. It is a test
+-- hook: nothing else reads it, and without it nothing changes.
+
+local PHASES = { train = true, accuracy = true, inference = true }
+
+--- The parsed LUNET_FAIL_DEVICE value, nil when unset; an error for a value
+-- that does not parse (a test that sets it wrongly must not pass quietly).
+function session.parse_fault(value)
+  if value == nil or value == "" then return nil end
+  local device, phase, batch = value:match("^%s*([^,%s]+)%s*,%s*(%a+)%s*,?%s*(%d*)%s*$")
+  if not device or not PHASES[phase] then
+    error(("LUNET_FAIL_DEVICE=%q: expected <device>,<phase>[,<batch>] with phase train, "
+      .. "accuracy or inference (e.g. \"cuda:0,train,3\")"):format(value), 0)
+  end
+  return { device = device, phase = phase, batch = tonumber(batch) or 1, spec = value }
+end
+
+session.fault = session.parse_fault(os.getenv("LUNET_FAIL_DEVICE"))
+
+--- Raises the injected failure when it is due: on `device`, in `phase`, at
+-- batch `batch`.
+local function inject_fault(device, phase, batch)
+  local f = session.fault
+  if f and f.phase == phase and f.batch == batch and tostring(device) == f.device then
+    error(("%s: injected device failure in %s at batch %d (LUNET_FAIL_DEVICE=%s)")
+      :format(f.device, phase, batch, f.spec), 0)
+  end
+end
+
 --- The devices named by `spec`: nil or "all" for every available device,
 -- else a comma-separated list ("cpu,cuda:0"; "cuda" means "cuda:0").
 -- Returns the list of canonical names, or nil and a message saying which
@@ -107,6 +144,7 @@ function session.train_epoch(t)
   local images, loss_sum, done = 0, 0, 0
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
+    if t.epoch == 1 then inject_fault(loader.device, "train", b) end
     optimizer:zero_grad()
     local output = model:forward(x)
     local loss = criterion:forward(output, y)
@@ -139,6 +177,7 @@ function session.accuracy(model, loader, max_batches)
   local correct, total = 0, 0
   for x, y, b in loader:iter(1) do
     if max_batches and b > max_batches then break end
+    inject_fault(loader.device, "accuracy", b)
     local output = model:forward(x)
     local predicted = output:argmax(2)
     local hits = predicted:eq(y)
@@ -157,6 +196,7 @@ function session.inference_pass(model, loader, max_batches)
   local images = 0
   for x, _, b in loader:iter(1) do
     if max_batches and b > max_batches then break end
+    inject_fault(loader.device, "inference", b)
     model:forward(x)
     images = images + x:size(1)
   end
