@@ -45,6 +45,8 @@ static int cpu_open(int index, void **out)
     ctx->threads = openblas_get_num_threads();
     if (ctx->threads < 1)
         ctx->threads = ln_host_cpu_cores();
+    /* our loops are threaded, OpenBLAS runs single-threaded inside them (gemm.c) */
+    openblas_set_num_threads(1);
     *out = ctx;
     return LN_OK;
 }
@@ -70,8 +72,7 @@ static int cpu_info(void *vctx, ln_device_info *out)
 static int cpu_set_num_threads(void *vctx, int n)
 {
     ln_cpu_context *ctx = vctx;
-    ctx->threads = n;
-    openblas_set_num_threads(n);
+    ctx->threads = n; /* OpenBLAS stays single-threaded: see gemm.c */
     return LN_OK;
 }
 

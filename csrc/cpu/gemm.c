@@ -1,9 +1,69 @@
-/* Matrix products through OpenBLAS. */
+/* Matrix products through OpenBLAS, threaded by us.
+ *
+ * The thread model of the CPU backend: every parallel loop is ours (OpenMP),
+ * and OpenBLAS always runs single-threaded inside them (cpu_open sets it to
+ * one thread). Two thread pools on two cores otherwise take turns spinning
+ * against each other (libgomp's waiting threads spin for a while, OpenBLAS's
+ * threads too); with one pool, a large product is cut into one block of rows
+ * or columns of C per thread, each an independent single-threaded sgemm.
+ * OpenBLAS's pthread build serves concurrent callers safely when it runs
+ * single-threaded: each call works in its own buffer. */
 #include <cblas.h>
 
 #include "../ops_ref.h"
 #include "../status.h"
 #include "cpu.h"
+
+/* Below this many multiply-adds a product stays on one thread. */
+#define GEMM_PARALLEL_MIN ((int64_t)1 << 20)
+
+static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta,
+                         float *c, int ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (k == 0) {
+        /* BLAS leaves C scaled by beta; with beta == 0 it must be zeroed. */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta,
+                c, ldc);
+}
+
+void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                  float *c, int ldc)
+{
+    int threads = ctx->threads;
+    if (threads <= 1 || (int64_t)m * n * k < GEMM_PARALLEL_MIN) {
+        sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* one block of C per thread, along the longer side, in multiples of 16 */
+    int split_rows = m > n, extent = split_rows ? m : n;
+    int block = (extent + threads - 1) / threads;
+    block = (block + 15) & ~15;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int t = 0; t < threads; t++) {
+        int lo = t * block, hi = lo + block < extent ? lo + block : extent;
+        if (lo >= hi)
+            continue;
+        if (split_rows)
+            /* rows lo..hi of op(A): rows of A, or columns when transposed */
+            sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha,
+                         a + (trans_a ? (size_t)lo : (size_t)lo * lda), lda, b, ldb, beta,
+                         c + (size_t)lo * ldc, ldc);
+        else
+            /* columns lo..hi of op(B): columns of B, or rows when transposed */
+            sgemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
+                         b + (trans_b ? (size_t)lo * ldb : (size_t)lo), ldb, beta, c + lo, ldc);
+    }
+}
 
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
                 int k, float alpha, const void *a, int lda, const void *b,
@@ -12,18 +72,6 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
     if (dtype != LN_FLOAT32)
         return ln_ref_gemm(ctx, dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b,
                            ldb, beta, c, ldc);
-    if (m == 0 || n == 0)
-        return LN_OK;
-    if (k == 0) {
-        /* BLAS leaves C scaled by beta; with beta == 0 it must be zeroed. */
-        float *C = c;
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++)
-                C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
-        return LN_OK;
-    }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
-                beta, c, ldc);
+    ln_cpu_sgemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return LN_OK;
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env lua5.4
+--- Times one training step of the session's model (lunet.models.fashion_alexnet)
+-- layer by layer: forward and backward of every module, the loss, zero_grad
+-- and the Adam step, plus whole steps and a forward-only (inference) pass,
+-- on random data of the seed's shape. Warm-up steps are not timed; every
+-- number is the median of the timed repeats. The tool behind each step of
+-- bench/NOTES.md.
+--
+--   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
+local lunet = require("lunet")
+local bench = require("lunet.bench")
+
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu" }
+local i = 1
+while i <= #arg do
+  local key = arg[i]:match("^%-%-(.+)$")
+  if not key or args[key] == nil and key ~= "threads" then
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME]\n")
+    os.exit(2)
+  end
+  args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
+  i = i + 2
+end
+if args.threads then lunet.set_num_threads(args.threads) end
+
+local dev = lunet.device(args.device)
+lunet.manual_seed(1)
+local model = lunet.models.fashion_alexnet():to(dev)
+local criterion = lunet.nn.CrossEntropyLoss()
+local optimizer = lunet.optim.Adam(model, { lr = 1e-3 })
+local x = lunet.rand({ args.batch, 1, 28, 28 }):to(dev)
+local labels = {}
+for j = 1, args.batch do labels[j] = (j * 7) % 10 + 1 end
+local y = lunet.tensor(labels, { dtype = "int32" }):to(dev)
+
+local names, times = {}, {}
+local function record(name, seconds)
+  if not times[name] then
+    names[#names + 1] = name
+    times[name] = {}
+  end
+  local list = times[name]
+  list[#list + 1] = seconds
+end
+
+--- One step, every phase timed (the device synchronised before each clock read).
+local function timed_step(keep)
+  local function clock()
+    dev:synchronize()
+    return lunet.clock()
+  end
+  local t_step = clock()
+  local t = t_step
+  local function mark(name)
+    local now = clock()
+    if keep then record(name, now - t) end
+    t = now
+  end
+  optimizer:zero_grad()
+  mark("zero_grad")
+  local inputs = { [0] = x }
+  for l = 1, #model do
+    inputs[l] = model[l]:forward(inputs[l - 1])
+    mark(("fwd  %d %s"):format(l, model[l].__typename))
+  end
+  criterion:forward(inputs[#model], y)
+  local g = criterion:backward(inputs[#model], y)
+  mark("loss fwd+bwd")
+  for l = #model, 1, -1 do
+    g = model[l]:backward(inputs[l - 1], g)
+    mark(("bwd  %d %s"):format(l, model[l].__typename))
+  end
+  optimizer:step()
+  mark("adam")
+  if keep then record("STEP (sum of the above)", clock() - t_step) end
+end
+
+for _ = 1, args.warmup do timed_step(false) end
+for _ = 1, args["repeat"] do timed_step(true) end
+
+-- whole steps and inference passes, untimed inside
+local step_times = bench.time(function()
+  optimizer:zero_grad()
+  local out = model:forward(x)
+  criterion:forward(out, y)
+  model:backward(x, criterion:backward(out, y))
+  optimizer:step()
+end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
+model:eval()
+local infer_times = bench.time(function() model:forward(x) end,
+  { device = dev, warmup = 2, ["repeat"] = args["repeat"] })
+model:train()
+
+local flops = bench.model_flops(model, { 1, 28, 28 })
+print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up)"):format(
+  tostring(dev), lunet.get_num_threads(), args.batch, args["repeat"], args.warmup))
+for _, name in ipairs(names) do
+  local st = bench.stats(times[name])
+  print(("  %-26s %8.2f ms  (min %7.2f)"):format(name, 1e3 * st.median, 1e3 * st.min))
+end
+local function line(name, t, factor)
+  print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s  %6.1f GFLOP/s (min: %6.0f img/s)"):format(name,
+    1e3 * t.median, 1e3 * t.min, args.batch / t.median, args.batch * flops * factor / t.median / 1e9,
+    args.batch / t.min))
+end
+line("train step", step_times, bench.TRAIN_FLOPS_FACTOR)
+line("inference batch", infer_times, 1)
