@@ -11,17 +11,27 @@
  * An image's output [K, PQ] is already its slice of the NCHW output, so there
  * is no transpose; its column matrix (CRS x PQ floats, 450 KB for the
  * session's second convolution) stays in the thread's own cache while the
- * GEMM reads it. Each thread runs single-threaded sgemm (see gemm.c) on its
- * own images; backward filter sums into one weight gradient per thread, added
- * together at the end in a fixed order, so results do not depend on timing.
- * A 1x1 convolution without stride or padding uses the image as its column
- * matrix. */
+ * product reads it. The products are single-threaded sgemm (see gemm.c), or
+ * for few taps (CRS <= SMALL_TAPS, the session's first layer has 9) the
+ * register-blocked kernels of small_gemm.c. A 1x1 convolution without stride
+ * or padding uses the image as its column matrix.
+ *
+ * Images are handed out dynamically: on a shared machine a thread that loses
+ * its core for a while does fewer images instead of holding up the others.
+ * The weight gradient is summed per fixed group of images (GROUPS at most,
+ * within the workspace budget) and the groups are added in order at the end,
+ * so the result does not depend on the thread count or on timing. */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
 #include "../status.h"
 #include "cpu.h"
+
+/* Convolutions with at most this many taps use small_gemm.c's kernels. */
+#define SMALL_TAPS 32
+/* Image groups of the weight gradient: enough for uneven progress. */
+#define GROUPS 8
 
 static int64_t taps(const ln_conv2d_shape *s)
 {
@@ -35,12 +45,23 @@ static int is_pointwise(const ln_conv2d_shape *s)
            && s->pad_w == 0;
 }
 
-/* Threads for a pass over the batch: no more than there are images. */
-static int batch_threads(void *ctx, const ln_conv2d_shape *s)
+static int uses_small_kernels(const ln_conv2d_shape *s)
+{
+#ifdef LN_CPU_SMALL_GEMM
+    return taps(s) <= SMALL_TAPS;
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+/* Threads for a pass over `items` units of work of the batch: no more
+ * threads than units. */
+static int batch_threads(void *ctx, const ln_conv2d_shape *s, int items)
 {
     int64_t work = (int64_t)s->n * taps(s) * s->p * s->q;
     int t = ln_cpu_threads_for(ctx, work);
-    return t < s->n ? t : s->n;
+    return t < items ? t : items;
 }
 
 /* `threads` workspaces of `floats` each, 64-byte aligned; *stride is the
@@ -131,6 +152,55 @@ static void col2im_image(const ln_conv2d_shape *s, const float *cols, float *dx)
     }
 }
 
+/* Y[K, PQ] = bias + W[K, CRS] cols[CRS, PQ] for one image. */
+static void forward_product(const ln_conv2d_shape *s, const float *w, const float *bias,
+                            const float *cols, float *out)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_SMALL_GEMM
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_gemm(s->k, (int)pq, (int)rows, w, rows, 1, cols, pq, out, pq, bias);
+        return;
+    }
+#endif
+    if (bias)
+        for (int k = 0; k < s->k; k++)
+            for (int64_t j = 0; j < pq; j++)
+                out[k * pq + j] = bias[k];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->k, (int)pq, (int)rows, 1.0f, w,
+                (int)rows, cols, (int)pq, bias ? 1.0f : 0.0f, out, (int)pq);
+}
+
+/* dcols[CRS, PQ] = W^T dY[K, PQ] for one image. */
+static void backward_data_product(const ln_conv2d_shape *s, const float *w, const float *dy,
+                                  float *dcols)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_SMALL_GEMM
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_gemm((int)rows, (int)pq, s->k, w, 1, rows, dy, pq, dcols, pq, NULL);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)pq, s->k, 1.0f, w,
+                (int)rows, dy, (int)pq, 0.0f, dcols, (int)pq);
+}
+
+/* grad[K, CRS] (+)= dY[K, PQ] cols^T for one image. */
+static void backward_filter_product(const ln_conv2d_shape *s, const float *dy,
+                                    const float *cols, float *grad, int accumulate)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_SMALL_GEMM
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_dot_gemm(s->k, (int)rows, (int)pq, dy, pq, cols, pq, grad, rows, accumulate);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->k, (int)rows, (int)pq, 1.0f, dy,
+                (int)pq, cols, (int)pq, accumulate ? 1.0f : 0.0f, grad, (int)rows);
+}
+
 int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
                           const float *w, const float *bias, float *y)
 {
@@ -138,12 +208,12 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
     if (s->n == 0)
         return LN_OK;
-    int threads = batch_threads(ctx, s), pointwise = is_pointwise(s);
+    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t stride = 0;
     float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
     if (!pointwise && !ws)
         return LN_ENOMEM;
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int b = 0; b < s->n; b++) {
         const float *cols = x + b * chw;
         if (!pointwise) {
@@ -151,13 +221,7 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
             im2col_image(s, cols, own);
             cols = own;
         }
-        float *out = y + (int64_t)b * s->k * pq;
-        if (bias)
-            for (int k = 0; k < s->k; k++)
-                for (int64_t j = 0; j < pq; j++)
-                    out[k * pq + j] = bias[k];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->k, (int)pq, (int)rows,
-                    1.0f, w, (int)rows, cols, (int)pq, bias ? 1.0f : 0.0f, out, (int)pq);
+        forward_product(s, w, bias, cols, y + (int64_t)b * s->k * pq);
     }
     return LN_OK;
 }
@@ -169,16 +233,15 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
     if (s->n == 0)
         return LN_OK;
-    int threads = batch_threads(ctx, s), pointwise = is_pointwise(s);
+    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t stride = 0;
     float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
     if (!pointwise && !ws)
         return LN_ENOMEM;
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int b = 0; b < s->n; b++) {
         float *dcols = pointwise ? dx + b * chw : ws + omp_get_thread_num() * stride;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)pq, s->k, 1.0f,
-                    w, (int)rows, dy + (int64_t)b * s->k * pq, (int)pq, 0.0f, dcols, (int)pq);
+        backward_data_product(s, w, dy + (int64_t)b * s->k * pq, dcols);
         if (!pointwise)
             col2im_image(s, dcols, dx + b * chw);
     }
@@ -199,56 +262,60 @@ int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const fl
         }
         return LN_OK;
     }
-    int threads = batch_threads(ctx, s), pointwise = is_pointwise(s);
-    /* per thread: its column matrix, its weight gradient, its bias sums */
-    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int pointwise = is_pointwise(s);
+    /* per group: its weight gradient and bias sums; per thread: a column matrix */
     int64_t grad_floats = (wsize + 15) & ~(int64_t)15;
-    int64_t bias_doubles = (s->k + 7) & ~(int64_t)7;
-    int64_t stride = 0;
-    float *ws = thread_workspaces(ctx, threads, cols_floats + grad_floats + 2 * bias_doubles,
-                                  &stride);
-    if (!ws)
+    int64_t group_floats = grad_floats + 2 * ((s->k + 7) & ~(int64_t)7);
+    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int64_t budget = (int64_t)(ctx->conv_workspace_bytes / sizeof(float));
+    int groups = s->n < GROUPS ? s->n : GROUPS;
+    while (groups > 1 && groups * group_floats > budget)
+        groups--;
+    int threads = batch_threads(ctx, s, groups);
+    float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * cols_floats)
+                                          * sizeof(float));
+    if (!base)
         return LN_ENOMEM;
+    float *cols_base = base + groups * group_floats;
 #pragma omp parallel num_threads(threads)
     {
-        int t = omp_get_thread_num();
-        float *cols = ws + t * stride, *grad = cols + cols_floats;
-        double *bias_sum = (double *)(grad + grad_floats);
-        memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
-        int first = 1;
-#pragma omp for schedule(static)
-        for (int b = 0; b < s->n; b++) {
-            const float *xcols = x + b * chw, *g = dy + (int64_t)b * s->k * pq;
-            if (!pointwise) {
-                im2col_image(s, xcols, cols);
-                xcols = cols;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->k, (int)rows, (int)pq,
-                        1.0f, g, (int)pq, xcols, (int)pq, first ? 0.0f : 1.0f, grad,
-                        (int)rows);
-            first = 0;
-            if (db)
-                for (int k = 0; k < s->k; k++) {
-                    double acc = 0;
-                    for (int64_t j = 0; j < pq; j++)
-                        acc += g[k * pq + j];
-                    bias_sum[k] += acc;
+        float *cols = cols_base + omp_get_thread_num() * cols_floats;
+#pragma omp for schedule(dynamic, 1)
+        for (int g = 0; g < groups; g++) {
+            float *grad = base + g * group_floats;
+            double *bias_sum = (double *)(grad + grad_floats);
+            memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
+            int first = (int)((int64_t)s->n * g / groups), last = (int)((int64_t)s->n * (g + 1) / groups);
+            for (int b = first; b < last; b++) {
+                const float *xcols = x + b * chw, *g_img = dy + (int64_t)b * s->k * pq;
+                if (!pointwise) {
+                    im2col_image(s, xcols, cols);
+                    xcols = cols;
                 }
+                backward_filter_product(s, g_img, xcols, grad, b > first);
+                if (db)
+                    for (int k = 0; k < s->k; k++) {
+                        double acc = 0;
+                        for (int64_t j = 0; j < pq; j++)
+                            acc += g_img[k * pq + j];
+                        bias_sum[k] += acc;
+                    }
+            }
         }
-        /* every thread had at least one image (threads <= n): add up in thread order */
+        /* the groups in order, whatever thread summed them */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < wsize; i++) {
             float acc = accumulate ? dw[i] : 0.0f;
-            for (int u = 0; u < threads; u++)
-                acc += ws[u * stride + cols_floats + i];
+            for (int g = 0; g < groups; g++)
+                acc += base[g * group_floats + i];
             dw[i] = acc;
         }
 #pragma omp single
         if (db)
             for (int k = 0; k < s->k; k++) {
                 double acc = accumulate ? db[k] : 0.0;
-                for (int u = 0; u < threads; u++)
-                    acc += ((double *)(ws + u * stride + cols_floats + grad_floats))[k];
+                for (int g = 0; g < groups; g++)
+                    acc += ((double *)(base + g * group_floats + grad_floats))[k];
                 db[k] = (float)acc;
             }
     }

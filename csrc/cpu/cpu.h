@@ -53,6 +53,19 @@ int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
                        const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* Products with one short side (small_gemm.c), for convolutions with few
+ * taps. ln_cpu_small_gemm: C[m, n] = init[i] (or 0) + A[m, depth] B[depth, n],
+ * A addressed a[i * a_row + k * a_col], B and C row-major.
+ * ln_cpu_small_dot_gemm: C[m, n] (+)= A[m, len] B[n, len]^T (rows of A and B
+ * contiguous, long). */
+#define LN_CPU_SMALL_GEMM 1
+void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, const float *init);
+void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
+                           int64_t ldb, float *c, int64_t ldc, int accumulate);
+#endif
+
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */
 int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
                           const float *w, const float *bias, float *y);

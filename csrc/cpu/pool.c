@@ -3,6 +3,9 @@
  * reference's (first maximum wins, NaN counts as the maximum, averages divide
  * by the whole window). */
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "../status.h"
 #include "cpu.h"
@@ -60,6 +63,144 @@ static inline int64_t argmax_2x2(const float *plane, int64_t w, int64_t top_left
     return best;
 }
 
+#ifdef __AVX2__
+/* Eight 2x2 windows at a time: two input rows of 16 floats are split into
+ * their even and odd columns, the four candidates of each window compared
+ * in window order with the same rule as argmax_2x2. */
+typedef struct windows8 {
+    __m256 c[4]; /* top-left, top-right, bottom-left, bottom-right */
+} windows8;
+
+/* Loads of 2 * n floats (n <= 8 windows) from one row, zeros beyond. */
+static inline void load_pairs(const float *row, int n, __m256 *lo, __m256 *hi)
+{
+    if (n == 8) {
+        *lo = _mm256_loadu_ps(row);
+        *hi = _mm256_loadu_ps(row + 8);
+        return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    *lo = _mm256_maskload_ps(row, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n), lane));
+    *hi = _mm256_maskload_ps(row + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n - 8), lane));
+}
+
+static inline windows8 load_windows(const float *top, const float *bottom, int n)
+{
+    __m256 a, b;
+    windows8 w;
+    load_pairs(top, n, &a, &b);
+    /* per 128-bit lane (a0 a2 b0 b2 | a4 a6 b4 b6), then the middle 64-bit pairs swapped */
+    w.c[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    w.c[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    load_pairs(bottom, n, &a, &b);
+    w.c[2] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    w.c[3] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    return w;
+}
+
+/* The winner of each window as a mask per candidate (exactly one set per
+ * lane), and the winning value. */
+static inline __m256 window_max(const windows8 *w, __m256 wins[4])
+{
+    __m256 best = w->c[0], taken = _mm256_setzero_ps();
+    for (int i = 1; i < 4; i++) {
+        __m256 v = w->c[i];
+        __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        __m256 nan_over_number = _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),
+                                               _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+        wins[i] = _mm256_or_ps(greater, nan_over_number);
+        best = _mm256_blendv_ps(best, v, wins[i]);
+    }
+    /* a later winner overrides an earlier one */
+    for (int i = 3; i >= 1; i--) {
+        wins[i] = _mm256_andnot_ps(taken, wins[i]);
+        taken = _mm256_or_ps(taken, wins[i]);
+    }
+    wins[0] = _mm256_andnot_ps(taken, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    return best;
+}
+
+static inline __m256i first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, float *out)
+{
+    for (int p = 0; p < s->p; p++) {
+        const float *top = plane + 2 * (int64_t)p * s->w;
+        for (int q = 0; q < s->q; q += 8) {
+            int n = s->q - q < 8 ? s->q - q : 8;
+            windows8 w = load_windows(top + 2 * q, top + s->w + 2 * q, n);
+            __m256 wins[4];
+            __m256 best = window_max(&w, wins);
+            if (n == 8)
+                _mm256_storeu_ps(out + p * s->q + q, best);
+            else
+                _mm256_maskstore_ps(out + p * s->q + q, first_lanes(n), best);
+        }
+    }
+}
+
+/* Interleaves even and odd columns back into a row of 2 * n floats. */
+static inline void store_pairs(float *row, int n, __m256 even, __m256 odd)
+{
+    __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
+    __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+    if (n == 8) {
+        _mm256_storeu_ps(row, first);
+        _mm256_storeu_ps(row + 8, second);
+        return;
+    }
+    _mm256_maskstore_ps(row, first_lanes(2 * n), first);
+    _mm256_maskstore_ps(row + 8, first_lanes(2 * n - 8), second);
+}
+
+/* Writes every element of the plane's gradient: the window's gradient at its
+ * winner, zero elsewhere (and in the rows and columns no window covers). */
+static void max_2x2_backward_plane(const ln_pool2d_shape *s, const float *plane,
+                                   const float *g, float *d)
+{
+    for (int p = 0; p < s->p; p++) {
+        const float *top = plane + 2 * (int64_t)p * s->w;
+        float *d_top = d + 2 * (int64_t)p * s->w;
+        for (int q = 0; q < s->q; q += 8) {
+            int n = s->q - q < 8 ? s->q - q : 8;
+            windows8 w = load_windows(top + 2 * q, top + s->w + 2 * q, n);
+            __m256 wins[4];
+            window_max(&w, wins);
+            __m256 grad = n == 8 ? _mm256_loadu_ps(g + p * s->q + q)
+                                 : _mm256_maskload_ps(g + p * s->q + q, first_lanes(n));
+            store_pairs(d_top + 2 * q, n, _mm256_and_ps(grad, wins[0]), _mm256_and_ps(grad, wins[1]));
+            store_pairs(d_top + s->w + 2 * q, n, _mm256_and_ps(grad, wins[2]),
+                        _mm256_and_ps(grad, wins[3]));
+        }
+        if (s->w > 2 * s->q) { /* an odd width: the last column is in no window */
+            d_top[s->w - 1] = 0.0f;
+            d_top[2 * s->w - 1] = 0.0f;
+        }
+    }
+    if (s->h > 2 * s->p)
+        memset(d + 2 * (int64_t)s->p * s->w, 0, sizeof(float) * (size_t)s->w);
+}
+#else
+static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, float *out)
+{
+    for (int p = 0; p < s->p; p++)
+        for (int q = 0; q < s->q; q++)
+            out[p * s->q + q] = plane[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)];
+}
+
+static void max_2x2_backward_plane(const ln_pool2d_shape *s, const float *plane,
+                                   const float *g, float *d)
+{
+    memset(d, 0, sizeof(float) * (size_t)s->h * (size_t)s->w);
+    for (int p = 0; p < s->p; p++)
+        for (int q = 0; q < s->q; q++)
+            d[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)] = g[p * s->q + q];
+}
+#endif
+
 int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                           const float *x, float *y)
 {
@@ -71,9 +212,7 @@ int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s
         const float *plane = x + i * hw;
         float *out = y + i * pq;
         if (is_max_2x2(mode, s)) {
-            for (int p = 0; p < s->p; p++)
-                for (int q = 0; q < s->q; q++)
-                    out[p * s->q + q] = plane[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)];
+            max_2x2_forward_plane(s, plane, out);
             continue;
         }
         for (int p = 0; p < s->p; p++)
@@ -104,13 +243,11 @@ int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *
     for (int64_t i = 0; i < planes; i++) {
         const float *plane = x + i * hw, *g = dy + i * pq;
         float *d = dx + i * hw;
-        memset(d, 0, sizeof(float) * (size_t)hw);
         if (is_max_2x2(mode, s)) {
-            for (int p = 0; p < s->p; p++)
-                for (int q = 0; q < s->q; q++)
-                    d[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)] = g[p * s->q + q];
+            max_2x2_backward_plane(s, plane, g, d);
             continue;
         }
+        memset(d, 0, sizeof(float) * (size_t)hw);
         for (int p = 0; p < s->p; p++)
             for (int q = 0; q < s->q; q++) {
                 window win = window_at(s, p, q);

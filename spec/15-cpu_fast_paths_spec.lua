@@ -1,0 +1,130 @@
+-- The CPU backend's fast paths (csrc/cpu/) against the reference device, on
+-- the inputs that break them: ties and NaN in pooling windows, products cut
+-- into one block per thread, batches smaller than the thread count, and the
+-- exact shapes of the session's model. spec/10 covers the layers on odd
+-- shapes; this file covers what the fast kernels add.
+local lunet = require("lunet")
+local core = require("lunet.core")
+local helpers = require("helpers")
+
+--- Random integers in [lo, hi] as floats: ties everywhere (small tensors:
+-- rounded through the host).
+local function integers(shape, seed, lo, hi)
+  local t = helpers.random(shape, seed, nil, lo, hi + 1)
+  local flat = t:reshape({ -1 })
+  for i = 1, flat:numel() do flat:set(math.floor(flat:get(i)), i) end
+  return t
+end
+
+local function with_threads(n, fn)
+  local before = lunet.get_num_threads()
+  lunet.set_num_threads(n)
+  local ok, err = pcall(fn)
+  lunet.set_num_threads(before)
+  if not ok then error(err, 0) end
+end
+
+describe("cpu fast paths against the reference", function()
+  it("2x2 max pooling with ties and ReLU zeros: the first maximum wins", function()
+    for _, shape in ipairs({ { 2, 3, 6, 40 }, { 1, 2, 9, 37 }, { 3, 4, 14, 14 }, { 1, 1, 3, 3 } }) do
+      local x = integers(shape, 5, -2, 2)
+      local relu = x:clone()
+      core.relu_forward(x, relu)
+      for _, input in ipairs({ x, relu }) do
+        local y = core.pool2d_forward("max", input, 2, 2, 2, 2, 0, 0)
+        local dy = helpers.random(y:shape(), 9, nil, -1, 1)
+        local dx = core.pool2d_backward("max", input, y, dy, 2, 2, 2, 2, 0, 0)
+        local ri = input:to("ref")
+        local ry = core.pool2d_forward("max", ri, 2, 2, 2, 2, 0, 0)
+        local rdx = core.pool2d_backward("max", ri, ry, dy:to("ref"), 2, 2, 2, 2, 0, 0)
+        helpers.assert_close(y, ry, 0, 0, "forward " .. table.concat(shape, "x"))
+        helpers.assert_close(dx, rdx, 0, 0, "backward " .. table.concat(shape, "x"))
+      end
+    end
+  end)
+
+  it("2x2 max pooling: NaN anywhere in a window of a long row wins it", function()
+    local x = helpers.random({ 1, 1, 4, 34 }, 3, nil, -1, 1)
+    local nan = 0 / 0
+    for _, at in ipairs({ { 1, 1 }, { 1, 4 }, { 2, 17 }, { 2, 18 }, { 3, 33 }, { 4, 34 }, { 4, 19 } }) do
+      x:set(nan, 1, 1, at[1], at[2])
+    end
+    local y = core.pool2d_forward("max", x, 2, 2, 2, 2, 0, 0)
+    local dy = lunet.ones(y:shape())
+    local dx = core.pool2d_backward("max", x, y, dy, 2, 2, 2, 2, 0, 0)
+    local ry = core.pool2d_forward("max", x:to("ref"), 2, 2, 2, 2, 0, 0)
+    local rdx = core.pool2d_backward("max", x:to("ref"), ry, dy:to("ref"), 2, 2, 2, 2, 0, 0)
+    local a, e = y:reshape({ -1 }):totable(), ry:to("cpu"):reshape({ -1 }):totable()
+    local nans = 0
+    for i = 1, #e do
+      if e[i] ~= e[i] then
+        nans = nans + 1
+        assert.is_true(a[i] ~= a[i], "window " .. i .. " should be NaN")
+      else
+        assert.equal(e[i], a[i])
+      end
+    end
+    assert.equal(5, nans)
+    helpers.assert_close(dx, rdx, 0, 0, "backward")
+  end)
+
+  --- Forward, input gradient and parameter gradients of one convolution on
+  -- the cpu and the reference, with the worst normwise relative error.
+  local function conv_against_ref(xshape, wshape, stride, pad, threads)
+    local x = helpers.random(xshape, 21, nil, -1, 1)
+    local w = helpers.random(wshape, 22, nil, -0.5, 0.5)
+    local b = helpers.random({ wshape[1] }, 23, nil, -0.5, 0.5)
+    local results = {}
+    for _, dev in ipairs({ "ref", "cpu" }) do
+      local run = function()
+        local dx_, dw_, db_ = x:to(dev), w:to(dev), b:to(dev)
+        local y = core.conv2d_forward(dx_, dw_, db_, stride[1], stride[2], pad[1], pad[2])
+        local dy = helpers.random(y:shape(), 24, nil, -1, 1):to(dev)
+        local gx = core.conv2d_backward_data(dx_, dw_, dy, stride[1], stride[2], pad[1], pad[2])
+        local gw, gb = lunet.full(wshape, 0.25, { device = dev }), lunet.full({ wshape[1] }, 0.5, { device = dev })
+        core.conv2d_backward_filter(dx_, dy, gw, gb, stride[1], stride[2], pad[1], pad[2], true)
+        results[dev] = { y = y, gx = gx, gw = gw, gb = gb }
+      end
+      if dev == "cpu" then with_threads(threads, run) else run() end
+    end
+    for _, name in ipairs({ "y", "gx", "gw", "gb" }) do
+      local e = results.ref[name]
+      local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
+      helpers.assert_close(results.cpu[name], e, 1e-5, 2e-6 * scale,
+        ("%s of x %s, w %s, %d threads"):format(name, table.concat(xshape, "x"), table.concat(wshape, "x"), threads))
+    end
+  end
+
+  it("convolutions with few taps (the register-blocked kernels)", function()
+    conv_against_ref({ 3, 1, 28, 28 }, { 64, 1, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- the seed's first layer
+    conv_against_ref({ 1, 1, 28, 28 }, { 64, 1, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- batch 1, two threads
+    conv_against_ref({ 2, 3, 9, 31 }, { 7, 3, 3, 2 }, { 2, 1 }, { 2, 0 }, 2)   -- tails of rows and columns
+    conv_against_ref({ 5, 2, 6, 7 }, { 5, 2, 1, 1 }, { 1, 1 }, { 0, 0 }, 2)    -- 1x1: the image as columns
+  end)
+
+  it("convolutions through BLAS, one image per thread at a time", function()
+    conv_against_ref({ 2, 64, 14, 14 }, { 128, 64, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- the seed's second layer
+    conv_against_ref({ 3, 13, 11, 10 }, { 10, 13, 3, 2 }, { 2, 2 }, { 2, 1 }, 2)
+    conv_against_ref({ 3, 13, 11, 10 }, { 10, 13, 3, 2 }, { 2, 2 }, { 2, 1 }, 1)
+    conv_against_ref({ 9, 40, 5, 5 }, { 6, 40, 1, 1 }, { 1, 1 }, { 0, 0 }, 2)  -- 1x1 with many channels
+  end)
+
+  it("weight gradients are the same, bit for bit, with 1 or 2 threads", function()
+    for _, shapes in ipairs({ { { 11, 1, 12, 12 }, { 8, 1, 3, 3 } }, { { 11, 6, 8, 8 }, { 9, 6, 3, 3 } } }) do
+      local x = helpers.random(shapes[1], 31, nil, -1, 1)
+      local w = helpers.random(shapes[2], 32, nil, -1, 1)
+      local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)
+      local dy = helpers.random(y:shape(), 33, nil, -1, 1)
+      local grads = {}
+      for _, threads in ipairs({ 1, 2 }) do
+        with_threads(threads, function()
+          local gw, gb = lunet.zeros(shapes[2]), lunet.zeros({ shapes[2][1] })
+          core.conv2d_backward_filter(x, dy, gw, gb, 1, 1, 1, 1, false)
+          grads[threads] = { gw, gb }
+        end)
+      end
+      helpers.assert_close(grads[2][1], grads[1][1], 0, 0, "weight gradient")
+      helpers.assert_close(grads[2][2], grads[1][2], 0, 0, "bias gradient")
+    end
+  end)
+end)
