@@ -43,42 +43,58 @@ local function record(name, seconds)
   list[#list + 1] = seconds
 end
 
---- One step, every phase timed (the device synchronised before each clock read).
-local function timed_step(keep)
-  local function clock()
+-- Every phase timed by wrappers around the modules' forward and backward, the
+-- fused blocks' core ops (Sequential calls core.conv_block_* for
+-- Conv2d -> ReLU -> MaxPool2d, see nn.lua), the loss and the optimizer; the
+-- device is synchronised around each.
+local keep = false
+local function timed(name, fn)
+  return function(...)
     dev:synchronize()
-    return lunet.clock()
+    local t0 = lunet.clock()
+    local a, b = fn(...)
+    dev:synchronize()
+    if keep then record(name, lunet.clock() - t0) end
+    return a, b
   end
-  local t_step = clock()
-  local t = t_step
-  local function mark(name)
-    local now = clock()
-    if keep then record(name, now - t) end
-    t = now
-  end
-  optimizer:zero_grad()
-  mark("zero_grad")
-  local inputs = { [0] = x }
-  for l = 1, #model do
-    inputs[l] = model[l]:forward(inputs[l - 1])
-    mark(("fwd  %d %s"):format(l, model[l].__typename))
-  end
-  criterion:forward(inputs[#model], y)
-  local g = criterion:backward(inputs[#model], y)
-  mark("loss fwd+bwd")
-  for l = #model, 1, -1 do
-    g = model[l]:backward(inputs[l - 1], g)
-    mark(("bwd  %d %s"):format(l, model[l].__typename))
-  end
-  optimizer:step()
-  mark("adam")
-  if keep then record("STEP (sum of the above)", clock() - t_step) end
+end
+for l = 1, #model do
+  local m = model[l]
+  m.forward = timed(("fwd  %d %s"):format(l, m.__typename), getmetatable(m).forward)
+  m.backward = timed(("bwd  %d %s"):format(l, m.__typename), getmetatable(m).backward)
+end
+local core = require("lunet.core")
+local block_forward, block_backward = core.conv_block_forward, core.conv_block_backward
+core.conv_block_forward = function(x, ...)
+  return timed(("fwd  block %d ch"):format(x:size(2)), block_forward)(x, ...)
+end
+core.conv_block_backward = function(x, ...)
+  return timed(("bwd  block %d ch"):format(x:size(2)), block_backward)(x, ...)
+end
+
+local function timed_step(keep_times)
+  keep = keep_times
+  dev:synchronize()
+  local t_step = lunet.clock()
+  timed("zero_grad", function() optimizer:zero_grad() end)()
+  local out = model:forward(x)
+  local g = timed("loss fwd+bwd", function()
+    criterion:forward(out, y)
+    return criterion:backward(out, y)
+  end)()
+  model:backward(x, g)
+  timed("adam", function() optimizer:step() end)()
+  dev:synchronize()
+  if keep then record("STEP (with the clocks)", lunet.clock() - t_step) end
+  keep = false
 end
 
 for _ = 1, args.warmup do timed_step(false) end
 for _ = 1, args["repeat"] do timed_step(true) end
 
 -- whole steps and inference passes, untimed inside
+for l = 1, #model do model[l].forward, model[l].backward = nil, nil end
+core.conv_block_forward, core.conv_block_backward = block_forward, block_backward
 local step_times = bench.time(function()
   optimizer:zero_grad()
   local out = model:forward(x)

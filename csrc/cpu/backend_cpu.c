@@ -115,4 +115,6 @@ const ln_backend ln_cpu_backend = {
     .cross_entropy_backward = ln_cpu_cross_entropy_backward,
     .sgd_step = ln_cpu_sgd_step,
     .adam_step = ln_cpu_adam_step,
+    .conv2d_relu_maxpool2x2_forward = ln_cpu_conv2d_relu_maxpool2x2_forward,
+    .conv2d_relu_maxpool2x2_backward = ln_cpu_conv2d_relu_maxpool2x2_backward,
 };

@@ -248,46 +248,61 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
     return LN_OK;
 }
 
-int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const float *x,
-                                  const float *dy, float *dw, float *db, int accumulate)
+/* Weight (and bias) gradients over the batch, in fixed groups of images (see
+ * the top). The output gradient of image b is dy's slice, or, for the fused
+ * block (winner given), the pooled gradient spread back to the convolution's
+ * output; the fused block also writes the input gradient dx here (unless
+ * NULL), while the spread gradient is in cache. */
+static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                            const float *w, const float *dy, const uint8_t *winner, float *dx,
+                            float *dw, float *db, int accumulate)
 {
-    ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
-    int64_t wsize = rows * s->k;
-    if (s->n == 0) { /* an empty batch: the gradients are zero (or unchanged) */
-        if (!accumulate) {
-            memset(dw, 0, sizeof(float) * (size_t)wsize);
-            if (db)
-                memset(db, 0, sizeof(float) * (size_t)s->k);
-        }
-        return LN_OK;
-    }
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2), wsize = rows * s->k;
     int pointwise = is_pointwise(s);
-    /* per group: its weight gradient and bias sums; per thread: a column matrix */
+    /* per group: its weight gradient and bias sums; per thread: a column
+     * matrix, and for the fused block the spread gradient */
     int64_t grad_floats = (wsize + 15) & ~(int64_t)15;
     int64_t group_floats = grad_floats + 2 * ((s->k + 7) & ~(int64_t)7);
     int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int64_t spread_floats = winner ? ((int64_t)s->k * pq + 15) & ~(int64_t)15 : 0;
+    int64_t thread_floats = cols_floats + spread_floats;
     int64_t budget = (int64_t)(ctx->conv_workspace_bytes / sizeof(float));
     int groups = s->n < GROUPS ? s->n : GROUPS;
     while (groups > 1 && groups * group_floats > budget)
         groups--;
     int threads = batch_threads(ctx, s, groups);
-    float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * cols_floats)
+    float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * thread_floats)
                                           * sizeof(float));
     if (!base)
         return LN_ENOMEM;
-    float *cols_base = base + groups * group_floats;
+    float *thread_base = base + groups * group_floats;
 #pragma omp parallel num_threads(threads)
     {
-        float *cols = cols_base + omp_get_thread_num() * cols_floats;
+        float *cols = thread_base + omp_get_thread_num() * thread_floats;
+        float *spread = cols + cols_floats;
 #pragma omp for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             float *grad = base + g * group_floats;
             double *bias_sum = (double *)(grad + grad_floats);
             memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
-            int first = (int)((int64_t)s->n * g / groups), last = (int)((int64_t)s->n * (g + 1) / groups);
+            int first = (int)((int64_t)s->n * g / groups);
+            int last = (int)((int64_t)s->n * (g + 1) / groups);
             for (int b = first; b < last; b++) {
-                const float *xcols = x + b * chw, *g_img = dy + (int64_t)b * s->k * pq;
+                const float *g_img = dy + (int64_t)b * s->k * (winner ? pooled : pq);
+                if (winner) {
+                    for (int k = 0; k < s->k; k++)
+                        ln_cpu_maxpool2x2_expand_plane(g_img + k * pooled,
+                                                       winner + ((int64_t)b * s->k + k) * pooled,
+                                                       s->p, s->q, spread + k * pq);
+                    g_img = spread;
+                    if (dx) {
+                        backward_data_product(s, w, g_img, pointwise ? dx + b * chw : cols);
+                        if (!pointwise)
+                            col2im_image(s, cols, dx + b * chw);
+                    }
+                }
+                const float *xcols = x + b * chw;
                 if (!pointwise) {
                     im2col_image(s, xcols, cols);
                     xcols = cols;
@@ -320,4 +335,71 @@ int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const fl
             }
     }
     return LN_OK;
+}
+
+/* An empty batch: the parameter gradients are zero (or unchanged). */
+static void empty_batch_gradients(const ln_conv2d_shape *s, float *dw, float *db, int accumulate)
+{
+    if (accumulate)
+        return;
+    memset(dw, 0, sizeof(float) * (size_t)(taps(s) * s->k));
+    if (db)
+        memset(db, 0, sizeof(float) * (size_t)s->k);
+}
+
+int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                  const float *dy, float *dw, float *db, int accumulate)
+{
+    if (s->n == 0) {
+        empty_batch_gradients(s, dw, db, accumulate);
+        return LN_OK;
+    }
+    return weight_gradients(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
+}
+
+/* --- the fused block: convolution, ReLU, 2x2 max pooling (backend.h) ------------ */
+
+int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner)
+{
+    ln_cpu_context *ctx = vctx;
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    if (s->n == 0 || pooled == 0)
+        return LN_OK;
+    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
+    /* per thread: the column matrix and the convolution's output of one image */
+    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int64_t stride = 0;
+    float *ws = thread_workspaces(ctx, threads, cols_floats + (int64_t)s->k * pq, &stride);
+    if (!ws)
+        return LN_ENOMEM;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int b = 0; b < s->n; b++) {
+        float *cols = ws + omp_get_thread_num() * stride, *conv = cols + cols_floats;
+        const float *xcols = x + b * chw;
+        if (!pointwise) {
+            im2col_image(s, xcols, cols);
+            xcols = cols;
+        }
+        forward_product(s, w, bias, xcols, conv);
+        int64_t out = (int64_t)b * s->k * pooled;
+        for (int k = 0; k < s->k; k++)
+            ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, y + out + k * pooled,
+                                         winner + out + k * pooled);
+    }
+    return LN_OK;
+}
+
+int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate)
+{
+    if (s->n == 0) {
+        empty_batch_gradients(s, dw, db, accumulate);
+        return LN_OK;
+    }
+    return weight_gradients(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }

@@ -105,6 +105,21 @@ int ln_cpu_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
                                   const float *logits, const int32_t *labels, float scale,
                                   float *dlogits);
 
+/* the fused conv2d + ReLU + 2x2 max-pooling block (conv.c, its pooling in pool.c) */
+int ln_cpu_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner);
+int ln_cpu_conv2d_relu_maxpool2x2_backward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate);
+/* One plane [h, w] of convolution outputs to its pooled ReLU outputs and
+ * winners [h/2, w/2] (backend.h gives the rule), and back: the plane's
+ * gradient from the pooled one (every element written). */
+void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, uint8_t *winner);
+void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int h, int w,
+                                    float *d);
+
 /* optimizers (optim.c) */
 int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
                     const float *grad, float *momentum_buffer);

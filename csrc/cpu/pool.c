@@ -183,6 +183,85 @@ static void max_2x2_backward_plane(const ln_pool2d_shape *s, const float *plane,
     if (s->h > 2 * s->p)
         memset(d + 2 * (int64_t)s->p * s->w, 0, sizeof(float) * (size_t)s->w);
 }
+/* The fused block's pooling (see backend.h): ReLU then 2x2 max pooling of
+ * one plane of convolution outputs [h, w], with each window's winner (4 when
+ * the pooled value is not positive). max(relu(v)) = relu(max(v)) with the
+ * same first maximum whenever it is positive, so the windows are compared
+ * raw and ReLU applied to the winner. */
+void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, uint8_t *winner)
+{
+    int P = h / 2, Q = w / 2;
+    for (int p = 0; p < P; p++) {
+        const float *top = plane + 2 * (int64_t)p * w;
+        for (int q = 0; q < Q; q += 8) {
+            int n = Q - q < 8 ? Q - q : 8;
+            windows8 win = load_windows(top + 2 * q, top + w + 2 * q, n);
+            __m256 wins[4];
+            __m256 best = window_max(&win, wins);
+            __m256 positive = _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ);
+            __m256i code = _mm256_or_si256(
+                _mm256_and_si256(_mm256_castps_si256(wins[1]), _mm256_set1_epi32(1)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(wins[2]), _mm256_set1_epi32(2)),
+                                _mm256_and_si256(_mm256_castps_si256(wins[3]), _mm256_set1_epi32(3))));
+            code = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(4)),
+                                                        _mm256_castsi256_ps(code), positive));
+            /* ReLU of the winner: negative becomes 0, NaN stays */
+            best = _mm256_andnot_ps(_mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_LT_OQ), best);
+            __m128i codes16 = _mm_packus_epi32(_mm256_castsi256_si128(code),
+                                               _mm256_extracti128_si256(code, 1));
+            __m128i codes8 = _mm_packus_epi16(codes16, codes16);
+            float *o = out + p * Q + q;
+            uint8_t *wo = winner + p * Q + q;
+            if (n == 8) {
+                _mm256_storeu_ps(o, best);
+                _mm_storel_epi64((__m128i *)wo, codes8);
+            } else {
+                uint8_t bytes[16];
+                _mm256_maskstore_ps(o, first_lanes(n), best);
+                _mm_storeu_si128((__m128i *)bytes, codes8);
+                memcpy(wo, bytes, (size_t)n);
+            }
+        }
+    }
+}
+
+/* The plane's gradient [h, w] from the pooled gradient and the winners:
+ * every element written, zero except at winners. */
+void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int h, int w,
+                                    float *d)
+{
+    int P = h / 2, Q = w / 2;
+    for (int p = 0; p < P; p++) {
+        float *d_top = d + 2 * (int64_t)p * w;
+        for (int q = 0; q < Q; q += 8) {
+            int n = Q - q < 8 ? Q - q : 8;
+            __m256 grad;
+            __m128i codes8;
+            if (n == 8) {
+                grad = _mm256_loadu_ps(dy + p * Q + q);
+                codes8 = _mm_loadl_epi64((const __m128i *)(winner + p * Q + q));
+            } else {
+                uint8_t bytes[16] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
+                memcpy(bytes, winner + p * Q + q, (size_t)n);
+                grad = _mm256_maskload_ps(dy + p * Q + q, first_lanes(n));
+                codes8 = _mm_loadu_si128((const __m128i *)bytes);
+            }
+            __m256i code = _mm256_cvtepu8_epi32(codes8);
+            __m256 at[4];
+            for (int i = 0; i < 4; i++)
+                at[i] = _mm256_and_ps(grad, _mm256_castsi256_ps(
+                                                _mm256_cmpeq_epi32(code, _mm256_set1_epi32(i))));
+            store_pairs(d_top + 2 * q, n, at[0], at[1]);
+            store_pairs(d_top + w + 2 * q, n, at[2], at[3]);
+        }
+        if (w > 2 * Q) {
+            d_top[w - 1] = 0.0f;
+            d_top[2 * w - 1] = 0.0f;
+        }
+    }
+    if (h > 2 * P)
+        memset(d + 2 * (int64_t)P * w, 0, sizeof(float) * (size_t)w);
+}
 #else
 static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, float *out)
 {
@@ -198,6 +277,29 @@ static void max_2x2_backward_plane(const ln_pool2d_shape *s, const float *plane,
     for (int p = 0; p < s->p; p++)
         for (int q = 0; q < s->q; q++)
             d[argmax_2x2(plane, s->w, 2 * (int64_t)p * s->w + 2 * q)] = g[p * s->q + q];
+}
+void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, uint8_t *winner)
+{
+    int P = h / 2, Q = w / 2;
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++) {
+            int64_t top_left = 2 * (int64_t)p * w + 2 * q, at = argmax_2x2(plane, w, top_left);
+            float best = plane[at];
+            int offset = (int)(at - top_left);
+            out[p * Q + q] = best < 0.0f ? 0.0f : best;
+            winner[p * Q + q] = (uint8_t)(best > 0.0f ? (offset >= w ? 2 + offset - w : offset) : 4);
+        }
+}
+
+void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int h, int w,
+                                    float *d)
+{
+    int P = h / 2, Q = w / 2;
+    memset(d, 0, sizeof(float) * (size_t)h * (size_t)w);
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++)
+            if (winner[p * Q + q] < 4)
+                d[(2 * p + winner[p * Q + q] / 2) * (int64_t)w + 2 * q + winner[p * Q + q] % 2] = dy[p * Q + q];
 }
 #endif
 

@@ -225,6 +225,23 @@ function report.session_markdown(results)
     end
   end
   add()
+  local rated = {}
+  for _, r in ipairs(results.devices or {}) do
+    if r.status == "ok" and r.sgemm then rated[#rated + 1] = r end
+  end
+  if #rated > 0 then
+    add("## Achieved rate against the device's sgemm rate")
+    add()
+    add("| device | sgemm rate (GFLOP/s) | measured on | training GFLOP/s | share | inference GFLOP/s | share |")
+    add("|---|---:|---|---:|---:|---:|---:|")
+    for _, r in ipairs(rated) do
+      add(("| %s | %s | %s%s | %s | %s | %s | %s |"):format(r.device, fmt(r.sgemm.gflops, "%.1f"),
+        md_escape(r.sgemm.what), r.sgemm.threads and (", " .. r.sgemm.threads .. " threads") or "",
+        fmt(r.training.gflops, "%.1f"), fmt(100 * (r.training.sgemm_share or 0), "%.0f%%"),
+        fmt(r.inference.gflops, "%.1f"), fmt(100 * (r.inference.sgemm_share or 0), "%.0f%%")))
+    end
+    add()
+  end
   add("## Per epoch")
   add()
   add("| device | epoch | batches | images | time | images/s | mean loss |")
@@ -243,7 +260,10 @@ function report.session_markdown(results)
     m.name or "?", m.parameters and svg.format_number(m.parameters) or "?", tostring(a.seed)))
   add(("- Training: %s epoch(s), batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
     tostring(a.epochs), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
-    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch and per test pass** (a quick run, not the full lesson)") or ""))
+    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch** (a quick run, not the full lesson)") or ""))
+  if a.warmup_batches and a.warmup_batches > 0 then
+    add(("- Warm-up: %d training steps before the timed epochs, not timed."):format(a.warmup_batches))
+  end
   add(("- Data mode `%s`: %s"):format(a.data_mode or "seed", a.data_mode == "resident"
     and "the dataset is uploaded to the device once (timed apart, as upload time) and each batch is gathered and scaled there."
     or "each batch is gathered and scaled on the host, then copied to the device, as the original notebook does; that time counts as training time."))
