@@ -109,8 +109,48 @@ describe("cpu fast paths against the reference", function()
     conv_against_ref({ 9, 40, 5, 5 }, { 6, 40, 1, 1 }, { 1, 1 }, { 0, 0 }, 2)  -- 1x1 with many channels
   end)
 
+  it("Winograd F(2x2, 3x3): 3x3, stride 1, channels in multiples of 8", function()
+    conv_against_ref({ 3, 16, 9, 7 }, { 24, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)   -- odd output: partial tiles
+    conv_against_ref({ 2, 32, 8, 10 }, { 16, 32, 3, 3 }, { 1, 1 }, { 0, 0 }, 2)  -- no padding
+    conv_against_ref({ 1, 16, 5, 6 }, { 16, 16, 3, 3 }, { 1, 1 }, { 2, 2 }, 2)   -- padding 2, batch 1
+    conv_against_ref({ 2, 16, 6, 6 }, { 24, 16, 3, 3 }, { 1, 1 }, { 2, 0 }, 1)   -- padding {2, 0}
+    conv_against_ref({ 29, 16, 4, 4 }, { 16, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)  -- a last, shorter chunk
+    conv_against_ref({ 5, 16, 4, 4 }, { 16, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)   -- fewer images than a chunk
+  end)
+
+  it("Winograd agrees with im2col (LUNET_CPU_WINOGRAD=0) on the seed's second layer", function()
+    local dir = helpers.tmpdir()
+    local results = {}
+    for _, setting in ipairs({ "1", "0" }) do
+      local path = ("%s/winograd-%s.lunet"):format(dir, setting)
+      local ok, out = helpers.run_child(([[
+        local lunet = require("lunet")
+        local core = require("lunet.core")
+        lunet.manual_seed(8)
+        local x, w, b = lunet.rand({ 3, 64, 14, 14 }), lunet.randn({ 128, 64, 3, 3 }) * 0.05, lunet.randn({ 128 })
+        local y = core.conv2d_forward(x, w, b, 1, 1, 1, 1)
+        local dy = lunet.randn(y:shape())
+        local dx = core.conv2d_backward_data(x, w, dy, 1, 1, 1, 1)
+        local dw, db = lunet.zeros(w:shape()), lunet.zeros({ 128 })
+        core.conv2d_backward_filter(x, dy, dw, db, 1, 1, 1, 1, false)
+        lunet.save({ y = y, dx = dx, dw = dw, db = db }, %q)
+      ]]):format(path), { prefix = "LUNET_CPU_WINOGRAD=" .. setting })
+      assert.is_true(ok, out)
+      results[setting] = lunet.load(path)
+    end
+    helpers.rmdir(dir)
+    for _, name in ipairs({ "y", "dx", "dw" }) do
+      local e = results["0"][name]
+      local scale = math.max(math.abs(e:max()), math.abs(e:min()))
+      helpers.assert_close(results["1"][name], e, 1e-5, 2e-6 * scale, name)
+      local d = (results["1"][name] - e):reshape({ -1 })
+      assert.is_true(math.max(d:max(), -d:min()) > 0, name .. ": the two paths differ in rounding, so both ran")
+    end
+  end)
+
   it("weight gradients are the same, bit for bit, with 1 or 2 threads", function()
-    for _, shapes in ipairs({ { { 11, 1, 12, 12 }, { 8, 1, 3, 3 } }, { { 11, 6, 8, 8 }, { 9, 6, 3, 3 } } }) do
+    for _, shapes in ipairs({ { { 11, 1, 12, 12 }, { 8, 1, 3, 3 } }, { { 11, 6, 8, 8 }, { 9, 6, 3, 3 } },
+                              { { 11, 16, 8, 8 }, { 16, 16, 3, 3 } } }) do -- small kernels, BLAS, Winograd
       local x = helpers.random(shapes[1], 31, nil, -1, 1)
       local w = helpers.random(shapes[2], 32, nil, -1, 1)
       local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)

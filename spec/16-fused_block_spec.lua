@@ -17,6 +17,7 @@ local blocks = {
   { "kernel {3, 2}, stride 2, padding 2, 13 channels", 13, 10, { 3, 2 }, { stride = 2, padding = 2 },
     { 3, 13, 11, 10 } },
   { "1x1 convolution", 6, 9, 1, {}, { 3, 6, 9, 8 } },
+  { "Winograd on the cpu, odd output (9x7 before pooling)", 16, 24, 3, { padding = 1 }, { 3, 16, 9, 7 } },
   { "no bias, non-square", 2, 3, { 2, 3 }, { bias = false, padding = { 0, 1 } }, { 2, 2, 9, 17 } },
 }
 

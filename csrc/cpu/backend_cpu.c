@@ -42,6 +42,8 @@ static int cpu_open(int index, void **out)
     const char *mb = getenv("LUNET_CPU_WORKSPACE_MB");
     if (mb && atol(mb) > 0)
         ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
+    const char *winograd = getenv("LUNET_CPU_WINOGRAD");
+    ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
     ctx->threads = openblas_get_num_threads();
     if (ctx->threads < 1)
         ctx->threads = ln_host_cpu_cores();

@@ -47,7 +47,7 @@ static int is_pointwise(const ln_conv2d_shape *s)
 
 static int uses_small_kernels(const ln_conv2d_shape *s)
 {
-#ifdef LN_CPU_SMALL_GEMM
+#ifdef LN_CPU_AVX2
     return taps(s) <= SMALL_TAPS;
 #else
     (void)s;
@@ -55,12 +55,21 @@ static int uses_small_kernels(const ln_conv2d_shape *s)
 #endif
 }
 
+#ifdef LN_CPU_AVX2
+/* Winograd's F(2x2, 3x3) for the 3x3 convolutions it applies to (winograd.c),
+ * unless the context turned it off ($LUNET_CPU_WINOGRAD=0, for comparisons). */
+static int uses_winograd(const ln_cpu_context *ctx, const ln_conv2d_shape *s)
+{
+    return ctx->winograd && ln_cpu_winograd_applies(s);
+}
+#endif
+
 /* Threads for a pass over `items` units of work of the batch: no more
  * threads than units. */
 static int batch_threads(void *ctx, const ln_conv2d_shape *s, int items)
 {
-    int64_t work = (int64_t)s->n * taps(s) * s->p * s->q;
-    int t = ln_cpu_threads_for(ctx, work);
+    int64_t macs = (int64_t)s->n * s->k * taps(s) * s->p * s->q;
+    int t = ln_cpu_threads_for_macs(ctx, macs);
     return t < items ? t : items;
 }
 
@@ -157,7 +166,7 @@ static void forward_product(const ln_conv2d_shape *s, const float *w, const floa
                             const float *cols, float *out)
 {
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-#ifdef LN_CPU_SMALL_GEMM
+#ifdef LN_CPU_AVX2
     if (uses_small_kernels(s)) {
         ln_cpu_small_gemm(s->k, (int)pq, (int)rows, w, rows, 1, cols, pq, out, pq, bias);
         return;
@@ -176,7 +185,7 @@ static void backward_data_product(const ln_conv2d_shape *s, const float *w, cons
                                   float *dcols)
 {
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-#ifdef LN_CPU_SMALL_GEMM
+#ifdef LN_CPU_AVX2
     if (uses_small_kernels(s)) {
         ln_cpu_small_gemm((int)rows, (int)pq, s->k, w, 1, rows, dy, pq, dcols, pq, NULL);
         return;
@@ -191,7 +200,7 @@ static void backward_filter_product(const ln_conv2d_shape *s, const float *dy,
                                     const float *cols, float *grad, int accumulate)
 {
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-#ifdef LN_CPU_SMALL_GEMM
+#ifdef LN_CPU_AVX2
     if (uses_small_kernels(s)) {
         ln_cpu_small_dot_gemm(s->k, (int)rows, (int)pq, dy, pq, cols, pq, grad, rows, accumulate);
         return;
@@ -208,6 +217,10 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
     if (s->n == 0)
         return LN_OK;
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(ctx, s))
+        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, NULL);
+#endif
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t stride = 0;
     float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
@@ -233,6 +246,10 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
     if (s->n == 0)
         return LN_OK;
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(ctx, s))
+        return ln_cpu_winograd_backward(ctx, s, NULL, w, dy, NULL, dx, NULL, NULL, 0);
+#endif
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t stride = 0;
     float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
@@ -354,6 +371,10 @@ int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const fl
         empty_batch_gradients(s, dw, db, accumulate);
         return LN_OK;
     }
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(vctx, s))
+        return ln_cpu_winograd_backward(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
+#endif
     return weight_gradients(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
 }
 
@@ -368,6 +389,10 @@ int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, 
     int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
     if (s->n == 0 || pooled == 0)
         return LN_OK;
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(ctx, s))
+        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
+#endif
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     /* per thread: the column matrix and the convolution's output of one image */
     int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
@@ -401,5 +426,9 @@ int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s,
         empty_batch_gradients(s, dw, db, accumulate);
         return LN_OK;
     }
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(vctx, s))
+        return ln_cpu_winograd_backward(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
+#endif
     return weight_gradients(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }

@@ -14,6 +14,9 @@ typedef struct ln_cpu_context {
     /* Largest workspace a convolution plans for: the batch is processed in
      * chunks beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
     size_t conv_workspace_bytes;
+    /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
+     * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
+    int winograd;
 } ln_cpu_context;
 
 /* A workspace of at least `nbytes`, reused across calls: allocated once per
@@ -22,8 +25,10 @@ typedef struct ln_cpu_context {
  * of memory. */
 void *ln_cpu_scratch(ln_cpu_context *ctx, size_t nbytes);
 
-/* Work below this many elements is not worth waking a second thread for. */
-#define LN_CPU_PARALLEL_MIN 32768
+/* Work below this many elements is not worth waking a second thread for: a
+ * pass over 1 MB takes well under a millisecond, and on a shared machine the
+ * other thread may first have to wait for a core. */
+#define LN_CPU_PARALLEL_MIN 262144
 
 /* Threads for a loop over `work` elements: the context's count, or 1 when the
  * work is too small to share. */
@@ -31,6 +36,15 @@ static inline int ln_cpu_threads_for(void *ctx, int64_t work)
 {
     int t = ((ln_cpu_context *)ctx)->threads;
     return work >= LN_CPU_PARALLEL_MIN && t > 1 ? t : 1;
+}
+
+/* The same for products: below this many multiply-adds, one thread. */
+#define LN_CPU_PARALLEL_MIN_MACS ((int64_t)1 << 20)
+
+static inline int ln_cpu_threads_for_macs(void *ctx, int64_t macs)
+{
+    int t = ((ln_cpu_context *)ctx)->threads;
+    return macs >= LN_CPU_PARALLEL_MIN_MACS && t > 1 ? t : 1;
 }
 
 int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src);
@@ -53,17 +67,35 @@ int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
                        const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
+/* The hand-vectorised kernels need AVX2 and FMA; elsewhere the plain loops
+ * and BLAS do everything. */
 #if defined(__AVX2__) && defined(__FMA__)
+#define LN_CPU_AVX2 1
+#endif
+
+#ifdef LN_CPU_AVX2
 /* Products with one short side (small_gemm.c), for convolutions with few
  * taps. ln_cpu_small_gemm: C[m, n] = init[i] (or 0) + A[m, depth] B[depth, n],
  * A addressed a[i * a_row + k * a_col], B and C row-major.
  * ln_cpu_small_dot_gemm: C[m, n] (+)= A[m, len] B[n, len]^T (rows of A and B
  * contiguous, long). */
-#define LN_CPU_SMALL_GEMM 1
 void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
                        const float *b, int64_t ldb, float *c, int64_t ldc, const float *init);
 void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
                            int64_t ldb, float *c, int64_t ldc, int accumulate);
+
+/* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
+ * stride 1, padding up to 2 and channel counts that are multiples of 8.
+ * Forward: y = the convolution (+ bias); with `winner`, y and winner are the
+ * fused block's pooled output (backend.h). Backward: dx (unless NULL) = the
+ * input gradient, dw (unless NULL; and db) (+)= the parameter gradients,
+ * from dy, or with `winner` from the fused block's pooled gradient. */
+int ln_cpu_winograd_applies(const ln_conv2d_shape *s);
+int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                            const float *w, const float *bias, float *y, uint8_t *winner);
+int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                             const float *w, const float *dy, const uint8_t *winner, float *dx,
+                             float *dw, float *db, int accumulate);
 #endif
 
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */

@@ -4,8 +4,8 @@
  * and OpenBLAS always runs single-threaded inside them (cpu_open sets it to
  * one thread). Two thread pools on two cores otherwise take turns spinning
  * against each other (libgomp's waiting threads spin for a while, OpenBLAS's
- * threads too); with one pool, a large product is cut into one block of rows
- * or columns of C per thread, each an independent single-threaded sgemm.
+ * threads too); with one pool, a large product is cut into blocks of rows or
+ * columns of C, each an independent single-threaded sgemm.
  * OpenBLAS's pthread build serves concurrent callers safely when it runs
  * single-threaded: each call works in its own buffer. */
 #include <cblas.h>
@@ -14,8 +14,9 @@
 #include "../status.h"
 #include "cpu.h"
 
-/* Below this many multiply-adds a product stays on one thread. */
-#define GEMM_PARALLEL_MIN ((int64_t)1 << 20)
+/* Blocks of C per thread, and the narrowest block worth a call. */
+#define GEMM_BLOCKS_PER_THREAD 4
+#define GEMM_MIN_BLOCK 64
 
 static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, const float *b, int ldb, float beta,
@@ -39,20 +40,26 @@ void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, i
                   float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                   float *c, int ldc)
 {
-    int threads = ctx->threads;
-    if (threads <= 1 || (int64_t)m * n * k < GEMM_PARALLEL_MIN) {
+    int threads = ln_cpu_threads_for_macs(ctx, (int64_t)m * n * k);
+    if (threads <= 1) {
         sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    /* one block of C per thread, along the longer side, in multiples of 16 */
+    /* blocks of C along the longer side, in multiples of 16, a few per thread
+     * and handed out dynamically: on a shared machine a thread that loses its
+     * core for a while holds up nobody */
     int split_rows = m > n, extent = split_rows ? m : n;
-    int block = (extent + threads - 1) / threads;
+    int blocks = threads * GEMM_BLOCKS_PER_THREAD;
+    int block = (extent + blocks - 1) / blocks;
     block = (block + 15) & ~15;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int t = 0; t < threads; t++) {
+    if (block < GEMM_MIN_BLOCK)
+        block = GEMM_MIN_BLOCK;
+    blocks = (extent + block - 1) / block;
+    if (threads > blocks)
+        threads = blocks;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int t = 0; t < blocks; t++) {
         int lo = t * block, hi = lo + block < extent ? lo + block : extent;
-        if (lo >= hi)
-            continue;
         if (split_rows)
             /* rows lo..hi of op(A): rows of A, or columns when transposed */
             sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha,

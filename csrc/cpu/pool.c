@@ -3,12 +3,12 @@
  * reference's (first maximum wins, NaN counts as the maximum, averages divide
  * by the whole window). */
 #include <string.h>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
 #include "../status.h"
 #include "cpu.h"
+#ifdef LN_CPU_AVX2
+#include "simd.h"
+#endif
 
 /* The window of output (p, q), clipped to the input. */
 typedef struct window {
@@ -63,7 +63,7 @@ static inline int64_t argmax_2x2(const float *plane, int64_t w, int64_t top_left
     return best;
 }
 
-#ifdef __AVX2__
+#ifdef LN_CPU_AVX2
 /* Eight 2x2 windows at a time: two input rows of 16 floats are split into
  * their even and odd columns, the four candidates of each window compared
  * in window order with the same rule as argmax_2x2. */
@@ -79,9 +79,8 @@ static inline void load_pairs(const float *row, int n, __m256 *lo, __m256 *hi)
         *hi = _mm256_loadu_ps(row + 8);
         return;
     }
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    *lo = _mm256_maskload_ps(row, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n), lane));
-    *hi = _mm256_maskload_ps(row + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * n - 8), lane));
+    *lo = _mm256_maskload_ps(row, ln_lanes(2 * n));
+    *hi = _mm256_maskload_ps(row + 8, ln_lanes(2 * n - 8));
 }
 
 static inline windows8 load_windows(const float *top, const float *bottom, int n)
@@ -98,33 +97,6 @@ static inline windows8 load_windows(const float *top, const float *bottom, int n
     return w;
 }
 
-/* The winner of each window as a mask per candidate (exactly one set per
- * lane), and the winning value. */
-static inline __m256 window_max(const windows8 *w, __m256 wins[4])
-{
-    __m256 best = w->c[0], taken = _mm256_setzero_ps();
-    for (int i = 1; i < 4; i++) {
-        __m256 v = w->c[i];
-        __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
-        __m256 nan_over_number = _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),
-                                               _mm256_cmp_ps(best, best, _CMP_ORD_Q));
-        wins[i] = _mm256_or_ps(greater, nan_over_number);
-        best = _mm256_blendv_ps(best, v, wins[i]);
-    }
-    /* a later winner overrides an earlier one */
-    for (int i = 3; i >= 1; i--) {
-        wins[i] = _mm256_andnot_ps(taken, wins[i]);
-        taken = _mm256_or_ps(taken, wins[i]);
-    }
-    wins[0] = _mm256_andnot_ps(taken, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
-    return best;
-}
-
-static inline __m256i first_lanes(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, float *out)
 {
     for (int p = 0; p < s->p; p++) {
@@ -133,11 +105,11 @@ static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, 
             int n = s->q - q < 8 ? s->q - q : 8;
             windows8 w = load_windows(top + 2 * q, top + s->w + 2 * q, n);
             __m256 wins[4];
-            __m256 best = window_max(&w, wins);
+            __m256 best = ln_window_max(w.c, wins);
             if (n == 8)
                 _mm256_storeu_ps(out + p * s->q + q, best);
             else
-                _mm256_maskstore_ps(out + p * s->q + q, first_lanes(n), best);
+                _mm256_maskstore_ps(out + p * s->q + q, ln_lanes(n), best);
         }
     }
 }
@@ -152,8 +124,8 @@ static inline void store_pairs(float *row, int n, __m256 even, __m256 odd)
         _mm256_storeu_ps(row + 8, second);
         return;
     }
-    _mm256_maskstore_ps(row, first_lanes(2 * n), first);
-    _mm256_maskstore_ps(row + 8, first_lanes(2 * n - 8), second);
+    _mm256_maskstore_ps(row, ln_lanes(2 * n), first);
+    _mm256_maskstore_ps(row + 8, ln_lanes(2 * n - 8), second);
 }
 
 /* Writes every element of the plane's gradient: the window's gradient at its
@@ -168,9 +140,9 @@ static void max_2x2_backward_plane(const ln_pool2d_shape *s, const float *plane,
             int n = s->q - q < 8 ? s->q - q : 8;
             windows8 w = load_windows(top + 2 * q, top + s->w + 2 * q, n);
             __m256 wins[4];
-            window_max(&w, wins);
+            ln_window_max(w.c, wins);
             __m256 grad = n == 8 ? _mm256_loadu_ps(g + p * s->q + q)
-                                 : _mm256_maskload_ps(g + p * s->q + q, first_lanes(n));
+                                 : _mm256_maskload_ps(g + p * s->q + q, ln_lanes(n));
             store_pairs(d_top + 2 * q, n, _mm256_and_ps(grad, wins[0]), _mm256_and_ps(grad, wins[1]));
             store_pairs(d_top + s->w + 2 * q, n, _mm256_and_ps(grad, wins[2]),
                         _mm256_and_ps(grad, wins[3]));
@@ -196,20 +168,9 @@ void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, 
         for (int q = 0; q < Q; q += 8) {
             int n = Q - q < 8 ? Q - q : 8;
             windows8 win = load_windows(top + 2 * q, top + w + 2 * q, n);
-            __m256 wins[4];
-            __m256 best = window_max(&win, wins);
-            __m256 positive = _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ);
-            __m256i code = _mm256_or_si256(
-                _mm256_and_si256(_mm256_castps_si256(wins[1]), _mm256_set1_epi32(1)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(wins[2]), _mm256_set1_epi32(2)),
-                                _mm256_and_si256(_mm256_castps_si256(wins[3]), _mm256_set1_epi32(3))));
-            code = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(4)),
-                                                        _mm256_castsi256_ps(code), positive));
-            /* ReLU of the winner: negative becomes 0, NaN stays */
-            best = _mm256_andnot_ps(_mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_LT_OQ), best);
-            __m128i codes16 = _mm_packus_epi32(_mm256_castsi256_si128(code),
-                                               _mm256_extracti128_si256(code, 1));
-            __m128i codes8 = _mm_packus_epi16(codes16, codes16);
+            __m256i code;
+            __m256 best = ln_relu_window_max(win.c, &code);
+            __m128i codes8 = ln_codes_to_bytes(code);
             float *o = out + p * Q + q;
             uint8_t *wo = winner + p * Q + q;
             if (n == 8) {
@@ -217,7 +178,7 @@ void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, 
                 _mm_storel_epi64((__m128i *)wo, codes8);
             } else {
                 uint8_t bytes[16];
-                _mm256_maskstore_ps(o, first_lanes(n), best);
+                _mm256_maskstore_ps(o, ln_lanes(n), best);
                 _mm_storeu_si128((__m128i *)bytes, codes8);
                 memcpy(wo, bytes, (size_t)n);
             }
@@ -243,7 +204,7 @@ void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int 
             } else {
                 uint8_t bytes[16] = {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
                 memcpy(bytes, winner + p * Q + q, (size_t)n);
-                grad = _mm256_maskload_ps(dy + p * Q + q, first_lanes(n));
+                grad = _mm256_maskload_ps(dy + p * Q + q, ln_lanes(n));
                 codes8 = _mm_loadu_si128((const __m128i *)bytes);
             }
             __m256i code = _mm256_cvtepu8_epi32(codes8);

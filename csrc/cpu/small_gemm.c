@@ -3,18 +3,12 @@
  * both operands for every call and runs its kernel over a depth of 9, so it
  * spends more time moving data than multiplying; these kernels read the
  * operands in place and keep a 4 x 24 (or 4 x 3 vector) block of results in
- * registers. Built with AVX2 + FMA only (LN_CPU_SMALL_GEMM, cpu.h): elsewhere
+ * registers. Built with AVX2 + FMA only (LN_CPU_AVX2, cpu.h): elsewhere
  * the convolutions use BLAS for every shape. */
 #include "cpu.h"
 
-#ifdef LN_CPU_SMALL_GEMM
-#include <immintrin.h>
-
-/* Lanes [0, n) set, for n in 0..8 (fewer or more clamp). */
-static inline __m256i lanes(int n)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#ifdef LN_CPU_AVX2
+#include "simd.h"
 
 /* C[rows, cols] = init + A[rows, depth] B[depth, cols] for rows <= 4 and
  * cols <= 24; inlined with constant `rows` so the accumulators live in
@@ -44,7 +38,7 @@ static inline __attribute__((always_inline)) void nn_tile(
                 _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
         return;
     }
-    __m256i m0 = lanes(cols), m1 = lanes(cols - 8), m2 = lanes(cols - 16);
+    __m256i m0 = ln_lanes(cols), m1 = ln_lanes(cols - 8), m2 = ln_lanes(cols - 16);
     for (int k = 0; k < depth; k++) {
         const float *bk = b + k * ldb;
         __m256 b0 = _mm256_maskload_ps(bk, m0), b1 = _mm256_maskload_ps(bk + 8, m1),
@@ -117,7 +111,7 @@ static inline __attribute__((always_inline)) void dot_tile(
         }
     }
     if (l < len) {
-        __m256i m = lanes(len - l);
+        __m256i m = ln_lanes(len - l);
         __m256 bv[3];
         for (int j = 0; j < cols; j++)
             bv[j] = _mm256_maskload_ps(b + j * ldb + l, m);
