@@ -54,6 +54,7 @@ typedef struct ln_device_info {
     int cores;                 /* CPU */
     int threads;               /* CPU */
     char blas[128];            /* CPU */
+    char kernels[128];         /* CPU: which fast kernels this build runs */
     int cc_major, cc_minor;    /* CUDA compute capability */
     uint64_t memory_bytes;     /* CUDA total memory */
     int multiprocessors;       /* CUDA */

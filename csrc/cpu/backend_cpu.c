@@ -68,6 +68,12 @@ static int cpu_info(void *vctx, ln_device_info *out)
     out->cores = ln_host_cpu_cores();
     out->threads = ctx->threads;
     snprintf(out->blas, sizeof out->blas, "%s", openblas_get_config());
+#ifdef LN_CPU_AVX2
+    snprintf(out->kernels, sizeof out->kernels, "avx2+fma%s",
+             ctx->winograd ? ", winograd" : "");
+#else
+    snprintf(out->kernels, sizeof out->kernels, "portable");
+#endif
     return LN_OK;
 }
 

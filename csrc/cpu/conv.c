@@ -45,15 +45,12 @@ static int is_pointwise(const ln_conv2d_shape *s)
            && s->pad_w == 0;
 }
 
+#ifdef LN_CPU_AVX2
 static int uses_small_kernels(const ln_conv2d_shape *s)
 {
-#ifdef LN_CPU_AVX2
     return taps(s) <= SMALL_TAPS;
-#else
-    (void)s;
-    return 0;
-#endif
 }
+#endif
 
 #ifdef LN_CPU_AVX2
 /* Winograd's F(2x2, 3x3) for the 3x3 convolutions it applies to (winograd.c),

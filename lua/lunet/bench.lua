@@ -128,7 +128,8 @@ function bench.environment(device_names)
     hostname = read_first_line("/proc/sys/kernel/hostname") or shell_line("hostname"),
     os = shell_line("uname -srm"),
     lua = _VERSION,
-    cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas },
+    cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas,
+      kernels = cpu.kernels },
     gpus = {},
   }
   local ok, reason = core.cuda_available()

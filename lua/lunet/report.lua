@@ -290,8 +290,9 @@ function report.session_markdown(results)
   add()
   add("## Environment")
   add()
-  add(("- CPU: %s, %s cores, %s threads; BLAS: %s"):format(env.cpu and env.cpu.model or "?", env.cpu and env.cpu.cores or "?",
-    env.cpu and env.cpu.threads or "?", env.cpu and env.cpu.blas or "?"))
+  add(("- CPU: %s, %s cores, %s threads; BLAS: %s; lunet's CPU kernels: %s"):format(env.cpu and env.cpu.model or "?",
+    env.cpu and env.cpu.cores or "?", env.cpu and env.cpu.threads or "?", env.cpu and env.cpu.blas or "?",
+    env.cpu and env.cpu.kernels or "?"))
   for _, g in ipairs(env.gpus or {}) do
     add(("- %s: %s, compute capability %s, %.1f GiB; driver %s, CUDA runtime %s, cuDNN %s, cuBLAS %s%s"):format(
       g.device or "GPU", g.name or "?", g.compute_capability or "?", (g.memory_bytes or 0) / 2 ^ 30,
