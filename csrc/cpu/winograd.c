@@ -35,7 +35,7 @@
 #include "../status.h"
 #include "simd.h"
 
-#define TILES_PER_CHUNK 96
+#define TILES_PER_CHUNK 196
 #define GROUPS 8
 
 int ln_cpu_winograd_applies(const ln_conv2d_shape *s)
