@@ -7,15 +7,17 @@
 -- bench/NOTES.md.
 --
 --   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
+--                               [--fuse 0]   (0: no fused conv blocks, for comparisons)
+-- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 
-local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu" }
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil and key ~= "threads" then
-    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME]\n")
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1]\n")
     os.exit(2)
   end
   args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
@@ -26,6 +28,7 @@ if args.threads then lunet.set_num_threads(args.threads) end
 local dev = lunet.device(args.device)
 lunet.manual_seed(1)
 local model = lunet.models.fashion_alexnet():to(dev)
+model.fuse = args.fuse ~= 0
 local criterion = lunet.nn.CrossEntropyLoss()
 local optimizer = lunet.optim.Adam(model, { lr = 1e-3 })
 local x = lunet.rand({ args.batch, 1, 28, 28 }):to(dev)
@@ -108,8 +111,9 @@ local infer_times = bench.time(function() model:forward(x) end,
 model:train()
 
 local flops = bench.model_flops(model, { 1, 28, 28 })
-print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up)"):format(
-  tostring(dev), lunet.get_num_threads(), args.batch, args["repeat"], args.warmup))
+print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up); fused blocks %s, kernels %s"):format(
+  tostring(dev), lunet.get_num_threads(), args.batch, args["repeat"], args.warmup, model.fuse and "on" or "off",
+  tostring(dev:info().kernels)))
 for _, name in ipairs(names) do
   local st = bench.stats(times[name])
   print(("  %-26s %8.2f ms  (min %7.2f)"):format(name, 1e3 * st.median, 1e3 * st.min))
