@@ -166,6 +166,37 @@ static int check_conv_bias(const ln_tensor *bias, const ln_tensor *x, int64_t k)
     return check_input_as("the bias", bias, x, 1, &k);
 }
 
+/* The checks every convolution forward makes of its output. */
+static int check_conv_output(const ln_tensor *y, const ln_tensor *x, const ln_tensor *w,
+                             const ln_tensor *bias, const int64_t yshape[4])
+{
+    LN_TRY(check_output("the output", y, x, 4, yshape));
+    LN_TRY(check_distinct("the output", y, "the input", x));
+    LN_TRY(check_distinct("the output", y, "the weight", w));
+    return check_distinct("the output", y, "the bias", bias);
+}
+
+/* Runs a convolution forward on contiguous inputs: the plain one, or the
+ * fused block when `winner` is given. */
+static int run_conv_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
+                            const ln_conv2d_shape *s, ln_tensor *y, ln_tensor *winner)
+{
+    contiguous_inputs set = {0};
+    const void *xd, *wd, *bd;
+    ln_device *dev = ln_tensor_device(x);
+    int st = contiguous(&set, x, &xd);
+    if (st == LN_OK)
+        st = contiguous(&set, w, &wd);
+    if (st == LN_OK)
+        st = contiguous(&set, bias, &bd);
+    if (st == LN_OK)
+        st = winner ? LN_CALL(dev, conv2d_relu_maxpool2x2_forward, s, xd, wd, bd,
+                              ln_tensor_data(y), ln_tensor_data(winner))
+                    : LN_CALL(dev, conv2d_forward, s, xd, wd, bd, ln_tensor_data(y));
+    release_inputs(&set);
+    return st;
+}
+
 int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
                          const ln_conv2d_params *p, ln_tensor *y)
 {
@@ -173,23 +204,10 @@ int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor
     LN_TRY(ln_nn_conv2d_shape(x, w, p, &s));
     LN_TRY(check_conv_bias(bias, x, s.k));
     int64_t yshape[4] = {s.n, s.k, s.p, s.q};
-    LN_TRY(check_output("the output", y, x, 4, yshape));
-    LN_TRY(check_distinct("the output", y, "the input", x));
-    LN_TRY(check_distinct("the output", y, "the weight", w));
-    LN_TRY(check_distinct("the output", y, "the bias", bias));
+    LN_TRY(check_conv_output(y, x, w, bias, yshape));
     if (ln_tensor_numel(y) == 0)
         return LN_OK;
-    contiguous_inputs set = {0};
-    const void *xd, *wd, *bd;
-    int st = contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = contiguous(&set, bias, &bd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_forward, &s, xd, wd, bd, ln_tensor_data(y));
-    release_inputs(&set);
-    return st;
+    return run_conv_forward(x, w, bias, &s, y, NULL);
 }
 
 static int check_conv_grad_output(const ln_tensor *dy, const ln_tensor *x,
@@ -303,27 +321,13 @@ int ln_nn_conv_block_forward(const ln_tensor *x, const ln_tensor *w, const ln_te
     int64_t yshape[4];
     LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
     LN_TRY(check_conv_bias(bias, x, s.k));
-    LN_TRY(check_output("the output", y, x, 4, yshape));
+    LN_TRY(check_conv_output(y, x, w, bias, yshape));
     LN_TRY(check_winner(winner, x, yshape));
-    LN_TRY(check_distinct("the output", y, "the input", x));
-    LN_TRY(check_distinct("the output", y, "the weight", w));
-    LN_TRY(check_distinct("the output", y, "the bias", bias));
     LN_TRY(check_distinct("the pooling winners", winner, "the output", y));
     LN_TRY(check_distinct("the pooling winners", winner, "the input", x));
     if (ln_tensor_numel(y) == 0)
         return LN_OK;
-    contiguous_inputs set = {0};
-    const void *xd, *wd, *bd;
-    int st = contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = contiguous(&set, bias, &bd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_relu_maxpool2x2_forward, &s, xd, wd, bd,
-                     ln_tensor_data(y), ln_tensor_data(winner));
-    release_inputs(&set);
-    return st;
+    return run_conv_forward(x, w, bias, &s, y, winner);
 }
 
 int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *dy,

@@ -183,29 +183,35 @@ describe("the module contract", function()
     assert.equal(5, v:get(2, 12), "a view shares the input's memory")
   end)
 
-  it("a steady training step allocates no tensors", function()
+  it("a steady training step allocates no tensors, with and without fused blocks", function()
     lunet.manual_seed(1)
-    local model = nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.ReLU(),
+    local plain = nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.BatchNorm2d(4), nn.ReLU(),
       nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(), nn.Linear(4 * 5 * 5, 6), nn.ReLU(), nn.Linear(6, 3))
-    local crit = nn.CrossEntropyLoss()
-    local opt = lunet.optim.Adam(model, { lr = 1e-3 })
-    local x = lunet.randn({ 4, 1, 10, 10 })
-    local y = lunet.tensor({ 1, 2, 3, 1 }, { dtype = "int32" })
-    local function step()
-      opt:zero_grad()
-      local out = model:forward(x)
-      crit:forward(out, y)
-      model:backward(x, crit:backward(out, y))
-      opt:step()
+    -- Conv2d -> ReLU -> MaxPool2d(2) twice: Sequential runs both as fused blocks
+    local fused = nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Conv2d(4, 5, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(5 * 2 * 2, 3))
+    for _, model in ipairs({ plain, fused }) do
+      local crit = nn.CrossEntropyLoss()
+      local opt = lunet.optim.Adam(model, { lr = 1e-3 })
+      local x = lunet.randn({ 4, 1, 10, 10 })
+      local y = lunet.tensor({ 1, 2, 3, 1 }, { dtype = "int32" })
+      local function step()
+        opt:zero_grad()
+        local out = model:forward(x)
+        crit:forward(out, y)
+        model:backward(x, crit:backward(out, y))
+        opt:step()
+      end
+      step()
+      step()
+      local before = core.tensor_allocations()
+      for _ = 1, 3 do step() end
+      assert.equal(before, core.tensor_allocations())
+      -- and the counter does count: a new batch size allocates new outputs
+      model:forward(lunet.randn({ 5, 1, 10, 10 }))
+      assert.is_true(core.tensor_allocations() > before)
     end
-    step()
-    step()
-    local before = core.tensor_allocations()
-    for _ = 1, 3 do step() end
-    assert.equal(before, core.tensor_allocations())
-    -- and the counter does count: a new batch size allocates new outputs
-    model:forward(lunet.randn({ 5, 1, 10, 10 }))
-    assert.is_true(core.tensor_allocations() > before)
+    assert.is_nil(fused[4].output, "the fused model's blocks ran fused")
   end)
 
   it("an empty batch gives empty outputs and adds nothing to the gradients", function()

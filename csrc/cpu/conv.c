@@ -207,33 +207,53 @@ static void backward_filter_product(const ln_conv2d_shape *s, const float *dy,
                 (int)pq, cols, (int)pq, accumulate ? 1.0f : 0.0f, grad, (int)rows);
 }
 
-int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
-                          const float *w, const float *bias, float *y)
+/* The forward pass, image by image: into y, or for the fused block (winner
+ * given) into a per-thread buffer that ReLU and pooling read while it is in
+ * cache, writing the pooled y and the winners. */
+static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y, uint8_t *winner)
 {
-    ln_cpu_context *ctx = vctx;
     int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
-    if (s->n == 0)
-        return LN_OK;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
 #ifdef LN_CPU_AVX2
     if (uses_winograd(ctx, s))
-        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, NULL);
+        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
 #endif
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
+    /* per thread: the column matrix, and for the fused block the convolution's output */
+    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
     int64_t stride = 0;
-    float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
-    if (!pointwise && !ws)
+    float *ws = thread_workspaces(ctx, threads, cols_floats + (winner ? s->k * pq : 0), &stride);
+    if (!ws)
         return LN_ENOMEM;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int b = 0; b < s->n; b++) {
-        const float *cols = x + b * chw;
+        float *cols = ws + omp_get_thread_num() * stride;
+        const float *xcols = x + b * chw;
         if (!pointwise) {
-            float *own = ws + omp_get_thread_num() * stride;
-            im2col_image(s, cols, own);
-            cols = own;
+            im2col_image(s, xcols, cols);
+            xcols = cols;
         }
-        forward_product(s, w, bias, cols, y + (int64_t)b * s->k * pq);
+        if (!winner) {
+            forward_product(s, w, bias, xcols, y + (int64_t)b * s->k * pq);
+            continue;
+        }
+        float *conv = cols + cols_floats;
+        forward_product(s, w, bias, xcols, conv);
+        int64_t out = (int64_t)b * s->k * pooled;
+        for (int k = 0; k < s->k; k++)
+            ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, y + out + k * pooled,
+                                         winner + out + k * pooled);
     }
     return LN_OK;
+}
+
+int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y)
+{
+    if (s->n == 0)
+        return LN_OK;
+    return forward_images(vctx, s, x, w, bias, y, NULL);
 }
 
 int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const float *dy,
@@ -361,63 +381,11 @@ static void empty_batch_gradients(const ln_conv2d_shape *s, float *dw, float *db
         memset(db, 0, sizeof(float) * (size_t)s->k);
 }
 
-int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const float *x,
-                                  const float *dy, float *dw, float *db, int accumulate)
-{
-    if (s->n == 0) {
-        empty_batch_gradients(s, dw, db, accumulate);
-        return LN_OK;
-    }
-#ifdef LN_CPU_AVX2
-    if (uses_winograd(vctx, s))
-        return ln_cpu_winograd_backward(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
-#endif
-    return weight_gradients(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
-}
-
-/* --- the fused block: convolution, ReLU, 2x2 max pooling (backend.h) ------------ */
-
-int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
-                                          const float *w, const float *bias, float *y,
-                                          uint8_t *winner)
-{
-    ln_cpu_context *ctx = vctx;
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
-    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
-    if (s->n == 0 || pooled == 0)
-        return LN_OK;
-#ifdef LN_CPU_AVX2
-    if (uses_winograd(ctx, s))
-        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
-#endif
-    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
-    /* per thread: the column matrix and the convolution's output of one image */
-    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
-    int64_t stride = 0;
-    float *ws = thread_workspaces(ctx, threads, cols_floats + (int64_t)s->k * pq, &stride);
-    if (!ws)
-        return LN_ENOMEM;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int b = 0; b < s->n; b++) {
-        float *cols = ws + omp_get_thread_num() * stride, *conv = cols + cols_floats;
-        const float *xcols = x + b * chw;
-        if (!pointwise) {
-            im2col_image(s, xcols, cols);
-            xcols = cols;
-        }
-        forward_product(s, w, bias, xcols, conv);
-        int64_t out = (int64_t)b * s->k * pooled;
-        for (int k = 0; k < s->k; k++)
-            ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, y + out + k * pooled,
-                                         winner + out + k * pooled);
-    }
-    return LN_OK;
-}
-
-int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s, const float *x,
-                                           const float *w, const float *dy,
-                                           const uint8_t *winner, float *dx, float *dw,
-                                           float *db, int accumulate)
+/* The parameter gradients, and for the fused block the input gradient: an
+ * empty batch, Winograd's passes, or the per-image ones. */
+static int backward_pass(void *vctx, const ln_conv2d_shape *s, const float *x, const float *w,
+                         const float *dy, const uint8_t *winner, float *dx, float *dw, float *db,
+                         int accumulate)
 {
     if (s->n == 0) {
         empty_batch_gradients(s, dw, db, accumulate);
@@ -428,4 +396,29 @@ int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s,
         return ln_cpu_winograd_backward(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 #endif
     return weight_gradients(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
+}
+
+int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                  const float *dy, float *dw, float *db, int accumulate)
+{
+    return backward_pass(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
+}
+
+/* --- the fused block: convolution, ReLU, 2x2 max pooling (backend.h) ------------ */
+
+int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner)
+{
+    if (s->n == 0 || s->p < 2 || s->q < 2)
+        return LN_OK;
+    return forward_images(vctx, s, x, w, bias, y, winner);
+}
+
+int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate)
+{
+    return backward_pass(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }
