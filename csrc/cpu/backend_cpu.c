@@ -32,6 +32,19 @@ static int cpu_device_count(int *count, char *reason, size_t len)
     return LN_OK;
 }
 
+/* OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set (the variables users
+ * already know), else one thread per core. */
+static int default_threads(void)
+{
+    const char *names[2] = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return ln_host_cpu_cores();
+}
+
 static int cpu_open(int index, void **out)
 {
     (void)index;
@@ -44,11 +57,14 @@ static int cpu_open(int index, void **out)
         ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
     const char *winograd = getenv("LUNET_CPU_WINOGRAD");
     ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
-    ctx->threads = openblas_get_num_threads();
-    if (ctx->threads < 1)
-        ctx->threads = ln_host_cpu_cores();
+    ctx->threads = default_threads();
     /* our loops are threaded, OpenBLAS runs single-threaded inside them (gemm.c) */
     openblas_set_num_threads(1);
+    int st = ln_cpu_pool_open(ctx);
+    if (st != LN_OK) {
+        free(ctx);
+        return st;
+    }
     *out = ctx;
     return LN_OK;
 }
@@ -56,6 +72,7 @@ static int cpu_open(int index, void **out)
 static void cpu_close(void *vctx)
 {
     ln_cpu_context *ctx = vctx;
+    ln_cpu_pool_close(ctx);
     ln_host_free(NULL, ctx->scratch);
     free(ctx);
 }

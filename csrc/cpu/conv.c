@@ -22,7 +22,6 @@
  * within the workspace budget) and the groups are added in order at the end,
  * so the result does not depend on the thread count or on timing. */
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
 #include "../status.h"
@@ -210,41 +209,55 @@ static void backward_filter_product(const ln_conv2d_shape *s, const float *dy,
 /* The forward pass, image by image: into y, or for the fused block (winner
  * given) into a per-thread buffer that ReLU and pooling read while it is in
  * cache, writing the pooled y and the winners. */
+typedef struct forward_job {
+    const ln_conv2d_shape *s;
+    const float *x, *w, *bias;
+    float *y;
+    uint8_t *winner;
+    float *ws;                 /* per thread: the column matrix, the convolution's output */
+    int64_t stride, cols_floats;
+    int pointwise;
+} forward_job;
+
+static void forward_image(void *p, int64_t b, int thread)
+{
+    const forward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t pq = (int64_t)s->p * s->q, pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *cols = j->ws + thread * j->stride;
+    const float *xcols = j->x + b * s->c * s->h * s->w;
+    if (!j->pointwise) {
+        im2col_image(s, xcols, cols);
+        xcols = cols;
+    }
+    if (!j->winner) {
+        forward_product(s, j->w, j->bias, xcols, j->y + b * s->k * pq);
+        return;
+    }
+    float *conv = cols + j->cols_floats;
+    forward_product(s, j->w, j->bias, xcols, conv);
+    int64_t out = b * s->k * pooled;
+    for (int k = 0; k < s->k; k++)
+        ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, j->y + out + k * pooled,
+                                     j->winner + out + k * pooled);
+}
+
 static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                           const float *w, const float *bias, float *y, uint8_t *winner)
 {
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
-    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
 #ifdef LN_CPU_AVX2
     if (uses_winograd(ctx, s))
         return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
 #endif
+    int64_t pq = (int64_t)s->p * s->q;
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
-    /* per thread: the column matrix, and for the fused block the convolution's output */
-    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int64_t cols_floats = pointwise ? 0 : (taps(s) * pq + 15) & ~(int64_t)15;
     int64_t stride = 0;
     float *ws = thread_workspaces(ctx, threads, cols_floats + (winner ? s->k * pq : 0), &stride);
     if (!ws)
         return LN_ENOMEM;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int b = 0; b < s->n; b++) {
-        float *cols = ws + omp_get_thread_num() * stride;
-        const float *xcols = x + b * chw;
-        if (!pointwise) {
-            im2col_image(s, xcols, cols);
-            xcols = cols;
-        }
-        if (!winner) {
-            forward_product(s, w, bias, xcols, y + (int64_t)b * s->k * pq);
-            continue;
-        }
-        float *conv = cols + cols_floats;
-        forward_product(s, w, bias, xcols, conv);
-        int64_t out = (int64_t)b * s->k * pooled;
-        for (int k = 0; k < s->k; k++)
-            ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, y + out + k * pooled,
-                                         winner + out + k * pooled);
-    }
+    forward_job job = {s, x, w, bias, y, winner, ws, stride, cols_floats, pointwise};
+    ln_cpu_parallel(ctx, threads, s->n, forward_image, &job);
     return LN_OK;
 }
 
@@ -256,11 +269,29 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
     return forward_images(vctx, s, x, w, bias, y, NULL);
 }
 
+typedef struct backward_data_job {
+    const ln_conv2d_shape *s;
+    const float *dy, *w;
+    float *dx, *ws;
+    int64_t stride;
+    int pointwise;
+} backward_data_job;
+
+static void backward_data_image(void *p, int64_t b, int thread)
+{
+    const backward_data_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t chw = (int64_t)s->c * s->h * s->w;
+    float *dcols = j->pointwise ? j->dx + b * chw : j->ws + thread * j->stride;
+    backward_data_product(s, j->w, j->dy + b * s->k * s->p * s->q, dcols);
+    if (!j->pointwise)
+        col2im_image(s, dcols, j->dx + b * chw);
+}
+
 int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const float *dy,
                                 const float *w, float *dx)
 {
     ln_cpu_context *ctx = vctx;
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
     if (s->n == 0)
         return LN_OK;
 #ifdef LN_CPU_AVX2
@@ -269,16 +300,12 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
 #endif
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t stride = 0;
-    float *ws = pointwise ? NULL : thread_workspaces(ctx, threads, rows * pq, &stride);
+    float *ws = pointwise ? NULL
+                          : thread_workspaces(ctx, threads, taps(s) * s->p * s->q, &stride);
     if (!pointwise && !ws)
         return LN_ENOMEM;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int b = 0; b < s->n; b++) {
-        float *dcols = pointwise ? dx + b * chw : ws + omp_get_thread_num() * stride;
-        backward_data_product(s, w, dy + (int64_t)b * s->k * pq, dcols);
-        if (!pointwise)
-            col2im_image(s, dcols, dx + b * chw);
-    }
+    backward_data_job job = {s, dy, w, dx, ws, stride, pointwise};
+    ln_cpu_parallel(ctx, threads, s->n, backward_data_image, &job);
     return LN_OK;
 }
 
@@ -287,15 +314,66 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
  * block (winner given), the pooled gradient spread back to the convolution's
  * output; the fused block also writes the input gradient dx here (unless
  * NULL), while the spread gradient is in cache. */
+typedef struct gradient_job {
+    const ln_conv2d_shape *s;
+    const float *x, *w, *dy;
+    const uint8_t *winner;
+    float *dx, *db;
+    float *groups;             /* per group: weight gradient, then bias sums (double) */
+    int64_t group_floats, grad_floats;
+    float *threads_base;       /* per thread: column matrix, spread gradient */
+    int64_t thread_floats, cols_floats;
+    int count;                 /* groups */
+    int pointwise;
+} gradient_job;
+
+static void gradient_group(void *p, int64_t g, int thread)
+{
+    const gradient_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *cols = j->threads_base + thread * j->thread_floats, *spread = cols + j->cols_floats;
+    float *grad = j->groups + g * j->group_floats;
+    double *bias_sum = (double *)(grad + j->grad_floats);
+    memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
+    int first = (int)(s->n * g / j->count), last = (int)(s->n * (g + 1) / j->count);
+    for (int b = first; b < last; b++) {
+        const float *g_img = j->dy + (int64_t)b * s->k * (j->winner ? pooled : pq);
+        if (j->winner) {
+            for (int k = 0; k < s->k; k++)
+                ln_cpu_maxpool2x2_expand_plane(g_img + k * pooled,
+                                               j->winner + ((int64_t)b * s->k + k) * pooled,
+                                               s->p, s->q, spread + k * pq);
+            g_img = spread;
+            if (j->dx) {
+                backward_data_product(s, j->w, g_img, j->pointwise ? j->dx + b * chw : cols);
+                if (!j->pointwise)
+                    col2im_image(s, cols, j->dx + b * chw);
+            }
+        }
+        const float *xcols = j->x + b * chw;
+        if (!j->pointwise) {
+            im2col_image(s, xcols, cols);
+            xcols = cols;
+        }
+        backward_filter_product(s, g_img, xcols, grad, b > first);
+        if (j->db)
+            for (int k = 0; k < s->k; k++) {
+                double acc = 0;
+                for (int64_t i = 0; i < pq; i++)
+                    acc += g_img[k * pq + i];
+                bias_sum[k] += acc;
+            }
+    }
+}
+
 static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                             const float *w, const float *dy, const uint8_t *winner, float *dx,
                             float *dw, float *db, int accumulate)
 {
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
-    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2), wsize = rows * s->k;
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, wsize = rows * s->k;
     int pointwise = is_pointwise(s);
-    /* per group: its weight gradient and bias sums; per thread: a column
-     * matrix, and for the fused block the spread gradient */
     int64_t grad_floats = (wsize + 15) & ~(int64_t)15;
     int64_t group_floats = grad_floats + 2 * ((s->k + 7) & ~(int64_t)7);
     int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
@@ -310,64 +388,19 @@ static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
                                           * sizeof(float));
     if (!base)
         return LN_ENOMEM;
-    float *thread_base = base + groups * group_floats;
-#pragma omp parallel num_threads(threads)
-    {
-        float *cols = thread_base + omp_get_thread_num() * thread_floats;
-        float *spread = cols + cols_floats;
-#pragma omp for schedule(dynamic, 1)
-        for (int g = 0; g < groups; g++) {
-            float *grad = base + g * group_floats;
-            double *bias_sum = (double *)(grad + grad_floats);
-            memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
-            int first = (int)((int64_t)s->n * g / groups);
-            int last = (int)((int64_t)s->n * (g + 1) / groups);
-            for (int b = first; b < last; b++) {
-                const float *g_img = dy + (int64_t)b * s->k * (winner ? pooled : pq);
-                if (winner) {
-                    for (int k = 0; k < s->k; k++)
-                        ln_cpu_maxpool2x2_expand_plane(g_img + k * pooled,
-                                                       winner + ((int64_t)b * s->k + k) * pooled,
-                                                       s->p, s->q, spread + k * pq);
-                    g_img = spread;
-                    if (dx) {
-                        backward_data_product(s, w, g_img, pointwise ? dx + b * chw : cols);
-                        if (!pointwise)
-                            col2im_image(s, cols, dx + b * chw);
-                    }
-                }
-                const float *xcols = x + b * chw;
-                if (!pointwise) {
-                    im2col_image(s, xcols, cols);
-                    xcols = cols;
-                }
-                backward_filter_product(s, g_img, xcols, grad, b > first);
-                if (db)
-                    for (int k = 0; k < s->k; k++) {
-                        double acc = 0;
-                        for (int64_t j = 0; j < pq; j++)
-                            acc += g_img[k * pq + j];
-                        bias_sum[k] += acc;
-                    }
-            }
-        }
-        /* the groups in order, whatever thread summed them */
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < wsize; i++) {
-            float acc = accumulate ? dw[i] : 0.0f;
+    gradient_job job = {s, x, w, dy, winner, dx, db, base, group_floats, grad_floats,
+                        base + groups * group_floats, thread_floats, cols_floats, groups,
+                        pointwise};
+    ln_cpu_parallel(ctx, threads, groups, gradient_group, &job);
+    /* the groups in order, whatever thread summed them */
+    ln_cpu_sum_groups(ctx, dw, base, groups, group_floats, wsize, accumulate);
+    if (db)
+        for (int k = 0; k < s->k; k++) {
+            double acc = accumulate ? db[k] : 0.0;
             for (int g = 0; g < groups; g++)
-                acc += base[g * group_floats + i];
-            dw[i] = acc;
+                acc += ((double *)(base + g * group_floats + grad_floats))[k];
+            db[k] = (float)acc;
         }
-#pragma omp single
-        if (db)
-            for (int k = 0; k < s->k; k++) {
-                double acc = accumulate ? db[k] : 0.0;
-                for (int g = 0; g < groups; g++)
-                    acc += ((double *)(base + g * group_floats + grad_floats))[k];
-                db[k] = (float)acc;
-            }
-    }
     return LN_OK;
 }
 

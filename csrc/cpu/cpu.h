@@ -7,8 +7,11 @@
 
 #include "../backend.h"
 
+struct ln_cpu_pool;
+
 typedef struct ln_cpu_context {
-    int threads;               /* for OpenBLAS and our own parallel loops */
+    int threads;               /* for our parallel loops (OpenBLAS runs single-threaded) */
+    struct ln_cpu_pool *pool;  /* threads.c */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
     /* Largest workspace a convolution plans for: the batch is processed in
@@ -24,6 +27,26 @@ typedef struct ln_cpu_context {
  * contents are not preserved across calls. NULL (with the error set) when out
  * of memory. */
 void *ln_cpu_scratch(ln_cpu_context *ctx, size_t nbytes);
+
+/* The thread pool (threads.c). ln_cpu_parallel runs task(arg, i, thread) for
+ * every i in [0, items) on up to `threads` threads, the caller being thread 0
+ * (so thread < threads: an index for per-thread buffers); items are handed
+ * out one at a time as threads ask, and it returns when all are done. A task
+ * must not start parallel work itself. ln_cpu_parallel_range cuts [0, n)
+ * into a few pieces per thread (multiples of 16 elements, threads chosen by
+ * ln_cpu_threads_for) and runs task(arg, lo, hi) on each. */
+typedef void (*ln_cpu_task)(void *arg, int64_t item, int thread);
+typedef void (*ln_cpu_range_task)(void *arg, int64_t lo, int64_t hi);
+int ln_cpu_pool_open(ln_cpu_context *ctx);
+void ln_cpu_pool_close(ln_cpu_context *ctx);
+void ln_cpu_parallel(ln_cpu_context *ctx, int threads, int64_t items, ln_cpu_task task,
+                     void *arg);
+void ln_cpu_parallel_range(ln_cpu_context *ctx, int64_t n, ln_cpu_range_task task, void *arg);
+/* out[i] = (accumulate ? out[i] : 0) + groups[0 * stride + i] + groups[1 *
+ * stride + i] + ... for i < n, added in group order: partial sums of fixed
+ * groups of a batch combined the same way whatever the thread count. */
+void ln_cpu_sum_groups(ln_cpu_context *ctx, float *out, const float *groups, int count,
+                       int64_t stride, int64_t n, int accumulate);
 
 /* Work below this many elements is not worth waking a second thread for: a
  * pass over 1 MB takes well under a millisecond, and on a shared machine the

@@ -1,13 +1,12 @@
 /* Matrix products through OpenBLAS, threaded by us.
  *
- * The thread model of the CPU backend: every parallel loop is ours (OpenMP),
- * and OpenBLAS always runs single-threaded inside them (cpu_open sets it to
- * one thread). Two thread pools on two cores otherwise take turns spinning
- * against each other (libgomp's waiting threads spin for a while, OpenBLAS's
- * threads too); with one pool, a large product is cut into blocks of rows or
- * columns of C, each an independent single-threaded sgemm.
- * OpenBLAS's pthread build serves concurrent callers safely when it runs
- * single-threaded: each call works in its own buffer. */
+ * The thread model of the CPU backend: every parallel loop runs on its own
+ * thread pool (threads.c), and OpenBLAS always runs single-threaded inside
+ * them (cpu_open sets it to one thread). Two pools on two cores otherwise
+ * take turns spinning against each other; with one, a large product is cut
+ * into blocks of rows or columns of C, each an independent single-threaded
+ * sgemm. OpenBLAS's pthread build serves concurrent callers safely when it
+ * runs single-threaded: each call works in its own buffer. */
 #include <cblas.h>
 
 #include "../ops_ref.h"
@@ -36,6 +35,30 @@ static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float al
                 c, ldc);
 }
 
+typedef struct gemm_job {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, split_rows, block, extent;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} gemm_job;
+
+static void gemm_block(void *p, int64_t t, int thread)
+{
+    (void)thread;
+    const gemm_job *j = p;
+    int lo = (int)t * j->block, hi = lo + j->block < j->extent ? lo + j->block : j->extent;
+    if (j->split_rows)
+        /* rows lo..hi of op(A): rows of A, or columns when transposed */
+        sgemm_serial(j->trans_a, j->trans_b, hi - lo, j->n, j->k, j->alpha,
+                     j->a + (j->trans_a ? (size_t)lo : (size_t)lo * j->lda), j->lda, j->b, j->ldb,
+                     j->beta, j->c + (size_t)lo * j->ldc, j->ldc);
+    else
+        /* columns lo..hi of op(B): columns of B, or rows when transposed */
+        sgemm_serial(j->trans_a, j->trans_b, j->m, hi - lo, j->k, j->alpha, j->a, j->lda,
+                     j->b + (j->trans_b ? (size_t)lo * j->ldb : (size_t)lo), j->ldb, j->beta,
+                     j->c + lo, j->ldc);
+}
+
 void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                   float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                   float *c, int ldc)
@@ -46,30 +69,17 @@ void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, i
         return;
     }
     /* blocks of C along the longer side, in multiples of 16, a few per thread
-     * and handed out dynamically: on a shared machine a thread that loses its
-     * core for a while holds up nobody */
+     * and handed out as threads ask: on a shared machine a thread that loses
+     * its core for a while holds up nobody */
     int split_rows = m > n, extent = split_rows ? m : n;
     int blocks = threads * GEMM_BLOCKS_PER_THREAD;
     int block = (extent + blocks - 1) / blocks;
     block = (block + 15) & ~15;
     if (block < GEMM_MIN_BLOCK)
         block = GEMM_MIN_BLOCK;
-    blocks = (extent + block - 1) / block;
-    if (threads > blocks)
-        threads = blocks;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int t = 0; t < blocks; t++) {
-        int lo = t * block, hi = lo + block < extent ? lo + block : extent;
-        if (split_rows)
-            /* rows lo..hi of op(A): rows of A, or columns when transposed */
-            sgemm_serial(trans_a, trans_b, hi - lo, n, k, alpha,
-                         a + (trans_a ? (size_t)lo : (size_t)lo * lda), lda, b, ldb, beta,
-                         c + (size_t)lo * ldc, ldc);
-        else
-            /* columns lo..hi of op(B): columns of B, or rows when transposed */
-            sgemm_serial(trans_a, trans_b, m, hi - lo, k, alpha, a, lda,
-                         b + (trans_b ? (size_t)lo * ldb : (size_t)lo), ldb, beta, c + lo, ldc);
-    }
+    gemm_job job = {trans_a, trans_b, m, n, k, lda, ldb, ldc, split_rows, block, extent,
+                    alpha, beta, a, b, c};
+    ln_cpu_parallel(ctx, threads, (extent + block - 1) / block, gemm_block, &job);
 }
 
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,

@@ -264,65 +264,85 @@ void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int 
 }
 #endif
 
+typedef struct pool_job {
+    ln_pool_mode mode;
+    const ln_pool2d_shape *s;
+    const float *x, *dy;
+    float *y, *dx;
+} pool_job;
+
+static void forward_plane(void *arg, int64_t i, int thread)
+{
+    (void)thread;
+    const pool_job *j = arg;
+    const ln_pool2d_shape *s = j->s;
+    const float *plane = j->x + i * s->h * s->w;
+    float *out = j->y + i * s->p * s->q;
+    float area = (float)s->kernel_h * (float)s->kernel_w;
+    if (is_max_2x2(j->mode, s)) {
+        max_2x2_forward_plane(s, plane, out);
+        return;
+    }
+    for (int p = 0; p < s->p; p++)
+        for (int q = 0; q < s->q; q++) {
+            window win = window_at(s, p, q);
+            if (j->mode == LN_POOL_MAX) {
+                out[p * s->q + q] = plane[window_argmax(s, plane, win)];
+                continue;
+            }
+            float sum = 0.0f;
+            for (int h = win.h0; h < win.h1; h++)
+                for (int v = win.v0; v < win.v1; v++)
+                    sum += plane[(int64_t)h * s->w + v];
+            out[p * s->q + q] = sum / area;
+        }
+}
+
 int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                           const float *x, float *y)
 {
-    int64_t planes = (int64_t)s->n * s->c, hw = (int64_t)s->h * s->w;
-    int64_t pq = (int64_t)s->p * s->q;
-    float area = (float)s->kernel_h * (float)s->kernel_w;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, planes * hw)) schedule(static)
-    for (int64_t i = 0; i < planes; i++) {
-        const float *plane = x + i * hw;
-        float *out = y + i * pq;
-        if (is_max_2x2(mode, s)) {
-            max_2x2_forward_plane(s, plane, out);
-            continue;
-        }
-        for (int p = 0; p < s->p; p++)
-            for (int q = 0; q < s->q; q++) {
-                window win = window_at(s, p, q);
-                if (mode == LN_POOL_MAX) {
-                    out[p * s->q + q] = plane[window_argmax(s, plane, win)];
-                    continue;
-                }
-                float sum = 0.0f;
-                for (int h = win.h0; h < win.h1; h++)
-                    for (int v = win.v0; v < win.v1; v++)
-                        sum += plane[(int64_t)h * s->w + v];
-                out[p * s->q + q] = sum / area;
-            }
-    }
+    int64_t planes = (int64_t)s->n * s->c;
+    pool_job job = {mode, s, x, NULL, y, NULL};
+    ln_cpu_parallel(ctx, ln_cpu_threads_for(ctx, planes * s->h * s->w), planes, forward_plane,
+                    &job);
     return LN_OK;
+}
+
+static void backward_plane(void *arg, int64_t i, int thread)
+{
+    (void)thread;
+    const pool_job *j = arg;
+    const ln_pool2d_shape *s = j->s;
+    int64_t hw = (int64_t)s->h * s->w;
+    const float *plane = j->x + i * hw, *g = j->dy + i * s->p * s->q;
+    float *d = j->dx + i * hw;
+    float area = (float)s->kernel_h * (float)s->kernel_w;
+    if (is_max_2x2(j->mode, s)) {
+        max_2x2_backward_plane(s, plane, g, d);
+        return;
+    }
+    memset(d, 0, sizeof(float) * (size_t)hw);
+    for (int p = 0; p < s->p; p++)
+        for (int q = 0; q < s->q; q++) {
+            window win = window_at(s, p, q);
+            float grad = g[p * s->q + q];
+            if (j->mode == LN_POOL_MAX) {
+                d[window_argmax(s, plane, win)] += grad;
+                continue;
+            }
+            for (int h = win.h0; h < win.h1; h++)
+                for (int v = win.v0; v < win.v1; v++)
+                    d[(int64_t)h * s->w + v] += grad / area;
+        }
 }
 
 int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                            const float *x, const float *y, const float *dy, float *dx)
 {
     (void)y;
-    int64_t planes = (int64_t)s->n * s->c, hw = (int64_t)s->h * s->w;
-    int64_t pq = (int64_t)s->p * s->q;
-    float area = (float)s->kernel_h * (float)s->kernel_w;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, planes * hw)) schedule(static)
-    for (int64_t i = 0; i < planes; i++) {
-        const float *plane = x + i * hw, *g = dy + i * pq;
-        float *d = dx + i * hw;
-        if (is_max_2x2(mode, s)) {
-            max_2x2_backward_plane(s, plane, g, d);
-            continue;
-        }
-        memset(d, 0, sizeof(float) * (size_t)hw);
-        for (int p = 0; p < s->p; p++)
-            for (int q = 0; q < s->q; q++) {
-                window win = window_at(s, p, q);
-                float grad = g[p * s->q + q];
-                if (mode == LN_POOL_MAX) {
-                    d[window_argmax(s, plane, win)] += grad;
-                    continue;
-                }
-                for (int h = win.h0; h < win.h1; h++)
-                    for (int v = win.v0; v < win.v1; v++)
-                        d[(int64_t)h * s->w + v] += grad / area;
-            }
-    }
+    int64_t planes = (int64_t)s->n * s->c;
+    pool_job job = {mode, s, x, dy, NULL, dx};
+    ln_cpu_parallel(ctx, ln_cpu_threads_for(ctx, planes * s->h * s->w), planes, backward_plane,
+                    &job);
     return LN_OK;
 }

@@ -29,7 +29,6 @@
 
 #ifdef LN_CPU_AVX2
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
 #include "../status.h"
@@ -313,39 +312,48 @@ static void filter_transform(const float *w, int k_count, int c_count, int flip,
         }
 }
 
+typedef struct filter_job {
+    const float *du;
+    int k_count, c_count;
+    float *dw;
+    int accumulate;
+} filter_job;
+
+/* dw[k][c] (+)= G^T dU G for the filters of input channel c. */
+static void filter_back_transform(void *p, int64_t c, int thread)
+{
+    (void)thread;
+    const filter_job *j = p;
+    int64_t plane = (int64_t)j->k_count * j->c_count;
+    for (int k = 0; k < j->k_count; k++) {
+        double d[4][4], t[3][4];
+        for (int xi = 0; xi < 16; xi++)
+            d[xi / 4][xi % 4] = j->du[xi * plane + c * j->k_count + k];
+        for (int col = 0; col < 4; col++) {
+            t[0][col] = d[0][col] + (d[1][col] + d[2][col]) / 2;
+            t[1][col] = (d[1][col] - d[2][col]) / 2;
+            t[2][col] = (d[1][col] + d[2][col]) / 2 + d[3][col];
+        }
+        float *out = j->dw + ((int64_t)k * j->c_count + c) * 9;
+        for (int r = 0; r < 3; r++) {
+            double v[3] = {t[r][0] + (t[r][1] + t[r][2]) / 2, (t[r][1] - t[r][2]) / 2,
+                           (t[r][1] + t[r][2]) / 2 + t[r][3]};
+            for (int s = 0; s < 3; s++)
+                out[r * 3 + s] = (float)((j->accumulate ? out[r * 3 + s] : 0.0) + v[s]);
+        }
+    }
+}
+
 /* dw[k][c] (+)= G^T dU G, where dU = the sum of the groups' dU[xi][c][k],
- * added in group order into the first group's. Called by every thread of
- * the parallel region. */
-static void filter_gradient(float *du, int groups, int64_t group_stride, int k_count,
-                            int c_count, float *dw, int accumulate)
+ * added in group order into the first group's. */
+static void filter_gradient(ln_cpu_context *ctx, int threads, float *du, int groups,
+                            int64_t group_stride, int k_count, int c_count, float *dw,
+                            int accumulate)
 {
     int64_t plane = (int64_t)k_count * c_count;
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < 16 * plane; i++) {
-        float acc = du[i];
-        for (int g = 1; g < groups; g++)
-            acc += du[g * group_stride + i];
-        du[i] = acc;
-    }
-#pragma omp for schedule(static)
-    for (int c = 0; c < c_count; c++)
-        for (int k = 0; k < k_count; k++) {
-            double d[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++)
-                d[xi / 4][xi % 4] = du[xi * plane + (int64_t)c * k_count + k];
-            for (int j = 0; j < 4; j++) {
-                t[0][j] = d[0][j] + (d[1][j] + d[2][j]) / 2;
-                t[1][j] = (d[1][j] - d[2][j]) / 2;
-                t[2][j] = (d[1][j] + d[2][j]) / 2 + d[3][j];
-            }
-            float *out = dw + ((int64_t)k * c_count + c) * 9;
-            for (int r = 0; r < 3; r++) {
-                double v[3] = {t[r][0] + (t[r][1] + t[r][2]) / 2, (t[r][1] - t[r][2]) / 2,
-                               (t[r][1] + t[r][2]) / 2 + t[r][3]};
-                for (int s = 0; s < 3; s++)
-                    out[r * 3 + s] = (float)((accumulate ? out[r * 3 + s] : 0.0) + v[s]);
-            }
-        }
+    ln_cpu_sum_groups(ctx, du, du + group_stride, groups - 1, group_stride, 16 * plane, 1);
+    filter_job job = {du, k_count, c_count, dw, accumulate};
+    ln_cpu_parallel(ctx, threads, c_count, filter_back_transform, &job);
 }
 
 /* The 16 products M[xi] = V[xi] U[xi] of a chunk, over its first `used`
@@ -372,11 +380,52 @@ static int64_t round16(int64_t floats)
     return (floats + 15) & ~(int64_t)15;
 }
 
+typedef struct forward_job {
+    const ln_conv2d_shape *s;
+    const tiling *t;
+    const float *x, *u, *bias;
+    float *y;
+    uint8_t *winner;
+    float *threads_base;       /* per thread: the padded plane, V, M, an output plane */
+    int64_t thread_floats, src_floats, v_floats, m_floats;
+    int chunk;
+    int64_t rows;              /* tiles per chunk: the row count of each V[xi] and M[xi] */
+} forward_job;
+
+static void forward_chunk(void *p, int64_t ch, int thread)
+{
+    const forward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    const tiling *t = j->t;
+    int64_t per_image = tiles_of(t), chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *src = j->threads_base + thread * j->thread_floats;
+    float *v = src + j->src_floats, *m = v + j->v_floats, *out = m + j->m_floats;
+    int first = (int)ch * j->chunk, count = s->n - first < j->chunk ? s->n - first : j->chunk;
+    for (int b = 0; b < count; b++) {
+        to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src, t->src_h, t->src_w,
+                         s->pad_h, s->pad_w);
+        input_transform(t, src, v, j->rows, b * per_image);
+    }
+    multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
+    for (int b = 0; b < count; b++) {
+        int64_t image = first + b;
+        if (j->winner) {
+            output_pooled(t, m, j->rows, b * per_image, j->bias, j->y + image * s->k * pooled,
+                          j->winner + image * s->k * pooled);
+        } else {
+            output_channels_last(t, m, j->rows, b * per_image, out);
+            from_channels_last(out, s->k, 2 * t->tq, j->y + image * s->k * s->p * s->q, s->p,
+                               s->q, j->bias);
+        }
+    }
+}
+
 int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                             const float *w, const float *bias, float *y, uint8_t *winner)
 {
     tiling t = make_tiling(s->c, s->k, s->h, s->w, s->pad_h, s->pad_w);
-    int64_t per_image = tiles_of(&t), chw = (int64_t)s->c * s->h * s->w;
+    int64_t per_image = tiles_of(&t);
     int chunk = images_per_chunk(per_image, s->n);
     int chunks = (s->n + chunk - 1) / chunk;
     int64_t rows = per_image * chunk;
@@ -392,30 +441,9 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
     if (!u)
         return LN_ENOMEM;
     filter_transform(w, s->k, s->c, 0, u);
-    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int ch = 0; ch < chunks; ch++) {
-        float *src = u + u_floats + omp_get_thread_num() * thread_floats;
-        float *v = src + src_floats, *m = v + v_floats, *out = m + m_floats;
-        int first = ch * chunk, count = s->n - first < chunk ? s->n - first : chunk;
-        for (int b = 0; b < count; b++) {
-            to_channels_last(x + (first + b) * chw, s->c, s->h, s->w, src, t.src_h, t.src_w,
-                             s->pad_h, s->pad_w);
-            input_transform(&t, src, v, rows, b * per_image);
-        }
-        multiply(v, u, m, per_image * count, rows, s->c, s->k);
-        for (int b = 0; b < count; b++) {
-            int64_t image = first + b;
-            if (winner) {
-                output_pooled(&t, m, rows, b * per_image, bias, y + image * s->k * pooled,
-                              winner + image * s->k * pooled);
-            } else {
-                output_channels_last(&t, m, rows, b * per_image, out);
-                from_channels_last(out, s->k, 2 * t.tq, y + image * s->k * s->p * s->q, s->p,
-                                   s->q, bias);
-            }
-        }
-    }
+    forward_job job = {s, &t, x, u, bias, y, winner, u + u_floats, thread_floats, src_floats,
+                       v_floats, m_floats, chunk, rows};
+    ln_cpu_parallel(ctx, threads, chunks, forward_chunk, &job);
     return LN_OK;
 }
 
@@ -458,6 +486,74 @@ static void gradient_channels_last(const ln_conv2d_shape *s, const float *dy,
     }
 }
 
+typedef struct backward_job {
+    const ln_conv2d_shape *s;
+    const tiling *td, *tf;     /* the data and the filter tilings */
+    const float *x, *u, *dy;
+    const uint8_t *winner;
+    float *dx, *db;
+    float *groups;             /* per group: dU, then bias sums (double) */
+    int64_t group_floats, du_floats;
+    float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
+                                * the dx plane, V and dM for the filter */
+    int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf;
+    int g_rows, g_cols, count, chunk;
+    int64_t rows_d, rows_f;
+    int want_data, want_filter;
+} backward_job;
+
+static void backward_group(void *p, int64_t g, int thread)
+{
+    const backward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    const tiling *td = j->td, *tf = j->tf;
+    int64_t td_image = tiles_of(td), tf_image = tiles_of(tf), ck = (int64_t)s->c * s->k;
+    int64_t chw = (int64_t)s->c * s->h * s->w;
+    int64_t dy_image = j->winner ? (int64_t)s->k * (s->p / 2) * (s->q / 2)
+                                 : (int64_t)s->k * s->p * s->q;
+    float *gplane = j->threads_base + thread * j->thread_floats;
+    float *xplane = gplane + j->grad_plane, *v_d = xplane + j->x_plane, *m_d = v_d + j->vd;
+    float *dxplane = m_d + j->md, *v_f = dxplane + j->dx_plane, *m_f = v_f + j->vf;
+    float *du = j->groups + g * j->group_floats;
+    double *bias_sum = j->want_filter && j->db ? (double *)(du + j->du_floats) : NULL;
+    if (bias_sum)
+        memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
+    int first = (int)(s->n * g / j->count), last = (int)(s->n * (g + 1) / j->count);
+    for (int c0 = first; c0 < last; c0 += j->chunk) {
+        int count = last - c0 < j->chunk ? last - c0 : j->chunk;
+        for (int b = 0; b < count; b++) {
+            int64_t image = c0 + b;
+            gradient_channels_last(s, j->dy + image * dy_image,
+                                   j->winner ? j->winner + image * dy_image : NULL, gplane,
+                                   j->g_rows, j->g_cols, 2 - s->pad_h, 2 - s->pad_w, bias_sum);
+            if (j->want_data)
+                input_transform(td, gplane, v_d, j->rows_d, b * td_image);
+            if (j->want_filter) {
+                gradient_transform(tf, gplane + ((int64_t)(2 - s->pad_h) * j->g_cols
+                                                 + 2 - s->pad_w) * s->k,
+                                   j->g_cols, m_f, j->rows_f, b * tf_image);
+                to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
+                                 tf->src_w, s->pad_h, s->pad_w);
+                input_transform(tf, xplane, v_f, j->rows_f, b * tf_image);
+            }
+        }
+        if (j->want_filter)
+            for (int xi = 0; xi < 16; xi++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, s->k,
+                            (int)(tf_image * count), 1.0f, v_f + xi * j->rows_f * s->c, s->c,
+                            m_f + xi * j->rows_f * s->k, s->k, c0 > first ? 1.0f : 0.0f,
+                            du + xi * ck, s->k);
+        if (j->want_data) {
+            multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
+            for (int b = 0; b < count; b++) {
+                output_channels_last(td, m_d, j->rows_d, b * td_image, dxplane);
+                from_channels_last(dxplane, s->c, 2 * td->tq, j->dx + (c0 + b) * chw, s->h,
+                                   s->w, NULL);
+            }
+        }
+    }
+}
+
 int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                              const float *w, const float *dy, const uint8_t *winner, float *dx,
                              float *dw, float *db, int accumulate)
@@ -478,8 +574,6 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t td_image = tiles_of(&td), tf_image = tiles_of(&tf);
     int chunk = images_per_chunk(td_image > tf_image ? td_image : tf_image, s->n);
     int64_t rows_d = td_image * chunk, rows_f = tf_image * chunk;
-    int64_t chw = (int64_t)s->c * s->h * s->w;
-    int64_t dy_image = winner ? (int64_t)s->k * (s->p / 2) * (s->q / 2) : (int64_t)s->k * s->p * s->q;
     int want_data = dx != NULL, want_filter = dw != NULL;
 
     /* the scratch: flipped filters; per group dU and bias sums; per thread
@@ -505,64 +599,21 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     float *thread_base = group_base + groups * group_floats;
     if (want_data)
         filter_transform(w, s->k, s->c, 1, u);
-#pragma omp parallel num_threads(threads)
-    {
-        float *gplane = thread_base + omp_get_thread_num() * thread_floats;
-        float *xplane = gplane + grad_plane, *v_d = xplane + x_plane, *m_d = v_d + vd;
-        float *dxplane = m_d + md, *v_f = dxplane + dx_plane, *m_f = v_f + vf;
-#pragma omp for schedule(dynamic, 1)
-        for (int g = 0; g < groups; g++) {
-            float *du = group_base + g * group_floats;
-            double *bias_sum = want_filter ? (double *)(du + round16(16 * ck)) : NULL;
-            if (bias_sum)
-                memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
-            int first = (int)((int64_t)s->n * g / groups), last = (int)((int64_t)s->n * (g + 1) / groups);
-            for (int c0 = first; c0 < last; c0 += chunk) {
-                int count = last - c0 < chunk ? last - c0 : chunk;
-                for (int b = 0; b < count; b++) {
-                    int64_t image = c0 + b;
-                    gradient_channels_last(s, dy + image * dy_image,
-                                           winner ? winner + image * dy_image : NULL, gplane,
-                                           g_rows, g_cols, 2 - s->pad_h, 2 - s->pad_w,
-                                           bias_sum && db ? bias_sum : NULL);
-                    if (want_data)
-                        input_transform(&td, gplane, v_d, rows_d, b * td_image);
-                    if (want_filter) {
-                        gradient_transform(&tf, gplane + ((int64_t)(2 - s->pad_h) * g_cols
-                                                          + 2 - s->pad_w) * s->k,
-                                           g_cols, m_f, rows_f, b * tf_image);
-                        to_channels_last(x + image * chw, s->c, s->h, s->w, xplane, tf.src_h,
-                                         tf.src_w, s->pad_h, s->pad_w);
-                        input_transform(&tf, xplane, v_f, rows_f, b * tf_image);
-                    }
-                }
-                if (want_filter)
-                    for (int xi = 0; xi < 16; xi++)
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, s->k,
-                                    (int)(tf_image * count), 1.0f, v_f + xi * rows_f * s->c, s->c,
-                                    m_f + xi * rows_f * s->k, s->k, c0 > first ? 1.0f : 0.0f,
-                                    du + xi * ck, s->k);
-                if (want_data) {
-                    multiply(v_d, u, m_d, td_image * count, rows_d, s->k, s->c);
-                    for (int b = 0; b < count; b++) {
-                        output_channels_last(&td, m_d, rows_d, b * td_image, dxplane);
-                        from_channels_last(dxplane, s->c, 2 * td.tq, dx + (c0 + b) * chw, s->h,
-                                           s->w, NULL);
-                    }
-                }
+    backward_job job = {s, &td, &tf, x, u, dy, winner, dx, db, group_base, group_floats,
+                        round16(16 * ck), thread_base, thread_floats, grad_plane, x_plane, vd, md,
+                        dx_plane, vf, g_rows, g_cols, groups, chunk, rows_d, rows_f, want_data,
+                        want_filter};
+    ln_cpu_parallel(ctx, threads, groups, backward_group, &job);
+    if (want_filter) {
+        filter_gradient(ctx, threads, group_base, groups, group_floats, s->k, s->c, dw,
+                        accumulate);
+        if (db)
+            for (int k = 0; k < s->k; k++) {
+                double acc = accumulate ? db[k] : 0.0;
+                for (int g = 0; g < groups; g++)
+                    acc += ((double *)(group_base + g * group_floats + round16(16 * ck)))[k];
+                db[k] = (float)acc;
             }
-        }
-        if (want_filter) {
-            filter_gradient(group_base, groups, group_floats, s->k, s->c, dw, accumulate);
-#pragma omp single
-            if (db)
-                for (int k = 0; k < s->k; k++) {
-                    double acc = accumulate ? db[k] : 0.0;
-                    for (int g = 0; g < groups; g++)
-                        acc += ((double *)(group_base + g * group_floats + round16(16 * ck)))[k];
-                    db[k] = (float)acc;
-                }
-        }
     }
     return LN_OK;
 }
