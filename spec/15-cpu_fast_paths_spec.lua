@@ -171,4 +171,36 @@ describe("cpu fast paths against the reference", function()
       helpers.assert_close(grads[2][2], grads[1][2], 0, 0, "bias gradient")
     end
   end)
+
+  it("the thread pool: 1, 2 and 3 threads agree, and thousands of short jobs in a row finish", function()
+    -- in a child under a time limit: a lost wake-up would hang, not fail
+    local ok, out = helpers.run_child([[
+      local lunet = require("lunet")
+      local core = require("lunet.core")
+      lunet.manual_seed(4)
+      local x, w = lunet.randn({ 9, 16, 10, 10 }), lunet.randn({ 24, 16, 3, 3 })
+      local big = lunet.randn({ 600000 })
+      local results = {}
+      for _, threads in ipairs({ 1, 3, 2 }) do
+        lunet.set_num_threads(threads)
+        local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)
+        local dw = lunet.zeros(w:shape())
+        core.conv2d_backward_filter(x, y, dw, nil, 1, 1, 1, 1, false)
+        results[threads] = { y = y, dw = dw, sum = big:sum(), relu = core.relu_forward(big) }
+      end
+      for _, threads in ipairs({ 2, 3 }) do
+        for _, name in ipairs({ "y", "dw", "relu" }) do
+          local d = (results[threads][name] - results[1][name]):reshape({ -1 })
+          assert(d:max() == 0 and d:min() == 0, name .. " differs with " .. threads .. " threads")
+        end
+        assert(results[threads].sum == results[1].sum, "the sum differs")
+      end
+      lunet.set_num_threads(2)
+      local small = lunet.randn({ 300000 })
+      for _ = 1, 3000 do core.relu_forward(small, small) end
+      print("done")
+    ]], { prefix = "timeout 120" })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("done", 1, true), out)
+  end)
 end)
