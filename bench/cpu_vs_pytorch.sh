@@ -149,7 +149,7 @@ local doc = {
 report.write_file(result, report.json(doc) .. "\n")
 
 print()
-print(("%-8s %-10s %16s %16s %10s %10s"):format("repeat", "", "train images/s", "infer images/s", "train acc", "load"))
+print(("%-8s %-10s %16s %16s %10s %10s"):format("repeat", "", "train images/s", "infer images/s", "accuracy", "load"))
 for _, run in ipairs(runs) do
   for _, who in ipairs({ "pytorch", "lunet" }) do
     local x = run[who]
