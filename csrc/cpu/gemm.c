@@ -15,7 +15,7 @@
 
 /* Blocks of C per thread, and the narrowest block worth a call. */
 #define GEMM_BLOCKS_PER_THREAD 4
-#define GEMM_MIN_BLOCK 64
+#define GEMM_MIN_BLOCK 128
 
 static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, const float *b, int ldb, float beta,
