@@ -359,12 +359,8 @@ static void gradient_group(void *p, int64_t g, int thread)
         }
         backward_filter_product(s, g_img, xcols, grad, b > first);
         if (j->db)
-            for (int k = 0; k < s->k; k++) {
-                double acc = 0;
-                for (int64_t i = 0; i < pq; i++)
-                    acc += g_img[k * pq + i];
-                bias_sum[k] += acc;
-            }
+            for (int k = 0; k < s->k; k++)
+                bias_sum[k] += ln_cpu_sum(g_img + k * pq, pq);
     }
 }
 

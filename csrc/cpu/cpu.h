@@ -61,6 +61,24 @@ static inline int ln_cpu_threads_for(void *ctx, int64_t work)
     return work >= LN_CPU_PARALLEL_MIN && t > 1 ? t : 1;
 }
 
+/* The sum of n floats: sixteen running float sums (vectorised, no long
+ * dependency chain), added in double at the end. For bias gradients, which
+ * add these per image in double. */
+static inline double ln_cpu_sum(const float *v, int64_t n)
+{
+    float lanes[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            lanes[l] += v[i + l];
+    double acc = 0;
+    for (int l = 0; l < 16; l++)
+        acc += lanes[l];
+    for (; i < n; i++)
+        acc += v[i];
+    return acc;
+}
+
 /* The same for products: below this many multiply-adds, one thread. */
 #define LN_CPU_PARALLEL_MIN_MACS ((int64_t)1 << 20)
 

@@ -106,10 +106,7 @@ static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, 
             windows8 w = load_windows(top + 2 * q, top + s->w + 2 * q, n);
             __m256 wins[4];
             __m256 best = ln_window_max(w.c, wins);
-            if (n == 8)
-                _mm256_storeu_ps(out + p * s->q + q, best);
-            else
-                _mm256_maskstore_ps(out + p * s->q + q, ln_lanes(n), best);
+            ln_store_first(out + p * s->q + q, best, n);
         }
     }
 }
@@ -119,13 +116,9 @@ static inline void store_pairs(float *row, int n, __m256 even, __m256 odd)
 {
     __m256 lo = _mm256_unpacklo_ps(even, odd), hi = _mm256_unpackhi_ps(even, odd);
     __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-    if (n == 8) {
-        _mm256_storeu_ps(row, first);
-        _mm256_storeu_ps(row + 8, second);
-        return;
-    }
-    _mm256_maskstore_ps(row, ln_lanes(2 * n), first);
-    _mm256_maskstore_ps(row + 8, ln_lanes(2 * n - 8), second);
+    ln_store_first(row, first, 2 * n);
+    if (n > 4)
+        ln_store_first(row + 8, second, 2 * n - 8);
 }
 
 /* Writes every element of the plane's gradient: the window's gradient at its
@@ -173,12 +166,11 @@ void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, 
             __m128i codes8 = ln_codes_to_bytes(code);
             float *o = out + p * Q + q;
             uint8_t *wo = winner + p * Q + q;
+            ln_store_first(o, best, n);
             if (n == 8) {
-                _mm256_storeu_ps(o, best);
                 _mm_storel_epi64((__m128i *)wo, codes8);
             } else {
                 uint8_t bytes[16];
-                _mm256_maskstore_ps(o, ln_lanes(n), best);
                 _mm_storeu_si128((__m128i *)bytes, codes8);
                 memcpy(wo, bytes, (size_t)n);
             }

@@ -5,11 +5,26 @@
 #define LUNET_CPU_SIMD_H
 
 #include <immintrin.h>
+#include <string.h>
 
 /* Lanes [0, n) set, for n in 0..8 (fewer or more clamp). */
 static inline __m256i ln_lanes(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Stores the first n lanes of v (all of them when n >= 8). Masked stores
+ * (vmaskmovps) are slow on AMD's cores: the tail goes through a buffer. */
+static inline void ln_store_first(float *dst, __m256 v, int n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(dst, v);
+        return;
+    }
+    float part[8];
+    _mm256_storeu_ps(part, v);
+    for (int i = 0; i < n; i++)
+        dst[i] = part[i];
 }
 
 /* Eight windows' candidates c[0..3] (top-left, top-right, bottom-left,

@@ -50,11 +50,9 @@ static inline __attribute__((always_inline)) void nn_tile(
             acc[i][2] = _mm256_fmadd_ps(av, b2, acc[i][2]);
         }
     }
-    for (int i = 0; i < rows; i++) {
-        _mm256_maskstore_ps(c + i * ldc, m0, acc[i][0]);
-        _mm256_maskstore_ps(c + i * ldc + 8, m1, acc[i][1]);
-        _mm256_maskstore_ps(c + i * ldc + 16, m2, acc[i][2]);
-    }
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < 3 && 8 * v < cols; v++)
+            ln_store_first(c + i * ldc + 8 * v, acc[i][v], cols - 8 * v);
 }
 
 static void nn_rows(int rows, int n, int depth, const float *a, int64_t a_row, int64_t a_col,

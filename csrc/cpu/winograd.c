@@ -459,12 +459,8 @@ static void gradient_channels_last(const ln_conv2d_shape *s, const float *dy,
     if (!winner) {
         to_channels_last(dy, k_count, s->p, s->q, dst, rows, cols, top, left);
         if (bias_sum)
-            for (int k = 0; k < k_count; k++) {
-                double acc = 0;
-                for (int64_t i = 0; i < (int64_t)s->p * s->q; i++)
-                    acc += dy[(int64_t)k * s->p * s->q + i];
-                bias_sum[k] += acc;
-            }
+            for (int k = 0; k < k_count; k++)
+                bias_sum[k] += ln_cpu_sum(dy + (int64_t)k * s->p * s->q, (int64_t)s->p * s->q);
         return;
     }
     int ph = s->p / 2, pw = s->q / 2;
