@@ -124,6 +124,11 @@ void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, i
                        const float *b, int64_t ldb, float *c, int64_t ldc, const float *init);
 void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
                            int64_t ldb, float *c, int64_t ldc, int accumulate);
+/* C[m, n] (+)= A[m, depth] B[depth, n] for n a multiple of 8, in 6 x 16 tiles
+ * held in registers over the whole depth: A addressed a[i * a_row + k * a_col]
+ * (broadcast), B rows of stride ldb read in place, no packing. */
+void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
 
 /* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
  * stride 1, padding up to 2 and channel counts that are multiples of 8.

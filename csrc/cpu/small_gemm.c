@@ -1,10 +1,14 @@
-/* Matrix products with one short side, for convolutions with few kernel taps
- * (the session's first layer: one input channel, 3x3, so 9 taps). BLAS packs
- * both operands for every call and runs its kernel over a depth of 9, so it
- * spends more time moving data than multiplying; these kernels read the
- * operands in place and keep a 4 x 24 (or 4 x 3 vector) block of results in
- * registers. Built with AVX2 + FMA only (LN_CPU_AVX2, cpu.h): elsewhere
- * the convolutions use BLAS for every shape. */
+/* Matrix products that read their operands in place, with a block of
+ * results held in registers over the whole depth. Two uses:
+ *  - convolutions with few kernel taps (the session's first layer: one input
+ *    channel, 3x3, so 9 taps): BLAS packs both operands for every call and
+ *    runs its kernel over a depth of 9, so it spends more time moving data
+ *    than multiplying (4 x 24 tiles; 12 running dot products for the weight
+ *    gradient);
+ *  - Winograd's 16 small products per chunk of images (winograd.c), where
+ *    packing and clearing C cost more than they gain (6 x 16 tiles).
+ * Built with AVX2 + FMA only (LN_CPU_AVX2, cpu.h): elsewhere the convolutions
+ * use BLAS for every shape. */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX2
@@ -150,6 +154,61 @@ void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, c
         dot_rows(4, n, len, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
     for (; i < m; i++)
         dot_rows(1, n, len, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
+}
+
+
+/* C[rows, 8 * vecs] (+)= A B for rows <= 6 and vecs <= 2: twelve running
+ * sums in registers over the whole depth; inlined with constant sizes. */
+static inline __attribute__((always_inline)) void tile_6x16(
+    int rows, int vecs, int depth, const float *a, int64_t a_row, int64_t a_col,
+    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    __m256 acc[6][2];
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < vecs; v++)
+            acc[i][v] = accumulate ? _mm256_loadu_ps(c + i * ldc + 8 * v) : _mm256_setzero_ps();
+    for (int k = 0; k < depth; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = vecs > 1 ? _mm256_loadu_ps(b + 8) : b0;
+        for (int i = 0; i < rows; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * a_row);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            if (vecs > 1)
+                acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += a_col;
+        b += ldb;
+    }
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < vecs; v++)
+            _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
+
+#define TILE_CASE(r, v) \
+    tile_6x16(r, v, depth, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate)
+
+void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    for (int i = 0; i < m; i += 6) {
+        int rows = m - i < 6 ? m - i : 6;
+        for (int j = 0; j < n; j += 16) {
+            int vecs = n - j >= 16 ? 2 : 1;
+            switch (rows * 2 + vecs - 1) {
+            case 13: TILE_CASE(6, 2); break;
+            case 12: TILE_CASE(6, 1); break;
+            case 11: TILE_CASE(5, 2); break;
+            case 10: TILE_CASE(5, 1); break;
+            case 9: TILE_CASE(4, 2); break;
+            case 8: TILE_CASE(4, 1); break;
+            case 7: TILE_CASE(3, 2); break;
+            case 6: TILE_CASE(3, 1); break;
+            case 5: TILE_CASE(2, 2); break;
+            case 4: TILE_CASE(2, 1); break;
+            case 3: TILE_CASE(1, 2); break;
+            default: TILE_CASE(1, 1); break;
+            }
+        }
+    }
 }
 
 #endif

@@ -19,7 +19,10 @@
  * Layout: tensors are NCHW; each image is first copied channels-last into a
  * zero-padded plane, so the transforms work on eight channels per AVX
  * register with plain loads, and outputs are written channels-last and
- * copied back. Images are processed in chunks of about TILES_PER_CHUNK
+ * copied back. The 16 products are small (depth 64 or 128 here): OpenBLAS
+ * would pack both operands and clear C on every call, which cost more than
+ * its kernel gains; ln_cpu_gemm_tiles (small_gemm.c) reads them in place
+ * (measured interleaved with OpenBLAS: forward 22-25% faster, backward 4-12%). Images are processed in chunks of about TILES_PER_CHUNK
  * tiles (the products' row count); chunks are handed out dynamically, and
  * the filter gradient is summed per fixed group of images and the groups
  * added in order, as conv.c does, so results do not depend on the thread
@@ -28,7 +31,6 @@
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX2
-#include <cblas.h>
 #include <string.h>
 
 #include "../status.h"
@@ -362,9 +364,8 @@ static void multiply(const float *v, const float *u, float *m, int64_t used, int
                      int co)
 {
     for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)used, co, ci, 1.0f,
-                    v + xi * rows * ci, ci, u + (int64_t)xi * ci * co, co, 0.0f,
-                    m + xi * rows * co, co);
+        ln_cpu_gemm_tiles((int)used, co, ci, v + xi * rows * ci, ci, 1, u + (int64_t)xi * ci * co,
+                          co, m + xi * rows * co, co, 0);
 }
 
 static int images_per_chunk(int64_t tiles_per_image, int n)
@@ -533,12 +534,12 @@ static void backward_group(void *p, int64_t g, int thread)
                 input_transform(tf, xplane, v_f, j->rows_f, b * tf_image);
             }
         }
+        /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
         if (j->want_filter)
             for (int xi = 0; xi < 16; xi++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->c, s->k,
-                            (int)(tf_image * count), 1.0f, v_f + xi * j->rows_f * s->c, s->c,
-                            m_f + xi * j->rows_f * s->k, s->k, c0 > first ? 1.0f : 0.0f,
-                            du + xi * ck, s->k);
+                ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
+                                  1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
+                                  c0 > first);
         if (j->want_data) {
             multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
             for (int b = 0; b < count; b++) {
