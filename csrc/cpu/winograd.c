@@ -22,8 +22,9 @@
  * copied back. The 16 products are small (depth 64 or 128 here): OpenBLAS
  * would pack both operands and clear C on every call, which cost more than
  * its kernel gains; ln_cpu_gemm_tiles (small_gemm.c) reads them in place
- * (measured interleaved with OpenBLAS: forward 22-25% faster, backward 4-12%). Images are processed in chunks of about TILES_PER_CHUNK
- * tiles (the products' row count); chunks are handed out dynamically, and
+ * (measured interleaved with OpenBLAS: forward 22-25% faster, backward
+ * 4-12%). Images are processed in chunks of 49-98 tiles (the products' row
+ * count); chunks are handed out dynamically, and
  * the filter gradient is summed per fixed group of images and the groups
  * added in order, as conv.c does, so results do not depend on the thread
  * count. Applies to 3x3, stride 1, padding up to 2, channel counts that are
@@ -36,7 +37,10 @@
 #include "../status.h"
 #include "simd.h"
 
-#define TILES_PER_CHUNK 196
+/* Tiles per chunk of images (the products' row count), measured (bench/NOTES.md
+ * step 11): the backward pass keeps more per tile in cache, so smaller chunks. */
+#define FORWARD_TILES_PER_CHUNK 98
+#define BACKWARD_TILES_PER_CHUNK 49
 #define GROUPS 8
 
 int ln_cpu_winograd_applies(const ln_conv2d_shape *s)
@@ -368,9 +372,9 @@ static void multiply(const float *v, const float *u, float *m, int64_t used, int
                           co, m + xi * rows * co, co, 0);
 }
 
-static int images_per_chunk(int64_t tiles_per_image, int n)
+static int images_per_chunk(int64_t target_tiles, int64_t tiles_per_image, int n)
 {
-    int64_t chunk = TILES_PER_CHUNK / (tiles_per_image > 0 ? tiles_per_image : 1);
+    int64_t chunk = target_tiles / (tiles_per_image > 0 ? tiles_per_image : 1);
     if (chunk < 1)
         chunk = 1;
     return chunk < n ? (int)chunk : n;
@@ -427,7 +431,7 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
 {
     tiling t = make_tiling(s->c, s->k, s->h, s->w, s->pad_h, s->pad_w);
     int64_t per_image = tiles_of(&t);
-    int chunk = images_per_chunk(per_image, s->n);
+    int chunk = images_per_chunk(FORWARD_TILES_PER_CHUNK, per_image, s->n);
     int chunks = (s->n + chunk - 1) / chunk;
     int64_t rows = per_image * chunk;
     int64_t u_floats = round16(16 * (int64_t)s->c * s->k);
@@ -569,7 +573,8 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     td.src_h = g_rows; /* the data view reads the whole plane */
     td.src_w = g_cols;
     int64_t td_image = tiles_of(&td), tf_image = tiles_of(&tf);
-    int chunk = images_per_chunk(td_image > tf_image ? td_image : tf_image, s->n);
+    int chunk = images_per_chunk(BACKWARD_TILES_PER_CHUNK, td_image > tf_image ? td_image : tf_image,
+                                 s->n);
     int64_t rows_d = td_image * chunk, rows_f = tf_image * chunk;
     int want_data = dx != NULL, want_filter = dw != NULL;
 
