@@ -13,8 +13,13 @@
 #include "../status.h"
 #include "cpu.h"
 
-/* Blocks of C per thread, and the narrowest block worth a call. */
-#define GEMM_BLOCKS_PER_THREAD 4
+/* Blocks of C per thread, and the narrowest block worth a call. One block
+ * per thread: every block packs the other operand again, and OpenBLAS's own
+ * blocking suffers on narrow blocks (fc1 on a quiet machine, 2 threads:
+ * 3.7 / 3.6 / 3.3 ms for its three products with 1 block per thread, 6.3 /
+ * 5.8 / 5.9 ms with 4). A thread that loses its core still holds up nobody
+ * for long: the other one sleeps while it waits (threads.c) and frees its core. */
+#define GEMM_BLOCKS_PER_THREAD 1
 #define GEMM_MIN_BLOCK 128
 
 static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -68,9 +73,7 @@ void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, i
         sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    /* blocks of C along the longer side, in multiples of 16, a few per thread
-     * and handed out as threads ask: on a shared machine a thread that loses
-     * its core for a while holds up nobody */
+    /* blocks of C along the longer side, in multiples of 16 */
     int split_rows = m > n, extent = split_rows ? m : n;
     int blocks = threads * GEMM_BLOCKS_PER_THREAD;
     int block = (extent + blocks - 1) / blocks;
