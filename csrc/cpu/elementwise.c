@@ -65,6 +65,10 @@ int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src)
 static void fill_range(void *p, int64_t lo, int64_t hi)
 {
     const elementwise_job *j = p;
+    if (j->c == 0.0f && !signbit(j->c)) {
+        memset(j->z + lo, 0, sizeof(float) * (size_t)(hi - lo));
+        return;
+    }
     for (int64_t i = lo; i < hi; i++)
         j->z[i] = j->c;
 }
@@ -73,12 +77,8 @@ int ln_cpu_fill(void *ctx, const ln_strided *dst, double value)
 {
     int64_t n = numel_of(dst);
     if (is_contiguous(dst) && dst->dtype == LN_FLOAT32) {
-        float v = (float)value;
-        if (v == 0.0f && !signbit(v)) {
-            memset(dst->data, 0, (size_t)n * sizeof(float));
-            return LN_OK;
-        }
-        elementwise_job job = {.z = dst->data, .c = v};
+        /* zeros by memset, in pieces on the threads for large tensors (zero_grad) */
+        elementwise_job job = {.z = dst->data, .c = (float)value};
         ln_cpu_parallel_range(ctx, n, fill_range, &job);
         return LN_OK;
     }
