@@ -14,8 +14,8 @@ typedef struct ln_cpu_context {
     struct ln_cpu_pool *pool;  /* threads.c */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
-    /* Largest workspace a convolution plans for: the batch is processed in
-     * chunks beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
+    /* Largest workspace for a convolution's weight-gradient groups (conv.c):
+     * fewer groups beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
     size_t conv_workspace_bytes;
     /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
      * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
