@@ -1,5 +1,6 @@
-/* The CPU backend: OpenBLAS for matrix products, our own (OpenMP) kernels for
- * the rest, and the reference kernels for whatever has no fast path yet. */
+/* The CPU backend: OpenBLAS (single-threaded) for matrix products, our own
+ * kernels for the rest, all threaded by our pool (threads.c), and the
+ * reference kernels for whatever has no fast path yet. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
