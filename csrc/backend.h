@@ -54,6 +54,7 @@ typedef struct ln_device_info {
     int cores;                 /* CPU */
     int threads;               /* CPU */
     char blas[128];            /* CPU */
+    char kernels[128];         /* CPU: which fast kernels this build runs */
     int cc_major, cc_minor;    /* CUDA compute capability */
     uint64_t memory_bytes;     /* CUDA total memory */
     int multiprocessors;       /* CUDA */
@@ -230,6 +231,28 @@ typedef struct ln_backend {
     int (*adam_step)(void *ctx, const ln_adam_params *p, int64_t n,
                      float *param, const float *grad, float *exp_avg,
                      float *exp_avg_sq);
+
+    /* --- fused blocks (optional: NULL where a backend has none) ------------ */
+    /* Conv2d (+ bias), ReLU, then 2x2 max pooling with stride 2 as one op, so
+     * the convolution's output never has to be written out. y is [N, K, P/2,
+     * Q/2] (rounded down) and holds the values of the three layers run one
+     * after the other (first maximum wins, NaN counts as the maximum);
+     * `winner` (uint8, the same shape) is where the gradient of each pooled
+     * value goes: the position 0..3 of the first maximum in its window
+     * (row-major), or 4 when that maximum is not positive, where ReLU passes
+     * no gradient. */
+    int (*conv2d_relu_maxpool2x2_forward)(void *ctx, const ln_conv2d_shape *s,
+                                          const float *x, const float *w,
+                                          const float *bias /* or NULL */,
+                                          float *y, uint8_t *winner);
+    /* From the pooled gradient dy and `winner`: dx = the input gradient
+     * (skipped when NULL); dw (and db when not NULL) the parameter gradients,
+     * accumulated when `accumulate` is set. */
+    int (*conv2d_relu_maxpool2x2_backward)(void *ctx, const ln_conv2d_shape *s,
+                                           const float *x, const float *w,
+                                           const float *dy, const uint8_t *winner,
+                                           float *dx, float *dw, float *db,
+                                           int accumulate);
 } ln_backend;
 
 #endif

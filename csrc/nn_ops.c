@@ -166,6 +166,37 @@ static int check_conv_bias(const ln_tensor *bias, const ln_tensor *x, int64_t k)
     return check_input_as("the bias", bias, x, 1, &k);
 }
 
+/* The checks every convolution forward makes of its output. */
+static int check_conv_output(const ln_tensor *y, const ln_tensor *x, const ln_tensor *w,
+                             const ln_tensor *bias, const int64_t yshape[4])
+{
+    LN_TRY(check_output("the output", y, x, 4, yshape));
+    LN_TRY(check_distinct("the output", y, "the input", x));
+    LN_TRY(check_distinct("the output", y, "the weight", w));
+    return check_distinct("the output", y, "the bias", bias);
+}
+
+/* Runs a convolution forward on contiguous inputs: the plain one, or the
+ * fused block when `winner` is given. */
+static int run_conv_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
+                            const ln_conv2d_shape *s, ln_tensor *y, ln_tensor *winner)
+{
+    contiguous_inputs set = {0};
+    const void *xd, *wd, *bd;
+    ln_device *dev = ln_tensor_device(x);
+    int st = contiguous(&set, x, &xd);
+    if (st == LN_OK)
+        st = contiguous(&set, w, &wd);
+    if (st == LN_OK)
+        st = contiguous(&set, bias, &bd);
+    if (st == LN_OK)
+        st = winner ? LN_CALL(dev, conv2d_relu_maxpool2x2_forward, s, xd, wd, bd,
+                              ln_tensor_data(y), ln_tensor_data(winner))
+                    : LN_CALL(dev, conv2d_forward, s, xd, wd, bd, ln_tensor_data(y));
+    release_inputs(&set);
+    return st;
+}
+
 int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
                          const ln_conv2d_params *p, ln_tensor *y)
 {
@@ -173,23 +204,10 @@ int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor
     LN_TRY(ln_nn_conv2d_shape(x, w, p, &s));
     LN_TRY(check_conv_bias(bias, x, s.k));
     int64_t yshape[4] = {s.n, s.k, s.p, s.q};
-    LN_TRY(check_output("the output", y, x, 4, yshape));
-    LN_TRY(check_distinct("the output", y, "the input", x));
-    LN_TRY(check_distinct("the output", y, "the weight", w));
-    LN_TRY(check_distinct("the output", y, "the bias", bias));
+    LN_TRY(check_conv_output(y, x, w, bias, yshape));
     if (ln_tensor_numel(y) == 0)
         return LN_OK;
-    contiguous_inputs set = {0};
-    const void *xd, *wd, *bd;
-    int st = contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = contiguous(&set, bias, &bd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_forward, &s, xd, wd, bd, ln_tensor_data(y));
-    release_inputs(&set);
-    return st;
+    return run_conv_forward(x, w, bias, &s, y, NULL);
 }
 
 static int check_conv_grad_output(const ln_tensor *dy, const ln_tensor *x,
@@ -256,6 +274,102 @@ int ln_nn_conv2d_backward_filter(const ln_tensor *x, const ln_tensor *dy,
         st = contiguous(&set, dy, &dyd);
     if (st == LN_OK)
         st = LN_CALL(ln_tensor_device(x), conv2d_backward_filter, &s, xd, dyd,
+                     ln_tensor_data(dw), db ? ln_tensor_data(db) : NULL, accumulate);
+    release_inputs(&set);
+    return st;
+}
+
+/* --- the fused block: conv2d, ReLU, 2x2 max pooling -------------------------------- */
+
+int ln_nn_conv_block_supported(const ln_device *dev)
+{
+    return dev->backend->conv2d_relu_maxpool2x2_forward != NULL
+           && dev->backend->conv2d_relu_maxpool2x2_backward != NULL;
+}
+
+int ln_nn_conv_block_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_params *p,
+                           ln_conv2d_shape *s, int64_t pooled_shape[4])
+{
+    LN_TRY(ln_nn_conv2d_shape(x, w, p, s));
+    if (s->p < 2 || s->q < 2)
+        return ln_error(LN_EINVAL, "the convolution's output [%d, %d, %d, %d] is smaller than "
+                        "the 2x2 pooling window", s->n, s->k, s->p, s->q);
+    pooled_shape[0] = s->n;
+    pooled_shape[1] = s->k;
+    pooled_shape[2] = s->p / 2;
+    pooled_shape[3] = s->q / 2;
+    return LN_OK;
+}
+
+/* The winners: uint8, contiguous, on the input's device, the pooled shape. */
+static int check_winner(const ln_tensor *winner, const ln_tensor *on, const int64_t shape[4])
+{
+    if (!winner->storage)
+        return ln_error(LN_EFREED, "the pooling winners were freed");
+    LN_TRY(ln_check_dtype("the pooling winners", winner, LN_UINT8));
+    LN_TRY(ln_check_same_device("the pooling winners and the input", winner, on));
+    LN_TRY(check_shape("the pooling winners", winner, 4, shape));
+    if (!ln_tensor_is_contiguous(winner))
+        return ln_error(LN_EINVAL, "the pooling winners must be contiguous");
+    return LN_OK;
+}
+
+int ln_nn_conv_block_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
+                             const ln_conv2d_params *p, ln_tensor *y, ln_tensor *winner)
+{
+    ln_conv2d_shape s;
+    int64_t yshape[4];
+    LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
+    LN_TRY(check_conv_bias(bias, x, s.k));
+    LN_TRY(check_conv_output(y, x, w, bias, yshape));
+    LN_TRY(check_winner(winner, x, yshape));
+    LN_TRY(check_distinct("the pooling winners", winner, "the output", y));
+    LN_TRY(check_distinct("the pooling winners", winner, "the input", x));
+    if (ln_tensor_numel(y) == 0)
+        return LN_OK;
+    return run_conv_forward(x, w, bias, &s, y, winner);
+}
+
+int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *dy,
+                              const ln_tensor *winner, const ln_conv2d_params *p, ln_tensor *dx,
+                              ln_tensor *dw, ln_tensor *db, int accumulate)
+{
+    ln_conv2d_shape s;
+    int64_t yshape[4];
+    LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
+    LN_TRY(check_input_as("the output gradient", dy, x, 4, yshape));
+    LN_TRY(check_winner(winner, x, yshape));
+    const ln_tensor *outputs[3] = {dx, dw, db};
+    const char *names[3] = {"the input gradient", "the weight gradient", "the bias gradient"};
+    int64_t k = s.k;
+    if (dx)
+        LN_TRY(check_output(names[0], dx, x, 4, x->shape));
+    LN_TRY(check_output(names[1], dw, x, 4, w->shape));
+    if (db)
+        LN_TRY(check_output(names[2], db, x, 1, &k));
+    const ln_tensor *inputs[5] = {x, w, dy, winner, NULL};
+    const char *input_names[5] = {"the input", "the weight", "the output gradient",
+                                  "the pooling winners", NULL};
+    for (int o = 0; o < 3; o++) {
+        if (!outputs[o])
+            continue;
+        for (int i = 0; i < 4; i++)
+            LN_TRY(check_distinct(names[o], outputs[o], input_names[i], inputs[i]));
+        for (int other = 0; other < o; other++)
+            LN_TRY(check_distinct(names[o], outputs[o], names[other], outputs[other]));
+    }
+    if (s.n == 0)
+        return zero_unless_accumulating(dw, db, accumulate);
+    contiguous_inputs set = {0};
+    const void *xd, *wd, *dyd;
+    int st = contiguous(&set, x, &xd);
+    if (st == LN_OK)
+        st = contiguous(&set, w, &wd);
+    if (st == LN_OK)
+        st = contiguous(&set, dy, &dyd);
+    if (st == LN_OK)
+        st = LN_CALL(ln_tensor_device(x), conv2d_relu_maxpool2x2_backward, &s, xd, wd, dyd,
+                     ln_tensor_data(winner), dx ? ln_tensor_data(dx) : NULL,
                      ln_tensor_data(dw), db ? ln_tensor_data(db) : NULL, accumulate);
     release_inputs(&set);
     return st;

@@ -41,6 +41,23 @@ int ln_nn_conv2d_backward_filter(const ln_tensor *x, const ln_tensor *dy,
                                  const ln_conv2d_params *p, ln_tensor *dw, ln_tensor *db,
                                  int accumulate);
 
+/* --- the fused block: conv2d (+ bias), ReLU, 2x2 max pooling with stride 2 --
+ * y [N, K, P/2, Q/2] and winner (uint8, the same shape) as backend.h defines
+ * them; the values are those of the three layers run one after the other. */
+
+/* Whether the device's backend has the fused block. */
+int ln_nn_conv_block_supported(const ln_device *dev);
+/* The convolution's geometry, and the pooled output's shape. */
+int ln_nn_conv_block_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_params *p,
+                           ln_conv2d_shape *s, int64_t pooled_shape[4]);
+int ln_nn_conv_block_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
+                             const ln_conv2d_params *p, ln_tensor *y, ln_tensor *winner);
+/* dx (unless NULL) = the input gradient; dw and db (unless NULL) = (or +=,
+ * when accumulate) the parameter gradients. */
+int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *dy,
+                              const ln_tensor *winner, const ln_conv2d_params *p, ln_tensor *dx,
+                              ln_tensor *dw, ln_tensor *db, int accumulate);
+
 /* --- fully connected: x [N, in], w [out, in], bias [out], y [N, out] --------- */
 
 /* Checks x [N, in] against w [out, in], and dy [N, out] against w. */

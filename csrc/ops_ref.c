@@ -376,6 +376,66 @@ int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const flo
     return LN_OK;
 }
 
+/* The fused block is the three layers one after the other: the convolution
+ * into a temporary, then ReLU and the 2x2 window's first maximum read from it. */
+int ln_ref_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner)
+{
+    size_t conv_size = (size_t)s->n * s->k * s->p * s->q;
+    float *conv = malloc((conv_size ? conv_size : 1) * sizeof(float));
+    if (!conv)
+        return ln_error(LN_ENOMEM, "out of host memory for the convolution's output");
+    ln_ref_conv2d_forward(ctx, s, x, w, bias, conv);
+    int P = s->p / 2, Q = s->q / 2;
+    for (int64_t plane = 0; plane < (int64_t)s->n * s->k; plane++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                int best_at = 0;
+                float best = 0;
+                for (int at = 0; at < 4; at++) {
+                    float v = conv[(plane * s->p + 2 * p + at / 2) * s->q + 2 * q + at % 2];
+                    v = v < 0.0f ? 0.0f : v; /* ReLU; NaN stays NaN */
+                    if (at == 0 || v > best || (v != v && best == best)) {
+                        best = v;
+                        best_at = at;
+                    }
+                }
+                int64_t out = (plane * P + p) * Q + q;
+                y[out] = best;
+                winner[out] = (uint8_t)(best > 0.0f ? best_at : 4);
+            }
+    free(conv);
+    return LN_OK;
+}
+
+/* The pooled gradient spread back to the convolution's output (each value to
+ * its window's winner, nothing where ReLU passes nothing), then the
+ * convolution's own backward passes. */
+int ln_ref_conv2d_relu_maxpool2x2_backward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate)
+{
+    size_t conv_size = (size_t)s->n * s->k * s->p * s->q;
+    float *grad = calloc(conv_size ? conv_size : 1, sizeof(float));
+    if (!grad)
+        return ln_error(LN_ENOMEM, "out of host memory for the convolution's gradient");
+    int P = s->p / 2, Q = s->q / 2;
+    for (int64_t plane = 0; plane < (int64_t)s->n * s->k; plane++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                int64_t at = (plane * P + p) * Q + q;
+                if (winner[at] < 4)
+                    grad[(plane * s->p + 2 * p + winner[at] / 2) * s->q + 2 * q + winner[at] % 2] = dy[at];
+            }
+    if (dx)
+        ln_ref_conv2d_backward_data(ctx, s, grad, w, dx);
+    ln_ref_conv2d_backward_filter(ctx, s, x, grad, dw, db, accumulate);
+    free(grad);
+    return LN_OK;
+}
+
 /* The winning input position of a max-pooling window: the first maximum in
  * row-major order, NaN counting as the maximum (as in PyTorch). Padding
  * never wins; the core guarantees every window holds a real element. */
@@ -764,4 +824,6 @@ const ln_backend ln_ref_backend = {
     .cross_entropy_backward = ln_ref_cross_entropy_backward,
     .sgd_step = ln_ref_sgd_step,
     .adam_step = ln_ref_adam_step,
+    .conv2d_relu_maxpool2x2_forward = ln_ref_conv2d_relu_maxpool2x2_forward,
+    .conv2d_relu_maxpool2x2_backward = ln_ref_conv2d_relu_maxpool2x2_backward,
 };

@@ -35,6 +35,13 @@ int ln_ref_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float
                                 const float *w, float *dx);
 int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
                                   const float *dy, float *dw, float *db, int accumulate);
+int ln_ref_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner);
+int ln_ref_conv2d_relu_maxpool2x2_backward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate);
 int ln_ref_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
                           const float *x, float *y);
 int ln_ref_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,

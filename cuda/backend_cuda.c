@@ -50,11 +50,15 @@ const ln_backend ln_cuda_backend = {
 
 /* Every function slot of ln_backend by name. The assertion below fails to
  * compile when a slot is added to backend.h and not listed here, so the
- * check for empty slots cannot silently miss one. */
-#define SLOT(name) {#name, offsetof(ln_backend, name)}
+ * check for empty slots cannot silently miss one. Optional slots (the fused
+ * blocks) may stay empty: callers ask before using them and otherwise run
+ * the layers one by one. */
+#define SLOT(name) {#name, offsetof(ln_backend, name), 0}
+#define OPTIONAL_SLOT(name) {#name, offsetof(ln_backend, name), 1}
 static const struct {
     const char *name;
     size_t offset;
+    int optional;
 } slots[] = {
     SLOT(attach), SLOT(device_count), SLOT(open), SLOT(close), SLOT(info),
     SLOT(synchronize), SLOT(set_num_threads), SLOT(alloc), SLOT(free), SLOT(upload),
@@ -66,6 +70,7 @@ static const struct {
     SLOT(dropout_forward), SLOT(batchnorm_forward_train), SLOT(batchnorm_forward_eval),
     SLOT(batchnorm_backward), SLOT(cross_entropy_forward), SLOT(cross_entropy_backward),
     SLOT(sgd_step), SLOT(adam_step),
+    OPTIONAL_SLOT(conv2d_relu_maxpool2x2_forward), OPTIONAL_SLOT(conv2d_relu_maxpool2x2_backward),
 };
 
 typedef void (*any_function)(void);
@@ -83,6 +88,11 @@ int ln_backend_slot_count(void)
 const char *ln_backend_slot_name(int i)
 {
     return i >= 0 && i < ln_backend_slot_count() ? slots[i].name : NULL;
+}
+
+int ln_backend_slot_optional(int i)
+{
+    return i >= 0 && i < ln_backend_slot_count() && slots[i].optional;
 }
 
 int ln_backend_slot_filled(const ln_backend *backend, int i)

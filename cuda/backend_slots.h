@@ -7,6 +7,8 @@
 
 int ln_backend_slot_count(void);
 const char *ln_backend_slot_name(int i);
+/* Whether slot i may stay empty (see backend.h: the fused blocks). */
+int ln_backend_slot_optional(int i);
 /* Whether slot i of `backend` holds a function. */
 int ln_backend_slot_filled(const ln_backend *backend, int i);
 

@@ -143,15 +143,18 @@ static int l_empty_cache(lua_State *L)
 
 static int l_missing_slots(lua_State *L)
 {
-    int count = ln_backend_slot_count(), missing = 0;
+    int count = ln_backend_slot_count(), missing = 0, required = 0;
     lua_newtable(L);
     for (int i = 0; i < count; i++) {
+        if (ln_backend_slot_optional(i))
+            continue;
+        required++;
         if (!ln_backend_slot_filled(&ln_cuda_backend, i)) {
             lua_pushstring(L, ln_backend_slot_name(i));
             lua_rawseti(L, -2, ++missing);
         }
     }
-    lua_pushinteger(L, count);
+    lua_pushinteger(L, required);
     return 2;
 }
 

@@ -51,6 +51,16 @@ parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--
 parser:option("--max-batches",
   "Stop each epoch, and each pass over the test set, after N batches: a quick run, not the full lesson.")
   :convert(integer_at_least(1, "--max-batches"))
+parser:option("--eval-max-batches",
+  "Cap on test batches for the accuracy and the timed inference (default: --max-batches); " ..
+  "0: the whole test set, as bench/cpu_vs_pytorch.sh uses with a capped training run.")
+  :convert(integer_at_least(0, "--eval-max-batches"))
+parser:option("--warmup-batches", "Training steps run before the timed epochs and not timed " ..
+  "(warm-up for short throughput runs; they train the model too).", "0")
+  :convert(integer_at_least(0, "--warmup-batches"))
+parser:option("--sgemm-size", "Size n of the n x n x n float32 product that measures each device's " ..
+  "matrix-product rate, the yardstick for the achieved GFLOP/s.", "2048")
+  :convert(integer_at_least(16, "--sgemm-size"))
 parser:option("--repeat", "Timed inference passes over the test set (after one warm-up pass); " ..
   "the report gives their median, min and max.", "3"):convert(integer_at_least(1, "--repeat"))
 parser:option("--data-mode", "seed: each batch is prepared on the host and copied to the device, as the " ..
@@ -102,6 +112,8 @@ if not writable then die(werr) end
 if args.threads then lunet.set_num_threads(args.threads) end
 args.threads = lunet.get_num_threads()
 args.eval_batch_size = args.eval_batch_size or args.batch_size
+if args.eval_max_batches == nil then args.eval_max_batches = args.max_batches end
+if args.eval_max_batches == 0 then args.eval_max_batches = nil end
 for _, name in ipairs({ "nn", "optim", "models" }) do
   local present, mod = pcall(function() return lunet[name] end)
   if not present or mod == nil then
@@ -152,6 +164,11 @@ local function run_device(name)
     mode = args.data_mode })
   local progress = session.progress({ tty = tty, label = name })
 
+  if args.warmup_batches > 0 then -- in a shuffle order of its own (the epoch after the last)
+    result.warmup = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
+      loader = train_loader, epoch = args.epochs + 1, epochs = args.epochs,
+      max_batches = args.warmup_batches, device = dev })
+  end
   local epochs, total_seconds, total_images = {}, 0, 0
   for epoch = 1, args.epochs do
     local e = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
@@ -170,13 +187,13 @@ local function run_device(name)
     upload_seconds = train_loader.upload_seconds + test_loader.upload_seconds,
   }
 
-  local correct, total = session.accuracy(model, test_loader, args.max_batches)
+  local correct, total = session.accuracy(model, test_loader, args.eval_max_batches)
   result.accuracy = { correct = correct, total = total, accuracy = correct / total }
   print(("[%s] test accuracy %.2f%% (%d/%d)"):format(name, 100 * correct / total, correct, total))
 
   local images = 0
   local timing = bench.time(function()
-    images = session.inference_pass(model, test_loader, args.max_batches)
+    images = session.inference_pass(model, test_loader, args.eval_max_batches)
   end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
   result.inference = {
     images = images, batch_size = args.eval_batch_size,
@@ -190,6 +207,13 @@ local function run_device(name)
     name, report.format_seconds(timing.median), images, report.format_seconds(timing.min),
     report.format_seconds(timing.max), report.format_seconds(timing.warmup_times[1]),
     result.inference.images_per_second, result.inference.gflops))
+  -- the yardstick for the achieved rates: the device's own matrix-product rate
+  result.sgemm = bench.sgemm_rate(dev, args.sgemm_size)
+  result.training.sgemm_share = result.training.gflops / result.sgemm.gflops
+  result.inference.sgemm_share = result.inference.gflops / result.sgemm.gflops
+  print(("[%s] sgemm rate %.1f GFLOP/s (%s): training at %.0f%% of it, inference at %.0f%%"):format(
+    name, result.sgemm.gflops, result.sgemm.what, 100 * result.training.sgemm_share,
+    100 * result.inference.sgemm_share))
   if dev.type == "cuda" then
     local ok, stats = pcall(lunet.cuda.memory_stats, dev)
     if ok then result.gpu_memory = stats end
@@ -204,6 +228,8 @@ local results = {
   arguments = {
     devices = devices, epochs = args.epochs, batch_size = args.batch_size,
     eval_batch_size = args.eval_batch_size, lr = args.lr, max_batches = args.max_batches,
+    eval_max_batches = args.eval_max_batches, warmup_batches = args.warmup_batches,
+    sgemm_size = args.sgemm_size,
     ["repeat"] = args["repeat"], data_mode = args.data_mode, threads = args.threads, seed = args.seed,
     data = args.data, out = args.out,
   },
@@ -214,7 +240,8 @@ local results = {
   gpu_unavailable_reason = not gpu_ok and gpu_reason or nil,
   devices = {},
 }
-results.inference_images = args.max_batches and math.min(#test, args.max_batches * args.eval_batch_size) or #test
+results.inference_images = args.eval_max_batches
+  and math.min(#test, args.eval_max_batches * args.eval_batch_size) or #test
 
 for _, name in ipairs(devices) do
   print(("== %s: %s"):format(name, lunet.device(name):info().name))

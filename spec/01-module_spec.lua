@@ -91,6 +91,7 @@ describe("devices", function()
     assert.is_true(info.cores >= 1)
     assert.is_true(info.threads >= 1)
     assert.matches("OpenBLAS", info.blas)
+    assert.is_truthy(info.kernels == "portable" or info.kernels:match("^avx2%+fma"), info.kernels)
     cpu:synchronize()
   end)
 

@@ -139,8 +139,15 @@ describe("agreement with PyTorch " .. reference.torch_version, function()
 
       for _, case in ipairs(reference.training) do
         it(case.name .. ": losses and final parameters of a small CNN", function()
-          local model = nn.Sequential(nn.Conv2d(1, 3, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(27, 4))
+          local model
+          if case.model == "two blocks" then
+            model = nn.Sequential(nn.Conv2d(1, 16, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Conv2d(16, 16, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+              nn.Linear(16 * 2 * 2, 4))
+          else
+            model = nn.Sequential(nn.Conv2d(1, 3, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+              nn.Flatten(), nn.Linear(27, 4))
+          end
           local params = model:parameters()
           assert.equal(#case.initial, #params)
           for i, p in ipairs(params) do p:copy(from_json(case.initial[i])) end

@@ -25,7 +25,8 @@ describe("scripts/gpu_vs_cpu.lua", function()
       return
     end
     local code, out = run_script("gpu_vs_cpu.lua",
-      "--devices cpu --epochs 1 --max-batches 3 --repeat 2 --batch-size 32 --out " .. sh_quote(dir .. "/out"))
+      "--devices cpu --epochs 1 --max-batches 3 --repeat 2 --batch-size 32 --sgemm-size 128 --out "
+      .. sh_quote(dir .. "/out"))
     assert.equal(0, code, out)
     -- without a terminal: one line per epoch, no carriage returns
     assert.truthy(out:find("[cpu] epoch 1/1: 3 batches, 96 images", 1, true), out)
@@ -69,7 +70,15 @@ describe("scripts/gpu_vs_cpu.lua", function()
     assert.is_true(math.abs(inf.gflops - 96 * results.model.forward_flops_per_image / inf.median_seconds / 1e9)
       < 1e-6 * inf.gflops)
 
+    -- the yardstick: the device's sgemm rate, and the shares of it
+    assert.equal(128, cpu.sgemm.n)
+    assert.is_true(cpu.sgemm.gflops > 0 and cpu.sgemm.gflops_best >= cpu.sgemm.gflops)
+    assert.is_true(math.abs(tr.sgemm_share - tr.gflops / cpu.sgemm.gflops) < 1e-6 * tr.sgemm_share)
+    assert.is_true(math.abs(inf.sgemm_share - inf.gflops / cpu.sgemm.gflops) < 1e-6 * inf.sgemm_share)
+
     local md = assert(read(dir .. "/out/report.md"))
+    assert.truthy(md:find("## Achieved rate against the device's sgemm rate", 1, true))
+    assert.truthy(md:find("128x128x128 float32 product", 1, true))
     assert.truthy(md:find("| device | hardware | status | training time", 1, true))
     assert.truthy(md:find("\n| cpu | ", 1, true))
     assert.truthy(md:find("capped at 3 batches", 1, true))
@@ -78,6 +87,27 @@ describe("scripts/gpu_vs_cpu.lua", function()
       xml_check.check_svg(doc)
       assert.truthy(doc:find(">cpu</text>", 1, true), name)
     end
+  end)
+
+  it("can time inference on more test batches than it trains on, after untimed warm-up steps", function()
+    if not have_data() then
+      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+      return
+    end
+    local code, out = run_script("gpu_vs_cpu.lua", "--devices cpu --epochs 1 --max-batches 2 "
+      .. "--eval-max-batches 5 --warmup-batches 1 --repeat 1 --batch-size 16 --sgemm-size 64 --out "
+      .. sh_quote(dir .. "/out"))
+    assert.equal(0, code, out)
+    local results = cjson.decode((assert(read(dir .. "/out/results.json"))))
+    local cpu = results.devices[1]
+    assert.equal(1, cpu.warmup.batches, "one warm-up step")
+    assert.equal(2, cpu.training.epochs[1].batches, "the timed steps come after it")
+    assert.equal(80, cpu.accuracy.total)
+    assert.equal(80, cpu.inference.images)
+    assert.equal(80, results.inference_images)
+    assert.equal(5, results.arguments.eval_max_batches)
+    local md = assert(read(dir .. "/out/report.md"))
+    assert.truthy(md:find("1 training steps before the timed epochs", 1, true), md)
   end)
 
   it("rejects bad arguments with a clear message before doing any work", function()
@@ -89,6 +119,8 @@ describe("scripts/gpu_vs_cpu.lua", function()
       { "--lr=-1", "--lr must be a positive number" },
       { "--data-mode fast", "--data-mode' must be one of 'seed', 'resident'" },
       { "--repeat 0", "--repeat must be at least 1" },
+      { "--eval-max-batches=-1", "--eval-max-batches must be at least 0" },
+      { "--warmup-batches x", "--warmup-batches must be an integer" },
       { "--devices tpu", "device \"tpu\" is not available" },
       { "--no-such-option", "unknown option" },
     }) do

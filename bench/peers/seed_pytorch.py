@@ -7,8 +7,9 @@ set. Used by bench/cpu_vs_pytorch.sh as the side-by-side peer of lunet's
 session: same model, data, batch size and thread count.
 
 Only what a benchmark needs was added around it: reading Debian's data offline,
---threads, --max-batches (a cap per epoch, for throughput runs), --device, and one
-JSON line with the measurements at the end.
+--threads, --max-batches (a cap per epoch, for throughput runs), --warmup-batches
+(untimed training steps before the timed run), --device, and one JSON line with
+the measurements at the end.
 """
 import argparse
 import gzip
@@ -63,6 +64,20 @@ def debian_root(src):
     return root
 
 
+def warm_up(model, device, trainloader, optimizer, criterion, batches):
+    """Untimed training steps before the timed run (a benchmark option, not the notebook's)."""
+    model.train()
+    for step, (inputs, labels) in enumerate(trainloader):
+        if step >= batches:
+            break
+        inputs, labels = inputs.to(device), labels.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+
 def train(model, device, trainloader, optimizer, criterion, epochs, max_batches):
     model.train()
     images = 0
@@ -112,6 +127,7 @@ def main():
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-batches", type=int, default=0, help="cap per epoch (0: all)")
+    p.add_argument("--warmup-batches", type=int, default=0, help="untimed training steps first")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -131,6 +147,8 @@ def main():
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=0.001)
 
+    if args.warmup_batches:
+        warm_up(model, device, trainloader, optimizer, criterion, args.warmup_batches)
     train_s, train_images = train(model, device, trainloader, optimizer, criterion,
                                   args.epochs, args.max_batches)
     accuracy, test_s, test_images = test(model, device, testloader)
@@ -140,6 +158,7 @@ def main():
         "peer": "pytorch-seed", "torch": torch.__version__, "device": args.device,
         "threads": torch.get_num_threads(), "batch_size": args.batch_size,
         "epochs": args.epochs, "max_batches": args.max_batches,
+        "warmup_batches": args.warmup_batches,
         "train_seconds": train_s, "train_images": train_images,
         "train_images_per_s": train_images / train_s,
         "infer_seconds": test_s, "infer_images": test_images,

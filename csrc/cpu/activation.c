@@ -6,36 +6,64 @@
 #include "../status.h"
 #include "cpu.h"
 
+typedef struct activation_job {
+    const float *x, *dy;
+    float *y, *dx, *mask;
+    float keep, scale;
+    uint64_t seed, offset;
+    int64_t n;
+} activation_job;
+
+static void relu_range(void *p, int64_t lo, int64_t hi)
+{
+    const activation_job *j = p;
+    for (int64_t i = lo; i < hi; i++)
+        j->y[i] = j->x[i] < 0.0f ? 0.0f : j->x[i];
+}
+
 int ln_cpu_relu_forward(void *ctx, int64_t n, const float *x, float *y)
 {
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, n)) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    activation_job job = {.x = x, .y = y};
+    ln_cpu_parallel_range(ctx, n, relu_range, &job);
     return LN_OK;
+}
+
+static void relu_backward_range(void *p, int64_t lo, int64_t hi)
+{
+    const activation_job *j = p;
+    for (int64_t i = lo; i < hi; i++)
+        j->dx[i] = j->y[i] > 0.0f ? j->dy[i] : 0.0f;
 }
 
 int ln_cpu_relu_backward(void *ctx, int64_t n, const float *y, const float *dy, float *dx)
 {
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, n)) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    activation_job job = {.y = (float *)y, .dy = dy, .dx = dx};
+    ln_cpu_parallel_range(ctx, n, relu_backward_range, &job);
     return LN_OK;
+}
+
+/* Four numbers per Philox counter: one call fills four elements; the pieces
+ * (multiples of 16 elements) never split a group. */
+static void dropout_range(void *p, int64_t lo, int64_t hi)
+{
+    const activation_job *j = p;
+    for (int64_t g = lo / 4; g * 4 < hi; g++) {
+        ln_philox4 r = ln_philox(j->seed, j->offset + (uint64_t)g);
+        for (int lane = 0; lane < 4 && g * 4 + lane < j->n; lane++) {
+            int64_t i = g * 4 + lane;
+            j->mask[i] = ln_uint_to_unit(r.v[lane]) < j->keep ? j->scale : 0.0f;
+            j->y[i] = j->x[i] * j->mask[i];
+        }
+    }
 }
 
 int ln_cpu_dropout_forward(void *ctx, int64_t n, float p, const float *x, float *y,
                            float *mask, uint64_t seed, uint64_t offset)
 {
-    float keep = 1.0f - p, scale = p < 1.0f ? 1.0f / keep : 0.0f;
-    /* four numbers per Philox counter: one call fills four elements */
-    int64_t groups = (n + 3) / 4;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, n)) schedule(static)
-    for (int64_t g = 0; g < groups; g++) {
-        ln_philox4 r = ln_philox(seed, offset + (uint64_t)g);
-        for (int lane = 0; lane < 4 && g * 4 + lane < n; lane++) {
-            int64_t i = g * 4 + lane;
-            mask[i] = ln_uint_to_unit(r.v[lane]) < keep ? scale : 0.0f;
-            y[i] = x[i] * mask[i];
-        }
-    }
+    float keep = 1.0f - p;
+    activation_job job = {.x = x, .y = y, .mask = mask, .keep = keep,
+                          .scale = p < 1.0f ? 1.0f / keep : 0.0f, .seed = seed,
+                          .offset = offset, .n = n};
+    ln_cpu_parallel_range(ctx, n, dropout_range, &job);
     return LN_OK;
 }

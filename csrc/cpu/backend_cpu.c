@@ -1,5 +1,6 @@
-/* The CPU backend: OpenBLAS for matrix products, our own (OpenMP) kernels for
- * the rest, and the reference kernels for whatever has no fast path yet. */
+/* The CPU backend: OpenBLAS (single-threaded) for matrix products, our own
+ * kernels for the rest, all threaded by our pool (threads.c), and the
+ * reference kernels for whatever has no fast path yet. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,19 @@ static int cpu_device_count(int *count, char *reason, size_t len)
     return LN_OK;
 }
 
+/* OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set (the variables users
+ * already know), else one thread per core. */
+static int default_threads(void)
+{
+    const char *names[2] = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return ln_host_cpu_cores();
+}
+
 static int cpu_open(int index, void **out)
 {
     (void)index;
@@ -42,9 +56,16 @@ static int cpu_open(int index, void **out)
     const char *mb = getenv("LUNET_CPU_WORKSPACE_MB");
     if (mb && atol(mb) > 0)
         ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
-    ctx->threads = openblas_get_num_threads();
-    if (ctx->threads < 1)
-        ctx->threads = ln_host_cpu_cores();
+    const char *winograd = getenv("LUNET_CPU_WINOGRAD");
+    ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
+    ctx->threads = default_threads();
+    /* our loops are threaded, OpenBLAS runs single-threaded inside them (gemm.c) */
+    openblas_set_num_threads(1);
+    int st = ln_cpu_pool_open(ctx);
+    if (st != LN_OK) {
+        free(ctx);
+        return st;
+    }
     *out = ctx;
     return LN_OK;
 }
@@ -52,6 +73,7 @@ static int cpu_open(int index, void **out)
 static void cpu_close(void *vctx)
 {
     ln_cpu_context *ctx = vctx;
+    ln_cpu_pool_close(ctx);
     ln_host_free(NULL, ctx->scratch);
     free(ctx);
 }
@@ -64,14 +86,19 @@ static int cpu_info(void *vctx, ln_device_info *out)
     out->cores = ln_host_cpu_cores();
     out->threads = ctx->threads;
     snprintf(out->blas, sizeof out->blas, "%s", openblas_get_config());
+#ifdef LN_CPU_AVX2
+    snprintf(out->kernels, sizeof out->kernels, "avx2+fma%s",
+             ctx->winograd ? ", winograd" : "");
+#else
+    snprintf(out->kernels, sizeof out->kernels, "portable");
+#endif
     return LN_OK;
 }
 
 static int cpu_set_num_threads(void *vctx, int n)
 {
     ln_cpu_context *ctx = vctx;
-    ctx->threads = n;
-    openblas_set_num_threads(n);
+    ctx->threads = n; /* OpenBLAS stays single-threaded: see gemm.c */
     return LN_OK;
 }
 
@@ -114,4 +141,6 @@ const ln_backend ln_cpu_backend = {
     .cross_entropy_backward = ln_cpu_cross_entropy_backward,
     .sgd_step = ln_cpu_sgd_step,
     .adam_step = ln_cpu_adam_step,
+    .conv2d_relu_maxpool2x2_forward = ln_cpu_conv2d_relu_maxpool2x2_forward,
+    .conv2d_relu_maxpool2x2_backward = ln_cpu_conv2d_relu_maxpool2x2_backward,
 };

@@ -1,58 +1,81 @@
-/* Convolution as im2col + one GEMM over the whole batch.
+/* Convolution as im2col + GEMM, one image at a time, images shared out
+ * among the threads.
  *
- * The column matrix of a batch holds, for each kernel tap (c, r, s) one row,
- * and for each output position of each image one column:
- *     cols[(c * R + r) * S + s][b * P * Q + p * Q + q] = x[b, c, p*sh - ph + r, q*sw - pw + s]
- * (zero in the padding). Then
- *     forward:          Y'[K, NPQ]   = W[K, CRS] x cols[CRS, NPQ]
- *     backward data:    dcols        = W^T x dY'      (then col2im sums into dx)
- *     backward filter:  dW[K, CRS]  += dY' x cols^T,  db[k] += sum of row k of dY'
- * where Y' is the output with the batch moved next to the positions ([K, N, P, Q]),
- * so a single large GEMM covers the batch instead of N thin ones. The batch is
- * split into chunks only when the workspace would pass the context's
- * conv_workspace_bytes ($LUNET_CPU_WORKSPACE_MB, 256 MiB by default). */
+ * The column matrix of one image holds, for each kernel tap (c, r, s) one row,
+ * and for each output position one column:
+ *     cols[(c * R + r) * S + s][p * Q + q] = x[c, p*sh - ph + r, q*sw - pw + s]
+ * (zero in the padding). Then, per image,
+ *     forward:          Y[K, PQ]    = W[K, CRS] x cols[CRS, PQ]
+ *     backward data:    dcols       = W^T x dY     (then col2im sums into dx)
+ *     backward filter:  dW[K, CRS] += dY x cols^T,  db[k] += sum of row k of dY
+ * An image's output [K, PQ] is already its slice of the NCHW output, so there
+ * is no transpose; its column matrix (CRS x PQ floats, 450 KB for the
+ * session's second convolution) stays in the thread's own cache while the
+ * product reads it. The products are single-threaded sgemm (see gemm.c), or
+ * for few taps (CRS <= SMALL_TAPS, the session's first layer has 9) the
+ * register-blocked kernels of small_gemm.c. A 1x1 convolution without stride
+ * or padding uses the image as its column matrix.
+ *
+ * Images are handed out dynamically: on a shared machine a thread that loses
+ * its core for a while does fewer images instead of holding up the others.
+ * The weight gradient is summed per fixed group of images (GROUPS at most,
+ * within the workspace budget) and the groups are added in order at the end,
+ * so the result does not depend on the thread count or on timing. */
 #include <cblas.h>
 #include <string.h>
 
 #include "../status.h"
 #include "cpu.h"
 
-/* Geometry of one chunk of images. */
-typedef struct conv_chunk {
-    int first, count;          /* images first .. first + count - 1 */
-    int64_t pq, cols;          /* positions per image, columns of the chunk */
-} conv_chunk;
+/* Convolutions with at most this many taps use small_gemm.c's kernels. */
+#define SMALL_TAPS 32
+/* Image groups of the weight gradient: enough for uneven progress. */
+#define GROUPS 8
 
 static int64_t taps(const ln_conv2d_shape *s)
 {
     return (int64_t)s->c * s->r * s->s;
 }
 
-/* Images per chunk: as many as fit the workspace, at least one, and few
- * enough that the GEMM's column count fits an int. */
-static int images_per_chunk(const ln_cpu_context *ctx, const ln_conv2d_shape *s,
-                            int64_t floats_per_column)
+/* The image is its own column matrix. */
+static int is_pointwise(const ln_conv2d_shape *s)
 {
-    int64_t pq = (int64_t)s->p * s->q;
-    int64_t per_image = floats_per_column * pq * (int64_t)sizeof(float);
-    int64_t fit = per_image > 0 ? (int64_t)ctx->conv_workspace_bytes / per_image : s->n;
-    if (pq > 0 && fit > INT32_MAX / pq)
-        fit = INT32_MAX / pq;
-    if (fit < 1)
-        fit = 1;
-    return fit < s->n ? (int)fit : s->n;
+    return s->r == 1 && s->s == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0
+           && s->pad_w == 0;
 }
 
-/* Two float workspaces of `a` and `b` floats from the context's scratch. */
-static int workspace(ln_cpu_context *ctx, int64_t a, int64_t b, float **pa, float **pb)
+#ifdef LN_CPU_AVX2
+static int uses_small_kernels(const ln_conv2d_shape *s)
 {
-    int64_t a_rounded = (a + 15) & ~(int64_t)15; /* keeps b 64-byte aligned */
-    float *base = ln_cpu_scratch(ctx, (size_t)(a_rounded + b) * sizeof(float));
-    if (!base)
-        return LN_ENOMEM;
-    *pa = base;
-    *pb = base + a_rounded;
-    return LN_OK;
+    return taps(s) <= SMALL_TAPS;
+}
+#endif
+
+#ifdef LN_CPU_AVX2
+/* Winograd's F(2x2, 3x3) for the 3x3 convolutions it applies to (winograd.c),
+ * unless the context turned it off ($LUNET_CPU_WINOGRAD=0, for comparisons). */
+static int uses_winograd(const ln_cpu_context *ctx, const ln_conv2d_shape *s)
+{
+    return ctx->winograd && ln_cpu_winograd_applies(s);
+}
+#endif
+
+/* Threads for a pass over `items` units of work of the batch: no more
+ * threads than units. */
+static int batch_threads(void *ctx, const ln_conv2d_shape *s, int items)
+{
+    int64_t macs = (int64_t)s->n * s->k * taps(s) * s->p * s->q;
+    int t = ln_cpu_threads_for_macs(ctx, macs);
+    return t < items ? t : items;
+}
+
+/* `threads` workspaces of `floats` each, 64-byte aligned; *stride is the
+ * distance between them in floats. */
+static float *thread_workspaces(ln_cpu_context *ctx, int threads, int64_t floats,
+                                int64_t *stride)
+{
+    *stride = (floats + 15) & ~(int64_t)15;
+    return ln_cpu_scratch(ctx, (size_t)(*stride * threads) * sizeof(float));
 }
 
 /* The valid range [lo, hi) of output columns q whose input column
@@ -70,177 +93,361 @@ static void valid_range(int t, int stride, int pad, int width, int q_count, int 
         *lo = *hi;
 }
 
-static void im2col(const ln_conv2d_shape *s, const float *x, const conv_chunk *ch,
-                   float *cols, int threads)
+/* cols[CRS, PQ] of one image x[C, H, W]. */
+static void im2col_image(const ln_conv2d_shape *s, const float *x, float *cols)
 {
-    int64_t rows = taps(s);
-#pragma omp parallel for num_threads(threads) schedule(static)
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, hw = (int64_t)s->h * s->w;
     for (int64_t row = 0; row < rows; row++) {
         int c = (int)(row / ((int64_t)s->r * s->s)), r = (int)(row / s->s % s->r);
         int t = (int)(row % s->s);
         int q_lo, q_hi;
         valid_range(t, s->stride_w, s->pad_w, s->w, s->q, &q_lo, &q_hi);
-        float *out = cols + row * ch->cols;
-        for (int b = 0; b < ch->count; b++) {
-            const float *plane = x + ((int64_t)(ch->first + b) * s->c + c) * s->h * s->w;
-            for (int p = 0; p < s->p; p++) {
-                float *o = out + b * ch->pq + (int64_t)p * s->q;
-                int h = p * s->stride_h - s->pad_h + r;
-                if (h < 0 || h >= s->h) {
-                    memset(o, 0, sizeof(float) * (size_t)s->q);
-                    continue;
-                }
-                /* input column of output q: q * stride - pad + t */
-                const float *in = plane + (int64_t)h * s->w;
-                int shift = t - s->pad_w;
-                for (int q = 0; q < q_lo; q++)
-                    o[q] = 0.0f;
-                if (s->stride_w == 1)
-                    memcpy(o + q_lo, in + q_lo + shift, sizeof(float) * (size_t)(q_hi - q_lo));
-                else
-                    for (int q = q_lo; q < q_hi; q++)
-                        o[q] = in[(int64_t)q * s->stride_w + shift];
-                for (int q = q_hi; q < s->q; q++)
-                    o[q] = 0.0f;
+        const float *plane = x + c * hw;
+        float *out = cols + row * pq;
+        int shift = t - s->pad_w;
+        for (int p = 0; p < s->p; p++) {
+            float *o = out + (int64_t)p * s->q;
+            int h = p * s->stride_h - s->pad_h + r;
+            if (h < 0 || h >= s->h) {
+                memset(o, 0, sizeof(float) * (size_t)s->q);
+                continue;
             }
+            /* input column of output q: q * stride - pad + t */
+            const float *in = plane + (int64_t)h * s->w;
+            for (int q = 0; q < q_lo; q++)
+                o[q] = 0.0f;
+            if (s->stride_w == 1)
+                memcpy(o + q_lo, in + q_lo + shift, sizeof(float) * (size_t)(q_hi - q_lo));
+            else
+                for (int q = q_lo; q < q_hi; q++)
+                    o[q] = in[(int64_t)q * s->stride_w + shift];
+            for (int q = q_hi; q < s->q; q++)
+                o[q] = 0.0f;
         }
     }
 }
 
-/* dx[b, c] = the sum of every column entry that im2col copied from it. Each
- * (image, channel) plane is owned by one thread. */
-static void col2im(const ln_conv2d_shape *s, const float *cols, const conv_chunk *ch,
-                   float *dx, int threads)
+/* dx[C, H, W] of one image = the sum of every column entry that im2col
+ * copied from each input element. */
+static void col2im_image(const ln_conv2d_shape *s, const float *cols, float *dx)
 {
-    int64_t planes = (int64_t)ch->count * s->c, hw = (int64_t)s->h * s->w;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < planes; i++) {
-        int b = (int)(i / s->c), c = (int)(i % s->c);
-        float *plane = dx + ((int64_t)ch->first + b) * s->c * hw + (int64_t)c * hw;
-        memset(plane, 0, sizeof(float) * (size_t)hw);
+    int64_t pq = (int64_t)s->p * s->q, hw = (int64_t)s->h * s->w;
+    memset(dx, 0, sizeof(float) * (size_t)(hw * s->c));
+    for (int c = 0; c < s->c; c++) {
+        float *plane = dx + c * hw;
         for (int r = 0; r < s->r; r++)
             for (int t = 0; t < s->s; t++) {
-                int64_t row = ((int64_t)c * s->r + r) * s->s + t;
-                const float *in = cols + row * ch->cols + b * ch->pq;
+                const float *in = cols + (((int64_t)c * s->r + r) * s->s + t) * pq;
                 int q_lo, q_hi;
                 valid_range(t, s->stride_w, s->pad_w, s->w, s->q, &q_lo, &q_hi);
                 for (int p = 0; p < s->p; p++) {
                     int h = p * s->stride_h - s->pad_h + r;
                     if (h < 0 || h >= s->h)
                         continue;
-                    float *out = plane + (int64_t)h * s->w;
+                    float *out = plane + (int64_t)h * s->w + t - s->pad_w;
                     const float *src = in + (int64_t)p * s->q;
-                    for (int q = q_lo; q < q_hi; q++)
-                        out[(int64_t)q * s->stride_w + t - s->pad_w] += src[q];
+                    if (s->stride_w == 1)
+                        for (int q = q_lo; q < q_hi; q++)
+                            out[q] += src[q];
+                    else
+                        for (int q = q_lo; q < q_hi; q++)
+                            out[(int64_t)q * s->stride_w] += src[q];
                 }
             }
     }
 }
 
-/* [N, K, PQ] <-> [K, N * PQ] for the chunk's images. */
-static void batch_to_rows(const ln_conv2d_shape *s, const float *y, const conv_chunk *ch,
-                          float *rows, int threads)
+/* Y[K, PQ] = bias + W[K, CRS] cols[CRS, PQ] for one image. */
+static void forward_product(const ln_conv2d_shape *s, const float *w, const float *bias,
+                            const float *cols, float *out)
 {
-    int64_t pairs = (int64_t)ch->count * s->k;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < pairs; i++) {
-        int b = (int)(i / s->k), k = (int)(i % s->k);
-        memcpy(rows + k * ch->cols + b * ch->pq,
-               y + (((int64_t)ch->first + b) * s->k + k) * ch->pq,
-               sizeof(float) * (size_t)ch->pq);
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_AVX2
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_gemm(s->k, (int)pq, (int)rows, w, rows, 1, cols, pq, out, pq, bias);
+        return;
     }
+#endif
+    if (bias)
+        for (int k = 0; k < s->k; k++)
+            for (int64_t j = 0; j < pq; j++)
+                out[k * pq + j] = bias[k];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->k, (int)pq, (int)rows, 1.0f, w,
+                (int)rows, cols, (int)pq, bias ? 1.0f : 0.0f, out, (int)pq);
+}
+
+/* dcols[CRS, PQ] = W^T dY[K, PQ] for one image. */
+static void backward_data_product(const ln_conv2d_shape *s, const float *w, const float *dy,
+                                  float *dcols)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_AVX2
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_gemm((int)rows, (int)pq, s->k, w, 1, rows, dy, pq, dcols, pq, NULL);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)pq, s->k, 1.0f, w,
+                (int)rows, dy, (int)pq, 0.0f, dcols, (int)pq);
+}
+
+/* grad[K, CRS] (+)= dY[K, PQ] cols^T for one image. */
+static void backward_filter_product(const ln_conv2d_shape *s, const float *dy,
+                                    const float *cols, float *grad, int accumulate)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
+#ifdef LN_CPU_AVX2
+    if (uses_small_kernels(s)) {
+        ln_cpu_small_dot_gemm(s->k, (int)rows, (int)pq, dy, pq, cols, pq, grad, rows, accumulate);
+        return;
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->k, (int)rows, (int)pq, 1.0f, dy,
+                (int)pq, cols, (int)pq, accumulate ? 1.0f : 0.0f, grad, (int)rows);
+}
+
+/* The forward pass, image by image: into y, or for the fused block (winner
+ * given) into a per-thread buffer that ReLU and pooling read while it is in
+ * cache, writing the pooled y and the winners. */
+typedef struct forward_job {
+    const ln_conv2d_shape *s;
+    const float *x, *w, *bias;
+    float *y;
+    uint8_t *winner;
+    float *ws;                 /* per thread: the column matrix, the convolution's output */
+    int64_t stride, cols_floats;
+    int pointwise;
+} forward_job;
+
+static void forward_image(void *p, int64_t b, int thread)
+{
+    const forward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t pq = (int64_t)s->p * s->q, pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *cols = j->ws + thread * j->stride;
+    const float *xcols = j->x + b * s->c * s->h * s->w;
+    if (!j->pointwise) {
+        im2col_image(s, xcols, cols);
+        xcols = cols;
+    }
+    if (!j->winner) {
+        forward_product(s, j->w, j->bias, xcols, j->y + b * s->k * pq);
+        return;
+    }
+    float *conv = cols + j->cols_floats;
+    forward_product(s, j->w, j->bias, xcols, conv);
+    int64_t out = b * s->k * pooled;
+    for (int k = 0; k < s->k; k++)
+        ln_cpu_relu_maxpool2x2_plane(conv + k * pq, s->p, s->q, j->y + out + k * pooled,
+                                     j->winner + out + k * pooled);
+}
+
+static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y, uint8_t *winner)
+{
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(ctx, s))
+        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
+#endif
+    int64_t pq = (int64_t)s->p * s->q;
+    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
+    int64_t cols_floats = pointwise ? 0 : (taps(s) * pq + 15) & ~(int64_t)15;
+    int64_t stride = 0;
+    float *ws = thread_workspaces(ctx, threads, cols_floats + (winner ? s->k * pq : 0), &stride);
+    if (!ws)
+        return LN_ENOMEM;
+    forward_job job = {s, x, w, bias, y, winner, ws, stride, cols_floats, pointwise};
+    ln_cpu_parallel(ctx, threads, s->n, forward_image, &job);
+    return LN_OK;
 }
 
 int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
                           const float *w, const float *bias, float *y)
 {
-    ln_cpu_context *ctx = vctx;
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
     if (s->n == 0)
         return LN_OK;
-    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
-    float *cols, *out;
-    LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &out));
-    int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);
-    for (int first = 0; first < s->n; first += per_chunk) {
-        conv_chunk ch = {first, s->n - first < per_chunk ? s->n - first : per_chunk, pq, 0};
-        ch.cols = ch.count * pq;
-        im2col(s, x, &ch, cols, threads);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->k, (int)ch.cols,
-                    (int)rows, 1.0f, w, (int)rows, cols, (int)ch.cols, 0.0f, out,
-                    (int)ch.cols);
-        /* back to [N, K, P, Q], adding the bias on the way */
-        int64_t pairs = (int64_t)ch.count * s->k;
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t i = 0; i < pairs; i++) {
-            int b = (int)(i / s->k), k = (int)(i % s->k);
-            const float *src = out + k * ch.cols + b * pq;
-            float *dst = y + (((int64_t)first + b) * s->k + k) * pq, add = bias ? bias[k] : 0.0f;
-            for (int64_t j = 0; j < pq; j++)
-                dst[j] = src[j] + add;
-        }
-    }
-    return LN_OK;
+    return forward_images(vctx, s, x, w, bias, y, NULL);
+}
+
+typedef struct backward_data_job {
+    const ln_conv2d_shape *s;
+    const float *dy, *w;
+    float *dx, *ws;
+    int64_t stride;
+    int pointwise;
+} backward_data_job;
+
+static void backward_data_image(void *p, int64_t b, int thread)
+{
+    const backward_data_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t chw = (int64_t)s->c * s->h * s->w;
+    float *dcols = j->pointwise ? j->dx + b * chw : j->ws + thread * j->stride;
+    backward_data_product(s, j->w, j->dy + b * s->k * s->p * s->q, dcols);
+    if (!j->pointwise)
+        col2im_image(s, dcols, j->dx + b * chw);
 }
 
 int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const float *dy,
                                 const float *w, float *dx)
 {
     ln_cpu_context *ctx = vctx;
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
     if (s->n == 0)
         return LN_OK;
-    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
-    float *dcols, *dyt;
-    LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &dcols, &dyt));
-    int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);
-    for (int first = 0; first < s->n; first += per_chunk) {
-        conv_chunk ch = {first, s->n - first < per_chunk ? s->n - first : per_chunk, pq, 0};
-        ch.cols = ch.count * pq;
-        batch_to_rows(s, dy, &ch, dyt, threads);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)rows, (int)ch.cols, s->k,
-                    1.0f, w, (int)rows, dyt, (int)ch.cols, 0.0f, dcols, (int)ch.cols);
-        col2im(s, dcols, &ch, dx, threads);
-    }
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(ctx, s))
+        return ln_cpu_winograd_backward(ctx, s, NULL, w, dy, NULL, dx, NULL, NULL, 0);
+#endif
+    int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
+    int64_t stride = 0;
+    float *ws = pointwise ? NULL
+                          : thread_workspaces(ctx, threads, taps(s) * s->p * s->q, &stride);
+    if (!pointwise && !ws)
+        return LN_ENOMEM;
+    backward_data_job job = {s, dy, w, dx, ws, stride, pointwise};
+    ln_cpu_parallel(ctx, threads, s->n, backward_data_image, &job);
     return LN_OK;
+}
+
+/* Weight (and bias) gradients over the batch, in fixed groups of images (see
+ * the top). The output gradient of image b is dy's slice, or, for the fused
+ * block (winner given), the pooled gradient spread back to the convolution's
+ * output; the fused block also writes the input gradient dx here (unless
+ * NULL), while the spread gradient is in cache. */
+typedef struct gradient_job {
+    const ln_conv2d_shape *s;
+    const float *x, *w, *dy;
+    const uint8_t *winner;
+    float *dx, *db;
+    float *groups;             /* per group: weight gradient, then bias sums (double) */
+    int64_t group_floats, grad_floats;
+    float *threads_base;       /* per thread: column matrix, spread gradient */
+    int64_t thread_floats, cols_floats;
+    int count;                 /* groups */
+    int pointwise;
+} gradient_job;
+
+static void gradient_group(void *p, int64_t g, int thread)
+{
+    const gradient_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    int64_t pq = (int64_t)s->p * s->q, chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *cols = j->threads_base + thread * j->thread_floats, *spread = cols + j->cols_floats;
+    float *grad = j->groups + g * j->group_floats;
+    double *bias_sum = (double *)(grad + j->grad_floats);
+    memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
+    int first = (int)(s->n * g / j->count), last = (int)(s->n * (g + 1) / j->count);
+    for (int b = first; b < last; b++) {
+        const float *g_img = j->dy + (int64_t)b * s->k * (j->winner ? pooled : pq);
+        if (j->winner) {
+            for (int k = 0; k < s->k; k++)
+                ln_cpu_maxpool2x2_expand_plane(g_img + k * pooled,
+                                               j->winner + ((int64_t)b * s->k + k) * pooled,
+                                               s->p, s->q, spread + k * pq);
+            g_img = spread;
+            if (j->dx) {
+                backward_data_product(s, j->w, g_img, j->pointwise ? j->dx + b * chw : cols);
+                if (!j->pointwise)
+                    col2im_image(s, cols, j->dx + b * chw);
+            }
+        }
+        const float *xcols = j->x + b * chw;
+        if (!j->pointwise) {
+            im2col_image(s, xcols, cols);
+            xcols = cols;
+        }
+        backward_filter_product(s, g_img, xcols, grad, b > first);
+        if (j->db)
+            for (int k = 0; k < s->k; k++)
+                bias_sum[k] += ln_cpu_sum(g_img + k * pq, pq);
+    }
+}
+
+static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                            const float *w, const float *dy, const uint8_t *winner, float *dx,
+                            float *dw, float *db, int accumulate)
+{
+    int64_t rows = taps(s), pq = (int64_t)s->p * s->q, wsize = rows * s->k;
+    int pointwise = is_pointwise(s);
+    int64_t grad_floats = (wsize + 15) & ~(int64_t)15;
+    int64_t group_floats = grad_floats + 2 * ((s->k + 7) & ~(int64_t)7);
+    int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
+    int64_t spread_floats = winner ? ((int64_t)s->k * pq + 15) & ~(int64_t)15 : 0;
+    int64_t thread_floats = cols_floats + spread_floats;
+    int64_t budget = (int64_t)(ctx->conv_workspace_bytes / sizeof(float));
+    int groups = s->n < GROUPS ? s->n : GROUPS;
+    while (groups > 1 && groups * group_floats > budget)
+        groups--;
+    int threads = batch_threads(ctx, s, groups);
+    float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * thread_floats)
+                                          * sizeof(float));
+    if (!base)
+        return LN_ENOMEM;
+    gradient_job job = {s, x, w, dy, winner, dx, db, base, group_floats, grad_floats,
+                        base + groups * group_floats, thread_floats, cols_floats, groups,
+                        pointwise};
+    ln_cpu_parallel(ctx, threads, groups, gradient_group, &job);
+    /* the groups in order, whatever thread summed them */
+    ln_cpu_sum_groups(ctx, dw, base, groups, group_floats, wsize, accumulate);
+    if (db)
+        for (int k = 0; k < s->k; k++) {
+            double acc = accumulate ? db[k] : 0.0;
+            for (int g = 0; g < groups; g++)
+                acc += ((double *)(base + g * group_floats + grad_floats))[k];
+            db[k] = (float)acc;
+        }
+    return LN_OK;
+}
+
+/* An empty batch: the parameter gradients are zero (or unchanged). */
+static void empty_batch_gradients(const ln_conv2d_shape *s, float *dw, float *db, int accumulate)
+{
+    if (accumulate)
+        return;
+    memset(dw, 0, sizeof(float) * (size_t)(taps(s) * s->k));
+    if (db)
+        memset(db, 0, sizeof(float) * (size_t)s->k);
+}
+
+/* The parameter gradients, and for the fused block the input gradient: an
+ * empty batch, Winograd's passes, or the per-image ones. */
+static int backward_pass(void *vctx, const ln_conv2d_shape *s, const float *x, const float *w,
+                         const float *dy, const uint8_t *winner, float *dx, float *dw, float *db,
+                         int accumulate)
+{
+    if (s->n == 0) {
+        empty_batch_gradients(s, dw, db, accumulate);
+        return LN_OK;
+    }
+#ifdef LN_CPU_AVX2
+    if (uses_winograd(vctx, s))
+        return ln_cpu_winograd_backward(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
+#endif
+    return weight_gradients(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }
 
 int ln_cpu_conv2d_backward_filter(void *vctx, const ln_conv2d_shape *s, const float *x,
                                   const float *dy, float *dw, float *db, int accumulate)
 {
-    ln_cpu_context *ctx = vctx;
-    int64_t rows = taps(s), pq = (int64_t)s->p * s->q;
-    if (s->n == 0) { /* an empty batch: the gradients are zero (or unchanged) */
-        if (!accumulate) {
-            memset(dw, 0, sizeof(float) * (size_t)(rows * s->k));
-            if (db)
-                memset(db, 0, sizeof(float) * (size_t)s->k);
-        }
+    return backward_pass(vctx, s, x, NULL, dy, NULL, NULL, dw, db, accumulate);
+}
+
+/* --- the fused block: convolution, ReLU, 2x2 max pooling (backend.h) ------------ */
+
+int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner)
+{
+    if (s->n == 0 || s->p < 2 || s->q < 2)
         return LN_OK;
-    }
-    int per_chunk = images_per_chunk(ctx, s, rows + s->k);
-    float *cols, *dyt;
-    LN_TRY(workspace(ctx, rows * per_chunk * pq, (int64_t)s->k * per_chunk * pq, &cols, &dyt));
-    int threads = ln_cpu_threads_for(ctx, rows * per_chunk * pq);
-    for (int first = 0; first < s->n; first += per_chunk) {
-        conv_chunk ch = {first, s->n - first < per_chunk ? s->n - first : per_chunk, pq, 0};
-        ch.cols = ch.count * pq;
-        int add = accumulate || first > 0;
-        im2col(s, x, &ch, cols, threads);
-        batch_to_rows(s, dy, &ch, dyt, threads);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->k, (int)rows, (int)ch.cols,
-                    1.0f, dyt, (int)ch.cols, cols, (int)ch.cols, add ? 1.0f : 0.0f, dw,
-                    (int)rows);
-        if (!db)
-            continue;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, s->k * ch.cols)) schedule(static)
-        for (int k = 0; k < s->k; k++) {
-            const float *row = dyt + k * ch.cols;
-            double acc = add ? db[k] : 0.0;
-            for (int64_t j = 0; j < ch.cols; j++)
-                acc += row[j];
-            db[k] = (float)acc;
-        }
-    }
-    return LN_OK;
+    return forward_images(vctx, s, x, w, bias, y, winner);
+}
+
+int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate)
+{
+    return backward_pass(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }

@@ -7,13 +7,19 @@
 
 #include "../backend.h"
 
+struct ln_cpu_pool;
+
 typedef struct ln_cpu_context {
-    int threads;               /* for OpenBLAS and our own parallel loops */
+    int threads;               /* for our parallel loops (OpenBLAS runs single-threaded) */
+    struct ln_cpu_pool *pool;  /* threads.c */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
-    /* Largest workspace a convolution plans for: the batch is processed in
-     * chunks beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
+    /* Largest workspace for a convolution's weight-gradient groups (conv.c):
+     * fewer groups beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
     size_t conv_workspace_bytes;
+    /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
+     * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
+    int winograd;
 } ln_cpu_context;
 
 /* A workspace of at least `nbytes`, reused across calls: allocated once per
@@ -22,8 +28,30 @@ typedef struct ln_cpu_context {
  * of memory. */
 void *ln_cpu_scratch(ln_cpu_context *ctx, size_t nbytes);
 
-/* Work below this many elements is not worth waking a second thread for. */
-#define LN_CPU_PARALLEL_MIN 32768
+/* The thread pool (threads.c). ln_cpu_parallel runs task(arg, i, thread) for
+ * every i in [0, items) on up to `threads` threads, the caller being thread 0
+ * (so thread < threads: an index for per-thread buffers); items are handed
+ * out one at a time as threads ask, and it returns when all are done. A task
+ * must not start parallel work itself. ln_cpu_parallel_range cuts [0, n)
+ * into a few pieces per thread (multiples of 16 elements, threads chosen by
+ * ln_cpu_threads_for) and runs task(arg, lo, hi) on each. */
+typedef void (*ln_cpu_task)(void *arg, int64_t item, int thread);
+typedef void (*ln_cpu_range_task)(void *arg, int64_t lo, int64_t hi);
+int ln_cpu_pool_open(ln_cpu_context *ctx);
+void ln_cpu_pool_close(ln_cpu_context *ctx);
+void ln_cpu_parallel(ln_cpu_context *ctx, int threads, int64_t items, ln_cpu_task task,
+                     void *arg);
+void ln_cpu_parallel_range(ln_cpu_context *ctx, int64_t n, ln_cpu_range_task task, void *arg);
+/* out[i] = (accumulate ? out[i] : 0) + groups[0 * stride + i] + groups[1 *
+ * stride + i] + ... for i < n, added in group order: partial sums of fixed
+ * groups of a batch combined the same way whatever the thread count. */
+void ln_cpu_sum_groups(ln_cpu_context *ctx, float *out, const float *groups, int count,
+                       int64_t stride, int64_t n, int accumulate);
+
+/* Work below this many elements is not worth waking a second thread for: a
+ * pass over 1 MB takes well under a millisecond, and on a shared machine the
+ * other thread may first have to wait for a core. */
+#define LN_CPU_PARALLEL_MIN 262144
 
 /* Threads for a loop over `work` elements: the context's count, or 1 when the
  * work is too small to share. */
@@ -31,6 +59,33 @@ static inline int ln_cpu_threads_for(void *ctx, int64_t work)
 {
     int t = ((ln_cpu_context *)ctx)->threads;
     return work >= LN_CPU_PARALLEL_MIN && t > 1 ? t : 1;
+}
+
+/* The sum of n floats: sixteen running float sums (vectorised, no long
+ * dependency chain), added in double at the end. For bias gradients, which
+ * add these per image in double. */
+static inline double ln_cpu_sum(const float *v, int64_t n)
+{
+    float lanes[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++)
+            lanes[l] += v[i + l];
+    double acc = 0;
+    for (int l = 0; l < 16; l++)
+        acc += lanes[l];
+    for (; i < n; i++)
+        acc += v[i];
+    return acc;
+}
+
+/* The same for products: below this many multiply-adds, one thread. */
+#define LN_CPU_PARALLEL_MIN_MACS ((int64_t)1 << 20)
+
+static inline int ln_cpu_threads_for_macs(void *ctx, int64_t macs)
+{
+    int t = ((ln_cpu_context *)ctx)->threads;
+    return macs >= LN_CPU_PARALLEL_MIN_MACS && t > 1 ? t : 1;
 }
 
 int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src);
@@ -41,12 +96,53 @@ int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
+/* C = alpha op(A) op(B) + beta C in float32, split across the context's
+ * threads (gemm.c); never call it from inside a parallel region. */
+void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                  float *c, int ldc);
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
                 int k, float alpha, const void *a, int lda, const void *b,
                 int ldb, float beta, void *c, int ldc);
 int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        ln_dtype dst_dtype, void *dst, int64_t row_elems,
                        const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
+
+/* The hand-vectorised kernels need AVX2 and FMA; elsewhere the plain loops
+ * and BLAS do everything. */
+#if defined(__AVX2__) && defined(__FMA__)
+#define LN_CPU_AVX2 1
+#endif
+
+#ifdef LN_CPU_AVX2
+/* Products with one short side (small_gemm.c), for convolutions with few
+ * taps. ln_cpu_small_gemm: C[m, n] = init[i] (or 0) + A[m, depth] B[depth, n],
+ * A addressed a[i * a_row + k * a_col], B and C row-major.
+ * ln_cpu_small_dot_gemm: C[m, n] (+)= A[m, len] B[n, len]^T (rows of A and B
+ * contiguous, long). */
+void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, const float *init);
+void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
+                           int64_t ldb, float *c, int64_t ldc, int accumulate);
+/* C[m, n] (+)= A[m, depth] B[depth, n] for n a multiple of 8, in 6 x 16 tiles
+ * held in registers over the whole depth: A addressed a[i * a_row + k * a_col]
+ * (broadcast), B rows of stride ldb read in place, no packing. */
+void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+
+/* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
+ * stride 1, padding up to 2 and channel counts that are multiples of 8.
+ * Forward: y = the convolution (+ bias); with `winner`, y and winner are the
+ * fused block's pooled output (backend.h). Backward: dx (unless NULL) = the
+ * input gradient, dw (unless NULL; and db) (+)= the parameter gradients,
+ * from dy, or with `winner` from the fused block's pooled gradient. */
+int ln_cpu_winograd_applies(const ln_conv2d_shape *s);
+int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                            const float *w, const float *bias, float *y, uint8_t *winner);
+int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                             const float *w, const float *dy, const uint8_t *winner, float *dx,
+                             float *dw, float *db, int accumulate);
+#endif
 
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */
 int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
@@ -86,6 +182,21 @@ int ln_cpu_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
 int ln_cpu_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
                                   const float *logits, const int32_t *labels, float scale,
                                   float *dlogits);
+
+/* the fused conv2d + ReLU + 2x2 max-pooling block (conv.c, its pooling in pool.c) */
+int ln_cpu_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner);
+int ln_cpu_conv2d_relu_maxpool2x2_backward(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate);
+/* One plane [h, w] of convolution outputs to its pooled ReLU outputs and
+ * winners [h/2, w/2] (backend.h gives the rule), and back: the plane's
+ * gradient from the pooled one (every element written). */
+void ln_cpu_relu_maxpool2x2_plane(const float *plane, int h, int w, float *out, uint8_t *winner);
+void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int h, int w,
+                                    float *d);
 
 /* optimizers (optim.c) */
 int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,

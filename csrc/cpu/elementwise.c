@@ -8,12 +8,6 @@
 #include "../status.h"
 #include "cpu.h"
 
-static int threads_for(void *ctx, int64_t n)
-{
-    int t = ((ln_cpu_context *)ctx)->threads;
-    return n >= LN_CPU_PARALLEL_MIN && t > 1 ? t : 1;
-}
-
 static int is_contiguous(const ln_strided *s)
 {
     int64_t expected = 1;
@@ -33,6 +27,24 @@ static int64_t numel_of(const ln_strided *s)
     return n;
 }
 
+typedef struct elementwise_job {
+    ln_binary_op op;
+    int scalar_first;
+    const float *x, *y;
+    const uint8_t *bytes;
+    const int32_t *indices;
+    float *z, c;
+    double *partial;           /* reduce: one sum per piece */
+    int64_t n, piece, row_elems, src_rows;
+} elementwise_job;
+
+static void bytes_to_float_range(void *p, int64_t lo, int64_t hi)
+{
+    const elementwise_job *j = p;
+    for (int64_t i = lo; i < hi; i++)
+        j->z[i] = (float)j->bytes[i];
+}
+
 int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src)
 {
     int64_t n = numel_of(dst);
@@ -42,29 +54,32 @@ int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src)
             return LN_OK;
         }
         if (dst->dtype == LN_FLOAT32 && src->dtype == LN_UINT8) {
-            const uint8_t *x = src->data;
-            float *y = dst->data;
-#pragma omp parallel for num_threads(threads_for(ctx, n)) schedule(static)
-            for (int64_t i = 0; i < n; i++)
-                y[i] = (float)x[i];
+            elementwise_job job = {.bytes = src->data, .z = dst->data};
+            ln_cpu_parallel_range(ctx, n, bytes_to_float_range, &job);
             return LN_OK;
         }
     }
     return ln_ref_copy(ctx, dst, src);
 }
 
+static void fill_range(void *p, int64_t lo, int64_t hi)
+{
+    const elementwise_job *j = p;
+    if (j->c == 0.0f && !signbit(j->c)) {
+        memset(j->z + lo, 0, sizeof(float) * (size_t)(hi - lo));
+        return;
+    }
+    for (int64_t i = lo; i < hi; i++)
+        j->z[i] = j->c;
+}
+
 int ln_cpu_fill(void *ctx, const ln_strided *dst, double value)
 {
     int64_t n = numel_of(dst);
     if (is_contiguous(dst) && dst->dtype == LN_FLOAT32) {
-        float v = (float)value, *y = dst->data;
-        if (v == 0.0f && !signbit(v)) {
-            memset(y, 0, (size_t)n * sizeof(float));
-            return LN_OK;
-        }
-#pragma omp parallel for num_threads(threads_for(ctx, n)) schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            y[i] = v;
+        /* zeros by memset, in pieces on the threads for large tensors (zero_grad) */
+        elementwise_job job = {.z = dst->data, .c = (float)value};
+        ln_cpu_parallel_range(ctx, n, fill_range, &job);
         return LN_OK;
     }
     return ln_ref_fill(ctx, dst, value);
@@ -72,27 +87,46 @@ int ln_cpu_fill(void *ctx, const ln_strided *dst, double value)
 
 #define FLOAT_LOOP(expr)                                                      \
     do {                                                                      \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")          \
-        for (int64_t i = 0; i < n; i++)                                       \
+        for (int64_t i = lo; i < hi; i++)                                     \
             z[i] = (expr);                                                    \
     } while (0)
 
-int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
-                  const void *a, const void *b, void *out)
+static void binary_range(void *p, int64_t lo, int64_t hi)
 {
-    if (dtype != LN_FLOAT32)
-        return ln_ref_binary(ctx, op, dtype, n, a, b, out);
-    const float *x = a, *y = b;
-    float *z = out;
-    int nt = threads_for(ctx, n);
-    switch (op) {
+    const elementwise_job *j = p;
+    const float *x = j->x, *y = j->y;
+    float *z = j->z;
+    switch (j->op) {
     case LN_ADD: FLOAT_LOOP(x[i] + y[i]); break;
     case LN_SUB: FLOAT_LOOP(x[i] - y[i]); break;
     case LN_MUL: FLOAT_LOOP(x[i] * y[i]); break;
     case LN_DIV: FLOAT_LOOP(x[i] / y[i]); break;
     case LN_EQ: FLOAT_LOOP(x[i] == y[i] ? 1.0f : 0.0f); break;
     }
+}
+
+int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                  const void *a, const void *b, void *out)
+{
+    if (dtype != LN_FLOAT32)
+        return ln_ref_binary(ctx, op, dtype, n, a, b, out);
+    elementwise_job job = {.op = op, .x = a, .y = b, .z = out};
+    ln_cpu_parallel_range(ctx, n, binary_range, &job);
     return LN_OK;
+}
+
+static void scalar_range(void *p, int64_t lo, int64_t hi)
+{
+    const elementwise_job *j = p;
+    const float *x = j->x;
+    float *z = j->z, c = j->c;
+    switch (j->op) {
+    case LN_ADD: FLOAT_LOOP(x[i] + c); break;
+    case LN_SUB: if (j->scalar_first) FLOAT_LOOP(c - x[i]); else FLOAT_LOOP(x[i] - c); break;
+    case LN_MUL: FLOAT_LOOP(x[i] * c); break;
+    case LN_DIV: if (j->scalar_first) FLOAT_LOOP(c / x[i]); else FLOAT_LOOP(x[i] / c); break;
+    case LN_EQ: FLOAT_LOOP(x[i] == c ? 1.0f : 0.0f); break;
+    }
 }
 
 int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
@@ -100,17 +134,24 @@ int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
 {
     if (dtype != LN_FLOAT32)
         return ln_ref_binary_scalar(ctx, op, dtype, n, a, s, scalar_first, out);
-    const float *x = a;
-    float *z = out, c = (float)s;
-    int nt = threads_for(ctx, n);
-    switch (op) {
-    case LN_ADD: FLOAT_LOOP(x[i] + c); break;
-    case LN_SUB: if (scalar_first) FLOAT_LOOP(c - x[i]); else FLOAT_LOOP(x[i] - c); break;
-    case LN_MUL: FLOAT_LOOP(x[i] * c); break;
-    case LN_DIV: if (scalar_first) FLOAT_LOOP(c / x[i]); else FLOAT_LOOP(x[i] / c); break;
-    case LN_EQ: FLOAT_LOOP(x[i] == c ? 1.0f : 0.0f); break;
-    }
+    elementwise_job job = {.op = op, .scalar_first = scalar_first, .x = a, .z = out,
+                           .c = (float)s};
+    ln_cpu_parallel_range(ctx, n, scalar_range, &job);
     return LN_OK;
+}
+
+/* Pieces of a sum: a fixed count, so the result does not depend on threads. */
+#define SUM_PIECES 64
+
+static void sum_piece(void *p, int64_t piece, int thread)
+{
+    (void)thread;
+    const elementwise_job *j = p;
+    int64_t lo = piece * j->piece, hi = lo + j->piece < j->n ? lo + j->piece : j->n;
+    double acc = 0;
+    for (int64_t i = lo; i < hi; i++)
+        acc += j->x[i];
+    j->partial[piece] = acc;
 }
 
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
@@ -118,15 +159,29 @@ int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
 {
     if (dtype != LN_FLOAT32 || op != LN_SUM)
         return ln_ref_reduce(ctx, op, dtype, n, x, result);
-    const float *v = x;
+    /* double sums per piece, added in order: the same sum as the reference up
+     * to the order of additions, which double precision makes irrelevant */
+    double partial[SUM_PIECES];
+    elementwise_job job = {.x = x, .partial = partial, .n = n,
+                           .piece = (n + SUM_PIECES - 1) / SUM_PIECES};
+    int64_t pieces = job.piece > 0 ? (n + job.piece - 1) / job.piece : 0;
+    ln_cpu_parallel(ctx, ln_cpu_threads_for(ctx, n), pieces, sum_piece, &job);
     double acc = 0;
-    /* a double accumulator per thread: the same sum as the reference up to
-     * the order of additions, which double precision makes irrelevant here */
-#pragma omp parallel for num_threads(threads_for(ctx, n)) reduction(+ : acc) schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        acc += v[i];
+    for (int64_t i = 0; i < pieces; i++)
+        acc += partial[i];
     *result = acc;
     return LN_OK;
+}
+
+static void gather_row(void *p, int64_t r, int thread)
+{
+    (void)thread;
+    const elementwise_job *j = p;
+    int in_range = j->indices[r] >= 0 && j->indices[r] < j->src_rows;
+    const uint8_t *row = j->bytes + (in_range ? (int64_t)j->indices[r] * j->row_elems : 0);
+    float *out = j->z + r * j->row_elems, d = j->c;
+    for (int64_t e = 0; e < j->row_elems; e++)
+        out[e] = in_range ? (float)row[e] / d : 0.0f;
 }
 
 int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
@@ -134,15 +189,9 @@ int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
                        const int32_t *indices, int64_t n, int64_t src_rows, double divisor)
 {
     if (src_dtype == LN_UINT8 && dst_dtype == LN_FLOAT32) {
-        const uint8_t *x = src;
-        float *y = dst, d = (float)divisor;
-#pragma omp parallel for num_threads(threads_for(ctx, n * row_elems)) schedule(static)
-        for (int64_t r = 0; r < n; r++) {
-            int in_range = indices[r] >= 0 && indices[r] < src_rows;
-            const uint8_t *row = x + (in_range ? (int64_t)indices[r] * row_elems : 0);
-            for (int64_t e = 0; e < row_elems; e++)
-                y[r * row_elems + e] = in_range ? (float)row[e] / d : 0.0f;
-        }
+        elementwise_job job = {.bytes = src, .indices = indices, .z = dst, .c = (float)divisor,
+                               .row_elems = row_elems, .src_rows = src_rows};
+        ln_cpu_parallel(ctx, ln_cpu_threads_for(ctx, n * row_elems), n, gather_row, &job);
         return LN_OK;
     }
     return ln_ref_gather_rows(ctx, src_dtype, src, dst_dtype, dst, row_elems,

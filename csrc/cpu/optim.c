@@ -5,13 +5,21 @@
 #include "../status.h"
 #include "cpu.h"
 
-int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
-                    const float *grad, float *momentum_buffer)
+typedef struct sgd_job {
+    const ln_sgd_params *p;
+    float *param, *momentum_buffer;
+    const float *grad;
+} sgd_job;
+
+static void sgd_range(void *arg, int64_t lo, int64_t hi)
 {
-    float lr = p->lr, wd = p->weight_decay, mom = p->momentum, damp = 1.0f - p->dampening;
-    int first = p->first_step, nesterov = p->nesterov;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, n)) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
+    const sgd_job *j = arg;
+    float lr = j->p->lr, wd = j->p->weight_decay, mom = j->p->momentum;
+    float damp = 1.0f - j->p->dampening;
+    int first = j->p->first_step, nesterov = j->p->nesterov;
+    float *param = j->param, *momentum_buffer = j->momentum_buffer;
+    const float *grad = j->grad;
+    for (int64_t i = lo; i < hi; i++) {
         float d = grad[i];
         if (wd != 0.0f)
             d = d + wd * param[i];
@@ -22,19 +30,30 @@ int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
         }
         param[i] = param[i] + -lr * d;
     }
+}
+
+int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
+                    const float *grad, float *momentum_buffer)
+{
+    sgd_job job = {p, param, momentum_buffer, grad};
+    ln_cpu_parallel_range(ctx, n, sgd_range, &job);
     return LN_OK;
 }
 
-int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
-                     const float *grad, float *exp_avg, float *exp_avg_sq)
+typedef struct adam_job {
+    float step_size, bc2_sqrt, b1, b2, eps, wd;
+    float *param, *exp_avg, *exp_avg_sq;
+    const float *grad;
+} adam_job;
+
+static void adam_range(void *arg, int64_t lo, int64_t hi)
 {
-    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
-    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
-    float step_size = (float)(p->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float b1 = p->beta1, b2 = p->beta2, one_minus_b1 = 1.0f - b1, one_minus_b2 = 1.0f - b2;
-    float eps = p->eps, wd = p->weight_decay;
-#pragma omp parallel for num_threads(ln_cpu_threads_for(ctx, n)) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
+    const adam_job *j = arg;
+    float step_size = j->step_size, bc2_sqrt = j->bc2_sqrt, b1 = j->b1, b2 = j->b2;
+    float one_minus_b1 = 1.0f - b1, one_minus_b2 = 1.0f - b2, eps = j->eps, wd = j->wd;
+    float *param = j->param, *exp_avg = j->exp_avg, *exp_avg_sq = j->exp_avg_sq;
+    const float *grad = j->grad;
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
         if (wd != 0.0f)
             g = g + wd * param[i];
@@ -45,5 +64,15 @@ int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param
         float denom = sqrtf(v) / bc2_sqrt + eps;
         param[i] = param[i] + -step_size * m / denom;
     }
+}
+
+int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
+                     const float *grad, float *exp_avg, float *exp_avg_sq)
+{
+    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
+    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
+    adam_job job = {(float)(p->lr / bc1), (float)sqrt(bc2), p->beta1, p->beta2, p->eps,
+                    p->weight_decay, param, exp_avg, exp_avg_sq, grad};
+    ln_cpu_parallel_range(ctx, n, adam_range, &job);
     return LN_OK;
 }

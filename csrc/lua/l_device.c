@@ -180,6 +180,8 @@ static int l_info(lua_State *L)
         lua_setfield(L, -2, "threads");
         lua_pushstring(L, info.blas);
         lua_setfield(L, -2, "blas");
+        lua_pushstring(L, info.kernels);
+        lua_setfield(L, -2, "kernels");
         return 1;
     }
     snprintf(buf, sizeof buf, "%d.%d", info.cc_major, info.cc_minor);

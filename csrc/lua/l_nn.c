@@ -26,10 +26,12 @@ static ln_tensor *opt_tensor(lua_State *L, int idx, const char *fname)
     return lua_isnoneornil(L, idx) ? NULL : ln_lua_check_tensor(L, idx, fname);
 }
 
-/* Pushes the tensor to write into (see the top of the file) and returns it. */
-static ln_tensor *push_output(lua_State *L, int idx, const ln_tensor *like, int ndim,
-                              const int64_t *shape, const ln_tensor *const *inputs,
-                              int ninputs, const char *fname)
+/* Pushes the tensor of `dtype` to write into (see the top of the file) and
+ * returns it. */
+static ln_tensor *push_output_of(lua_State *L, int idx, const ln_tensor *like, ln_dtype dtype,
+                                 int ndim, const int64_t *shape,
+                                 const ln_tensor *const *inputs, int ninputs,
+                                 const char *fname)
 {
     ln_tensor *t = NULL;
     if (!lua_isnoneornil(L, idx)) {
@@ -39,7 +41,7 @@ static ln_tensor *push_output(lua_State *L, int idx, const ln_tensor *like, int 
                         idx, luaL_typename(L, idx));
     }
     ln_device *dev = ln_tensor_device(like);
-    int reuse = t && t->storage && ln_tensor_device(t) == dev && t->dtype == LN_FLOAT32
+    int reuse = t && t->storage && ln_tensor_device(t) == dev && t->dtype == dtype
                 && ln_tensor_is_contiguous(t) && t->ndim == ndim;
     for (int i = 0; reuse && i < ndim; i++)
         reuse = t->shape[i] == shape[i];
@@ -50,8 +52,16 @@ static ln_tensor *push_output(lua_State *L, int idx, const ln_tensor *like, int 
         return t;
     }
     t = ln_lua_new_tensor(L);
-    ln_lua_check_status(L, ln_tensor_alloc(t, dev, LN_FLOAT32, ndim, shape), fname);
+    ln_lua_check_status(L, ln_tensor_alloc(t, dev, dtype, ndim, shape), fname);
     return t;
+}
+
+/* A float32 output: see push_output_of. */
+static ln_tensor *push_output(lua_State *L, int idx, const ln_tensor *like, int ndim,
+                              const int64_t *shape, const ln_tensor *const *inputs,
+                              int ninputs, const char *fname)
+{
+    return push_output_of(L, idx, like, LN_FLOAT32, ndim, shape, inputs, ninputs, fname);
 }
 
 static int check_int(lua_State *L, int idx, const char *fname, const char *what)
@@ -135,6 +145,57 @@ static int l_conv2d_backward_filter(lua_State *L)
     ln_lua_check_status(L, ln_nn_conv2d_backward_filter(x, dy, &p, dw, db,
                                                         lua_toboolean(L, 9)), fname);
     return 0;
+}
+
+/* --- the fused block: conv2d, ReLU, 2x2 max pooling ------------------------------ */
+
+/* conv_block_supported(device) -> whether its backend has the fused block */
+static int l_conv_block_supported(lua_State *L)
+{
+    ln_device *dev = ln_lua_check_device(L, 1, "lunet.conv_block_supported");
+    lua_pushboolean(L, ln_nn_conv_block_supported(dev));
+    return 1;
+}
+
+/* conv_block_forward(x, w, bias|nil, sh, sw, ph, pw, y|nil, winner|nil [, caller])
+ * -> y, winner */
+static int l_conv_block_forward(lua_State *L)
+{
+    const char *fname = caller(L, 10, "lunet.conv_block_forward");
+    ln_tensor *x = ln_lua_check_tensor(L, 1, fname), *w = ln_lua_check_tensor(L, 2, fname);
+    ln_tensor *b = opt_tensor(L, 3, fname);
+    ln_conv2d_params p = conv_params(L, 4, fname);
+    ln_conv2d_shape s;
+    int64_t shape[4];
+    ln_lua_check_status(L, ln_nn_conv_block_shape(x, w, &p, &s, shape), fname);
+    const ln_tensor *inputs[3] = {x, w, b};
+    ln_tensor *y = push_output(L, 8, x, 4, shape, inputs, 3, fname);
+    const ln_tensor *before_winner[4] = {x, w, b, y};
+    ln_tensor *winner = push_output_of(L, 9, x, LN_UINT8, 4, shape, before_winner, 4, fname);
+    ln_lua_check_status(L, ln_nn_conv_block_forward(x, w, b, &p, y, winner), fname);
+    return 2;
+}
+
+/* conv_block_backward(x, w, dy, winner, sh, sw, ph, pw, dx|nil|false, dw, db|nil,
+ * accumulate [, caller]) -> dx (nothing when dx is false: no input gradient) */
+static int l_conv_block_backward(lua_State *L)
+{
+    const char *fname = caller(L, 13, "lunet.conv_block_backward");
+    ln_tensor *x = ln_lua_check_tensor(L, 1, fname), *w = ln_lua_check_tensor(L, 2, fname);
+    ln_tensor *dy = ln_lua_check_tensor(L, 3, fname), *winner = ln_lua_check_tensor(L, 4, fname);
+    ln_conv2d_params p = conv_params(L, 5, fname);
+    ln_tensor *dw = ln_lua_check_tensor(L, 10, fname), *db = opt_tensor(L, 11, fname);
+    ln_conv2d_shape s;
+    int64_t shape[4];
+    ln_lua_check_status(L, ln_nn_conv_block_shape(x, w, &p, &s, shape), fname);
+    ln_tensor *dx = NULL;
+    if (!(lua_type(L, 9) == LUA_TBOOLEAN && !lua_toboolean(L, 9))) {
+        const ln_tensor *inputs[6] = {x, w, dy, winner, dw, db};
+        dx = push_output(L, 9, x, 4, x->shape, inputs, 6, fname);
+    }
+    ln_lua_check_status(L, ln_nn_conv_block_backward(x, w, dy, winner, &p, dx, dw, db,
+                                                     lua_toboolean(L, 12)), fname);
+    return dx ? 1 : 0;
 }
 
 /* --- fully connected ------------------------------------------------------------ */
@@ -408,6 +469,9 @@ void ln_lua_open_nn(lua_State *L)
         {"conv2d_forward", l_conv2d_forward},
         {"conv2d_backward_data", l_conv2d_backward_data},
         {"conv2d_backward_filter", l_conv2d_backward_filter},
+        {"conv_block_supported", l_conv_block_supported},
+        {"conv_block_forward", l_conv_block_forward},
+        {"conv_block_backward", l_conv_block_backward},
         {"linear_forward", l_linear_forward},
         {"linear_backward_data", l_linear_backward_data},
         {"linear_backward_filter", l_linear_backward_filter},

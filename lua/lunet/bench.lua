@@ -128,7 +128,8 @@ function bench.environment(device_names)
     hostname = read_first_line("/proc/sys/kernel/hostname") or shell_line("hostname"),
     os = shell_line("uname -srm"),
     lua = _VERSION,
-    cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas },
+    cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas,
+      kernels = cpu.kernels },
     gpus = {},
   }
   local ok, reason = core.cuda_available()
@@ -214,6 +215,25 @@ end
 -- inputs and gradient with respect to the weights each cost about one
 -- forward pass, so 3x forward (the usual convention; the report says so).
 bench.TRAIN_FLOPS_FACTOR = 3
+
+--- The device's float32 matrix-product rate: a square n x n x n product
+-- (default 2048) through lunet.matmul, one warm-up, then `repeat` timed
+-- products (default 5). On the CPU that is OpenBLAS's sgemm on lunet's
+-- threads. Returns {gflops = median, gflops_best, n, threads, what}.
+function bench.sgemm_rate(device, n, rep)
+  device = as_device(device) or core.device("cpu")
+  n = n or 2048
+  local a = core.rand({ n, n }, { device = device })
+  local b = core.rand({ n, n }, { device = device })
+  local t = bench.time(function() core.matmul(a, b):free() end,
+    { device = device, warmup = 1, ["repeat"] = rep or 5 })
+  a:free()
+  b:free()
+  local flops = 2 * n * n * n
+  return { gflops = flops / t.median / 1e9, gflops_best = flops / t.min / 1e9, n = n,
+    threads = device.type == "cpu" and core.get_num_threads() or nil,
+    what = ("%dx%dx%d float32 product (lunet.matmul)"):format(n, n, n) }
+end
 
 --- Number of trainable scalars in a model (m:parameters()).
 function bench.parameter_count(model)

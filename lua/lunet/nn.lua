@@ -405,10 +405,59 @@ function Sequential:add(m)
   return self
 end
 
+-- Fused blocks. Conv2d -> ReLU -> MaxPool2d (2x2, stride 2, no padding) runs
+-- as one op (core.conv_block_forward/backward) on devices whose backend has
+-- it, so the convolution's output, the largest tensor of such a network, is
+-- never written out and read back. Values and gradients are those of the
+-- three modules run one after the other; what is not kept is the
+-- intermediate tensors: after a fused pass the Conv2d's and the ReLU's
+-- `output`, and the ReLU's and the pool's `grad_input`, are nil. Set
+-- `seq.fuse = false` to run every module on its own.
+
+--- The geometry of a fusable block starting at position i for input x,
+-- or nil: anything unusual runs module by module, where errors name the
+-- module at fault.
+local function fusable_block(self, i, x)
+  if self.fuse == false or i + 2 > #self then return nil end
+  local conv, relu, pool = self[i], self[i + 1], self[i + 2]
+  if getmetatable(conv) ~= nn.Conv2d or getmetatable(relu) ~= nn.ReLU
+    or getmetatable(pool) ~= nn.MaxPool2d then
+    return nil
+  end
+  local k, s, p = pool.kernel_size, pool.stride, pool.padding
+  if k[1] ~= 2 or k[2] ~= 2 or s[1] ~= 2 or s[2] ~= 2 or p[1] ~= 0 or p[2] ~= 0 then return nil end
+  if not lunet.is_tensor(x) or x:dim() ~= 4 or x:dtype() ~= "float32"
+    or x:size(2) ~= conv.in_channels or x:device() ~= conv.weight:device()
+    or not core.conv_block_supported(x:device()) then
+    return nil
+  end
+  local kh, kw = conv.kernel_size[1], conv.kernel_size[2]
+  local sh, sw = conv.stride[1], conv.stride[2]
+  local ph, pw = conv.padding[1], conv.padding[2]
+  local h, w = x:size(3) + 2 * ph - kh, x:size(4) + 2 * pw - kw
+  if h < 0 or w < 0 or h // sh + 1 < 2 or w // sw + 1 < 2 then return nil end
+  return conv, relu, pool
+end
+
 function Sequential:forward(input)
   check_self(self, "Sequential", "forward")
-  local x = input
-  for i = 1, #self do x = self[i]:forward(x) end
+  local x, fused, i = input, {}, 1
+  while i <= #self do
+    local conv, relu, pool = fusable_block(self, i, x)
+    if conv then
+      local st, pd = conv.stride, conv.padding
+      pool.output, pool._winner = core.conv_block_forward(x, conv.weight, conv.bias, st[1], st[2],
+        pd[1], pd[2], pool.output, pool._winner, conv._fname.forward)
+      conv.output, relu.output = nil, nil
+      fused[i] = true
+      x = pool.output
+      i = i + 3
+    else
+      x = self[i]:forward(x)
+      i = i + 1
+    end
+  end
+  self._fused = fused
   self.output = x
   return x
 end
@@ -416,9 +465,23 @@ end
 function Sequential:backward(input, grad_output)
   check_self(self, "Sequential", "backward")
   check_forward_done(self)
-  local g = grad_output
-  for i = #self, 2, -1 do g = self[i]:backward(self[i - 1].output, g) end
-  if #self >= 1 then g = self[1]:backward(input, g) end
+  local g, fused, i = grad_output, self._fused or {}, #self
+  while i >= 1 do
+    local first = i - 2
+    if first >= 1 and fused[first] then
+      local conv, relu, pool = self[first], self[first + 1], self[first + 2]
+      local x = first > 1 and self[first - 1].output or input
+      local st, pd = conv.stride, conv.padding
+      conv.grad_input = core.conv_block_backward(x, conv.weight, g, pool._winner, st[1], st[2],
+        pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, true, conv._fname.backward)
+      relu.grad_input, pool.grad_input = nil, nil
+      g = conv.grad_input
+      i = first - 1
+    else
+      g = self[i]:backward(i > 1 and self[i - 1].output or input, g)
+      i = i - 1
+    end
+  end
   self.grad_input = g
   return g
 end
@@ -616,6 +679,8 @@ for name, mode in pairs({ MaxPool2d = "max", AvgPool2d = "avg" }) do
     return pool_backward(self, mode, input, grad_output)
   end
 end
+-- MaxPool2d keeps the winners of a fused block (see Sequential).
+nn.MaxPool2d._caches = { "output", "grad_input", "_winner" }
 
 -- --- ReLU ------------------------------------------------------------------------------
 

@@ -229,6 +229,28 @@ function report.session_markdown(results)
     end
   end
   add()
+  local rated = {}
+  for _, r in ipairs(results.devices or {}) do
+    if r.status == "ok" and r.sgemm then rated[#rated + 1] = r end
+  end
+  if #rated > 0 then
+    add("## Achieved rate against the device's sgemm rate")
+    add()
+    add("| device | sgemm rate (GFLOP/s) | measured on | training GFLOP/s | share | inference GFLOP/s | share |")
+    add("|---|---:|---|---:|---:|---:|---:|")
+    for _, r in ipairs(rated) do
+      add(("| %s | %s | %s%s | %s | %s | %s | %s |"):format(r.device, fmt(r.sgemm.gflops, "%.1f"),
+        md_escape(r.sgemm.what), r.sgemm.threads and (", " .. r.sgemm.threads .. " threads") or "",
+        fmt(r.training.gflops, "%.1f"), fmt(100 * (r.training.sgemm_share or 0), "%.0f%%"),
+        fmt(r.inference.gflops, "%.1f"), fmt(100 * (r.inference.sgemm_share or 0), "%.0f%%")))
+    end
+    add()
+    add("The achieved rates count the model's arithmetic as a direct convolution does it (see below); " ..
+      "where a device computes 3x3 convolutions with Winograd's F(2x2, 3x3), which needs 2.25 times " ..
+      "fewer multiplications, a share above 100% is possible. The sgemm rate is measured in the same run, " ..
+      "under the same load.")
+    add()
+  end
   add("## Per epoch")
   add()
   add("| device | epoch | batches | images | time | images/s | mean loss |")
@@ -247,7 +269,10 @@ function report.session_markdown(results)
     m.name or "?", m.parameters and svg.format_number(m.parameters) or "?", tostring(a.seed)))
   add(("- Training: %s epoch(s), batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
     tostring(a.epochs), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
-    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch and per test pass** (a quick run, not the full lesson)") or ""))
+    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch** (a quick run, not the full lesson)") or ""))
+  if a.warmup_batches and a.warmup_batches > 0 then
+    add(("- Warm-up: %d training steps before the timed epochs, not timed."):format(a.warmup_batches))
+  end
   add(("- Data mode `%s`: %s"):format(a.data_mode or "seed", a.data_mode == "resident"
     and "the dataset is uploaded to the device once (timed apart, as upload time) and each batch is gathered and scaled there."
     or "each batch is gathered and scaled on the host, then copied to the device, as the original notebook does; that time counts as training time."))
@@ -274,8 +299,9 @@ function report.session_markdown(results)
   add()
   add("## Environment")
   add()
-  add(("- CPU: %s, %s cores, %s threads; BLAS: %s"):format(env.cpu and env.cpu.model or "?", env.cpu and env.cpu.cores or "?",
-    env.cpu and env.cpu.threads or "?", env.cpu and env.cpu.blas or "?"))
+  add(("- CPU: %s, %s cores, %s threads; BLAS: %s; lunet's CPU kernels: %s"):format(env.cpu and env.cpu.model or "?",
+    env.cpu and env.cpu.cores or "?", env.cpu and env.cpu.threads or "?", env.cpu and env.cpu.blas or "?",
+    env.cpu and env.cpu.kernels or "?"))
   for _, g in ipairs(env.gpus or {}) do
     add(("- %s: %s, compute capability %s, %.1f GiB; driver %s, CUDA runtime %s, cuDNN %s, cuBLAS %s%s"):format(
       g.device or "GPU", g.name or "?", g.compute_capability or "?", (g.memory_bytes or 0) / 2 ^ 30,

@@ -1,0 +1,127 @@
+#!/usr/bin/env lua5.4
+--- Times one training step of the session's model (lunet.models.fashion_alexnet)
+-- layer by layer: forward and backward of every module, the loss, zero_grad
+-- and the Adam step, plus whole steps and a forward-only (inference) pass,
+-- on random data of the seed's shape. Warm-up steps are not timed; every
+-- number is the median of the timed repeats. The tool behind each step of
+-- bench/NOTES.md.
+--
+--   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
+--                               [--fuse 0]   (0: no fused conv blocks, for comparisons)
+-- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
+local lunet = require("lunet")
+local bench = require("lunet.bench")
+
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1 }
+local i = 1
+while i <= #arg do
+  local key = arg[i]:match("^%-%-(.+)$")
+  if not key or args[key] == nil and key ~= "threads" then
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1]\n")
+    os.exit(2)
+  end
+  args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
+  i = i + 2
+end
+if args.threads then lunet.set_num_threads(args.threads) end
+
+local dev = lunet.device(args.device)
+lunet.manual_seed(1)
+local model = lunet.models.fashion_alexnet():to(dev)
+model.fuse = args.fuse ~= 0
+local criterion = lunet.nn.CrossEntropyLoss()
+local optimizer = lunet.optim.Adam(model, { lr = 1e-3 })
+local x = lunet.rand({ args.batch, 1, 28, 28 }):to(dev)
+local labels = {}
+for j = 1, args.batch do labels[j] = (j * 7) % 10 + 1 end
+local y = lunet.tensor(labels, { dtype = "int32" }):to(dev)
+
+local names, times = {}, {}
+local function record(name, seconds)
+  if not times[name] then
+    names[#names + 1] = name
+    times[name] = {}
+  end
+  local list = times[name]
+  list[#list + 1] = seconds
+end
+
+-- Every phase timed by wrappers around the modules' forward and backward, the
+-- fused blocks' core ops (Sequential calls core.conv_block_* for
+-- Conv2d -> ReLU -> MaxPool2d, see nn.lua), the loss and the optimizer; the
+-- device is synchronised around each.
+local keep = false
+local function timed(name, fn)
+  return function(...)
+    dev:synchronize()
+    local t0 = lunet.clock()
+    local a, b = fn(...)
+    dev:synchronize()
+    if keep then record(name, lunet.clock() - t0) end
+    return a, b
+  end
+end
+for l = 1, #model do
+  local m = model[l]
+  m.forward = timed(("fwd  %d %s"):format(l, m.__typename), getmetatable(m).forward)
+  m.backward = timed(("bwd  %d %s"):format(l, m.__typename), getmetatable(m).backward)
+end
+local core = require("lunet.core")
+local block_forward, block_backward = core.conv_block_forward, core.conv_block_backward
+core.conv_block_forward = function(x, ...)
+  return timed(("fwd  block %d ch"):format(x:size(2)), block_forward)(x, ...)
+end
+core.conv_block_backward = function(x, ...)
+  return timed(("bwd  block %d ch"):format(x:size(2)), block_backward)(x, ...)
+end
+
+local function timed_step(keep_times)
+  keep = keep_times
+  dev:synchronize()
+  local t_step = lunet.clock()
+  timed("zero_grad", function() optimizer:zero_grad() end)()
+  local out = model:forward(x)
+  local g = timed("loss fwd+bwd", function()
+    criterion:forward(out, y)
+    return criterion:backward(out, y)
+  end)()
+  model:backward(x, g)
+  timed("adam", function() optimizer:step() end)()
+  dev:synchronize()
+  if keep then record("STEP (with the clocks)", lunet.clock() - t_step) end
+  keep = false
+end
+
+for _ = 1, args.warmup do timed_step(false) end
+for _ = 1, args["repeat"] do timed_step(true) end
+
+-- whole steps and inference passes, untimed inside
+for l = 1, #model do model[l].forward, model[l].backward = nil, nil end
+core.conv_block_forward, core.conv_block_backward = block_forward, block_backward
+local step_times = bench.time(function()
+  optimizer:zero_grad()
+  local out = model:forward(x)
+  criterion:forward(out, y)
+  model:backward(x, criterion:backward(out, y))
+  optimizer:step()
+end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
+model:eval()
+local infer_times = bench.time(function() model:forward(x) end,
+  { device = dev, warmup = 2, ["repeat"] = args["repeat"] })
+model:train()
+
+local flops = bench.model_flops(model, { 1, 28, 28 })
+print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up); fused blocks %s, kernels %s"):format(
+  tostring(dev), lunet.get_num_threads(), args.batch, args["repeat"], args.warmup, model.fuse and "on" or "off",
+  tostring(dev:info().kernels)))
+for _, name in ipairs(names) do
+  local st = bench.stats(times[name])
+  print(("  %-26s %8.2f ms  (min %7.2f)"):format(name, 1e3 * st.median, 1e3 * st.min))
+end
+local function line(name, t, factor)
+  print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s  %6.1f GFLOP/s (min: %6.0f img/s)"):format(name,
+    1e3 * t.median, 1e3 * t.min, args.batch / t.median, args.batch * flops * factor / t.median / 1e9,
+    args.batch / t.min))
+end
+line("train step", step_times, bench.TRAIN_FLOPS_FACTOR)
+line("inference batch", infer_times, 1)

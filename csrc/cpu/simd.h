@@ -1,0 +1,81 @@
+/* AVX2 helpers shared by the CPU kernels (pool.c, small_gemm.c, winograd.c):
+ * lane masks, and the 2x2 max-pooling window rule on eight windows at once.
+ * Included only where LN_CPU_AVX2 is defined (cpu.h). */
+#ifndef LUNET_CPU_SIMD_H
+#define LUNET_CPU_SIMD_H
+
+#include <immintrin.h>
+#include <string.h>
+
+/* Lanes [0, n) set, for n in 0..8 (fewer or more clamp). */
+static inline __m256i ln_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Stores the first n lanes of v (all of them when n >= 8). Masked stores
+ * (vmaskmovps) are slow on AMD's cores: the tail goes through a buffer. */
+static inline void ln_store_first(float *dst, __m256 v, int n)
+{
+    if (n >= 8) {
+        _mm256_storeu_ps(dst, v);
+        return;
+    }
+    float part[8];
+    _mm256_storeu_ps(part, v);
+    for (int i = 0; i < n; i++)
+        dst[i] = part[i];
+}
+
+/* Eight windows' candidates c[0..3] (top-left, top-right, bottom-left,
+ * bottom-right): the winner of each as a mask per candidate (exactly one set
+ * per lane) and the winning value, by the reference's rule: the first
+ * maximum in window order, NaN counting as the maximum. */
+static inline __m256 ln_window_max(const __m256 c[4], __m256 wins[4])
+{
+    __m256 best = c[0], taken = _mm256_setzero_ps();
+    for (int i = 1; i < 4; i++) {
+        __m256 v = c[i];
+        __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+        __m256 nan_over_number = _mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q),
+                                               _mm256_cmp_ps(best, best, _CMP_ORD_Q));
+        wins[i] = _mm256_or_ps(greater, nan_over_number);
+        best = _mm256_blendv_ps(best, v, wins[i]);
+    }
+    /* a later winner overrides an earlier one */
+    for (int i = 3; i >= 1; i--) {
+        wins[i] = _mm256_andnot_ps(taken, wins[i]);
+        taken = _mm256_or_ps(taken, wins[i]);
+    }
+    wins[0] = _mm256_andnot_ps(taken, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+    return best;
+}
+
+/* ReLU then 2x2 max pooling of eight windows (see backend.h's fused block):
+ * max(relu(v)) = relu(max(v)), with the same first maximum whenever it is
+ * positive, so the raw candidates are compared and ReLU applied to the
+ * winner. Returns the pooled values; *codes gets each window's winner
+ * 0..3, or 4 where the maximum is not positive (no gradient flows). */
+static inline __m256 ln_relu_window_max(const __m256 c[4], __m256i *codes)
+{
+    __m256 wins[4];
+    __m256 best = ln_window_max(c, wins);
+    __m256 positive = _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ);
+    __m256i code = _mm256_or_si256(
+        _mm256_and_si256(_mm256_castps_si256(wins[1]), _mm256_set1_epi32(1)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(wins[2]), _mm256_set1_epi32(2)),
+                        _mm256_and_si256(_mm256_castps_si256(wins[3]), _mm256_set1_epi32(3))));
+    *codes = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_set1_epi32(4)),
+                                                  _mm256_castsi256_ps(code), positive));
+    /* negative becomes 0, NaN stays */
+    return _mm256_andnot_ps(_mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_LT_OQ), best);
+}
+
+/* Eight 32-bit codes (each 0..255) as eight bytes, in order, in the low half. */
+static inline __m128i ln_codes_to_bytes(__m256i codes)
+{
+    __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
+    return _mm_packus_epi16(words, words);
+}
+
+#endif

@@ -1,0 +1,216 @@
+/* Matrix products that read their operands in place, with a block of
+ * results held in registers over the whole depth. Two uses:
+ *  - convolutions with few kernel taps (the session's first layer: one input
+ *    channel, 3x3, so 9 taps): BLAS packs both operands for every call and
+ *    runs its kernel over a depth of 9, so it spends more time moving data
+ *    than multiplying (4 x 24 tiles; 12 running dot products for the weight
+ *    gradient);
+ *  - Winograd's 16 small products per chunk of images (winograd.c), where
+ *    packing and clearing C cost more than they gain (6 x 16 tiles).
+ * Built with AVX2 + FMA only (LN_CPU_AVX2, cpu.h): elsewhere the convolutions
+ * use BLAS for every shape. */
+#include "cpu.h"
+
+#ifdef LN_CPU_AVX2
+#include "simd.h"
+
+/* C[rows, cols] = init + A[rows, depth] B[depth, cols] for rows <= 4 and
+ * cols <= 24; inlined with constant `rows` so the accumulators live in
+ * registers. A is addressed a[i * a_row + k * a_col] (either orientation). */
+static inline __attribute__((always_inline)) void nn_tile(
+    int rows, int cols, int depth, const float *a, int64_t a_row, int64_t a_col,
+    const float *b, int64_t ldb, float *c, int64_t ldc, const float *init)
+{
+    __m256 acc[4][3];
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < 3; v++)
+            acc[i][v] = init ? _mm256_set1_ps(init[i]) : _mm256_setzero_ps();
+    /* two copies of the loop on purpose: a full block loads plainly, a last,
+     * narrower one through masks; one loop choosing per load ran 1.6x slower */
+    if (cols == 24) {
+        for (int k = 0; k < depth; k++) {
+            const float *bk = b + k * ldb;
+            __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8),
+                   b2 = _mm256_loadu_ps(bk + 16);
+            for (int i = 0; i < rows; i++) {
+                __m256 av = _mm256_broadcast_ss(a + i * a_row + k * a_col);
+                acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+                acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+                acc[i][2] = _mm256_fmadd_ps(av, b2, acc[i][2]);
+            }
+        }
+        for (int i = 0; i < rows; i++)
+            for (int v = 0; v < 3; v++)
+                _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+        return;
+    }
+    __m256i m0 = ln_lanes(cols), m1 = ln_lanes(cols - 8), m2 = ln_lanes(cols - 16);
+    for (int k = 0; k < depth; k++) {
+        const float *bk = b + k * ldb;
+        __m256 b0 = _mm256_maskload_ps(bk, m0), b1 = _mm256_maskload_ps(bk + 8, m1),
+               b2 = _mm256_maskload_ps(bk + 16, m2);
+        for (int i = 0; i < rows; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * a_row + k * a_col);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+            acc[i][2] = _mm256_fmadd_ps(av, b2, acc[i][2]);
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < 3 && 8 * v < cols; v++)
+            ln_store_first(c + i * ldc + 8 * v, acc[i][v], cols - 8 * v);
+}
+
+static void nn_rows(int rows, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                    const float *b, int64_t ldb, float *c, int64_t ldc, const float *init)
+{
+    for (int j = 0; j < n; j += 24) {
+        int cols = n - j < 24 ? n - j : 24;
+        if (rows == 4)
+            nn_tile(4, cols, depth, a, a_row, a_col, b + j, ldb, c + j, ldc, init);
+        else
+            nn_tile(1, cols, depth, a, a_row, a_col, b + j, ldb, c + j, ldc, init);
+    }
+}
+
+void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, const float *init)
+{
+    int i = 0;
+    for (; i + 4 <= m; i += 4)
+        nn_rows(4, n, depth, a + i * a_row, a_row, a_col, b, ldb, c + i * ldc, ldc,
+                init ? init + i : NULL);
+    for (; i < m; i++)
+        nn_rows(1, n, depth, a + i * a_row, a_row, a_col, b, ldb, c + i * ldc, ldc,
+                init ? init + i : NULL);
+}
+
+static inline float horizontal_sum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* C[rows, cols] (+)= A[rows, len] B[cols, len]^T for rows <= 4, cols <= 3:
+ * twelve running dot products of contiguous rows. */
+static inline __attribute__((always_inline)) void dot_tile(
+    int rows, int cols, int len, const float *a, int64_t lda, const float *b, int64_t ldb,
+    float *c, int64_t ldc, int accumulate)
+{
+    __m256 acc[4][3];
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    int l = 0;
+    for (; l + 8 <= len; l += 8) {
+        __m256 bv[3];
+        for (int j = 0; j < cols; j++)
+            bv[j] = _mm256_loadu_ps(b + j * ldb + l);
+        for (int i = 0; i < rows; i++) {
+            __m256 av = _mm256_loadu_ps(a + i * lda + l);
+            for (int j = 0; j < cols; j++)
+                acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+    }
+    if (l < len) {
+        __m256i m = ln_lanes(len - l);
+        __m256 bv[3];
+        for (int j = 0; j < cols; j++)
+            bv[j] = _mm256_maskload_ps(b + j * ldb + l, m);
+        for (int i = 0; i < rows; i++) {
+            __m256 av = _mm256_maskload_ps(a + i * lda + l, m);
+            for (int j = 0; j < cols; j++)
+                acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            float sum = horizontal_sum(acc[i][j]);
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + sum : sum;
+        }
+}
+
+static void dot_rows(int rows, int n, int len, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    int j = 0;
+    for (; j + 3 <= n; j += 3)
+        if (rows == 4)
+            dot_tile(4, 3, len, a, lda, b + j * ldb, ldb, c + j, ldc, accumulate);
+        else
+            dot_tile(1, 3, len, a, lda, b + j * ldb, ldb, c + j, ldc, accumulate);
+    for (; j < n; j++)
+        if (rows == 4)
+            dot_tile(4, 1, len, a, lda, b + j * ldb, ldb, c + j, ldc, accumulate);
+        else
+            dot_tile(1, 1, len, a, lda, b + j * ldb, ldb, c + j, ldc, accumulate);
+}
+
+void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
+                           int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    int i = 0;
+    for (; i + 4 <= m; i += 4)
+        dot_rows(4, n, len, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
+    for (; i < m; i++)
+        dot_rows(1, n, len, a + i * lda, lda, b, ldb, c + i * ldc, ldc, accumulate);
+}
+
+
+/* C[rows, 8 * vecs] (+)= A B for rows <= 6 and vecs <= 2: twelve running
+ * sums in registers over the whole depth; inlined with constant sizes. */
+static inline __attribute__((always_inline)) void tile_6x16(
+    int rows, int vecs, int depth, const float *a, int64_t a_row, int64_t a_col,
+    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    __m256 acc[6][2];
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < vecs; v++)
+            acc[i][v] = accumulate ? _mm256_loadu_ps(c + i * ldc + 8 * v) : _mm256_setzero_ps();
+    for (int k = 0; k < depth; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = vecs > 1 ? _mm256_loadu_ps(b + 8) : b0;
+        for (int i = 0; i < rows; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * a_row);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            if (vecs > 1)
+                acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+        a += a_col;
+        b += ldb;
+    }
+    for (int i = 0; i < rows; i++)
+        for (int v = 0; v < vecs; v++)
+            _mm256_storeu_ps(c + i * ldc + 8 * v, acc[i][v]);
+}
+
+#define TILE_CASE(r, v) \
+    tile_6x16(r, v, depth, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate)
+
+void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+{
+    for (int i = 0; i < m; i += 6) {
+        int rows = m - i < 6 ? m - i : 6;
+        for (int j = 0; j < n; j += 16) {
+            int vecs = n - j >= 16 ? 2 : 1;
+            switch (rows * 2 + vecs - 1) {
+            case 13: TILE_CASE(6, 2); break;
+            case 12: TILE_CASE(6, 1); break;
+            case 11: TILE_CASE(5, 2); break;
+            case 10: TILE_CASE(5, 1); break;
+            case 9: TILE_CASE(4, 2); break;
+            case 8: TILE_CASE(4, 1); break;
+            case 7: TILE_CASE(3, 2); break;
+            case 6: TILE_CASE(3, 1); break;
+            case 5: TILE_CASE(2, 2); break;
+            case 4: TILE_CASE(2, 1); break;
+            case 3: TILE_CASE(1, 2); break;
+            default: TILE_CASE(1, 1); break;
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,623 @@
+/* 3x3 convolutions with stride 1 by Winograd's minimal filtering F(2x2, 3x3)
+ * (Lavin and Gray, 2016): each 2x2 block of outputs comes from a 4x4 block
+ * of inputs through 16 products instead of 36, so the arithmetic of the
+ * three passes of a convolution drops 2.25 times.
+ *
+ * For a 4x4 input tile d, a 3x3 filter g and the 2x2 output tile y:
+ *     y = A^T [(G g G^T) . (B^T d B)] A          (. elementwise)
+ *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *     A^T = [1 1 1 0; 0 1 -1 -1]
+ * Over a batch the elementwise products become 16 matrix products, one per
+ * position xi of the 4x4 transformed tile, across channels:
+ *     M[xi] (tiles x out channels) = V[xi] (tiles x in channels) U[xi] (in x out)
+ * Backward data is the same forward convolution of the output gradient
+ * (padded by 2 - pad) with the filters flipped and their channels swapped.
+ * Backward filter follows from y being linear in U:
+ *     dU[xi] += V[xi]^T dM[xi],  dM = A dY A^T per tile,  dg = G^T dU G.
+ *
+ * Layout: tensors are NCHW; each image is first copied channels-last into a
+ * zero-padded plane, so the transforms work on eight channels per AVX
+ * register with plain loads, and outputs are written channels-last and
+ * copied back. The 16 products are small (depth 64 or 128 here): OpenBLAS
+ * would pack both operands and clear C on every call, which cost more than
+ * its kernel gains; ln_cpu_gemm_tiles (small_gemm.c) reads them in place
+ * (measured interleaved with OpenBLAS: forward 22-25% faster, backward
+ * 4-12%). Images are processed in chunks of 49-98 tiles (the products' row
+ * count); chunks are handed out dynamically, and
+ * the filter gradient is summed per fixed group of images and the groups
+ * added in order, as conv.c does, so results do not depend on the thread
+ * count. Applies to 3x3, stride 1, padding up to 2, channel counts that are
+ * multiples of 8 (ln_cpu_winograd_applies). */
+#include "cpu.h"
+
+#ifdef LN_CPU_AVX2
+#include <string.h>
+
+#include "../status.h"
+#include "simd.h"
+
+/* Tiles per chunk of images (the products' row count), measured (bench/NOTES.md
+ * step 11): the backward pass keeps more per tile in cache, so smaller chunks. */
+#define FORWARD_TILES_PER_CHUNK 98
+#define BACKWARD_TILES_PER_CHUNK 49
+#define GROUPS 8
+
+int ln_cpu_winograd_applies(const ln_conv2d_shape *s)
+{
+    return s->r == 3 && s->s == 3 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h <= 2
+           && s->pad_w <= 2 && s->c % 8 == 0 && s->k % 8 == 0 && s->c >= 16 && s->k >= 16
+           && s->p >= 1 && s->q >= 1;
+}
+
+/* One tiled convolution: input [ci, in_h, in_w] read through padding,
+ * output [co, out_h, out_w] covered by tp x tq tiles of 2x2. The input sits
+ * channels-last in a zero-padded plane of src_h x src_w positions where tile
+ * (i, j) reads rows 2i..2i+3 and columns 2j..2j+3. */
+typedef struct tiling {
+    int ci, co;
+    int in_h, in_w, pad_h, pad_w;
+    int out_h, out_w;
+    int tp, tq;
+    int src_h, src_w;
+} tiling;
+
+static tiling make_tiling(int ci, int co, int in_h, int in_w, int pad_h, int pad_w)
+{
+    tiling t = {ci, co, in_h, in_w, pad_h, pad_w, 0, 0, 0, 0, 0, 0};
+    t.out_h = in_h + 2 * pad_h - 2;
+    t.out_w = in_w + 2 * pad_w - 2;
+    t.tp = (t.out_h + 1) / 2;
+    t.tq = (t.out_w + 1) / 2;
+    t.src_h = 2 * t.tp + 2;
+    t.src_w = 2 * t.tq + 2;
+    return t;
+}
+
+static int64_t tiles_of(const tiling *t)
+{
+    return (int64_t)t->tp * t->tq;
+}
+
+/* 8x8 transpose in registers. */
+static inline void transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* dst [rows, cols, c] (zeroed first) at (top, left) = x [c, h, w]: 8x8 blocks
+ * transposed in registers. Partial blocks go through a small buffer: masked
+ * stores are slow on AMD's cores. */
+static void to_channels_last(const float *x, int c, int h, int w, float *dst, int rows, int cols,
+                             int top, int left)
+{
+    memset(dst, 0, sizeof(float) * (size_t)rows * (size_t)cols * (size_t)c);
+    for (int c0 = 0; c0 < c; c0 += 8)
+        for (int y = 0; y < h; y++)
+            for (int x0 = 0; x0 < w; x0 += 8) {
+                int n = w - x0 < 8 ? w - x0 : 8;
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) {
+                    const float *in = x + ((int64_t)(c0 + i) * h + y) * w + x0;
+                    if (n == 8) {
+                        r[i] = _mm256_loadu_ps(in);
+                    } else {
+                        float part[8] = {0};
+                        memcpy(part, in, sizeof(float) * (size_t)n);
+                        r[i] = _mm256_loadu_ps(part);
+                    }
+                }
+                transpose8(r);
+                float *out = dst + ((int64_t)(y + top) * cols + x0 + left) * c + c0;
+                for (int j = 0; j < n; j++)
+                    _mm256_storeu_ps(out + (int64_t)j * c, r[j]);
+            }
+}
+
+/* y [c, h, w] = src [rows, cols, c] (its first h rows and w columns) + bias. */
+static void from_channels_last(const float *src, int c, int cols, float *y, int h, int w,
+                               const float *bias)
+{
+    for (int c0 = 0; c0 < c; c0 += 8)
+        for (int row = 0; row < h; row++)
+            for (int x0 = 0; x0 < w; x0 += 8) {
+                int n = w - x0 < 8 ? w - x0 : 8;
+                __m256 r[8];
+                const float *in = src + ((int64_t)row * cols + x0) * c + c0;
+                for (int j = 0; j < 8; j++)
+                    r[j] = j < n ? _mm256_loadu_ps(in + (int64_t)j * c) : _mm256_setzero_ps();
+                transpose8(r);
+                for (int i = 0; i < 8; i++) {
+                    __m256 v = bias ? _mm256_add_ps(r[i], _mm256_set1_ps(bias[c0 + i])) : r[i];
+                    float *out = y + ((int64_t)(c0 + i) * h + row) * w + x0;
+                    if (n == 8) {
+                        _mm256_storeu_ps(out, v);
+                    } else {
+                        float part[8];
+                        _mm256_storeu_ps(part, v);
+                        memcpy(out, part, sizeof(float) * (size_t)n);
+                    }
+                }
+            }
+}
+
+/* V[xi][t0 + tile][ci] = B^T d B for every tile of one image (src channels-last,
+ * padded); each V[xi] has `rows` rows. */
+static void input_transform(const tiling *t, const float *src, float *v, int64_t rows, int64_t t0)
+{
+    int ci = t->ci;
+    int64_t plane = rows * ci;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++) {
+            const float *base = src + ((int64_t)(2 * i) * t->src_w + 2 * j) * ci;
+            float *out = v + (t0 + (int64_t)i * t->tq + j) * ci;
+            for (int c = 0; c < ci; c += 8) {
+                __m256 d[4][4], b[4][4];
+                for (int r = 0; r < 4; r++)
+                    for (int s = 0; s < 4; s++)
+                        d[r][s] = _mm256_loadu_ps(base + ((int64_t)r * t->src_w + s) * ci + c);
+                for (int s = 0; s < 4; s++) {
+                    b[0][s] = _mm256_sub_ps(d[0][s], d[2][s]);
+                    b[1][s] = _mm256_add_ps(d[1][s], d[2][s]);
+                    b[2][s] = _mm256_sub_ps(d[2][s], d[1][s]);
+                    b[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
+                }
+                for (int r = 0; r < 4; r++) {
+                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, _mm256_sub_ps(b[r][0], b[r][2]));
+                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(b[r][1], b[r][2]));
+                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(b[r][2], b[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c, _mm256_sub_ps(b[r][1], b[r][3]));
+                }
+            }
+        }
+}
+
+/* The 2x2 outputs (top-left, top-right, bottom-left, bottom-right) of tile
+ * `tile` for channels c..c+7: A^T m A. */
+static inline void output_tile(const float *m, int64_t plane, int co, int64_t tile, int c,
+                               __m256 y[4])
+{
+    const float *base = m + tile * co + c;
+    __m256 row0[4], row1[4];
+    for (int j = 0; j < 4; j++) {
+        __m256 m0 = _mm256_loadu_ps(base + (0 + j) * plane), m1 = _mm256_loadu_ps(base + (4 + j) * plane);
+        __m256 m2 = _mm256_loadu_ps(base + (8 + j) * plane), m3 = _mm256_loadu_ps(base + (12 + j) * plane);
+        row0[j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        row1[j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    y[0] = _mm256_add_ps(_mm256_add_ps(row0[0], row0[1]), row0[2]);
+    y[1] = _mm256_sub_ps(_mm256_sub_ps(row0[1], row0[2]), row0[3]);
+    y[2] = _mm256_add_ps(_mm256_add_ps(row1[0], row1[1]), row1[2]);
+    y[3] = _mm256_sub_ps(_mm256_sub_ps(row1[1], row1[2]), row1[3]);
+}
+
+/* One image's outputs channels-last [2 tp, 2 tq, co] from M (its tiles start
+ * at t0). */
+static void output_channels_last(const tiling *t, const float *m, int64_t rows, int64_t t0,
+                                 float *out)
+{
+    int co = t->co, cols = 2 * t->tq;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++)
+            for (int c = 0; c < co; c += 8) {
+                __m256 y[4];
+                output_tile(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                float *o = out + ((int64_t)(2 * i) * cols + 2 * j) * co + c;
+                _mm256_storeu_ps(o, y[0]);
+                _mm256_storeu_ps(o + co, y[1]);
+                _mm256_storeu_ps(o + (int64_t)cols * co, y[2]);
+                _mm256_storeu_ps(o + (int64_t)cols * co + co, y[3]);
+            }
+}
+
+/* The fused block's epilogue: bias, ReLU and 2x2 max pooling of each tile
+ * (a tile is a pooling window), into pooled [co, out_h/2, out_w/2] and its
+ * winners. */
+static void output_pooled(const tiling *t, const float *m, int64_t rows, int64_t t0,
+                          const float *bias, float *pooled, uint8_t *winner)
+{
+    int co = t->co, ph = t->out_h / 2, pw = t->out_w / 2;
+    int64_t plane = (int64_t)ph * pw;
+    for (int i = 0; i < ph; i++)
+        for (int j = 0; j < pw; j++)
+            for (int c = 0; c < co; c += 8) {
+                __m256 y[4];
+                output_tile(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                if (bias) {
+                    __m256 b = _mm256_loadu_ps(bias + c);
+                    for (int q = 0; q < 4; q++)
+                        y[q] = _mm256_add_ps(y[q], b);
+                }
+                __m256i codes;
+                float values[8];
+                uint8_t bytes[16];
+                _mm256_storeu_ps(values, ln_relu_window_max(y, &codes));
+                _mm_storeu_si128((__m128i *)bytes, ln_codes_to_bytes(codes));
+                int64_t at = (int64_t)c * plane + (int64_t)i * pw + j;
+                for (int l = 0; l < 8; l++) {
+                    pooled[at + l * plane] = values[l];
+                    winner[at + l * plane] = bytes[l];
+                }
+            }
+}
+
+/* dM[xi][t0 + tile][k] = A g A^T for the 2x2 gradient tile g of every tile
+ * of one image; dy channels-last [.., cols, k] with zeros beyond the
+ * output. */
+static void gradient_transform(const tiling *t, const float *dy, int cols, float *dm,
+                               int64_t rows, int64_t t0)
+{
+    int k = t->co;
+    int64_t plane = rows * k;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++) {
+            const float *base = dy + ((int64_t)(2 * i) * cols + 2 * j) * k;
+            float *out = dm + (t0 + (int64_t)i * t->tq + j) * k;
+            for (int c = 0; c < k; c += 8) {
+                __m256 g00 = _mm256_loadu_ps(base + c), g01 = _mm256_loadu_ps(base + k + c);
+                __m256 g10 = _mm256_loadu_ps(base + (int64_t)cols * k + c);
+                __m256 g11 = _mm256_loadu_ps(base + (int64_t)cols * k + k + c);
+                /* A g: rows g0, g0 + g1, g0 - g1, -g1; then the same on columns */
+                __m256 a[4][2] = {{g00, g01},
+                                  {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
+                                  {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
+                                  {_mm256_sub_ps(_mm256_setzero_ps(), g10),
+                                   _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
+                for (int r = 0; r < 4; r++) {
+                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, a[r][0]);
+                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(a[r][0], a[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(a[r][0], a[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c,
+                                     _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
+                }
+            }
+        }
+}
+
+/* U[xi][ci][co] = G g G^T of every filter, in double then rounded. Forward:
+ * ci = C, co = K, g = w[k][c]. For backward data (flip): ci = K, co = C,
+ * g = w[k][c] turned by 180 degrees. */
+static void filter_transform(const float *w, int k_count, int c_count, int flip, float *u)
+{
+    int64_t plane = (int64_t)k_count * c_count;
+    for (int k = 0; k < k_count; k++)
+        for (int c = 0; c < c_count; c++) {
+            const float *g = w + ((int64_t)k * c_count + c) * 9;
+            double gg[3][3], t[4][3];
+            for (int r = 0; r < 3; r++)
+                for (int s = 0; s < 3; s++)
+                    gg[r][s] = flip ? g[(2 - r) * 3 + 2 - s] : g[r * 3 + s];
+            for (int s = 0; s < 3; s++) {
+                t[0][s] = gg[0][s];
+                t[1][s] = (gg[0][s] + gg[1][s] + gg[2][s]) / 2;
+                t[2][s] = (gg[0][s] - gg[1][s] + gg[2][s]) / 2;
+                t[3][s] = gg[2][s];
+            }
+            int64_t at = flip ? (int64_t)k * c_count + c : (int64_t)c * k_count + k;
+            for (int r = 0; r < 4; r++) {
+                u[(4 * r + 0) * plane + at] = (float)t[r][0];
+                u[(4 * r + 1) * plane + at] = (float)((t[r][0] + t[r][1] + t[r][2]) / 2);
+                u[(4 * r + 2) * plane + at] = (float)((t[r][0] - t[r][1] + t[r][2]) / 2);
+                u[(4 * r + 3) * plane + at] = (float)t[r][2];
+            }
+        }
+}
+
+typedef struct filter_job {
+    const float *du;
+    int k_count, c_count;
+    float *dw;
+    int accumulate;
+} filter_job;
+
+/* dw[k][c] (+)= G^T dU G for the filters of input channel c. */
+static void filter_back_transform(void *p, int64_t c, int thread)
+{
+    (void)thread;
+    const filter_job *j = p;
+    int64_t plane = (int64_t)j->k_count * j->c_count;
+    for (int k = 0; k < j->k_count; k++) {
+        double d[4][4], t[3][4];
+        for (int xi = 0; xi < 16; xi++)
+            d[xi / 4][xi % 4] = j->du[xi * plane + c * j->k_count + k];
+        for (int col = 0; col < 4; col++) {
+            t[0][col] = d[0][col] + (d[1][col] + d[2][col]) / 2;
+            t[1][col] = (d[1][col] - d[2][col]) / 2;
+            t[2][col] = (d[1][col] + d[2][col]) / 2 + d[3][col];
+        }
+        float *out = j->dw + ((int64_t)k * j->c_count + c) * 9;
+        for (int r = 0; r < 3; r++) {
+            double v[3] = {t[r][0] + (t[r][1] + t[r][2]) / 2, (t[r][1] - t[r][2]) / 2,
+                           (t[r][1] + t[r][2]) / 2 + t[r][3]};
+            for (int s = 0; s < 3; s++)
+                out[r * 3 + s] = (float)((j->accumulate ? out[r * 3 + s] : 0.0) + v[s]);
+        }
+    }
+}
+
+/* dw[k][c] (+)= G^T dU G, where dU = the sum of the groups' dU[xi][c][k],
+ * added in group order into the first group's. */
+static void filter_gradient(ln_cpu_context *ctx, int threads, float *du, int groups,
+                            int64_t group_stride, int k_count, int c_count, float *dw,
+                            int accumulate)
+{
+    int64_t plane = (int64_t)k_count * c_count;
+    ln_cpu_sum_groups(ctx, du, du + group_stride, groups - 1, group_stride, 16 * plane, 1);
+    filter_job job = {du, k_count, c_count, dw, accumulate};
+    ln_cpu_parallel(ctx, threads, c_count, filter_back_transform, &job);
+}
+
+/* The 16 products M[xi] = V[xi] U[xi] of a chunk, over its first `used`
+ * rows (a last, shorter chunk leaves the rest of each V[xi] unfilled). */
+static void multiply(const float *v, const float *u, float *m, int64_t used, int64_t rows, int ci,
+                     int co)
+{
+    for (int xi = 0; xi < 16; xi++)
+        ln_cpu_gemm_tiles((int)used, co, ci, v + xi * rows * ci, ci, 1, u + (int64_t)xi * ci * co,
+                          co, m + xi * rows * co, co, 0);
+}
+
+static int images_per_chunk(int64_t target_tiles, int64_t tiles_per_image, int n)
+{
+    int64_t chunk = target_tiles / (tiles_per_image > 0 ? tiles_per_image : 1);
+    if (chunk < 1)
+        chunk = 1;
+    return chunk < n ? (int)chunk : n;
+}
+
+static int64_t round16(int64_t floats)
+{
+    return (floats + 15) & ~(int64_t)15;
+}
+
+typedef struct forward_job {
+    const ln_conv2d_shape *s;
+    const tiling *t;
+    const float *x, *u, *bias;
+    float *y;
+    uint8_t *winner;
+    float *threads_base;       /* per thread: the padded plane, V, M, an output plane */
+    int64_t thread_floats, src_floats, v_floats, m_floats;
+    int chunk;
+    int64_t rows;              /* tiles per chunk: the row count of each V[xi] and M[xi] */
+} forward_job;
+
+static void forward_chunk(void *p, int64_t ch, int thread)
+{
+    const forward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    const tiling *t = j->t;
+    int64_t per_image = tiles_of(t), chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *src = j->threads_base + thread * j->thread_floats;
+    float *v = src + j->src_floats, *m = v + j->v_floats, *out = m + j->m_floats;
+    int first = (int)ch * j->chunk, count = s->n - first < j->chunk ? s->n - first : j->chunk;
+    for (int b = 0; b < count; b++) {
+        to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src, t->src_h, t->src_w,
+                         s->pad_h, s->pad_w);
+        input_transform(t, src, v, j->rows, b * per_image);
+    }
+    multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
+    for (int b = 0; b < count; b++) {
+        int64_t image = first + b;
+        if (j->winner) {
+            output_pooled(t, m, j->rows, b * per_image, j->bias, j->y + image * s->k * pooled,
+                          j->winner + image * s->k * pooled);
+        } else {
+            output_channels_last(t, m, j->rows, b * per_image, out);
+            from_channels_last(out, s->k, 2 * t->tq, j->y + image * s->k * s->p * s->q, s->p,
+                               s->q, j->bias);
+        }
+    }
+}
+
+int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                            const float *w, const float *bias, float *y, uint8_t *winner)
+{
+    tiling t = make_tiling(s->c, s->k, s->h, s->w, s->pad_h, s->pad_w);
+    int64_t per_image = tiles_of(&t);
+    int chunk = images_per_chunk(FORWARD_TILES_PER_CHUNK, per_image, s->n);
+    int chunks = (s->n + chunk - 1) / chunk;
+    int64_t rows = per_image * chunk;
+    int64_t u_floats = round16(16 * (int64_t)s->c * s->k);
+    int64_t src_floats = round16((int64_t)t.src_h * t.src_w * s->c);
+    int64_t v_floats = round16(16 * rows * s->c), m_floats = round16(16 * rows * s->k);
+    int64_t out_floats = round16((int64_t)2 * t.tp * 2 * t.tq * s->k);
+    int64_t thread_floats = src_floats + v_floats + m_floats + out_floats;
+    int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 16 * s->c * s->k);
+    if (threads > chunks)
+        threads = chunks;
+    float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + threads * thread_floats) * sizeof(float));
+    if (!u)
+        return LN_ENOMEM;
+    filter_transform(w, s->k, s->c, 0, u);
+    forward_job job = {s, &t, x, u, bias, y, winner, u + u_floats, thread_floats, src_floats,
+                       v_floats, m_floats, chunk, rows};
+    ln_cpu_parallel(ctx, threads, chunks, forward_chunk, &job);
+    return LN_OK;
+}
+
+/* The output gradient of one image channels-last [rows, cols, k] at (top,
+ * left), zero elsewhere: dy [k, p, q], or for the fused block the pooled
+ * gradient [k, p/2, q/2] put at its winners. Returns nothing; adds the
+ * image's gradient sums per channel to bias_sum when not NULL. */
+static void gradient_channels_last(const ln_conv2d_shape *s, const float *dy,
+                                   const uint8_t *winner, float *dst, int rows, int cols, int top,
+                                   int left, double *bias_sum)
+{
+    int k_count = s->k;
+    if (!winner) {
+        to_channels_last(dy, k_count, s->p, s->q, dst, rows, cols, top, left);
+        if (bias_sum)
+            for (int k = 0; k < k_count; k++)
+                bias_sum[k] += ln_cpu_sum(dy + (int64_t)k * s->p * s->q, (int64_t)s->p * s->q);
+        return;
+    }
+    int ph = s->p / 2, pw = s->q / 2;
+    memset(dst, 0, sizeof(float) * (size_t)rows * (size_t)cols * (size_t)k_count);
+    for (int k = 0; k < k_count; k++) {
+        double acc = 0;
+        for (int i = 0; i < ph; i++)
+            for (int j = 0; j < pw; j++) {
+                int64_t at = ((int64_t)k * ph + i) * pw + j;
+                int code = winner[at];
+                if (code >= 4)
+                    continue;
+                int r = top + 2 * i + code / 2, c = left + 2 * j + code % 2;
+                dst[((int64_t)r * cols + c) * k_count + k] = dy[at];
+                acc += dy[at];
+            }
+        if (bias_sum)
+            bias_sum[k] += acc;
+    }
+}
+
+typedef struct backward_job {
+    const ln_conv2d_shape *s;
+    const tiling *td, *tf;     /* the data and the filter tilings */
+    const float *x, *u, *dy;
+    const uint8_t *winner;
+    float *dx, *db;
+    float *groups;             /* per group: dU, then bias sums (double) */
+    int64_t group_floats, du_floats;
+    float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
+                                * the dx plane, V and dM for the filter */
+    int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf;
+    int g_rows, g_cols, count, chunk;
+    int64_t rows_d, rows_f;
+    int want_data, want_filter;
+} backward_job;
+
+static void backward_group(void *p, int64_t g, int thread)
+{
+    const backward_job *j = p;
+    const ln_conv2d_shape *s = j->s;
+    const tiling *td = j->td, *tf = j->tf;
+    int64_t td_image = tiles_of(td), tf_image = tiles_of(tf), ck = (int64_t)s->c * s->k;
+    int64_t chw = (int64_t)s->c * s->h * s->w;
+    int64_t dy_image = j->winner ? (int64_t)s->k * (s->p / 2) * (s->q / 2)
+                                 : (int64_t)s->k * s->p * s->q;
+    float *gplane = j->threads_base + thread * j->thread_floats;
+    float *xplane = gplane + j->grad_plane, *v_d = xplane + j->x_plane, *m_d = v_d + j->vd;
+    float *dxplane = m_d + j->md, *v_f = dxplane + j->dx_plane, *m_f = v_f + j->vf;
+    float *du = j->groups + g * j->group_floats;
+    double *bias_sum = j->want_filter && j->db ? (double *)(du + j->du_floats) : NULL;
+    if (bias_sum)
+        memset(bias_sum, 0, sizeof(double) * (size_t)s->k);
+    int first = (int)(s->n * g / j->count), last = (int)(s->n * (g + 1) / j->count);
+    for (int c0 = first; c0 < last; c0 += j->chunk) {
+        int count = last - c0 < j->chunk ? last - c0 : j->chunk;
+        for (int b = 0; b < count; b++) {
+            int64_t image = c0 + b;
+            gradient_channels_last(s, j->dy + image * dy_image,
+                                   j->winner ? j->winner + image * dy_image : NULL, gplane,
+                                   j->g_rows, j->g_cols, 2 - s->pad_h, 2 - s->pad_w, bias_sum);
+            if (j->want_data)
+                input_transform(td, gplane, v_d, j->rows_d, b * td_image);
+            if (j->want_filter) {
+                gradient_transform(tf, gplane + ((int64_t)(2 - s->pad_h) * j->g_cols
+                                                 + 2 - s->pad_w) * s->k,
+                                   j->g_cols, m_f, j->rows_f, b * tf_image);
+                to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
+                                 tf->src_w, s->pad_h, s->pad_w);
+                input_transform(tf, xplane, v_f, j->rows_f, b * tf_image);
+            }
+        }
+        /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
+        if (j->want_filter)
+            for (int xi = 0; xi < 16; xi++)
+                ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
+                                  1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
+                                  c0 > first);
+        if (j->want_data) {
+            multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
+            for (int b = 0; b < count; b++) {
+                output_channels_last(td, m_d, j->rows_d, b * td_image, dxplane);
+                from_channels_last(dxplane, s->c, 2 * td->tq, j->dx + (c0 + b) * chw, s->h,
+                                   s->w, NULL);
+            }
+        }
+    }
+}
+
+int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                             const float *w, const float *dy, const uint8_t *winner, float *dx,
+                             float *dw, float *db, int accumulate)
+{
+    /* data: dx = the forward convolution of dy padded by 2 - pad, flipped filters */
+    tiling td = make_tiling(s->k, s->c, s->p, s->q, 2 - s->pad_h, 2 - s->pad_w);
+    /* filter: the tiles of dy over the forward tiling of x */
+    tiling tf = make_tiling(s->c, s->k, s->h, s->w, s->pad_h, s->pad_w);
+    /* one channels-last gradient plane serves both: the data view at its
+     * origin, the filter view at (2 - pad_h, 2 - pad_w) */
+    int g_rows = td.src_h, g_cols = td.src_w;
+    if (2 - s->pad_h + 2 * tf.tp + 2 > g_rows)
+        g_rows = 2 - s->pad_h + 2 * tf.tp + 2;
+    if (2 - s->pad_w + 2 * tf.tq + 2 > g_cols)
+        g_cols = 2 - s->pad_w + 2 * tf.tq + 2;
+    td.src_h = g_rows; /* the data view reads the whole plane */
+    td.src_w = g_cols;
+    int64_t td_image = tiles_of(&td), tf_image = tiles_of(&tf);
+    int chunk = images_per_chunk(BACKWARD_TILES_PER_CHUNK, td_image > tf_image ? td_image : tf_image,
+                                 s->n);
+    int64_t rows_d = td_image * chunk, rows_f = tf_image * chunk;
+    int want_data = dx != NULL, want_filter = dw != NULL;
+
+    /* the scratch: flipped filters; per group dU and bias sums; per thread
+     * the planes and the transformed tiles */
+    int64_t ck = (int64_t)s->c * s->k;
+    int64_t u_floats = want_data ? round16(16 * ck) : 0;
+    int64_t group_floats = want_filter ? round16(16 * ck) + 2 * round16(s->k) : 0;
+    int64_t grad_plane = round16((int64_t)g_rows * g_cols * s->k);
+    int64_t x_plane = want_filter ? round16((int64_t)tf.src_h * tf.src_w * s->c) : 0;
+    int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
+    int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
+    int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
+    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm;
+    int groups = s->n < GROUPS ? s->n : GROUPS;
+    int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
+    if (threads > groups)
+        threads = groups;
+    float *base = ln_cpu_scratch(ctx, (size_t)(u_floats + groups * group_floats
+                                               + threads * thread_floats) * sizeof(float));
+    if (!base)
+        return LN_ENOMEM;
+    float *u = base, *group_base = base + u_floats;
+    float *thread_base = group_base + groups * group_floats;
+    if (want_data)
+        filter_transform(w, s->k, s->c, 1, u);
+    backward_job job = {s, &td, &tf, x, u, dy, winner, dx, db, group_base, group_floats,
+                        round16(16 * ck), thread_base, thread_floats, grad_plane, x_plane, vd, md,
+                        dx_plane, vf, g_rows, g_cols, groups, chunk, rows_d, rows_f, want_data,
+                        want_filter};
+    ln_cpu_parallel(ctx, threads, groups, backward_group, &job);
+    if (want_filter) {
+        filter_gradient(ctx, threads, group_base, groups, group_floats, s->k, s->c, dw,
+                        accumulate);
+        if (db)
+            for (int k = 0; k < s->k; k++) {
+                double acc = accumulate ? db[k] : 0.0;
+                for (int g = 0; g < groups; g++)
+                    acc += ((double *)(group_base + g * group_floats + round16(16 * ck)))[k];
+                db[k] = (float)acc;
+            }
+    }
+    return LN_OK;
+}
+
+#endif

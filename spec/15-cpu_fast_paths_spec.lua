@@ -1,0 +1,206 @@
+-- The CPU backend's fast paths (csrc/cpu/) against the reference device, on
+-- the inputs that break them: ties and NaN in pooling windows, products cut
+-- into one block per thread, batches smaller than the thread count, and the
+-- exact shapes of the session's model. spec/10 covers the layers on odd
+-- shapes; this file covers what the fast kernels add.
+local lunet = require("lunet")
+local core = require("lunet.core")
+local helpers = require("helpers")
+
+--- Random integers in [lo, hi] as floats: ties everywhere (small tensors:
+-- rounded through the host).
+local function integers(shape, seed, lo, hi)
+  local t = helpers.random(shape, seed, nil, lo, hi + 1)
+  local flat = t:reshape({ -1 })
+  for i = 1, flat:numel() do flat:set(math.floor(flat:get(i)), i) end
+  return t
+end
+
+local function with_threads(n, fn)
+  local before = lunet.get_num_threads()
+  lunet.set_num_threads(n)
+  local ok, err = pcall(fn)
+  lunet.set_num_threads(before)
+  if not ok then error(err, 0) end
+end
+
+describe("cpu fast paths against the reference", function()
+  it("2x2 max pooling with ties and ReLU zeros: the first maximum wins", function()
+    for _, shape in ipairs({ { 2, 3, 6, 40 }, { 1, 2, 9, 37 }, { 3, 4, 14, 14 }, { 1, 1, 3, 3 } }) do
+      local x = integers(shape, 5, -2, 2)
+      local relu = x:clone()
+      core.relu_forward(x, relu)
+      for _, input in ipairs({ x, relu }) do
+        local y = core.pool2d_forward("max", input, 2, 2, 2, 2, 0, 0)
+        local dy = helpers.random(y:shape(), 9, nil, -1, 1)
+        local dx = core.pool2d_backward("max", input, y, dy, 2, 2, 2, 2, 0, 0)
+        local ri = input:to("ref")
+        local ry = core.pool2d_forward("max", ri, 2, 2, 2, 2, 0, 0)
+        local rdx = core.pool2d_backward("max", ri, ry, dy:to("ref"), 2, 2, 2, 2, 0, 0)
+        helpers.assert_close(y, ry, 0, 0, "forward " .. table.concat(shape, "x"))
+        helpers.assert_close(dx, rdx, 0, 0, "backward " .. table.concat(shape, "x"))
+      end
+    end
+  end)
+
+  it("2x2 max pooling: NaN anywhere in a window of a long row wins it", function()
+    local x = helpers.random({ 1, 1, 4, 34 }, 3, nil, -1, 1)
+    local nan = 0 / 0
+    for _, at in ipairs({ { 1, 1 }, { 1, 4 }, { 2, 17 }, { 2, 18 }, { 3, 33 }, { 4, 34 }, { 4, 19 } }) do
+      x:set(nan, 1, 1, at[1], at[2])
+    end
+    local y = core.pool2d_forward("max", x, 2, 2, 2, 2, 0, 0)
+    local dy = lunet.ones(y:shape())
+    local dx = core.pool2d_backward("max", x, y, dy, 2, 2, 2, 2, 0, 0)
+    local ry = core.pool2d_forward("max", x:to("ref"), 2, 2, 2, 2, 0, 0)
+    local rdx = core.pool2d_backward("max", x:to("ref"), ry, dy:to("ref"), 2, 2, 2, 2, 0, 0)
+    local a, e = y:reshape({ -1 }):totable(), ry:to("cpu"):reshape({ -1 }):totable()
+    local nans = 0
+    for i = 1, #e do
+      if e[i] ~= e[i] then
+        nans = nans + 1
+        assert.is_true(a[i] ~= a[i], "window " .. i .. " should be NaN")
+      else
+        assert.equal(e[i], a[i])
+      end
+    end
+    assert.equal(5, nans)
+    helpers.assert_close(dx, rdx, 0, 0, "backward")
+  end)
+
+  --- Forward, input gradient and parameter gradients of one convolution on
+  -- the cpu and the reference, with the worst normwise relative error.
+  local function conv_against_ref(xshape, wshape, stride, pad, threads)
+    local x = helpers.random(xshape, 21, nil, -1, 1)
+    local w = helpers.random(wshape, 22, nil, -0.5, 0.5)
+    local b = helpers.random({ wshape[1] }, 23, nil, -0.5, 0.5)
+    local results = {}
+    for _, dev in ipairs({ "ref", "cpu" }) do
+      local run = function()
+        local dx_, dw_, db_ = x:to(dev), w:to(dev), b:to(dev)
+        local y = core.conv2d_forward(dx_, dw_, db_, stride[1], stride[2], pad[1], pad[2])
+        local dy = helpers.random(y:shape(), 24, nil, -1, 1):to(dev)
+        local gx = core.conv2d_backward_data(dx_, dw_, dy, stride[1], stride[2], pad[1], pad[2])
+        local gw, gb = lunet.full(wshape, 0.25, { device = dev }), lunet.full({ wshape[1] }, 0.5, { device = dev })
+        core.conv2d_backward_filter(dx_, dy, gw, gb, stride[1], stride[2], pad[1], pad[2], true)
+        results[dev] = { y = y, gx = gx, gw = gw, gb = gb }
+      end
+      if dev == "cpu" then with_threads(threads, run) else run() end
+    end
+    for _, name in ipairs({ "y", "gx", "gw", "gb" }) do
+      local e = results.ref[name]
+      local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
+      helpers.assert_close(results.cpu[name], e, 1e-5, 2e-6 * scale,
+        ("%s of x %s, w %s, %d threads"):format(name, table.concat(xshape, "x"), table.concat(wshape, "x"), threads))
+    end
+  end
+
+  it("convolutions with few taps (the register-blocked kernels)", function()
+    conv_against_ref({ 3, 1, 28, 28 }, { 64, 1, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- the seed's first layer
+    conv_against_ref({ 1, 1, 28, 28 }, { 64, 1, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- batch 1, two threads
+    conv_against_ref({ 2, 3, 9, 31 }, { 7, 3, 3, 2 }, { 2, 1 }, { 2, 0 }, 2)   -- tails of rows and columns
+    conv_against_ref({ 5, 2, 6, 7 }, { 5, 2, 1, 1 }, { 1, 1 }, { 0, 0 }, 2)    -- 1x1: the image as columns
+  end)
+
+  it("convolutions through BLAS, one image per thread at a time", function()
+    conv_against_ref({ 2, 64, 14, 14 }, { 128, 64, 3, 3 }, { 1, 1 }, { 1, 1 }, 2) -- the seed's second layer
+    conv_against_ref({ 3, 13, 11, 10 }, { 10, 13, 3, 2 }, { 2, 2 }, { 2, 1 }, 2)
+    conv_against_ref({ 3, 13, 11, 10 }, { 10, 13, 3, 2 }, { 2, 2 }, { 2, 1 }, 1)
+    conv_against_ref({ 9, 40, 5, 5 }, { 6, 40, 1, 1 }, { 1, 1 }, { 0, 0 }, 2)  -- 1x1 with many channels
+  end)
+
+  it("Winograd F(2x2, 3x3): 3x3, stride 1, channels in multiples of 8", function()
+    conv_against_ref({ 3, 16, 9, 7 }, { 24, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)   -- odd output: partial tiles
+    conv_against_ref({ 2, 32, 8, 10 }, { 16, 32, 3, 3 }, { 1, 1 }, { 0, 0 }, 2)  -- no padding
+    conv_against_ref({ 1, 16, 5, 6 }, { 16, 16, 3, 3 }, { 1, 1 }, { 2, 2 }, 2)   -- padding 2, batch 1
+    conv_against_ref({ 2, 16, 6, 6 }, { 24, 16, 3, 3 }, { 1, 1 }, { 2, 0 }, 1)   -- padding {2, 0}
+    conv_against_ref({ 29, 16, 4, 4 }, { 16, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)  -- a last, shorter chunk
+    conv_against_ref({ 5, 16, 4, 4 }, { 16, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)   -- fewer images than a chunk
+  end)
+
+  it("Winograd agrees with im2col (LUNET_CPU_WINOGRAD=0) on the seed's second layer", function()
+    if not lunet.device("cpu"):info().kernels:find("winograd", 1, true) then
+      pending("this build has no Winograd kernels (they need AVX2 and FMA)")
+      return
+    end
+    local dir = helpers.tmpdir()
+    local results = {}
+    for _, setting in ipairs({ "1", "0" }) do
+      local path = ("%s/winograd-%s.lunet"):format(dir, setting)
+      local ok, out = helpers.run_child(([[
+        local lunet = require("lunet")
+        local core = require("lunet.core")
+        lunet.manual_seed(8)
+        local x, w, b = lunet.rand({ 3, 64, 14, 14 }), lunet.randn({ 128, 64, 3, 3 }) * 0.05, lunet.randn({ 128 })
+        local y = core.conv2d_forward(x, w, b, 1, 1, 1, 1)
+        local dy = lunet.randn(y:shape())
+        local dx = core.conv2d_backward_data(x, w, dy, 1, 1, 1, 1)
+        local dw, db = lunet.zeros(w:shape()), lunet.zeros({ 128 })
+        core.conv2d_backward_filter(x, dy, dw, db, 1, 1, 1, 1, false)
+        lunet.save({ y = y, dx = dx, dw = dw, db = db }, %q)
+      ]]):format(path), { prefix = "LUNET_CPU_WINOGRAD=" .. setting })
+      assert.is_true(ok, out)
+      results[setting] = lunet.load(path)
+    end
+    helpers.rmdir(dir)
+    for _, name in ipairs({ "y", "dx", "dw" }) do
+      local e = results["0"][name]
+      local scale = math.max(math.abs(e:max()), math.abs(e:min()))
+      helpers.assert_close(results["1"][name], e, 1e-5, 2e-6 * scale, name)
+      local d = (results["1"][name] - e):reshape({ -1 })
+      assert.is_true(math.max(d:max(), -d:min()) > 0, name .. ": the two paths differ in rounding, so both ran")
+    end
+  end)
+
+  it("weight gradients are the same, bit for bit, with 1 or 2 threads", function()
+    for _, shapes in ipairs({ { { 11, 1, 12, 12 }, { 8, 1, 3, 3 } }, { { 11, 6, 8, 8 }, { 9, 6, 3, 3 } },
+                              { { 11, 16, 8, 8 }, { 16, 16, 3, 3 } } }) do -- small kernels, BLAS, Winograd
+      local x = helpers.random(shapes[1], 31, nil, -1, 1)
+      local w = helpers.random(shapes[2], 32, nil, -1, 1)
+      local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)
+      local dy = helpers.random(y:shape(), 33, nil, -1, 1)
+      local grads = {}
+      for _, threads in ipairs({ 1, 2 }) do
+        with_threads(threads, function()
+          local gw, gb = lunet.zeros(shapes[2]), lunet.zeros({ shapes[2][1] })
+          core.conv2d_backward_filter(x, dy, gw, gb, 1, 1, 1, 1, false)
+          grads[threads] = { gw, gb }
+        end)
+      end
+      helpers.assert_close(grads[2][1], grads[1][1], 0, 0, "weight gradient")
+      helpers.assert_close(grads[2][2], grads[1][2], 0, 0, "bias gradient")
+    end
+  end)
+
+  it("the thread pool: 1, 2 and 3 threads agree, and thousands of short jobs in a row finish", function()
+    -- in a child under a time limit: a lost wake-up would hang, not fail
+    local ok, out = helpers.run_child([[
+      local lunet = require("lunet")
+      local core = require("lunet.core")
+      lunet.manual_seed(4)
+      local x, w = lunet.randn({ 9, 16, 10, 10 }), lunet.randn({ 24, 16, 3, 3 })
+      local big = lunet.randn({ 600000 })
+      local results = {}
+      for _, threads in ipairs({ 1, 3, 2 }) do
+        lunet.set_num_threads(threads)
+        local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)
+        local dw = lunet.zeros(w:shape())
+        core.conv2d_backward_filter(x, y, dw, nil, 1, 1, 1, 1, false)
+        results[threads] = { y = y, dw = dw, sum = big:sum(), relu = core.relu_forward(big) }
+      end
+      for _, threads in ipairs({ 2, 3 }) do
+        for _, name in ipairs({ "y", "dw", "relu" }) do
+          local d = (results[threads][name] - results[1][name]):reshape({ -1 })
+          assert(d:max() == 0 and d:min() == 0, name .. " differs with " .. threads .. " threads")
+        end
+        assert(results[threads].sum == results[1].sum, "the sum differs")
+      end
+      lunet.set_num_threads(2)
+      local small = lunet.randn({ 300000 })
+      for _ = 1, 3000 do core.relu_forward(small, small) end
+      print("done")
+    ]], { prefix = "timeout 120" })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("done", 1, true), out)
+  end)
+end)

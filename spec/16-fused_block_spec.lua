@@ -1,0 +1,167 @@
+-- The fused block: Sequential runs Conv2d -> ReLU -> MaxPool2d(2) as one op
+-- (core.conv_block_forward/backward) where the backend has it. It must give
+-- the values and gradients of the three modules run one after the other, on
+-- every device, on odd shapes, with ties, zeros and NaN in the windows.
+local lunet = require("lunet")
+local core = require("lunet.core")
+local helpers = require("helpers")
+local nn = lunet.nn
+
+local function shape_of(t) return table.concat(t:shape(), "x") end
+
+-- {name, in_channels, out_channels, kernel, options, input shape}
+local blocks = {
+  { "the seed's first block", 1, 64, 3, { padding = 1 }, { 2, 1, 28, 28 } },
+  { "the seed's second block", 64, 128, 3, { padding = 1 }, { 2, 64, 14, 14 } },
+  { "batch 1, odd output (7x5 before pooling)", 3, 5, 3, { padding = 1 }, { 1, 3, 7, 5 } },
+  { "kernel {3, 2}, stride 2, padding 2, 13 channels", 13, 10, { 3, 2 }, { stride = 2, padding = 2 },
+    { 3, 13, 11, 10 } },
+  { "1x1 convolution", 6, 9, 1, {}, { 3, 6, 9, 8 } },
+  { "Winograd on the cpu, odd output (9x7 before pooling)", 16, 24, 3, { padding = 1 }, { 3, 16, 9, 7 } },
+  { "no bias, non-square", 2, 3, { 2, 3 }, { bias = false, padding = { 0, 1 } }, { 2, 2, 9, 17 } },
+}
+
+local function make_model(case)
+  lunet.manual_seed(4)
+  return nn.Sequential(nn.Conv2d(case[2], case[3], case[4], case[5]), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Flatten())
+end
+
+--- Output, input gradient and parameter gradients of a model, as CPU tensors.
+local function run(model, x, fuse, dev)
+  model.fuse = fuse
+  model:to(dev)
+  local input = x:to(dev)
+  local y = model:forward(input)
+  local gy = helpers.random(y:shape(), 77, nil, -1, 1):to(dev)
+  model:zero_grad()
+  local gx = model:backward(input, gy)
+  local out = { output = y:to("cpu"):clone(), grad_input = gx:to("cpu"):clone() }
+  local _, grads = model:parameters()
+  for i, g in ipairs(grads) do out["grad " .. i] = g:to("cpu"):clone() end
+  return out
+end
+
+local function assert_same_results(actual, expected, what)
+  for name, e in pairs(expected) do
+    local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
+    helpers.assert_close(actual[name], e, 1e-5, 2e-6 * scale, what .. ": " .. name)
+  end
+end
+
+describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
+  it("is available on the cpu and the reference", function()
+    assert.is_true(core.conv_block_supported("cpu"))
+    assert.is_true(core.conv_block_supported(lunet.device("ref")))
+  end)
+
+  for _, dev in ipairs(helpers.devices()) do
+    for _, case in ipairs(blocks) do
+      it(("on %s, %s: the same as the three modules one by one"):format(dev, case[1]), function()
+        local x = helpers.random(case[6], 5, nil, -1, 1)
+        local expected = run(make_model(case), x, false, "ref")
+        local actual = run(make_model(case), x, true, dev)
+        assert_same_results(actual, expected, dev)
+      end)
+    end
+  end
+
+  it("the cpu agrees with the reference with 1 and 2 threads", function()
+    local before = lunet.get_num_threads()
+    for _, threads in ipairs({ 1, 2 }) do
+      lunet.set_num_threads(threads)
+      for _, case in ipairs({ blocks[1], blocks[3], blocks[4] }) do
+        local x = helpers.random(case[6], 8, nil, -1, 1)
+        assert_same_results(run(make_model(case), x, true, "cpu"), run(make_model(case), x, true, "ref"),
+          threads .. " threads, " .. case[1])
+      end
+    end
+    lunet.set_num_threads(before)
+  end)
+
+  it("keeps only the block's output; fuse = false keeps every module's", function()
+    local model = make_model(blocks[3])
+    local x = helpers.random(blocks[3][6], 1, nil, -1, 1)
+    model:forward(x)
+    model:backward(x, lunet.ones(model.output:shape()))
+    assert.is_nil(model[1].output)
+    assert.is_nil(model[2].output)
+    assert.is_nil(model[2].grad_input)
+    assert.is_nil(model[3].grad_input)
+    assert.same({ 1, 5, 3, 2 }, model[3].output:shape())
+    assert.same(x:shape(), model[1].grad_input:shape())
+    model.fuse = false
+    model:forward(x)
+    model:backward(x, lunet.ones(model.output:shape()))
+    assert.same({ 1, 5, 7, 5 }, model[1].output:shape())
+    assert.same({ 1, 5, 7, 5 }, model[2].grad_input:shape())
+  end)
+
+  it("ties, zeros and NaN: the first maximum wins, no gradient where ReLU passes none", function()
+    for _, dev in ipairs(helpers.devices()) do
+      -- one input channel, a 1x1 kernel of weight 1: the convolution is the input
+      local x = lunet.tensor({ { {
+        { 0, 0, -1, -2, 3, 3, 0 / 0, 1 },
+        { 0, 0, -3, -1, 3, 3, 5, 0 / 0 },
+        { 2, 1, -1, 4, 0 / 0, 0 / 0, -1, 7 },
+        { 1, 2, 4, 4, 2, 2, -1, 7 },
+      } } })
+      local w, b = lunet.ones({ 1, 1, 1, 1 }), lunet.zeros({ 1 })
+      local y, winner = core.conv_block_forward(x:to(dev), w:to(dev), b:to(dev), 1, 1, 0, 0)
+      local values = y:to("cpu"):reshape({ -1 }):totable()
+      local nan = values[4] ~= values[4] and values[7] ~= values[7]
+      assert.is_true(nan, dev .. ": NaN wins its window")
+      assert.same({ 0, 0, 3, 2, 4, 7 }, { values[1], values[2], values[3], values[5], values[6], values[8] })
+      -- winners: all zero -> 4; all negative -> 4; a tie -> the first; NaN -> 4 (ReLU passes nothing)
+      assert.same({ 4, 4, 0, 4, 0, 1, 4, 1 }, winner:to("cpu"):to("float32"):reshape({ -1 }):totable())
+      local dy = lunet.tensor({ { { { 1, 2, 3, 4 }, { 5, 6, 7, 8 } } } })
+      local dx = core.conv_block_backward(x:to(dev), w:to(dev), dy:to(dev), winner, 1, 1, 0, 0, nil,
+        lunet.zeros({ 1, 1, 1, 1 }, { device = dev }), lunet.zeros({ 1 }, { device = dev }), false)
+      assert.same({
+        0, 0, 0, 0, 3, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        5, 0, 0, 6, 0, 0, 0, 8,
+        0, 0, 0, 0, 0, 0, 0, 0,
+      }, dx:to("cpu"):reshape({ -1 }):totable())
+    end
+  end)
+
+  it("backward without an input gradient leaves dx out and still fills the parameter gradients", function()
+    local x = helpers.random({ 2, 3, 6, 6 }, 3, nil, -1, 1)
+    local w, b = helpers.random({ 4, 3, 3, 3 }, 4, nil, -1, 1), helpers.random({ 4 }, 5, nil, -1, 1)
+    local y, winner = core.conv_block_forward(x, w, b, 1, 1, 1, 1)
+    local dy = helpers.random(y:shape(), 6, nil, -1, 1)
+    local dw1, db1 = lunet.zeros(w:shape()), lunet.zeros({ 4 })
+    local dw2, db2 = lunet.zeros(w:shape()), lunet.zeros({ 4 })
+    local dx = core.conv_block_backward(x, w, dy, winner, 1, 1, 1, 1, nil, dw1, db1, false)
+    assert.same(x:shape(), dx:shape())
+    assert.is_nil(core.conv_block_backward(x, w, dy, winner, 1, 1, 1, 1, false, dw2, db2, false))
+    helpers.assert_close(dw2, dw1, 0, 0, "weight gradient")
+    helpers.assert_close(db2, db1, 0, 0, "bias gradient")
+  end)
+
+  it("refuses bad winners, shapes and outputs with clear errors", function()
+    local x, w = lunet.randn({ 2, 3, 6, 6 }), lunet.randn({ 4, 3, 3, 3 })
+    local y, winner = core.conv_block_forward(x, w, nil, 1, 1, 0, 0)
+    assert.same({ 2, 4, 2, 2 }, y:shape())
+    local dw = lunet.zeros(w:shape())
+    helpers.assert_error(function()
+      core.conv_block_backward(x, w, y, winner:to("float32"), 1, 1, 0, 0, nil, dw, nil, false)
+    end, "pooling winners must be uint8")
+    helpers.assert_error(function()
+      core.conv_block_backward(x, w, lunet.zeros({ 2, 4, 3, 2 }), winner, 1, 1, 0, 0, nil, dw, nil, false)
+    end, "the output gradient must be [2, 4, 2, 2], got [2, 4, 3, 2]")
+    helpers.assert_error(function()
+      core.conv_block_forward(lunet.randn({ 1, 3, 3, 3 }), w, nil, 1, 1, 0, 0)
+    end, "smaller than the 2x2 pooling window")
+    helpers.assert_error(function()
+      core.conv_block_backward(x, w, y, winner, 1, 1, 0, 0, nil, lunet.zeros({ 4, 3, 3 }), nil, false)
+    end, "the weight gradient must be [4, 3, 3, 3]")
+    helpers.assert_error(function()
+      core.conv_block_backward(x, w, y, winner, 1, 1, 0, 0, nil, y, nil, false)
+    end, "the weight gradient")
+    -- a model whose pool does not fit runs module by module, so the pool names the problem
+    local model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
+    helpers.assert_error(function() model:forward(lunet.randn({ 1, 3, 3, 3 })) end, "MaxPool2d")
+  end)
+end)
