@@ -3,6 +3,9 @@
 -- session's AlexNet for batch sizes 16 to 1024 (powers of two) on every
 -- device, written as batch_sweep.json and a line chart batch_sweep.svg
 -- (log2 x axis, one line per device and phase). Try --help.
+-- the checkout this script lives in, for its local build (scripts/find_lunet.lua)
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+assert(loadfile(here .. "/find_lunet.lua"))(here .. "/..")
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")

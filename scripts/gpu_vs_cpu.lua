@@ -7,6 +7,9 @@
 -- accuracy, times inference over the test set (a warm-up pass, then
 -- repeated timed passes), and writes results.json, report.md and two SVG
 -- bar charts. Try --help.
+-- the checkout this script lives in, for its local build (scripts/find_lunet.lua)
+local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+assert(loadfile(here .. "/find_lunet.lua"))(here .. "/..")
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")

@@ -173,6 +173,31 @@ describe("scripts/gpu_vs_cpu.lua", function()
     assert.truthy(out:find("^cpu: ") or out:find("\ncpu: "), out)
     assert.truthy(out:find("blas", 1, true), out)
   end)
+
+  it("runs from any directory with no Lua paths set, using the checkout's local build", function()
+    local core = helpers.ROOT .. "/.luarocks/lib/lua/5.4/lunet/core.so"
+    if not read(core) then
+      pending("no project-local build (" .. core .. "): ./scripts/test makes one")
+      return
+    end
+    local p = assert(io.popen(("cd / && env -u LUA_PATH -u LUA_PATH_5_4 -u LUA_CPATH -u LUA_CPATH_5_4 "
+      .. "lua5.4 %s --list-devices 2>&1; echo \"__exit=$?\""):format(sh_quote(helpers.ROOT .. "/scripts/gpu_vs_cpu.lua"))))
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("__exit=0", 1, true), out)
+    assert.truthy(out:find("cpu: ", 1, true), out)
+  end)
+
+  it("says how to build lunet when neither an installed lunet nor a local build is found", function()
+    local p = assert(io.popen(("LUA_PATH='/nonexistent/?.lua' LUA_CPATH='/nonexistent/?.so' lua5.4 -e %s 2>&1; "
+      .. "echo \"__exit=$?\""):format(sh_quote(("assert(loadfile(%q))(%q)"):format(
+        helpers.ROOT .. "/scripts/find_lunet.lua", dir)))))
+    local out = p:read("a")
+    p:close()
+    assert.truthy(out:find("__exit=1", 1, true), out)
+    assert.truthy(out:find(dir .. " has no build of it", 1, true), out)
+    assert.truthy(out:find("./scripts/run", 1, true), out)
+  end)
 end)
 
 describe("scripts/batch_sweep.lua", function()

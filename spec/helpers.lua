@@ -105,7 +105,12 @@ function helpers.run_child(code, opts)
 end
 
 --- The checkout this spec file belongs to.
+-- Absolute, so children started from another directory find it too.
 helpers.ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$")) or "."
+if helpers.ROOT:sub(1, 1) ~= "/" then
+  local pwd = assert(os.getenv("PWD"), "spec/helpers.lua: PWD is not set")
+  helpers.ROOT = helpers.ROOT == "." and pwd or (pwd .. "/" .. helpers.ROOT:gsub("^%./", ""))
+end
 
 function helpers.sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
