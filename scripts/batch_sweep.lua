@@ -12,14 +12,7 @@ local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
 
-local function integer_at_least(lo, what)
-  return function(s)
-    local v = math.tointeger(tonumber(s))
-    if not v then return nil, ("%s must be an integer, got %q"):format(what, s) end
-    if v < lo then return nil, ("%s must be at least %d, got %d"):format(what, lo, v) end
-    return v
-  end
-end
+local integer_at_least, positive_number = session.integer_at_least, session.positive_number
 
 local function batch_sizes(s)
   local list = {}
@@ -47,7 +40,7 @@ parser:option("--repeat", "Timed measurements per point (after one warm-up); the
   :convert(integer_at_least(1, "--repeat"))
 parser:option("--data-mode", "seed (host batches copied to the device) or resident (dataset on the device).",
   "seed"):choices({ "seed", "resident" })
-parser:option("--lr", "Adam learning rate.", "1e-3"):convert(tonumber)
+parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--lr"))
 parser:option("--threads", "CPU threads."):convert(integer_at_least(1, "--threads"))
 parser:option("--seed", "Seed for the weights and the batch order.", "42"):convert(integer_at_least(0, "--seed"))
 parser:option("--data", "Folder holding the Fashion-MNIST files.")

@@ -16,24 +16,7 @@ local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
 
-local function integer_at_least(lo, what)
-  return function(s)
-    local v = math.tointeger(tonumber(s))
-    if not v then return nil, ("%s must be an integer, got %q"):format(what, s) end
-    if v < lo then return nil, ("%s must be at least %d, got %d"):format(what, lo, v) end
-    return v
-  end
-end
-
-local function positive_number(what)
-  return function(s)
-    local v = tonumber(s)
-    if not v or v ~= v or v <= 0 or v == math.huge then
-      return nil, ("%s must be a positive number, got %q"):format(what, s)
-    end
-    return v
-  end
-end
+local integer_at_least, positive_number = session.integer_at_least, session.positive_number
 
 local parser = argparse("gpu_vs_cpu.lua",
   "GPU vs CPU in machine learning: train the same AlexNet on Fashion-MNIST on every device, " ..

@@ -225,8 +225,23 @@ describe("scripts/batch_sweep.lua", function()
     local lines = 0
     for _, el in ipairs(elements) do if el.name == "polyline" then lines = lines + 1 end end
     assert.equal(2, lines)
-    code, out = run_script("batch_sweep.lua", "--batch-sizes 16,x --out " .. sh_quote(dir))
-    assert.equal(1, code, out)
-    assert.truthy(out:find("is not a positive integer", 1, true), out)
+  end)
+
+  it("rejects bad arguments with a clear message before doing any work", function()
+    for _, case in ipairs({
+      { "--batch-sizes 16,x", "--batch-sizes: \"x\" is not a positive integer" },
+      { "--batch-sizes 0", "--batch-sizes: \"0\" is not a positive integer" },
+      { "--lr abc", "--lr must be a positive number" },
+      { "--lr 0", "--lr must be a positive number" },
+      { "--images 0", "--images must be at least 1" },
+      { "--repeat x", "--repeat must be an integer" },
+      { "--devices tpu", "device \"tpu\" is not available" },
+    }) do
+      local code, out = run_script("batch_sweep.lua", case[1] .. " --out " .. sh_quote(dir .. "/never"))
+      assert.equal(1, code, case[1] .. ": " .. out)
+      assert.truthy(out:find(case[2], 1, true), case[1] .. ": " .. out)
+      assert.truthy(out:find("Usage:", 1, true), case[1] .. ": " .. out)
+    end
+    assert.is_nil(read(dir .. "/never/batch_sweep.json"))
   end)
 end)

@@ -144,7 +144,8 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
                              float *dw, float *db, int accumulate);
 #endif
 
-/* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c, loss.c) */
+/* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c; the loss is
+ * the reference's) */
 int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
                           const float *w, const float *bias, float *y);
 int ln_cpu_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float *dy,
@@ -176,12 +177,6 @@ int ln_cpu_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
                               const float *x, const float *dy, const float *gamma,
                               const float *save_mean, const float *save_invstd, float *dx,
                               float *dgamma, float *dbeta, int accumulate);
-int ln_cpu_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
-                                 const float *logits, const int32_t *labels,
-                                 double *loss_host, int64_t *bad_index);
-int ln_cpu_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
-                                  const float *logits, const int32_t *labels, float scale,
-                                  float *dlogits);
 
 /* the fused conv2d + ReLU + 2x2 max-pooling block (conv.c, its pooling in pool.c) */
 int ln_cpu_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,

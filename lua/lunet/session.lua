@@ -48,6 +48,28 @@ local function inject_fault(device, phase, batch)
   end
 end
 
+--- Argument converters for the scripts' argparse options: each returns a
+-- function of the option's text giving the value, or nil and a message that
+-- names the option (`what`) and what was wrong.
+function session.integer_at_least(lo, what)
+  return function(s)
+    local v = math.tointeger(tonumber(s))
+    if not v then return nil, ("%s must be an integer, got %q"):format(what, s) end
+    if v < lo then return nil, ("%s must be at least %d, got %d"):format(what, lo, v) end
+    return v
+  end
+end
+
+function session.positive_number(what)
+  return function(s)
+    local v = tonumber(s)
+    if not v or v ~= v or v <= 0 or v == math.huge then
+      return nil, ("%s must be a positive number, got %q"):format(what, s)
+    end
+    return v
+  end
+end
+
 --- The devices named by `spec`: nil or "all" for every available device,
 -- else a comma-separated list ("cpu,cuda:0"; "cuda" means "cuda:0").
 -- Returns the list of canonical names, or nil and a message saying which
