@@ -94,12 +94,17 @@ end
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 --- lunet's git commit, when lunet runs from a checkout (or `dir` is one):
--- the short hash, and whether the tree has uncommitted changes.
+-- the short hash, and whether the tree has uncommitted changes. Where there
+-- is no repository (a copy of the tree on another machine) LUNET_GIT_COMMIT,
+-- when set, names the commit instead (bench/gpu_run.sh sets it).
 function bench.git_commit(dir)
   dir = dir or source_dir()
-  if not dir then return nil end
-  local commit = shell_line("git -C " .. quote(dir) .. " rev-parse --short HEAD")
-  if not commit then return nil end
+  local commit = dir and shell_line("git -C " .. quote(dir) .. " rev-parse --short HEAD")
+  if not commit then
+    local given = os.getenv("LUNET_GIT_COMMIT")
+    if given and given:match("^%x+$") then return given:sub(1, 7), nil end
+    return nil
+  end
   local status = io.popen("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no 2>/dev/null")
   local dirty = status and status:read("a") or ""
   if status then status:close() end
