@@ -82,6 +82,21 @@ describe("lunet.bench", function()
     if head then assert.equal(head, env.git_commit) end
   end)
 
+  it("takes the commit from LUNET_GIT_COMMIT where the tree is not a git checkout", function()
+    local dir = helpers.tmpdir()
+    local code = helpers.checkout_paths() .. ([[
+      local bench = require("lunet.bench")
+      print("commit=" .. tostring((bench.git_commit(%q))))
+    ]]):format(dir)
+    local ok, out = helpers.run_child(code, { prefix = "LUNET_GIT_COMMIT=0123456789abcdef" })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("commit=0123456", 1, true), out)
+    ok, out = helpers.run_child(code, { prefix = "LUNET_GIT_COMMIT='not a hash'" })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("commit=nil", 1, true), out)
+    helpers.rmdir(dir)
+  end)
+
   it("counts the FLOPs of convolution and linear layers through pooling", function()
     local model = { modules = {
       { in_channels = 1, out_channels = 64, kernel_size = 3, stride = 1, padding = 1 },
