@@ -195,10 +195,11 @@ local function run_device(name)
     result.inference.images_per_second, result.inference.gflops))
   -- the yardstick for the achieved rates: the device's own matrix-product rate
   result.sgemm = bench.sgemm_rate(dev, args.sgemm_size)
-  result.training.sgemm_share = result.training.gflops / result.sgemm.gflops
-  result.inference.sgemm_share = result.inference.gflops / result.sgemm.gflops
-  print(("[%s] sgemm rate %.1f GFLOP/s (%s): training at %.0f%% of it, inference at %.0f%%"):format(
-    name, result.sgemm.gflops, result.sgemm.what, 100 * result.training.sgemm_share,
+  result.training.sgemm_share = result.training.gflops / result.sgemm.gflops_best
+  result.inference.sgemm_share = result.inference.gflops / result.sgemm.gflops_best
+  print(("[%s] sgemm rate %.1f GFLOP/s (%s, best of %d; median %.1f): training at %.0f%% of it, "
+    .. "inference at %.0f%%"):format(name, result.sgemm.gflops_best, result.sgemm.what,
+    result.sgemm["repeat"], result.sgemm.gflops, 100 * result.training.sgemm_share,
     100 * result.inference.sgemm_share))
   if dev.type == "cuda" then
     local ok, stats = pcall(lunet.cuda.memory_stats, dev)
