@@ -57,6 +57,17 @@ mkdir -p "$out/logs" || { echo "gpu_run.sh: cannot create $out" >&2; exit 1; }
 busted="${BUSTED:-$(command -v busted)}"
 [ -n "$busted" ] || { echo "gpu_run.sh: busted not found (source .gpu-bundle/env.sh first)" >&2; exit 1; }
 [ -d /usr/local/cuda/bin ] && export PATH="$PATH:/usr/local/cuda/bin"
+# the device image has CMake from pip, in its Python environment's bin
+if ! command -v cmake >/dev/null; then
+  for d in "$(dirname "$(readlink -f "$(command -v python3)")")" /opt/*/.venv/bin /usr/local/bin; do
+    [ -x "$d/cmake" ] && { export PATH="$PATH:$d"; break; }
+  done
+fi
+if want build; then
+  for tool in cmake nvcc; do
+    command -v "$tool" >/dev/null || { echo "gpu_run.sh: $tool not found (PATH=$PATH)" >&2; exit 1; }
+  done
+fi
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;${LUA_PATH:-;}"
 export LUA_CPATH="$root/build-gpu/?.so;${LUA_CPATH:-;}"
 
