@@ -59,7 +59,7 @@ busted="${BUSTED:-$(command -v busted)}"
 [ -d /usr/local/cuda/bin ] && export PATH="$PATH:/usr/local/cuda/bin"
 # the device image has CMake from pip, in its Python environment's bin
 if ! command -v cmake >/dev/null; then
-  for d in "$(dirname "$(readlink -f "$(command -v python3)")")" /opt/*/.venv/bin /usr/local/bin; do
+  for d in "$(dirname "$(command -v python3 || echo /nonexistent/python3)")" /opt/*/.venv/bin /usr/local/bin; do
     [ -x "$d/cmake" ] && { export PATH="$PATH:$d"; break; }
   done
 fi
