@@ -15,12 +15,14 @@
 # 4. session: scripts/gpu_vs_cpu.lua on every device in seed mode, and on the
 #             GPUs in resident mode, --epochs epochs each (--max-batches caps
 #             each epoch and test pass: a quick try, not the lesson).
-# Everything goes under --out (default $OUT/gpu_run, else results/gpu_run):
-# a log per stage, each session's results.json, report.md and charts, and
-# gpu_run-<UTC date>.json with the device, driver and library versions, the
-# commit, the date, every stage's outcome and spec counts, and the sessions'
-# figures. Commit that JSON under bench/results/: it is the proof the CUDA
-# path ran. Exit status 0 only when every stage run passed.
+# Everything goes under --out (default results/gpu_run): a log per stage, each
+# session's results.json, report.md and charts, and gpu_run-<UTC date>.json
+# with the device, driver and library versions, the commit, the date, every
+# stage's outcome and spec counts, and the sessions' figures. Where $OUT is
+# set (the device tool brings back at most 8 files from it) and --out is not
+# given, $OUT gets just that JSON and gpu_run-<date>.tar.gz of the rest.
+# Commit the JSON under bench/results/: it is the proof the CUDA path ran.
+# Exit status 0 only when every stage run passed.
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --max-batches) max_batches="$2"; shift 2 ;;
     --allow-no-gpu) allow_no_gpu=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,7 +53,8 @@ want() { [[ ",$stages," == *",$1,"* ]]; }
 [ -n "$commit" ] || commit="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 # the session's environment names this commit where the copy has no .git
 [[ "$commit" =~ ^[0-9a-f]+$ ]] && export LUNET_GIT_COMMIT="$commit"
-out="${out:-${OUT:+$OUT/gpu_run}}"
+deliver=""
+if [ -z "$out" ] && [ -n "${OUT:-}" ]; then deliver="$OUT" out="/tmp/lunet-gpu-run"; rm -rf "$out"; fi
 out="${out:-$root/results/gpu_run}"
 mkdir -p "$out/logs" || { echo "gpu_run.sh: cannot create $out" >&2; exit 1; }
 busted="${BUSTED:-$(command -v busted)}"
@@ -102,7 +105,10 @@ if want build; then
         -DLUNET_CUDA_WERROR=ON && cmake --build build-gpu -j"$(nproc)"'; then
     record build pass "$secs" "$(grep -m1 'lunet: CUDA' "$out/logs/build.log")"
   else
-    record build fail "$secs"; echo "gpu_run.sh: the build failed: $out/logs/build.log" >&2; exit 1
+    record build fail "$secs"; failed=1
+    echo "gpu_run.sh: the build failed: $out/logs/build.log" >&2
+    { grep -m 20 -iE "error|fatal|not found" "$out/logs/build.log"; tail -n 10 "$out/logs/build.log"; } >&2
+    stages=""
   fi
 fi
 
@@ -193,4 +199,9 @@ assert(os.rename(path .. ".tmp", path))
 print("wrote " .. path)
 EOF
 awk -F'\t' '{ printf "%-18s %-8s %7s s  %s\n", $1, $2, $3, $4 }' "$stages_tsv"
+if [ -n "$deliver" ]; then
+  mkdir -p "$deliver"
+  [ -f "$json" ] && cp "$json" "$deliver/"
+  tar -czf "$deliver/gpu_run-$date_utc.tar.gz" -C "$out" . && echo "delivered to $deliver: $(ls "$deliver" | tr '\n' ' ')"
+fi
 exit "$failed"
