@@ -41,10 +41,12 @@ static int check_shape(const char *what, const ln_tensor *t, int ndim, const int
 static int check_input_as(const char *what, const ln_tensor *t, const ln_tensor *on,
                           int ndim, const int64_t *shape)
 {
-    char buf[128];
     LN_TRY(check_input(what, t));
-    snprintf(buf, sizeof buf, "%s and the input", what);
-    LN_TRY(ln_check_same_device(buf, t, on));
+    if (ln_tensor_device(t) != ln_tensor_device(on)) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s and the input", what);
+        return ln_check_same_device(buf, t, on);
+    }
     return check_shape(what, t, ndim, shape);
 }
 
@@ -118,15 +120,14 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     LN_TRY(check_input("the input", x));
     LN_TRY(check_input("the weight", w));
     LN_TRY(ln_check_same_device("the input and the weight", x, w));
-    ln_tensor_shape_string(x, sx, sizeof sx);
-    ln_tensor_shape_string(w, sw, sizeof sw);
     if (w->ndim != 4 || w->shape[0] < 1 || w->shape[1] < 1 || w->shape[2] < 1
         || w->shape[3] < 1)
         return ln_error(LN_EINVAL, "the weight must be [out_channels, in_channels, kh, "
-                        "kw] with sizes of at least 1, got %s", sw);
+                        "kw] with sizes of at least 1, got %s",
+                        ln_tensor_shape_string(w, sw, sizeof sw));
     if (x->ndim != 4 || x->shape[1] != w->shape[1])
         return ln_error(LN_EINVAL, "expected input [N, %lld, H, W], got %s",
-                        (long long)w->shape[1], sx);
+                        (long long)w->shape[1], ln_tensor_shape_string(x, sx, sizeof sx));
     if (p->stride_h < 1 || p->stride_w < 1)
         return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}",
                         p->stride_h, p->stride_w);
@@ -141,8 +142,8 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     if (hp < w->shape[2] || wp < w->shape[3])
         return ln_error(LN_EINVAL, "the kernel %lldx%lld is larger than the input %s "
                         "padded by {%d, %d} (%lldx%lld)", (long long)w->shape[2],
-                        (long long)w->shape[3], sx, p->pad_h, p->pad_w, (long long)hp,
-                        (long long)wp);
+                        (long long)w->shape[3], ln_tensor_shape_string(x, sx, sizeof sx),
+                        p->pad_h, p->pad_w, (long long)hp, (long long)wp);
     s->n = (int)x->shape[0];
     s->c = (int)x->shape[1];
     s->h = (int)x->shape[2];
@@ -382,11 +383,14 @@ int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_t
 static int check_linear_weight(const char *what, const ln_tensor *x, const char *w_what,
                                const ln_tensor *w)
 {
-    char sw[256], both[128];
+    char sw[256];
     LN_TRY(check_input(what, x));
     LN_TRY(check_input(w_what, w));
-    snprintf(both, sizeof both, "%s and %s", what, w_what);
-    LN_TRY(ln_check_same_device(both, x, w));
+    if (ln_tensor_device(x) != ln_tensor_device(w)) {
+        char both[128];
+        snprintf(both, sizeof both, "%s and %s", what, w_what);
+        return ln_check_same_device(both, x, w);
+    }
     if (w->ndim != 2)
         return ln_error(LN_EINVAL, "%s must be [out_features, in_features], got %s", w_what,
                         ln_tensor_shape_string(w, sw, sizeof sw));
@@ -519,9 +523,9 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
 {
     char sx[256];
     LN_TRY(check_input("the input", x));
-    ln_tensor_shape_string(x, sx, sizeof sx);
     if (x->ndim != 4)
-        return ln_error(LN_EINVAL, "expected input [N, C, H, W], got %s", sx);
+        return ln_error(LN_EINVAL, "expected input [N, C, H, W], got %s",
+                        ln_tensor_shape_string(x, sx, sizeof sx));
     if (p->kernel_h < 1 || p->kernel_w < 1)
         return ln_error(LN_EINVAL, "kernel size must be at least 1, got {%d, %d}",
                         p->kernel_h, p->kernel_w);
@@ -542,8 +546,9 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     int64_t hp = x->shape[2] + 2 * (int64_t)p->pad_h, wp = x->shape[3] + 2 * (int64_t)p->pad_w;
     if (hp < p->kernel_h || wp < p->kernel_w)
         return ln_error(LN_EINVAL, "the kernel %dx%d is larger than the input %s padded "
-                        "by {%d, %d} (%lldx%lld)", p->kernel_h, p->kernel_w, sx, p->pad_h,
-                        p->pad_w, (long long)hp, (long long)wp);
+                        "by {%d, %d} (%lldx%lld)", p->kernel_h, p->kernel_w,
+                        ln_tensor_shape_string(x, sx, sizeof sx), p->pad_h, p->pad_w,
+                        (long long)hp, (long long)wp);
     s->n = (int)x->shape[0];
     s->c = (int)x->shape[1];
     s->h = (int)x->shape[2];
@@ -895,10 +900,9 @@ int ln_nn_cross_entropy_check(const ln_tensor *logits, const ln_tensor *labels)
     LN_TRY(check_input("the logits", logits));
     if (!labels->storage)
         return ln_error(LN_EFREED, "the labels were freed");
-    ln_tensor_shape_string(logits, sl, sizeof sl);
-    ln_tensor_shape_string(labels, sy, sizeof sy);
     if (logits->ndim != 2 || logits->shape[0] < 1 || logits->shape[1] < 1)
-        return ln_error(LN_EINVAL, "expected logits [N, C] with N, C >= 1, got %s", sl);
+        return ln_error(LN_EINVAL, "expected logits [N, C] with N, C >= 1, got %s",
+                        ln_tensor_shape_string(logits, sl, sizeof sl));
     if (labels->dtype != LN_INT32)
         return ln_error(LN_EINVAL, "labels must be int32 class numbers in 1..%lld, got "
                         "%s labels; convert them with labels:to(\"int32\")",
@@ -906,7 +910,9 @@ int ln_nn_cross_entropy_check(const ln_tensor *logits, const ln_tensor *labels)
     LN_TRY(ln_check_same_device("the logits and the labels", logits, labels));
     if (labels->ndim != 1 || labels->shape[0] != logits->shape[0])
         return ln_error(LN_EINVAL, "expected labels [%lld] for logits %s, got %s",
-                        (long long)logits->shape[0], sl, sy);
+                        (long long)logits->shape[0],
+                        ln_tensor_shape_string(logits, sl, sizeof sl),
+                        ln_tensor_shape_string(labels, sy, sizeof sy));
     return LN_OK;
 }
 
