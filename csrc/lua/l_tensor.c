@@ -26,14 +26,20 @@ static ln_tensor *check_self(lua_State *L, const char *fname)
 /* --- constructors ------------------------------------------------------------ */
 
 /* A value stored into an integer tensor must be one of its values: 300 in a
- * uint8 tensor is a mistake, not 255. */
+ * uint8 tensor is a mistake, not 255. Returns what v fails to be (for "... is
+ * not %s"), or NULL when it fits; NaN fits no integer dtype. */
+static const char *dtype_problem(ln_dtype dtype, double v)
+{
+    if (dtype == LN_INT32 && !(v == floor(v) && v >= -2147483648.0 && v <= 2147483647.0))
+        return "an int32";
+    if (dtype == LN_UINT8 && !(v == floor(v) && v >= 0 && v <= 255))
+        return "a uint8 (an integer in 0..255)";
+    return NULL;
+}
+
 static void check_fits(lua_State *L, const char *fname, ln_dtype dtype, double v)
 {
-    const char *problem = NULL;
-    if (dtype == LN_INT32 && !(v == floor(v) && v >= -2147483648.0 && v <= 2147483647.0))
-        problem = "an int32";
-    else if (dtype == LN_UINT8 && !(v == floor(v) && v >= 0 && v <= 255))
-        problem = "a uint8 (an integer in 0..255)";
+    const char *problem = dtype_problem(dtype, v);
     if (problem)
         ln_lua_fail(L, fname, "the value %.17g is not %s", v, problem);
 }
@@ -210,11 +216,7 @@ static double check_leaf(lua_State *L, const char *fname, ln_dtype dtype, int de
                     luaL_typename(L, -1));
     }
     double v = lua_tonumber(L, -1);
-    const char *problem = NULL;
-    if (dtype == LN_INT32 && (v != floor(v) || v < -2147483648.0 || v > 2147483647.0))
-        problem = "an int32";
-    else if (dtype == LN_UINT8 && (v != floor(v) || v < 0 || v > 255))
-        problem = "a uint8 (an integer in 0..255)";
+    const char *problem = dtype_problem(dtype, v);
     if (problem) {
         format_position(where, sizeof where, depth, pos);
         ln_lua_fail(L, fname, "element %s = %s is not %s", where, lua_tostring(L, -1),
