@@ -346,8 +346,7 @@ int ln_ref_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float
 int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
                                   const float *dy, float *dw, float *db, int accumulate)
 {
-    (void)ctx;
-    for (int k = 0; k < s->k; k++) {
+    for (int k = 0; k < s->k; k++)
         for (int c = 0; c < s->c; c++)
             for (int r = 0; r < s->r; r++)
                 for (int t = 0; t < s->s; t++) {
@@ -365,14 +364,9 @@ int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const flo
                     float *out = &dw[nchw(k, c, r, t, s->c, s->r, s->s)];
                     *out = (float)(acc + (accumulate ? *out : 0.0));
                 }
-        if (db) {
-            double acc = 0;
-            for (int n = 0; n < s->n; n++)
-                for (int i = 0; i < s->p * s->q; i++)
-                    acc += dy[((int64_t)n * s->k + k) * s->p * s->q + i];
-            db[k] = (float)(acc + (accumulate ? db[k] : 0.0));
-        }
-    }
+    /* db (+)= dy summed over everything but its channel */
+    if (db)
+        ln_ref_bias_backward(ctx, s->n, s->k, (int64_t)s->p * s->q, dy, db, accumulate);
     return LN_OK;
 }
 
