@@ -370,8 +370,10 @@ int ln_ref_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const flo
     return LN_OK;
 }
 
+static int64_t max_pool_argmax(const ln_pool2d_shape *s, const float *plane, int p, int q);
+
 /* The fused block is the three layers one after the other: the convolution
- * into a temporary, then ReLU and the 2x2 window's first maximum read from it. */
+ * into a temporary, ReLU in place, then each 2x2 window's first maximum. */
 int ln_ref_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
                                           const float *w, const float *bias, float *y,
                                           uint8_t *winner)
@@ -381,24 +383,22 @@ int ln_ref_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, c
     if (!conv)
         return ln_error(LN_ENOMEM, "out of host memory for the convolution's output");
     ln_ref_conv2d_forward(ctx, s, x, w, bias, conv);
-    int P = s->p / 2, Q = s->q / 2;
-    for (int64_t plane = 0; plane < (int64_t)s->n * s->k; plane++)
-        for (int p = 0; p < P; p++)
-            for (int q = 0; q < Q; q++) {
-                int best_at = 0;
-                float best = 0;
-                for (int at = 0; at < 4; at++) {
-                    float v = conv[(plane * s->p + 2 * p + at / 2) * s->q + 2 * q + at % 2];
-                    v = v < 0.0f ? 0.0f : v; /* ReLU; NaN stays NaN */
-                    if (at == 0 || v > best || (v != v && best == best)) {
-                        best = v;
-                        best_at = at;
-                    }
-                }
-                int64_t out = (plane * P + p) * Q + q;
-                y[out] = best;
-                winner[out] = (uint8_t)(best > 0.0f ? best_at : 4);
+    ln_ref_relu_forward(ctx, (int64_t)conv_size, conv, conv);
+    ln_pool2d_shape pool = {.n = s->n, .c = s->k, .h = s->p, .w = s->q,
+                            .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2,
+                            .pad_h = 0, .pad_w = 0, .p = s->p / 2, .q = s->q / 2};
+    for (int64_t i = 0; i < (int64_t)s->n * s->k; i++) {
+        const float *plane = conv + i * s->p * s->q;
+        for (int p = 0; p < pool.p; p++)
+            for (int q = 0; q < pool.q; q++) {
+                int64_t at = max_pool_argmax(&pool, plane, p, q);
+                int64_t out = (i * pool.p + p) * pool.q + q;
+                int row = (int)(at / s->q) - 2 * p, col = (int)(at % s->q) - 2 * q;
+                y[out] = plane[at];
+                /* where the gradient goes: 0..3 in the window, 4 where ReLU passes none */
+                winner[out] = (uint8_t)(plane[at] > 0.0f ? row * 2 + col : 4);
             }
+    }
     free(conv);
     return LN_OK;
 }
