@@ -238,3 +238,11 @@ lua_Number ln_lua_check_number(lua_State *L, int idx, const char *fname,
         ln_lua_fail(L, fname, "%s must be finite, got %s", argname, lua_tostring(L, idx));
     return v;
 }
+
+const char *ln_lua_check_path(lua_State *L, int idx, const char *fname)
+{
+    if (lua_type(L, idx) != LUA_TSTRING)
+        ln_lua_fail(L, fname, "argument #%d: expected a file path, got %s", idx,
+                    luaL_typename(L, idx));
+    return lua_tostring(L, idx);
+}

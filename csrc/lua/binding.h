@@ -51,6 +51,8 @@ lua_Integer ln_lua_check_integer(lua_State *L, int idx, const char *fname,
 /* A finite number argument. */
 lua_Number ln_lua_check_number(lua_State *L, int idx, const char *fname,
                                const char *argname);
+/* A file path argument (a string). */
+const char *ln_lua_check_path(lua_State *L, int idx, const char *fname);
 
 /* Registration of each part of the binding into the module table at -1. */
 void ln_lua_open_tensor(lua_State *L);

@@ -173,10 +173,7 @@ static int l_checkpoint_save(lua_State *L)
     k.fname = lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : "lunet.save";
     if (lua_isnone(L, 1) || lua_isnil(L, 1))
         ln_lua_fail(L, k.fname, "argument #1: expected the value to save, got nil");
-    if (lua_type(L, 2) != LUA_TSTRING)
-        ln_lua_fail(L, k.fname, "argument #2: expected a file path, got %s",
-                    luaL_typename(L, 2));
-    const char *path = lua_tostring(L, 2);
+    const char *path = ln_lua_check_path(L, 2, k.fname);
     lua_settop(L, 3);
     lua_newtable(L);
     k.seen = lua_gettop(L);
@@ -276,10 +273,7 @@ static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname)
 static int l_checkpoint_load(lua_State *L)
 {
     const char *fname = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "lunet.load";
-    if (lua_type(L, 1) != LUA_TSTRING)
-        ln_lua_fail(L, fname, "argument #1: expected a file path, got %s",
-                    luaL_typename(L, 1));
-    const char *path = lua_tostring(L, 1);
+    const char *path = ln_lua_check_path(L, 1, fname);
     loaded *box = lua_newuserdatauv(L, sizeof *box, 0);
     box->bytes = NULL;
     box->root = NULL;

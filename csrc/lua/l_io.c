@@ -10,18 +10,11 @@
 #include "../status.h"
 #include "binding.h"
 
-static const char *check_path(lua_State *L, const char *fname)
-{
-    if (lua_type(L, 1) != LUA_TSTRING)
-        ln_lua_fail(L, fname, "argument #1: expected a file path, got %s", luaL_typename(L, 1));
-    return lua_tostring(L, 1);
-}
-
 /* lunet.read_idx(path): a uint8 CPU tensor shaped as the file's sizes. */
 static int l_read_idx(lua_State *L)
 {
     const char *fname = "lunet.read_idx";
-    const char *path = check_path(L, fname);
+    const char *path = ln_lua_check_path(L, 1, fname);
     /* the userdata exists before the file's memory, so no error can leak it */
     ln_tensor *t = ln_lua_new_tensor(L);
     ln_idx_file file;
@@ -41,7 +34,7 @@ static int l_read_idx(lua_State *L)
 static int l_read_cifar(lua_State *L)
 {
     const char *fname = "lunet.read_cifar";
-    const char *path = check_path(L, fname);
+    const char *path = ln_lua_check_path(L, 1, fname);
     ln_tensor *images = ln_lua_new_tensor(L);
     ln_tensor *labels = ln_lua_new_tensor(L);
     ln_cifar_file file;
