@@ -83,7 +83,8 @@ static void save_value(lua_State *L, walk *k, int idx, int depth);
 static void save_table(lua_State *L, walk *k, int idx, int depth)
 {
     if (depth >= LN_CHECKPOINT_MAX_DEPTH)
-        fail_at(L, k, "tables nest deeper than %s levels", "64");
+        ln_lua_fail(L, k->fname, "%s: tables nest deeper than %d levels", k->where,
+                    LN_CHECKPOINT_MAX_DEPTH);
     if (lua_getmetatable(L, idx)) {
         lua_pop(L, 1);
         fail_at(L, k, "%s", "cannot save a table with a metatable (a module or another "
