@@ -193,10 +193,8 @@ static int l_checkpoint_save(lua_State *L)
     ln_lua_check_status(L, ln_checkpoint_writer_open(box, path), k.fname);
     k.w = *box;
     save_value(L, &k, 1, 0);
-    int st = ln_checkpoint_writer_commit(k.w);
-    ln_checkpoint_writer_close(k.w);
-    *box = NULL;
-    ln_lua_check_status(L, st, k.fname);
+    /* the box's __close then closes the writer; it leaves a committed file */
+    ln_lua_check_status(L, ln_checkpoint_writer_commit(k.w), k.fname);
     return 0;
 }
 
@@ -292,11 +290,7 @@ static int l_checkpoint_load(lua_State *L)
     if (st != LN_OK)
         ln_lua_fail(L, fname, "'%s': %s", path, ln_last_error());
     push_value(L, box->root, fname);
-    ln_checkpoint_free(box->root);
-    free(box->bytes);
-    box->root = NULL;
-    box->bytes = NULL;
-    return 1;
+    return 1; /* the box's __close frees the buffers */
 }
 
 void ln_lua_open_checkpoint(lua_State *L)
