@@ -21,18 +21,18 @@ int ln_idx_parse(const void *buf, size_t len, ln_idx *out)
     if (len < 4)
         return ln_error(LN_EFORMAT, "not an IDX file: %zu bytes, shorter than the "
                         "4-byte magic number", len);
-    out->magic = read_be32(b);
+    uint32_t magic = read_be32(b); /* e.g. 0x00000803; only for messages */
     if (b[0] != 0 || b[1] != 0)
         return ln_error(LN_EFORMAT, "not an IDX file: magic number 0x%08x does not "
-                        "start with two zero bytes", (unsigned)out->magic);
+                        "start with two zero bytes", (unsigned)magic);
     if (b[2] != LN_IDX_UBYTE)
         return ln_error(LN_EFORMAT, "IDX data type 0x%02x (magic number 0x%08x) is not "
                         "supported: only unsigned bytes (0x08) are", b[2],
-                        (unsigned)out->magic);
+                        (unsigned)magic);
     int ndim = b[3];
     if (ndim < 1 || ndim > LN_IDX_MAX_DIMS)
         return ln_error(LN_EFORMAT, "IDX file with %d dimensions (magic number 0x%08x): "
-                        "1 to %d are supported", ndim, (unsigned)out->magic,
+                        "1 to %d are supported", ndim, (unsigned)magic,
                         LN_IDX_MAX_DIMS);
     size_t header = 4 + 4 * (size_t)ndim;
     if (len < header)

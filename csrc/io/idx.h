@@ -14,7 +14,6 @@
 #define LN_IDX_UBYTE 0x08
 
 typedef struct ln_idx {
-    uint32_t magic;            /* the first four bytes, e.g. 0x00000803 */
     int ndim;
     int64_t dims[LN_IDX_MAX_DIMS];
     int64_t count;             /* product of dims: the number of data bytes */
