@@ -62,11 +62,6 @@ static ln_strided flattened(const ln_strided *s)
     return f;
 }
 
-static size_t dtype_size(ln_dtype dtype)
-{
-    return dtype == LN_UINT8 ? 1 : dtype == LN_FLOAT16 || dtype == LN_BFLOAT16 ? 2 : 4;
-}
-
 extern "C" int ln_cuda_copy(void *vctx, const ln_strided *dst, const ln_strided *src)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
@@ -76,7 +71,7 @@ extern "C" int ln_cuda_copy(void *vctx, const ln_strided *dst, const ln_strided 
     LN_CUDA_ENTER(ctx);
     ln_strided d = flattened(dst), s = flattened(src);
     if (dst->dtype == src->dtype) {
-        size_t size = dtype_size(dst->dtype);
+        size_t size = ln_dtype_size(dst->dtype);
         if (d.ndim == 1 && s.ndim == 1 && d.stride[0] == 1 && s.stride[0] == 1) {
             if (d.data != s.data)
                 LN_CUDA_CHECK(cudaMemcpyAsync(d.data, s.data, (size_t)n * size,

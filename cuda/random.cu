@@ -33,16 +33,11 @@ __global__ void normal_kernel(ln_dtype dtype, int64_t n, void *out, float mean, 
     }
 }
 
-static int float_dtype(ln_dtype dtype)
-{
-    return dtype == LN_FLOAT32 || dtype == LN_FLOAT16 || dtype == LN_BFLOAT16;
-}
-
 extern "C" int ln_cuda_rand_uniform(void *vctx, ln_dtype dtype, int64_t n, void *out,
                                     double lo, double hi, uint64_t seed, uint64_t offset)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    if (!float_dtype(dtype))
+    if (!ln_dtype_is_float(dtype))
         return ln_cuda_unsupported_dtype("random fill", dtype);
     if (n == 0)
         return LN_OK;
@@ -58,7 +53,7 @@ extern "C" int ln_cuda_rand_normal(void *vctx, ln_dtype dtype, int64_t n, void *
                                    double mean, double std, uint64_t seed, uint64_t offset)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    if (!float_dtype(dtype))
+    if (!ln_dtype_is_float(dtype))
         return ln_cuda_unsupported_dtype("random fill", dtype);
     if (n == 0)
         return LN_OK;
