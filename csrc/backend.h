@@ -44,6 +44,27 @@ typedef struct ln_strided {
     int64_t stride[LN_MAX_DIMS]; /* in elements */
 } ln_strided;
 
+static inline int64_t ln_strided_numel(const ln_strided *s)
+{
+    int64_t n = 1;
+    for (int d = 0; d < s->ndim; d++)
+        n *= s->shape[d];
+    return n;
+}
+
+/* Row-major contiguous: the elements are data[0 .. numel-1] in order (a
+ * dimension of size 1 may have any stride). */
+static inline int ln_strided_is_contiguous(const ln_strided *s)
+{
+    int64_t expected = 1;
+    for (int d = s->ndim - 1; d >= 0; d--) {
+        if (s->shape[d] != 1 && s->stride[d] != expected)
+            return 0;
+        expected *= s->shape[d];
+    }
+    return 1;
+}
+
 typedef enum ln_binary_op { LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ } ln_binary_op;
 typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN } ln_reduce_op;
 typedef enum ln_pool_mode { LN_POOL_MAX, LN_POOL_AVG } ln_pool_mode;

@@ -6,6 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* C linkage for the CUDA backend's C++ files, which compile dtype.c in. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum ln_dtype {
     LN_FLOAT32 = 0,
     LN_INT32 = 1,
@@ -31,5 +36,9 @@ float ln_bfloat16_to_float(uint16_t b);
 /* Reads or writes element i of a buffer of `dtype` as a double. */
 double ln_load_as_double(const void *data, ln_dtype dtype, int64_t i);
 void ln_store_from_double(void *data, ln_dtype dtype, int64_t i, double v);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -31,19 +31,11 @@ static int64_t strided_offset(const ln_strided *s, const int64_t *index)
     return off;
 }
 
-static int64_t strided_numel(const ln_strided *s)
-{
-    int64_t n = 1;
-    for (int d = 0; d < s->ndim; d++)
-        n *= s->shape[d];
-    return n;
-}
-
 int ln_ref_copy(void *ctx, const ln_strided *dst, const ln_strided *src)
 {
     (void)ctx;
     int64_t index[LN_MAX_DIMS] = {0};
-    if (strided_numel(dst) == 0)
+    if (ln_strided_numel(dst) == 0)
         return LN_OK;
     do {
         double v = ln_load_as_double(src->data, src->dtype, strided_offset(src, index));
@@ -56,7 +48,7 @@ int ln_ref_fill(void *ctx, const ln_strided *dst, double value)
 {
     (void)ctx;
     int64_t index[LN_MAX_DIMS] = {0};
-    if (strided_numel(dst) == 0)
+    if (ln_strided_numel(dst) == 0)
         return LN_OK;
     do {
         ln_store_from_double(dst->data, dst->dtype, strided_offset(dst, index), value);

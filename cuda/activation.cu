@@ -84,7 +84,7 @@ extern "C" int ln_cuda_bias_backward(void *vctx, int64_t outer, int64_t channels
     if (channels == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
-    unsigned blocks = (unsigned)(channels < LN_MAX_BLOCKS ? channels : LN_MAX_BLOCKS);
+    unsigned blocks = ln_capped_blocks(channels, LN_MAX_BLOCKS);
     bias_backward_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(outer, channels, inner, dy,
                                                                  db, accumulate);
     LN_CUDA_CHECK_LAUNCH("bias_backward_kernel");

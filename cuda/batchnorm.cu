@@ -99,11 +99,6 @@ __global__ void batchnorm_backward_kernel(int64_t n, int64_t c, int64_t inner, c
     }
 }
 
-static unsigned channel_blocks(int64_t c)
-{
-    return (unsigned)(c < LN_MAX_BLOCKS ? c : LN_MAX_BLOCKS);
-}
-
 extern "C" int ln_cuda_batchnorm_forward_train(void *vctx, int64_t n, int64_t c, int64_t inner,
                                                const float *x, const float *gamma,
                                                const float *beta, float *y,
@@ -115,7 +110,8 @@ extern "C" int ln_cuda_batchnorm_forward_train(void *vctx, int64_t n, int64_t c,
     if (c == 0 || inner == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
-    batchnorm_train_kernel<<<channel_blocks(c), LN_THREADS, 0, ctx->stream>>>(
+    unsigned blocks = ln_capped_blocks(c, LN_MAX_BLOCKS); /* a block per channel */
+    batchnorm_train_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
         n, c, inner, x, gamma, beta, y, running_mean, running_var, momentum, eps, save_mean,
         save_invstd);
     LN_CUDA_CHECK_LAUNCH("batchnorm_train_kernel");
@@ -148,7 +144,8 @@ extern "C" int ln_cuda_batchnorm_backward(void *vctx, int64_t n, int64_t c, int6
     if (c == 0 || inner == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
-    batchnorm_backward_kernel<<<channel_blocks(c), LN_THREADS, 0, ctx->stream>>>(
+    unsigned blocks = ln_capped_blocks(c, LN_MAX_BLOCKS); /* a block per channel */
+    batchnorm_backward_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
         n, c, inner, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, accumulate);
     LN_CUDA_CHECK_LAUNCH("batchnorm_backward_kernel");
     return LN_OK;

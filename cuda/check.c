@@ -99,8 +99,7 @@ int ln_cuda_fail_cudnn(cudnnStatus_t s, const char *func, const char *call,
 
 int ln_cuda_unsupported_dtype(const char *func, ln_dtype dtype)
 {
-    static const char *names[] = {"float32", "int32", "uint8", "float16", "bfloat16"};
-    const char *dt = (unsigned)dtype < sizeof names / sizeof names[0] ? names[dtype] : "?";
     return ln_cuda_error(LN_ENOTSUP, "%s of %s tensors is not supported on CUDA; "
-                         "convert with t:to(\"float32\") first", op_name(func), dt);
+                         "convert with t:to(\"float32\") first", op_name(func),
+                         ln_dtype_name(dtype));
 }

@@ -39,7 +39,6 @@ static cudnnMathType_t math_for(int tf32)
 
 static int set_descriptors(ln_cuda_context *ctx, const ln_conv2d_shape *s)
 {
-    int n, k, p, q;
     LN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(ctx->x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
                                               s->n, s->c, s->h, s->w));
     LN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(ctx->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
@@ -50,6 +49,14 @@ static int set_descriptors(ln_cuda_context *ctx, const ln_conv2d_shape *s)
                                                    CUDNN_DATA_FLOAT));
     LN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(ctx->y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
                                               s->n, s->k, s->p, s->q));
+    return LN_OK;
+}
+
+/* cuDNN's output shape for the descriptors just set must be the core's: only
+ * asked for shapes not yet cached (a cached shape has passed). */
+static int check_output_shape(ln_cuda_context *ctx, const ln_conv2d_shape *s)
+{
+    int n, k, p, q;
     LN_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(ctx->conv_desc, ctx->x_desc,
                                                          ctx->w_desc, &n, &k, &p, &q));
     if (n != s->n || k != s->k || p != s->p || q != s->q)
@@ -220,6 +227,7 @@ static int choose(ln_cuda_context *ctx, const ln_conv2d_shape *s, int kind, cons
     LN_TRY(set_descriptors(ctx, s));
     const ln_cuda_conv_algo *known = cached_algo(ctx, s, kind, tf32);
     if (!known) {
+        LN_TRY(check_output_shape(ctx, s));
         candidate c[MAX_RESULTS];
         int count = 0;
         void *search = NULL;

@@ -31,52 +31,28 @@ __global__ void fill_kernel(ln_strided dst, double value, int64_t n)
     }
 }
 
-static int64_t numel_of(const ln_strided *s)
-{
-    int64_t n = 1;
-    for (int d = 0; d < s->ndim; d++)
-        n *= s->shape[d];
-    return n;
-}
-
-static int is_contiguous(const ln_strided *s)
-{
-    int64_t expected = 1;
-    for (int d = s->ndim - 1; d >= 0; d--) {
-        if (s->shape[d] != 1 && s->stride[d] != expected)
-            return 0;
-        expected *= s->shape[d];
-    }
-    return 1;
-}
-
 /* A contiguous view as one flat dimension: no index arithmetic per element. */
 static ln_strided flattened(const ln_strided *s)
 {
     ln_strided f = *s;
-    if (is_contiguous(s)) {
+    if (ln_strided_is_contiguous(s)) {
         f.ndim = 1;
-        f.shape[0] = numel_of(s);
+        f.shape[0] = ln_strided_numel(s);
         f.stride[0] = 1;
     }
     return f;
 }
 
-static size_t dtype_size(ln_dtype dtype)
-{
-    return dtype == LN_UINT8 ? 1 : dtype == LN_FLOAT16 || dtype == LN_BFLOAT16 ? 2 : 4;
-}
-
 extern "C" int ln_cuda_copy(void *vctx, const ln_strided *dst, const ln_strided *src)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    int64_t n = numel_of(dst);
+    int64_t n = ln_strided_numel(dst);
     if (n == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
     ln_strided d = flattened(dst), s = flattened(src);
     if (dst->dtype == src->dtype) {
-        size_t size = dtype_size(dst->dtype);
+        size_t size = ln_dtype_size(dst->dtype);
         if (d.ndim == 1 && s.ndim == 1 && d.stride[0] == 1 && s.stride[0] == 1) {
             if (d.data != s.data)
                 LN_CUDA_CHECK(cudaMemcpyAsync(d.data, s.data, (size_t)n * size,
@@ -100,7 +76,7 @@ extern "C" int ln_cuda_copy(void *vctx, const ln_strided *dst, const ln_strided 
 extern "C" int ln_cuda_fill(void *vctx, const ln_strided *dst, double value)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    int64_t n = numel_of(dst);
+    int64_t n = ln_strided_numel(dst);
     if (n == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);

@@ -25,7 +25,7 @@ int ln_cuda_gemm(void *vctx, ln_dtype dtype, int trans_a, int trans_b, int m, in
     if (k == 0 && beta == 0.0f) {
         /* no products: C = 0 without reading it (it may hold NaN), as BLAS
          * defines it; cuBLAS is not relied on for the empty inner dimension */
-        size_t elem = dtype == LN_FLOAT32 ? 4 : 2;
+        size_t elem = ln_dtype_size(dtype);
         LN_CUDA_CHECK(cudaMemset2DAsync(c, (size_t)ldc * elem, 0, (size_t)n * elem, (size_t)m,
                                         ctx->stream));
         return LN_OK;

@@ -14,12 +14,18 @@
 /* Grid-stride loops cover any n; more blocks than this only add overhead. */
 #define LN_MAX_BLOCKS 65535
 
+/* One block per unit of work, at most `cap` blocks: the kernel's grid-stride
+ * loop covers the rest. */
+static inline unsigned ln_capped_blocks(int64_t units, int64_t cap)
+{
+    return (unsigned)(units < cap ? units : cap);
+}
+
 /* Blocks for n elements at LN_THREADS per block. Callers return early when
  * n == 0: a launch of zero blocks is an error. */
 static inline unsigned ln_blocks(int64_t n)
 {
-    int64_t b = (n + LN_THREADS - 1) / LN_THREADS;
-    return (unsigned)(b < LN_MAX_BLOCKS ? b : LN_MAX_BLOCKS);
+    return ln_capped_blocks((n + LN_THREADS - 1) / LN_THREADS, LN_MAX_BLOCKS);
 }
 
 #define LN_GRID_STRIDE(i, n)                                                  \
@@ -197,5 +203,20 @@ __device__ T ln_block_reduce(T v, Combine combine)
 struct ln_add_op {
     __device__ double operator()(double a, double b) const { return a + b; }
 };
+
+/* The second pass of a two-pass reduction, launched as one block: combines
+ * the first pass's `count` per-block partial results, in a fixed order, into
+ * out->value. */
+template <typename Combine>
+__global__ void ln_reduce_partials_kernel(int count, const double *partials, double identity,
+                                          Combine combine, ln_cuda_scalars *out)
+{
+    double acc = identity;
+    for (int i = threadIdx.x; i < count; i += blockDim.x)
+        acc = combine(acc, partials[i]);
+    acc = ln_block_reduce(acc, combine);
+    if (threadIdx.x == 0)
+        out->value = acc;
+}
 
 #endif

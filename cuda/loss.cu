@@ -38,17 +38,6 @@ __global__ void cross_entropy_rows_kernel(int64_t n, int64_t classes, const floa
         partials[blockIdx.x] = acc;
 }
 
-__global__ void cross_entropy_total_kernel(int count, int64_t n, const double *partials,
-                                           ln_cuda_scalars *scalars)
-{
-    double acc = 0;
-    for (int i = threadIdx.x; i < count; i += blockDim.x)
-        acc += partials[i];
-    acc = ln_block_reduce(acc, ln_add_op());
-    if (threadIdx.x == 0)
-        scalars->value = acc / (double)n;
-}
-
 extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t classes,
                                              const float *logits, const int32_t *labels,
                                              double *loss_host, int64_t *bad_index)
@@ -62,15 +51,14 @@ extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t clas
     /* index = all ones: "no bad label" until a row says otherwise */
     LN_CUDA_CHECK(cudaMemsetAsync(&ctx->scalars->index, 0xff, sizeof ctx->scalars->index,
                                   ctx->stream));
-    unsigned blocks = ln_blocks(n);
-    if (blocks > LN_CUDA_MAX_PARTIALS)
-        blocks = LN_CUDA_MAX_PARTIALS;
+    unsigned blocks = ln_capped_blocks(ln_blocks(n), LN_CUDA_MAX_PARTIALS);
     cross_entropy_rows_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
         n, classes, logits, labels, ctx->partials, ctx->scalars);
     LN_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
-    cross_entropy_total_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, n,
-                                                                  ctx->partials, ctx->scalars);
-    LN_CUDA_CHECK_LAUNCH("cross_entropy_total_kernel");
+    ln_add_op add;
+    ln_reduce_partials_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, ctx->partials,
+                                                                0.0, add, ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("ln_reduce_partials_kernel");
     LN_CUDA_CHECK(cudaMemcpyAsync(ctx->scalars_host, ctx->scalars, sizeof(ln_cuda_scalars),
                                   cudaMemcpyDeviceToHost, ctx->stream));
     LN_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
@@ -78,7 +66,8 @@ extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t clas
         *bad_index = (int64_t)ctx->scalars_host->index;
         return LN_OK;
     }
-    *loss_host = ctx->scalars_host->value;
+    /* the mean on the host: IEEE double division, as the device would round it */
+    *loss_host = ctx->scalars_host->value / (double)n;
     return LN_OK;
 }
 

@@ -7,50 +7,34 @@
 #include "kernels.cuh"
 #include "philox.h"
 
-__global__ void uniform_kernel(ln_dtype dtype, int64_t n, void *out, float lo, float span,
-                               uint64_t seed, uint64_t offset)
-{
-    LN_GRID_STRIDE(i, n)
-    {
-        float v = lo + span * ln_philox_uniform(seed, offset, (uint64_t)i);
-        if (dtype == LN_FLOAT32)
-            ((float *)out)[i] = v;
-        else
-            ln_dev_store(out, dtype, i, v);
-    }
-}
-
-__global__ void normal_kernel(ln_dtype dtype, int64_t n, void *out, float mean, float std,
+/* out[i] = base + scale * draw i, the draw uniform in [0, 1) or standard
+ * normal; computed in float32 like the reference, then stored as `dtype`. */
+template <bool Normal>
+__global__ void random_kernel(ln_dtype dtype, int64_t n, void *out, float base, float scale,
                               uint64_t seed, uint64_t offset)
 {
     LN_GRID_STRIDE(i, n)
     {
-        float v = mean + std * ln_philox_normal(seed, offset, (uint64_t)i);
-        if (dtype == LN_FLOAT32)
-            ((float *)out)[i] = v;
-        else
-            ln_dev_store(out, dtype, i, v);
+        float draw = Normal ? ln_philox_normal(seed, offset, (uint64_t)i)
+                            : ln_philox_uniform(seed, offset, (uint64_t)i);
+        float v = base + scale * draw;
+        ln_dev_store(out, dtype, i, v);
     }
-}
-
-static int float_dtype(ln_dtype dtype)
-{
-    return dtype == LN_FLOAT32 || dtype == LN_FLOAT16 || dtype == LN_BFLOAT16;
 }
 
 extern "C" int ln_cuda_rand_uniform(void *vctx, ln_dtype dtype, int64_t n, void *out,
                                     double lo, double hi, uint64_t seed, uint64_t offset)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    if (!float_dtype(dtype))
+    if (!ln_dtype_is_float(dtype))
         return ln_cuda_unsupported_dtype("random fill", dtype);
     if (n == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
     /* the reference's float32 arithmetic: lo and hi - lo rounded to float */
-    uniform_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
+    random_kernel<false><<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
         dtype, n, out, (float)lo, (float)(hi - lo), seed, offset);
-    LN_CUDA_CHECK_LAUNCH("uniform_kernel");
+    LN_CUDA_CHECK_LAUNCH("random_kernel<false>");
     return LN_OK;
 }
 
@@ -58,14 +42,14 @@ extern "C" int ln_cuda_rand_normal(void *vctx, ln_dtype dtype, int64_t n, void *
                                    double mean, double std, uint64_t seed, uint64_t offset)
 {
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    if (!float_dtype(dtype))
+    if (!ln_dtype_is_float(dtype))
         return ln_cuda_unsupported_dtype("random fill", dtype);
     if (n == 0)
         return LN_OK;
     LN_CUDA_ENTER(ctx);
-    normal_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(dtype, n, out, (float)mean,
-                                                                (float)std, seed, offset);
-    LN_CUDA_CHECK_LAUNCH("normal_kernel");
+    random_kernel<true><<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
+        dtype, n, out, (float)mean, (float)std, seed, offset);
+    LN_CUDA_CHECK_LAUNCH("random_kernel<true>");
     return LN_OK;
 }
 

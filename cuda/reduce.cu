@@ -19,7 +19,7 @@ struct combine_op {
     }
 };
 
-__device__ __forceinline__ double identity_of(ln_reduce_op op)
+LN_HD double identity_of(ln_reduce_op op)
 {
     return op == LN_SUM ? 0.0 : op == LN_MAX ? -INFINITY : INFINITY;
 }
@@ -33,18 +33,6 @@ __global__ void reduce_partial_kernel(ln_reduce_op op, ln_dtype dtype, int64_t n
     acc = ln_block_reduce(acc, combine);
     if (threadIdx.x == 0)
         partials[blockIdx.x] = acc;
-}
-
-__global__ void reduce_final_kernel(ln_reduce_op op, int count, const double *partials,
-                                    ln_cuda_scalars *out)
-{
-    combine_op combine = {op};
-    double acc = identity_of(op);
-    for (int i = threadIdx.x; i < count; i += blockDim.x)
-        acc = combine(acc, partials[i]);
-    acc = ln_block_reduce(acc, combine);
-    if (threadIdx.x == 0)
-        out->value = acc;
 }
 
 static int supported(ln_dtype dtype)
@@ -64,15 +52,16 @@ extern "C" int ln_cuda_reduce(void *vctx, ln_reduce_op op, ln_dtype dtype, int64
         return LN_OK;
     }
     LN_CUDA_ENTER(ctx);
-    unsigned blocks = ln_blocks(n);
-    if (blocks > LN_CUDA_MAX_PARTIALS)
-        blocks = LN_CUDA_MAX_PARTIALS;
+    unsigned blocks = ln_capped_blocks(ln_blocks(n), LN_CUDA_MAX_PARTIALS);
     reduce_partial_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(op, dtype, n, x,
                                                                   ctx->partials);
     LN_CUDA_CHECK_LAUNCH("reduce_partial_kernel");
-    reduce_final_kernel<<<1, LN_THREADS, 0, ctx->stream>>>(op, (int)blocks, ctx->partials,
-                                                          ctx->scalars);
-    LN_CUDA_CHECK_LAUNCH("reduce_final_kernel");
+    double identity = identity_of(op);
+    combine_op combine = {op};
+    ln_reduce_partials_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, ctx->partials,
+                                                                identity, combine,
+                                                                ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("ln_reduce_partials_kernel");
     LN_CUDA_CHECK(cudaMemcpyAsync(ctx->scalars_host, ctx->scalars, sizeof(ln_cuda_scalars),
                                   cudaMemcpyDeviceToHost, ctx->stream));
     LN_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
@@ -137,7 +126,7 @@ extern "C" int ln_cuda_argmax(void *vctx, ln_dtype dtype, int64_t outer, int64_t
         return LN_OK;
     LN_CUDA_ENTER(ctx);
     if (dim >= 1024 && outputs < 4096) {
-        unsigned blocks = (unsigned)(outputs < LN_MAX_BLOCKS ? outputs : LN_MAX_BLOCKS);
+        unsigned blocks = ln_capped_blocks(outputs, LN_MAX_BLOCKS);
         argmax_long_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(dtype, outer, dim, inner,
                                                                    x, out);
         LN_CUDA_CHECK_LAUNCH("argmax_long_kernel");

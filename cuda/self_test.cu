@@ -14,12 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* the core's conversions (C), compiled into this module: first, so that the
- * include guard does not leave them with C++ linkage */
-extern "C" {
+/* the core's conversions (C), compiled into this module */
 #include "dtype.h"
-}
-
 #include "kernels.cuh"
 #include "pool.cuh"
 

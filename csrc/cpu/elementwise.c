@@ -8,25 +8,6 @@
 #include "../status.h"
 #include "cpu.h"
 
-static int is_contiguous(const ln_strided *s)
-{
-    int64_t expected = 1;
-    for (int d = s->ndim - 1; d >= 0; d--) {
-        if (s->shape[d] != 1 && s->stride[d] != expected)
-            return 0;
-        expected *= s->shape[d];
-    }
-    return 1;
-}
-
-static int64_t numel_of(const ln_strided *s)
-{
-    int64_t n = 1;
-    for (int d = 0; d < s->ndim; d++)
-        n *= s->shape[d];
-    return n;
-}
-
 typedef struct elementwise_job {
     ln_binary_op op;
     int scalar_first;
@@ -47,8 +28,8 @@ static void bytes_to_float_range(void *p, int64_t lo, int64_t hi)
 
 int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src)
 {
-    int64_t n = numel_of(dst);
-    if (is_contiguous(dst) && is_contiguous(src)) {
+    int64_t n = ln_strided_numel(dst);
+    if (ln_strided_is_contiguous(dst) && ln_strided_is_contiguous(src)) {
         if (dst->dtype == src->dtype) {
             memmove(dst->data, src->data, (size_t)n * ln_dtype_size(dst->dtype));
             return LN_OK;
@@ -75,8 +56,8 @@ static void fill_range(void *p, int64_t lo, int64_t hi)
 
 int ln_cpu_fill(void *ctx, const ln_strided *dst, double value)
 {
-    int64_t n = numel_of(dst);
-    if (is_contiguous(dst) && dst->dtype == LN_FLOAT32) {
+    int64_t n = ln_strided_numel(dst);
+    if (ln_strided_is_contiguous(dst) && dst->dtype == LN_FLOAT32) {
         /* zeros by memset, in pieces on the threads for large tensors (zero_grad) */
         elementwise_job job = {.z = dst->data, .c = (float)value};
         ln_cpu_parallel_range(ctx, n, fill_range, &job);

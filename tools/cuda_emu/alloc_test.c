@@ -10,8 +10,8 @@
 #include <stdarg.h>
 #include "context.h"
 
-size_t shim_limit = (size_t)1 << 30, shim_used;
-long shim_mallocs, shim_frees, shim_syncs, shim_event_syncs, shim_hostallocs;
+static size_t shim_limit = (size_t)1 << 30, shim_used;
+static long shim_mallocs, shim_frees;
 typedef struct { void *p; size_t n; } rec;
 static rec recs[100000]; static int nrecs;
 
@@ -25,22 +25,21 @@ cudaError_t cudaFree(void *p) {
     for (int i = 0; i < nrecs; i++) if (recs[i].p == p) { shim_used -= recs[i].n; recs[i] = recs[--nrecs]; free(p); shim_frees++; return cudaSuccess; }
     fprintf(stderr, "cudaFree of unknown %p\n", p); abort();
 }
-cudaError_t cudaHostAlloc(void **p, size_t n, unsigned f) { (void)f; *p = malloc(n); shim_hostallocs++; return cudaSuccess; }
+cudaError_t cudaHostAlloc(void **p, size_t n, unsigned f) { (void)f; *p = malloc(n); return cudaSuccess; }
 cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { (void)d; return cudaSuccess; }
 cudaError_t cudaGetLastError(void) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t s) { (void)s; shim_syncs++; return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { (void)e; shim_event_syncs++; return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { (void)s; return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { (void)e; return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) { (void)e; (void)s; return cudaSuccess; }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = shim_limit - shim_used; *t = shim_limit; return cudaSuccess; }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) { (void)k; (void)st; memcpy(d, s, n); return cudaSuccess; }
 const char *cudaGetErrorName(cudaError_t e) { return e == cudaErrorMemoryAllocation ? "cudaErrorMemoryAllocation" : "cudaError"; }
 const char *cudaGetErrorString(cudaError_t e) { (void)e; return "shim"; }
-char last_msg[1024];
+static char last_msg[1024];
 int ln_cuda_error(int code, const char *fmt, ...) { va_list ap; va_start(ap, fmt); vsnprintf(last_msg, sizeof last_msg, fmt, ap); va_end(ap); return code; }
 int ln_cuda_fail_cuda(cudaError_t e, const char *func, const char *call, const char *file, int line) {
     return ln_cuda_error(e == cudaErrorMemoryAllocation ? LN_ENOMEM : LN_EDEVICE, "%s: %s (%s:%d)", func, call, file, line); }
-extern size_t shim_limit, shim_used; extern long shim_mallocs, shim_frees; extern char last_msg[];
 static int fails;
 #define CHECK(c, ...) do { if (!(c)) { fails++; fprintf(stderr, "FAIL line %d: ", __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
 static unsigned long long s = 1;

@@ -46,16 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = fuzz_memfile(data, size, path, sizeof path);
     ln_idx_file file;
     int read = ln_idx_read_file(path, &file);
-    int gzipped = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
-    if (!gzipped && (read == LN_OK) != (parsed == LN_OK))
-        fuzz_fail("a raw file reads %s but its bytes parse %s", read == LN_OK ? "ok" : "failed",
-                  parsed == LN_OK ? "ok" : "failed");
-    if (read == LN_OK) {
+    if (fuzz_check_read(data, size, parsed, read, path)) {
         /* the decompressed length is header + data, by check_parsed */
         check_parsed(&file.idx, file.buffer, 4 + 4 * (size_t)file.idx.ndim + (size_t)file.idx.count);
         ln_idx_file_free(&file);
-    } else {
-        fuzz_check_message(path);
     }
     fuzz_memfile_close(fd);
     return 0;

@@ -209,8 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input in = {data, size};
     lua_State *L = fuzz_lua_state();
-    if (luaL_dostring(L, prelude) != LUA_OK)
-        fuzz_fail("prelude: %s", lua_tostring(L, -1));
+    fuzz_lua_run(L, "=prelude", prelude, 0);
     unsigned call = take(&in) % 8, opt_code = take(&in);
     int8_t fill = (int8_t)take(&in);
     lua_getglobal(L, "core");

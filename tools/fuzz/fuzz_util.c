@@ -62,6 +62,17 @@ void fuzz_check_message(const char *prefix)
         fuzz_fail("message \"%s\" does not start with \"%s\"", msg, prefix);
 }
 
+int fuzz_check_read(const uint8_t *data, size_t size, int parsed, int read, const char *path)
+{
+    int gzipped = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+    if (!gzipped && (read == LN_OK) != (parsed == LN_OK))
+        fuzz_fail("a raw file reads %s but its bytes parse %s", read == LN_OK ? "ok" : "failed",
+                  parsed == LN_OK ? "ok" : "failed");
+    if (read != LN_OK)
+        fuzz_check_message(path);
+    return read == LN_OK;
+}
+
 lua_State *fuzz_lua_state(void)
 {
     lua_State *L = luaL_newstate();

@@ -32,4 +32,10 @@ void fuzz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
  * NULL, that the message starts with it). */
 void fuzz_check_message(const char *prefix);
 
+/* Checks a file reader's status `read` against the parser's status `parsed`
+ * on the same bytes: a plain (not gzipped) file reads exactly when its bytes
+ * parse, and a failed read leaves a message that starts with `path`. Returns
+ * whether the read succeeded. */
+int fuzz_check_read(const uint8_t *data, size_t size, int parsed, int read, const char *path);
+
 #endif
