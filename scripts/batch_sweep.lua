@@ -70,12 +70,14 @@ end
 local forward_flops = bench.model_flops(fresh_model(), { 1, 28, 28 })
 
 --- Images/s of `steps` batches of `work` (a function of x, y), after one
--- warm-up batch; the device is synchronised around every clock read.
+-- warm-up batch; the device is synchronised around every clock read. The
+-- epoch's shuffle order is drawn before the clock starts, and the repeats go
+-- on through it; a new epoch starts (timed) only when it runs out.
 local function throughput(dev, loader, steps, work)
   local images = 0
+  local it = loader:iter()
   local timing = bench.time(function()
     images = 0
-    local it = loader:iter()
     for _ = 1, steps do
       local x, y = it()
       if not x then it = loader:iter() x, y = it() end
