@@ -119,11 +119,7 @@ local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root
 if not ok_test then die(tostring(test)) end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
-local function fresh_model()
-  lunet.manual_seed(args.seed)
-  return lunet.models.fashion_alexnet()
-end
-local probe = fresh_model()
+local probe = session.fresh_model(args.seed)
 local forward_flops = bench.model_flops(probe, { 1, 28, 28 })
 local model_info = {
   name = "fashion_alexnet",
@@ -141,7 +137,7 @@ local tty = session.stdout_is_tty()
 local function run_device(name)
   local dev = lunet.device(name)
   local result = { device = name, info = dev:info(), status = "ok" }
-  local model = fresh_model():to(dev)
+  local model = session.fresh_model(args.seed):to(dev)
   local criterion = lunet.nn.CrossEntropyLoss()
   local optimizer = lunet.optim.Adam(model, { lr = args.lr })
   local train_loader = lunet.data.DataLoader(train, { batch_size = args.batch_size, shuffle = true,
