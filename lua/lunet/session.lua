@@ -192,7 +192,7 @@ function session.train_epoch(t)
     images = images + x:size(1)
     loss_sum = loss_sum + loss
     done = b
-    if t.progress then
+    if t.progress and t.progress.tty then -- off a terminal, update draws nothing: no clock, no table
       local elapsed = lunet.clock() - t0
       local per_batch = elapsed / b
       t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches, loss = loss,
