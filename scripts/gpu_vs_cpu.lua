@@ -100,12 +100,6 @@ args.threads = lunet.get_num_threads()
 args.eval_batch_size = args.eval_batch_size or args.batch_size
 if args.eval_max_batches == nil then args.eval_max_batches = args.max_batches end
 if args.eval_max_batches == 0 then args.eval_max_batches = nil end
-for _, name in ipairs({ "nn", "optim", "models" }) do
-  local present, mod = pcall(function() return lunet[name] end)
-  if not present or mod == nil then
-    die(("lunet.%s is missing from this build of lunet; the session needs it"):format(name))
-  end
-end
 
 local gpu_ok, gpu_reason = lunet.cuda_available()
 if not gpu_ok then
@@ -240,7 +234,6 @@ for _, name in ipairs(devices) do
   collectgarbage()
 end
 
-results.speedups = report.speedups(results)
 local written_ok, paths = pcall(report.write_session, results, args.out)
 if not written_ok then die(tostring(paths)) end
 
