@@ -83,13 +83,6 @@ local function read(path)
   f:close()
   return s
 end
-local function median(list)
-  local s = { table.unpack(list) }
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
 local runs, series = {}, { torch_train = {}, torch_infer = {}, lunet_train = {}, lunet_infer = {},
   ratio_train = {}, ratio_infer = {}, lunet_train_gflops = {}, lunet_infer_gflops = {}, sgemm = {} }
 local torch_version, lunet_env, model
@@ -124,7 +117,7 @@ for r = 1, repeats do
 end
 
 local medians = {}
-for k, v in pairs(series) do medians[k] = median(v) end
+for k, v in pairs(series) do medians[k] = bench.stats(v).median end
 local doc = {
   schema = "lunet.cpu_vs_pytorch/1",
   settings = { repeats = repeats, timed_training_batches = tonumber(arg[4]), warmup_batches = tonumber(arg[5]),

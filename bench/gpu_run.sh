@@ -192,10 +192,7 @@ for _, mode in ipairs({ "seed", "resident" }) do
   local s = read(out .. "/session-" .. mode .. "/results.json")
   if s then run.sessions[mode] = cjson.decode(s) end
 end
-local f = assert(io.open(path .. ".tmp", "wb"))
-f:write(cjson.encode(run), "\n")
-f:close()
-assert(os.rename(path .. ".tmp", path))
+require("lunet.report").write_file(path, cjson.encode(run) .. "\n") -- atomic; needs no C core
 print("wrote " .. path)
 EOF
 awk -F'\t' '{ printf "%-18s %-8s %7s s  %s\n", $1, $2, $3, $4 }' "$stages_tsv"

@@ -11,6 +11,7 @@
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 local lunet = require("lunet")
 local bench = require("lunet.bench")
+local session = require("lunet.session")
 
 local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1 }
 local i = 1
@@ -26,8 +27,7 @@ end
 if args.threads then lunet.set_num_threads(args.threads) end
 
 local dev = lunet.device(args.device)
-lunet.manual_seed(1)
-local model = lunet.models.fashion_alexnet():to(dev)
+local model = session.fresh_model(1):to(dev)
 model.fuse = args.fuse ~= 0
 local criterion = lunet.nn.CrossEntropyLoss()
 local optimizer = lunet.optim.Adam(model, { lr = 1e-3 })
@@ -98,13 +98,8 @@ for _ = 1, args["repeat"] do timed_step(true) end
 -- whole steps and inference passes, untimed inside
 for l = 1, #model do model[l].forward, model[l].backward = nil, nil end
 core.conv_block_forward, core.conv_block_backward = block_forward, block_backward
-local step_times = bench.time(function()
-  optimizer:zero_grad()
-  local out = model:forward(x)
-  criterion:forward(out, y)
-  model:backward(x, criterion:backward(out, y))
-  optimizer:step()
-end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
+local step_times = bench.time(function() session.train_step(model, criterion, optimizer, x, y) end,
+  { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
 model:eval()
 local infer_times = bench.time(function() model:forward(x) end,
   { device = dev, warmup = 2, ["repeat"] = args["repeat"] })

@@ -63,19 +63,17 @@ if not gpu_ok then print("No GPU available: " .. tostring(gpu_reason) .. ". Swee
 local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
 if not ok then die(tostring(train)) end
 
-local function fresh_model()
-  lunet.manual_seed(args.seed)
-  return lunet.models.fashion_alexnet()
-end
-local forward_flops = bench.model_flops(fresh_model(), { 1, 28, 28 })
+local forward_flops = bench.model_flops(session.fresh_model(args.seed), { 1, 28, 28 })
 
 --- Images/s of `steps` batches of `work` (a function of x, y), after one
--- warm-up batch; the device is synchronised around every clock read.
+-- warm-up batch; the device is synchronised around every clock read. The
+-- epoch's shuffle order is drawn before the clock starts, and the repeats go
+-- on through it; a new epoch starts (timed) only when it runs out.
 local function throughput(dev, loader, steps, work)
   local images = 0
+  local it = loader:iter()
   local timing = bench.time(function()
     images = 0
-    local it = loader:iter()
     for _ = 1, steps do
       local x, y = it()
       if not x then it = loader:iter() x, y = it() end
@@ -89,19 +87,13 @@ end
 
 local function measure(name, batch_size)
   local dev = lunet.device(name)
-  local model = fresh_model():to(dev)
+  local model = session.fresh_model(args.seed):to(dev)
   local criterion = lunet.nn.CrossEntropyLoss()
   local optimizer = lunet.optim.Adam(model, { lr = args.lr })
   local loader = lunet.data.DataLoader(train, { batch_size = batch_size, shuffle = true, seed = args.seed,
     device = dev, mode = args.data_mode, drop_last = #train >= batch_size })
   local steps = math.max(args.min_steps, math.ceil(args.images / batch_size))
-  local function train_step(x, y)
-    optimizer:zero_grad()
-    local out = model:forward(x)
-    criterion:forward(out, y)
-    model:backward(x, criterion:backward(out, y))
-    optimizer:step()
-  end
+  local function train_step(x, y) session.train_step(model, criterion, optimizer, x, y) end
   local function infer(x) model:forward(x) end
   -- one warm-up step of each kind (allocations, algorithm choice), untimed
   model:train()

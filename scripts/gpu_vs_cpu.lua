@@ -100,12 +100,6 @@ args.threads = lunet.get_num_threads()
 args.eval_batch_size = args.eval_batch_size or args.batch_size
 if args.eval_max_batches == nil then args.eval_max_batches = args.max_batches end
 if args.eval_max_batches == 0 then args.eval_max_batches = nil end
-for _, name in ipairs({ "nn", "optim", "models" }) do
-  local present, mod = pcall(function() return lunet[name] end)
-  if not present or mod == nil then
-    die(("lunet.%s is missing from this build of lunet; the session needs it"):format(name))
-  end
-end
 
 local gpu_ok, gpu_reason = lunet.cuda_available()
 if not gpu_ok then
@@ -119,11 +113,7 @@ local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root
 if not ok_test then die(tostring(test)) end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
-local function fresh_model()
-  lunet.manual_seed(args.seed)
-  return lunet.models.fashion_alexnet()
-end
-local probe = fresh_model()
+local probe = session.fresh_model(args.seed)
 local forward_flops = bench.model_flops(probe, { 1, 28, 28 })
 local model_info = {
   name = "fashion_alexnet",
@@ -141,7 +131,7 @@ local tty = session.stdout_is_tty()
 local function run_device(name)
   local dev = lunet.device(name)
   local result = { device = name, info = dev:info(), status = "ok" }
-  local model = fresh_model():to(dev)
+  local model = session.fresh_model(args.seed):to(dev)
   local criterion = lunet.nn.CrossEntropyLoss()
   local optimizer = lunet.optim.Adam(model, { lr = args.lr })
   local train_loader = lunet.data.DataLoader(train, { batch_size = args.batch_size, shuffle = true,
@@ -244,7 +234,6 @@ for _, name in ipairs(devices) do
   collectgarbage()
 end
 
-results.speedups = report.speedups(results)
 local written_ok, paths = pcall(report.write_session, results, args.out)
 if not written_ok then die(tostring(paths)) end
 

@@ -8,18 +8,8 @@ local nn = lunet.nn
 
 local MAGIC = "\x89LUNET\r\n"
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local function read_file(path) return (assert(helpers.read_file(path), "cannot read " .. path)) end
+local write_file = helpers.write_file
 
 local list_dir = helpers.list_dir
 

@@ -11,11 +11,7 @@ local function have_debian_data()
   return f ~= nil
 end
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = helpers.write_file
 
 local function gzip(path)
   assert(os.execute("gzip -f '" .. path .. "'"))

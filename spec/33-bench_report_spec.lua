@@ -7,12 +7,7 @@ local cjson = require("cjson")
 local helpers = require("helpers")
 local xml_check = require("xml_check")
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return (assert(helpers.read_file(path), "cannot read " .. path)) end
 
 local list_dir = helpers.list_dir
 

@@ -84,6 +84,16 @@ function helpers.devices()
   return list
 end
 
+--- Runs `cmd` in a shell, stderr joined to stdout. Returns its exit code
+-- and its output.
+local function shell(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1; echo \"__exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  local exit = tonumber(out:match("__exit=(%d+)%s*$"))
+  return exit, (out:gsub("__exit=%d+%s*$", ""))
+end
+
 --- Runs Lua code in a child lua5.4 with the same module paths, so a crash
 -- (a signal) fails the spec instead of killing busted. Returns ok, output,
 -- exit code.
@@ -93,14 +103,8 @@ function helpers.run_child(code, opts)
   local f = assert(io.open(tmp, "w"))
   f:write(code)
   f:close()
-  local prefix = opts.prefix or ""
-  local cmd = ("%s lua5.4 %s 2>&1; echo \"__exit=$?\""):format(prefix, tmp)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
+  local exit, out = shell(("%s lua5.4 %s"):format(opts.prefix or "", tmp))
   os.remove(tmp)
-  local exit = tonumber(out:match("__exit=(%d+)%s*$"))
-  out = out:gsub("__exit=%d+%s*$", "")
   return exit == 0, out, exit
 end
 
@@ -131,15 +135,10 @@ end
 function helpers.run_script(script, argv, opts)
   opts = opts or {}
   local q = helpers.sh_quote
-  local cmd = ("cd %s && %s LUA_PATH=%s lua5.4 %s scripts/%s %s 2>&1; echo \"__exit=$?\""):format(
+  return shell(("cd %s && %s LUA_PATH=%s lua5.4 %s scripts/%s %s"):format(
     q(helpers.ROOT), opts.env or "",
     q(helpers.ROOT .. "/lua/?.lua;" .. helpers.ROOT .. "/lua/?/init.lua;" .. (os.getenv("LUA_PATH") or ";")),
-    opts.prelude and ("-e " .. q(opts.prelude)) or "", script, argv or "")
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  local code = tonumber(out:match("__exit=(%d+)%s*$"))
-  return code, (out:gsub("__exit=%d+%s*$", ""))
+    opts.prelude and ("-e " .. q(opts.prelude)) or "", script, argv or ""))
 end
 
 --- The bytes of a file, or nil when it cannot be read.
@@ -149,6 +148,13 @@ function helpers.read_file(path)
   local s = f:read("a")
   f:close()
   return s
+end
+
+--- Writes `s` to `path` (replacing it); an error when it cannot be opened.
+function helpers.write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
 end
 
 --- The names in a directory (hidden ones too), sorted.

@@ -105,10 +105,8 @@ function bench.git_commit(dir)
     if given and given:match("^%x+$") then return given:sub(1, 7), nil end
     return nil
   end
-  local status = io.popen("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no 2>/dev/null")
-  local dirty = status and status:read("a") or ""
-  if status then status:close() end
-  return commit, dirty ~= ""
+  local dirty = shell_line("git -C " .. quote(dir) .. " status --porcelain --untracked-files=no") ~= nil
+  return commit, dirty
 end
 
 --- TF32 state of the CUDA backend (lunet.cuda.get_tf32), nil when unknown.

@@ -150,6 +150,24 @@ end
 
 -- Training and evaluation ------------------------------------------------------------------
 
+--- The session's model (lunet.models.fashion_alexnet), built on the CPU after
+-- seeding the generator with `seed`: the same weights for every device.
+function session.fresh_model(seed)
+  lunet.manual_seed(seed)
+  return lunet.models.fashion_alexnet()
+end
+
+--- One training step on the batch x, y: zero_grad, forward, loss, backward,
+-- optimizer step. Returns the loss (a number: reading it waits for the device).
+function session.train_step(model, criterion, optimizer, x, y)
+  optimizer:zero_grad()
+  local output = model:forward(x)
+  local loss = criterion:forward(output, y)
+  model:backward(x, criterion:backward(output, y))
+  optimizer:step()
+  return loss
+end
+
 --- One training epoch over `loader` (at most `max_batches` batches):
 -- forward, loss, backward, optimizer step, as the notebook's loop does
 -- (reading the loss each step, as its `loss.item()` does). Timed from the
@@ -167,18 +185,14 @@ function session.train_epoch(t)
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
     if t.epoch == 1 then inject_fault(loader.device, "train", b) end
-    optimizer:zero_grad()
-    local output = model:forward(x)
-    local loss = criterion:forward(output, y)
-    model:backward(x, criterion:backward(output, y))
-    optimizer:step()
+    local loss = session.train_step(model, criterion, optimizer, x, y)
     if loss ~= loss then
       error(("the loss became NaN at epoch %d, batch %d"):format(t.epoch, b), 0)
     end
     images = images + x:size(1)
     loss_sum = loss_sum + loss
     done = b
-    if t.progress then
+    if t.progress and t.progress.tty then -- off a terminal, update draws nothing: no clock, no table
       local elapsed = lunet.clock() - t0
       local per_batch = elapsed / b
       t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches, loss = loss,

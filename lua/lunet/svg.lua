@@ -267,7 +267,7 @@ function svg.line_chart(spec)
   local plot = { x = 90, y = top, w = width - 90 - 24 - legend_w, h = height - top - 64 }
   frame(d, spec, plot)
 
-  local xs, ymin, ymax = {}, math.huge, 0
+  local ymin, ymax = math.huge, 0
   local xmin, xmax = math.huge, -math.huge
   for _, s in ipairs(spec.series) do
     for _, p in ipairs(s.points or {}) do
@@ -276,7 +276,6 @@ function svg.line_chart(spec)
         xmin, xmax = math.min(xmin, x), math.max(xmax, x)
         if y > 0 then ymin = math.min(ymin, y) end
         ymax = math.max(ymax, y)
-        xs[x] = true
       end
     end
   end
