@@ -100,13 +100,28 @@ static inline void transpose8(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* dst [rows, cols, c] (zeroed first) at (top, left) = x [c, h, w]: 8x8 blocks
- * transposed in registers. Partial blocks go through a small buffer: masked
- * stores are slow on AMD's cores. */
+/* Zeros in dst [rows, cols, c] around the h x w block at (top, left): the
+ * block itself is written next, so clearing it too would write it twice. */
+static void clear_border(float *dst, int c, int h, int w, int rows, int cols, int top, int left)
+{
+    size_t cell = sizeof(float) * (size_t)c, row_bytes = cell * (size_t)cols;
+    int right = cols - left - w, bottom = rows - top - h;
+    memset(dst, 0, row_bytes * (size_t)top);
+    for (int y = top; y < top + h; y++) {
+        float *row = dst + (int64_t)y * cols * c;
+        memset(row, 0, cell * (size_t)left);
+        memset(row + (int64_t)(left + w) * c, 0, cell * (size_t)right);
+    }
+    memset(dst + (int64_t)(top + h) * cols * c, 0, row_bytes * (size_t)bottom);
+}
+
+/* dst [rows, cols, c] = x [c, h, w] at (top, left), zero elsewhere: 8x8
+ * blocks transposed in registers. Partial blocks go through a small buffer:
+ * masked stores are slow on AMD's cores. */
 static void to_channels_last(const float *x, int c, int h, int w, float *dst, int rows, int cols,
                              int top, int left)
 {
-    memset(dst, 0, sizeof(float) * (size_t)rows * (size_t)cols * (size_t)c);
+    clear_border(dst, c, h, w, rows, cols, top, left);
     for (int c0 = 0; c0 < c; c0 += 8)
         for (int y = 0; y < h; y++)
             for (int x0 = 0; x0 < w; x0 += 8) {
