@@ -108,11 +108,6 @@ int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
-/* C = alpha op(A) op(B) + beta C in float32, split across the context's
- * threads (gemm.c); never call it from inside a parallel region. */
-void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
-                  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                  float *c, int ldc);
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
                 int k, float alpha, const void *a, int lda, const void *b,
                 int ldb, float beta, void *c, int ldc);
