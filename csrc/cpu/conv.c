@@ -29,8 +29,6 @@
 
 /* Convolutions with at most this many taps use small_gemm.c's kernels. */
 #define SMALL_TAPS 32
-/* Image groups of the weight gradient: enough for uneven progress. */
-#define GROUPS 8
 
 static int64_t taps(const ln_conv2d_shape *s)
 {
@@ -309,6 +307,29 @@ int ln_cpu_conv2d_backward_data(void *vctx, const ln_conv2d_shape *s, const floa
     return LN_OK;
 }
 
+/* Image groups of a weight gradient: enough for uneven progress. */
+#define GROUPS 8
+
+int ln_cpu_gradient_groups(const ln_cpu_context *ctx, int n, int64_t group_floats)
+{
+    int64_t budget = (int64_t)(ctx->conv_workspace_bytes / sizeof(float));
+    int groups = n < GROUPS ? n : GROUPS;
+    while (groups > 1 && groups * group_floats > budget)
+        groups--;
+    return groups;
+}
+
+void ln_cpu_finish_bias(float *db, const float *groups, int count, int64_t group_floats,
+                        int64_t bias_offset, int k_count, int accumulate)
+{
+    for (int k = 0; k < k_count; k++) {
+        double acc = accumulate ? db[k] : 0.0;
+        for (int g = 0; g < count; g++)
+            acc += ((const double *)(groups + g * group_floats + bias_offset))[k];
+        db[k] = (float)acc;
+    }
+}
+
 /* Weight (and bias) gradients over the batch, in fixed groups of images (see
  * the top). The output gradient of image b is dy's slice, or, for the fused
  * block (winner given), the pooled gradient spread back to the convolution's
@@ -375,10 +396,7 @@ static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
     int64_t cols_floats = pointwise ? 0 : (rows * pq + 15) & ~(int64_t)15;
     int64_t spread_floats = winner ? ((int64_t)s->k * pq + 15) & ~(int64_t)15 : 0;
     int64_t thread_floats = cols_floats + spread_floats;
-    int64_t budget = (int64_t)(ctx->conv_workspace_bytes / sizeof(float));
-    int groups = s->n < GROUPS ? s->n : GROUPS;
-    while (groups > 1 && groups * group_floats > budget)
-        groups--;
+    int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
     int threads = batch_threads(ctx, s, groups);
     float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * thread_floats)
                                           * sizeof(float));
@@ -391,12 +409,7 @@ static int weight_gradients(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
     /* the groups in order, whatever thread summed them */
     ln_cpu_sum_groups(ctx, dw, base, groups, group_floats, wsize, accumulate);
     if (db)
-        for (int k = 0; k < s->k; k++) {
-            double acc = accumulate ? db[k] : 0.0;
-            for (int g = 0; g < groups; g++)
-                acc += ((double *)(base + g * group_floats + grad_floats))[k];
-            db[k] = (float)acc;
-        }
+        ln_cpu_finish_bias(db, base, groups, group_floats, grad_floats, s->k, accumulate);
     return LN_OK;
 }
 

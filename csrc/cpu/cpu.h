@@ -14,8 +14,9 @@ typedef struct ln_cpu_context {
     struct ln_cpu_pool *pool;  /* threads.c */
     void *scratch;             /* grow-only workspace (im2col and friends) */
     size_t scratch_bytes;
-    /* Largest workspace for a convolution's weight-gradient groups (conv.c):
-     * fewer groups beyond it. $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
+    /* Largest workspace for a convolution's weight-gradient groups (conv.c,
+     * winograd.c, through ln_cpu_gradient_groups): fewer groups beyond it.
+     * $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
     size_t conv_workspace_bytes;
     /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
      * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
@@ -47,6 +48,17 @@ void ln_cpu_parallel_range(ln_cpu_context *ctx, int64_t n, ln_cpu_range_task tas
  * groups of a batch combined the same way whatever the thread count. */
 void ln_cpu_sum_groups(ln_cpu_context *ctx, float *out, const float *groups, int count,
                        int64_t stride, int64_t n, int accumulate);
+
+/* A convolution's weight gradient is summed per fixed group of images and the
+ * groups added in order, so it does not depend on the thread count (conv.c,
+ * winograd.c). ln_cpu_gradient_groups: how many groups for n images when each
+ * needs group_floats of workspace (8 at most, fewer within the context's
+ * conv_workspace_bytes). ln_cpu_finish_bias: db[k] = (accumulate ? db[k] : 0)
+ * + the groups' bias sums (k_count doubles at bias_offset floats into each
+ * group of group_floats), added in group order in double. */
+int ln_cpu_gradient_groups(const ln_cpu_context *ctx, int n, int64_t group_floats);
+void ln_cpu_finish_bias(float *db, const float *groups, int count, int64_t group_floats,
+                        int64_t bias_offset, int k_count, int accumulate);
 
 /* Work below this many elements is not worth waking a second thread for: a
  * pass over 1 MB takes well under a millisecond, and on a shared machine the
@@ -96,11 +108,6 @@ int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
-/* C = alpha op(A) op(B) + beta C in float32, split across the context's
- * threads (gemm.c); never call it from inside a parallel region. */
-void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
-                  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                  float *c, int ldc);
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
                 int k, float alpha, const void *a, int lda, const void *b,
                 int ldb, float beta, void *c, int ldc);

@@ -13,13 +13,7 @@
 #include "../status.h"
 #include "cpu.h"
 
-/* Blocks of C per thread, and the narrowest block worth a call. One block
- * per thread: every block packs the other operand again, and OpenBLAS's own
- * blocking suffers on narrow blocks (fc1 on a quiet machine, 2 threads:
- * 3.7 / 3.6 / 3.3 ms for its three products with 1 block per thread, 6.3 /
- * 5.8 / 5.9 ms with 4). A thread that loses its core still holds up nobody
- * for long: the other one sleeps while it waits (threads.c) and frees its core. */
-#define GEMM_BLOCKS_PER_THREAD 1
+/* The narrowest block of C worth a call. */
 #define GEMM_MIN_BLOCK 128
 
 static void sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -64,19 +58,25 @@ static void gemm_block(void *p, int64_t t, int thread)
                      j->c + lo, j->ldc);
 }
 
-void ln_cpu_sgemm(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
-                  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                  float *c, int ldc)
+/* C = alpha op(A) op(B) + beta C in float32, split across the context's
+ * threads; never call it from inside a parallel region. */
+static void sgemm_split(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                        float alpha, const float *a, int lda, const float *b, int ldb,
+                        float beta, float *c, int ldc)
 {
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)m * n * k);
     if (threads <= 1) {
         sgemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    /* blocks of C along the longer side, in multiples of 16 */
+    /* One block of C per thread, along the longer side, in multiples of 16:
+     * every block packs the other operand again, and OpenBLAS's own blocking
+     * suffers on narrow blocks (fc1 on a quiet machine, 2 threads: 3.7 / 3.6
+     * / 3.3 ms for its three products with 1 block per thread, 6.3 / 5.8 /
+     * 5.9 ms with 4). A thread that loses its core still holds up nobody for
+     * long: the other one sleeps while it waits (threads.c) and frees its core. */
     int split_rows = m > n, extent = split_rows ? m : n;
-    int blocks = threads * GEMM_BLOCKS_PER_THREAD;
-    int block = (extent + blocks - 1) / blocks;
+    int block = (extent + threads - 1) / threads;
     block = (block + 15) & ~15;
     if (block < GEMM_MIN_BLOCK)
         block = GEMM_MIN_BLOCK;
@@ -92,6 +92,6 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
     if (dtype != LN_FLOAT32)
         return ln_ref_gemm(ctx, dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b,
                            ldb, beta, c, ldc);
-    ln_cpu_sgemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    sgemm_split(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return LN_OK;
 }

@@ -1,9 +1,12 @@
-/* Max and average pooling, one (image, channel) plane per task. Windows are
- * clipped to the input, so padding costs nothing; the semantics are the
- * reference's (first maximum wins, NaN counts as the maximum, averages divide
- * by the whole window). */
+/* Max and average pooling, one (image, channel) plane per task, with the
+ * reference's semantics (first maximum wins, NaN counts as the maximum,
+ * averages divide by the whole window). The common 2x2 max pooling has its
+ * own loops (vectorised with AVX2); other shapes run the reference's loops
+ * on each plane, except the average's forward pass, which sums in float over
+ * the window clipped to the input. */
 #include <string.h>
 
+#include "../ops_ref.h"
 #include "../status.h"
 #include "cpu.h"
 #ifdef LN_CPU_AVX2
@@ -26,47 +29,26 @@ static window window_at(const ln_pool2d_shape *s, int p, int q)
     return win;
 }
 
-static int64_t window_argmax(const ln_pool2d_shape *s, const float *plane, window win)
+/* One plane of the batch as a batch of one, for the reference's loops. */
+static ln_pool2d_shape one_plane(const ln_pool2d_shape *s)
 {
-    int64_t best = (int64_t)win.h0 * s->w + win.v0;
-    float best_v = plane[best];
-    for (int h = win.h0; h < win.h1; h++)
-        for (int v = win.v0; v < win.v1; v++) {
-            float x = plane[(int64_t)h * s->w + v];
-            if (x > best_v || (x != x && best_v == best_v)) {
-                best = (int64_t)h * s->w + v;
-                best_v = x;
-            }
-        }
-    return best;
+    ln_pool2d_shape one = *s;
+    one.n = one.c = 1;
+    return one;
 }
 
 /* The common 2x2, stride 2, unpadded max pooling: the four candidates of a
- * window in order, with window_argmax's rule (first maximum, NaN wins). */
+ * window in order, with the reference's rule (first maximum, NaN wins). */
 static int is_max_2x2(ln_pool_mode mode, const ln_pool2d_shape *s)
 {
     return mode == LN_POOL_MAX && s->kernel_h == 2 && s->kernel_w == 2 && s->stride_h == 2
            && s->stride_w == 2 && s->pad_h == 0 && s->pad_w == 0;
 }
 
-static inline int64_t argmax_2x2(const float *plane, int64_t w, int64_t top_left)
-{
-    int64_t at[4] = {top_left, top_left + 1, top_left + w, top_left + w + 1}, best = at[0];
-    float best_v = plane[best];
-    for (int i = 1; i < 4; i++) {
-        float v = plane[at[i]];
-        if (v > best_v || (v != v && best_v == best_v)) {
-            best = at[i];
-            best_v = v;
-        }
-    }
-    return best;
-}
-
 #ifdef LN_CPU_AVX2
 /* Eight 2x2 windows at a time: two input rows of 16 floats are split into
  * their even and odd columns, the four candidates of each window compared
- * in window order with the same rule as argmax_2x2. */
+ * in window order with the reference's rule. */
 typedef struct windows8 {
     __m256 c[4]; /* top-left, top-right, bottom-left, bottom-right */
 } windows8;
@@ -216,6 +198,20 @@ void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int 
         memset(d + 2 * (int64_t)P * w, 0, sizeof(float) * (size_t)w);
 }
 #else
+static inline int64_t argmax_2x2(const float *plane, int64_t w, int64_t top_left)
+{
+    int64_t at[4] = {top_left, top_left + 1, top_left + w, top_left + w + 1}, best = at[0];
+    float best_v = plane[best];
+    for (int i = 1; i < 4; i++) {
+        float v = plane[at[i]];
+        if (v > best_v || (v != v && best_v == best_v)) {
+            best = at[i];
+            best_v = v;
+        }
+    }
+    return best;
+}
+
 static void max_2x2_forward_plane(const ln_pool2d_shape *s, const float *plane, float *out)
 {
     for (int p = 0; p < s->p; p++)
@@ -275,13 +271,16 @@ static void forward_plane(void *arg, int64_t i, int thread)
         max_2x2_forward_plane(s, plane, out);
         return;
     }
+    if (j->mode == LN_POOL_MAX) {
+        ln_pool2d_shape one = one_plane(s);
+        ln_ref_pool2d_forward(NULL, LN_POOL_MAX, &one, plane, out);
+        return;
+    }
+    /* averages summed in float over the clipped window (the reference sums
+     * in double) */
     for (int p = 0; p < s->p; p++)
         for (int q = 0; q < s->q; q++) {
             window win = window_at(s, p, q);
-            if (j->mode == LN_POOL_MAX) {
-                out[p * s->q + q] = plane[window_argmax(s, plane, win)];
-                continue;
-            }
             float sum = 0.0f;
             for (int h = win.h0; h < win.h1; h++)
                 for (int v = win.v0; v < win.v1; v++)
@@ -308,24 +307,12 @@ static void backward_plane(void *arg, int64_t i, int thread)
     int64_t hw = (int64_t)s->h * s->w;
     const float *plane = j->x + i * hw, *g = j->dy + i * s->p * s->q;
     float *d = j->dx + i * hw;
-    float area = (float)s->kernel_h * (float)s->kernel_w;
     if (is_max_2x2(j->mode, s)) {
         max_2x2_backward_plane(s, plane, g, d);
         return;
     }
-    memset(d, 0, sizeof(float) * (size_t)hw);
-    for (int p = 0; p < s->p; p++)
-        for (int q = 0; q < s->q; q++) {
-            window win = window_at(s, p, q);
-            float grad = g[p * s->q + q];
-            if (j->mode == LN_POOL_MAX) {
-                d[window_argmax(s, plane, win)] += grad;
-                continue;
-            }
-            for (int h = win.h0; h < win.h1; h++)
-                for (int v = win.v0; v < win.v1; v++)
-                    d[(int64_t)h * s->w + v] += grad / area;
-        }
+    ln_pool2d_shape one = one_plane(s);
+    ln_ref_pool2d_backward(NULL, j->mode, &one, plane, NULL, g, d);
 }
 
 int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,

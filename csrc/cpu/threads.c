@@ -14,8 +14,12 @@
  * One job at a time: the caller publishes (task, arg, items) under the lock
  * by bumping `generation`, works on items itself, and waits until every
  * worker has reported back. Items are handed out with an atomic counter, so
- * a thread that lost its core does fewer of them. A second caller arriving
- * while a job runs (another Lua state on another thread) runs its job alone. */
+ * a thread that lost its core does fewer of them. lunet's CPU device serves
+ * one caller at a time: its context (the scratch workspace above all) is one
+ * per process, so two Lua states driving it from two threads at once are not
+ * supported. The submit lock is only tried: a second caller (or a task that
+ * broke the rule and started parallel work) runs its items on its own thread
+ * instead of deadlocking on the pool; that does not make it safe. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -181,6 +185,7 @@ void ln_cpu_parallel(ln_cpu_context *ctx, int threads, int64_t items, ln_cpu_tas
     struct ln_cpu_pool *pool = ctx->pool;
     if (threads > items)
         threads = (int)items;
+    /* pool busy: run alone rather than deadlock (see the top) */
     if (threads <= 1 || !pool || pthread_mutex_trylock(&pool->submit) != 0) {
         for (int64_t i = 0; i < items; i++)
             task(arg, i, 0);

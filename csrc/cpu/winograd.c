@@ -24,11 +24,12 @@
  * its kernel gains; ln_cpu_gemm_tiles (small_gemm.c) reads them in place
  * (measured interleaved with OpenBLAS: forward 22-25% faster, backward
  * 4-12%). Images are processed in chunks of 49-98 tiles (the products' row
- * count); chunks are handed out dynamically, and
- * the filter gradient is summed per fixed group of images and the groups
- * added in order, as conv.c does, so results do not depend on the thread
- * count. Applies to 3x3, stride 1, padding up to 2, channel counts that are
- * multiples of 8 (ln_cpu_winograd_applies). */
+ * count); chunks are handed out dynamically, and the filter gradient is
+ * summed per fixed group of images (ln_cpu_gradient_groups, within the
+ * workspace budget) and the groups added in order, as conv.c does, so
+ * results do not depend on the thread count. Applies to 3x3, stride 1,
+ * padding up to 2, channel counts that are multiples of 8
+ * (ln_cpu_winograd_applies). */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX2
@@ -41,7 +42,6 @@
  * step 11): the backward pass keeps more per tile in cache, so smaller chunks. */
 #define FORWARD_TILES_PER_CHUNK 98
 #define BACKWARD_TILES_PER_CHUNK 49
-#define GROUPS 8
 
 int ln_cpu_winograd_applies(const ln_conv2d_shape *s)
 {
@@ -100,13 +100,28 @@ static inline void transpose8(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* dst [rows, cols, c] (zeroed first) at (top, left) = x [c, h, w]: 8x8 blocks
- * transposed in registers. Partial blocks go through a small buffer: masked
- * stores are slow on AMD's cores. */
+/* Zeros in dst [rows, cols, c] around the h x w block at (top, left): the
+ * block itself is written next, so clearing it too would write it twice. */
+static void clear_border(float *dst, int c, int h, int w, int rows, int cols, int top, int left)
+{
+    size_t cell = sizeof(float) * (size_t)c, row_bytes = cell * (size_t)cols;
+    int right = cols - left - w, bottom = rows - top - h;
+    memset(dst, 0, row_bytes * (size_t)top);
+    for (int y = top; y < top + h; y++) {
+        float *row = dst + (int64_t)y * cols * c;
+        memset(row, 0, cell * (size_t)left);
+        memset(row + (int64_t)(left + w) * c, 0, cell * (size_t)right);
+    }
+    memset(dst + (int64_t)(top + h) * cols * c, 0, row_bytes * (size_t)bottom);
+}
+
+/* dst [rows, cols, c] = x [c, h, w] at (top, left), zero elsewhere: 8x8
+ * blocks transposed in registers. Partial blocks go through a small buffer:
+ * masked stores are slow on AMD's cores. */
 static void to_channels_last(const float *x, int c, int h, int w, float *dst, int rows, int cols,
                              int top, int left)
 {
-    memset(dst, 0, sizeof(float) * (size_t)rows * (size_t)cols * (size_t)c);
+    clear_border(dst, c, h, w, rows, cols, top, left);
     for (int c0 = 0; c0 < c; c0 += 8)
         for (int y = 0; y < h; y++)
             for (int x0 = 0; x0 < w; x0 += 8) {
@@ -582,14 +597,15 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
      * the planes and the transformed tiles */
     int64_t ck = (int64_t)s->c * s->k;
     int64_t u_floats = want_data ? round16(16 * ck) : 0;
-    int64_t group_floats = want_filter ? round16(16 * ck) + 2 * round16(s->k) : 0;
+    int64_t du_floats = round16(16 * ck);
+    int64_t group_floats = want_filter ? du_floats + 2 * round16(s->k) : 0;
     int64_t grad_plane = round16((int64_t)g_rows * g_cols * s->k);
     int64_t x_plane = want_filter ? round16((int64_t)tf.src_h * tf.src_w * s->c) : 0;
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
     int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
     int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm;
-    int groups = s->n < GROUPS ? s->n : GROUPS;
+    int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
     if (threads > groups)
         threads = groups;
@@ -602,7 +618,7 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     if (want_data)
         filter_transform(w, s->k, s->c, 1, u);
     backward_job job = {s, &td, &tf, x, u, dy, winner, dx, db, group_base, group_floats,
-                        round16(16 * ck), thread_base, thread_floats, grad_plane, x_plane, vd, md,
+                        du_floats, thread_base, thread_floats, grad_plane, x_plane, vd, md,
                         dx_plane, vf, g_rows, g_cols, groups, chunk, rows_d, rows_f, want_data,
                         want_filter};
     ln_cpu_parallel(ctx, threads, groups, backward_group, &job);
@@ -610,12 +626,7 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
         filter_gradient(ctx, threads, group_base, groups, group_floats, s->k, s->c, dw,
                         accumulate);
         if (db)
-            for (int k = 0; k < s->k; k++) {
-                double acc = accumulate ? db[k] : 0.0;
-                for (int g = 0; g < groups; g++)
-                    acc += ((double *)(group_base + g * group_floats + round16(16 * ck)))[k];
-                db[k] = (float)acc;
-            }
+            ln_cpu_finish_bias(db, group_base, groups, group_floats, du_floats, s->k, accumulate);
     }
     return LN_OK;
 }
