@@ -16,6 +16,7 @@ local submodules = {
   datasets = "lunet.datasets", bench = "lunet.bench", svg = "lunet.svg",
   report = "lunet.report", serialize = "lunet.serialize", models = "lunet.models",
   session = "lunet.session",
+  dist = "lunet.dist",
 }
 
 -- lunet.cuda: the CUDA module's own controls (set_tf32, get_tf32,
