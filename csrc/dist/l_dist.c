@@ -27,9 +27,11 @@
 #define LUNET_EXPORT __attribute__((visibility("default")))
 #define TENSOR_MT "lunet.Tensor"
 
+/* An error without a source position: the message says where. */
 static int fail(lua_State *L, const char *fname)
 {
-    return luaL_error(L, "lunet.dist.%s: %s", fname, ln_dist_error());
+    lua_pushfstring(L, "lunet.dist.%s: %s", fname, ln_dist_error());
+    return lua_error(L);
 }
 
 static void check_initialized(lua_State *L, const char *fname)

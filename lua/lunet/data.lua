@@ -20,6 +20,17 @@
 --               upload happens when the loader is made; its duration is
 --               `loader.upload_seconds` (device synchronised).
 -- On the CPU both modes do the same work.
+--
+-- Data-parallel training (lunet.dist): with {rank=r, world=W} (r 0-based, as
+-- lunet.dist.init() gives it) batch b of the epoch is this process's share
+-- of global batch b, the batch_size*W images that one process with batch
+-- size batch_size*W would take: rank r takes the r-th slice of batch_size.
+-- Every rank runs #loader steps, the same number. A last global batch that is
+-- short is split evenly (ceil(len/W) images each), padded with the first
+-- images of the epoch's order where it does not divide, as PyTorch's
+-- DistributedSampler pads, so no rank runs out of data first. Shuffling
+-- draws the same order on every rank from seed and epoch (the seed defaults
+-- to 0 when world > 1).
 local core = require("lunet.core")
 
 local data = {}
@@ -81,12 +92,16 @@ function data.DataLoader(dataset, opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail("argument #2: expected an options table, got %s", type(opts)) end
   local known = { batch_size = true, shuffle = true, seed = true, drop_last = true, device = true,
-    mode = true }
+    mode = true, rank = true, world = true }
   for k in pairs(opts) do
-    if not known[k] then fail("unknown option %s (expected batch_size, shuffle, seed, drop_last, device, mode)", tostring(k)) end
+    if not known[k] then fail("unknown option %s (expected batch_size, shuffle, seed, drop_last, device, mode, rank, world)", tostring(k)) end
   end
+  local world = check_integer("world", opts.world or 1, 1)
+  local rank = check_integer("rank", opts.rank or 0, 0)
+  if rank >= world then fail("rank must be in 0..%d (world %d), got %d", world - 1, world, rank) end
   local batch_size = check_integer("batch_size", opts.batch_size or 64, 1)
   local seed = opts.seed ~= nil and check_integer("seed", opts.seed, 0) or nil
+  if world > 1 and seed == nil then seed = 0 end -- every rank must draw the same order
   local mode = opts.mode or "seed"
   if mode ~= "seed" and mode ~= "resident" then
     fail("mode must be \"seed\" or \"resident\", got %s", tostring(mode))
@@ -98,16 +113,29 @@ function data.DataLoader(dataset, opts)
   local row_shape = dataset.images:shape()
   table.remove(row_shape, 1)
   local drop_last = opts.drop_last and true or false
-  local num_batches = drop_last and n // batch_size or (n + batch_size - 1) // batch_size
+  local global_batch = batch_size * world
+  local num_batches = drop_last and n // global_batch or (n + global_batch - 1) // global_batch
   if num_batches == 0 then
-    fail("drop_last with batch_size %d leaves no batch of a dataset of %d", batch_size, n)
+    fail("drop_last with batch_size %d%s leaves no batch of a dataset of %d", batch_size,
+      world > 1 and (" x world %d"):format(world) or "", n)
   end
-  local full = math.min(batch_size, n)
+  -- this rank's slice of each global batch: start (1-based in the order) and length
+  local slices, full = {}, 0
+  for b = 1, num_batches do
+    local first = (b - 1) * global_batch
+    local len = math.min(global_batch, n - first)
+    local share = (len + world - 1) // world
+    slices[b] = { start = first + rank * share + 1, len = share }
+    full = math.max(full, share)
+  end
+  local last = slices[num_batches]
+  local padded = math.max(n, last.start + last.len - 1) -- order entries incl. the padding
 
   local self = setmetatable({
     dataset = dataset, n = n, batch_size = batch_size, shuffle = opts.shuffle and true or false,
     seed = seed, drop_last = drop_last, device = device, mode = mode,
-    num_batches = num_batches, epoch = 0, upload_seconds = 0,
+    num_batches = num_batches, epoch = 0, upload_seconds = 0, rank = rank, world = world,
+    global_batch_size = global_batch, padded = padded,
   }, DataLoader)
 
   local on_host = tostring(device) == "cpu"
@@ -115,6 +143,7 @@ function data.DataLoader(dataset, opts)
   -- where batches are gathered: the host in seed mode, the device in resident mode
   local gather_on = (mode == "resident") and device or core.device("cpu")
   self.order_host = identity_order(n)
+  if padded > n then self.order_host = self:pad_order(self.order_host) end
   if mode == "resident" and not on_host then
     device:synchronize()
     local t0 = core.clock()
@@ -138,8 +167,7 @@ function data.DataLoader(dataset, opts)
   -- every view a batch needs, made once: a step allocates nothing
   self.views = {}
   for b = 1, num_batches do
-    local start = (b - 1) * batch_size + 1
-    local len = math.min(batch_size, n - start + 1)
+    local start, len = slices[b].start, slices[b].len
     local v = { len = len, index = self.order:narrow(1, start, len) }
     if len == full then
       v.gather_x, v.gather_y, v.x, v.y = self.gather_x, self.gather_y, self.x, self.y
@@ -153,6 +181,21 @@ function data.DataLoader(dataset, opts)
 end
 
 DataLoader.__len = function(self) return self.num_batches end
+
+--- `order` (n positions) followed by its first entries again up to
+-- self.padded entries (wrapping as often as needed): the padding of a
+-- short last global batch. Frees `order`.
+function DataLoader:pad_order(order)
+  local out = core.empty({ self.padded }, { dtype = "int32" })
+  local filled = 0
+  while filled < self.padded do
+    local len = math.min(self.n, self.padded - filled)
+    out:narrow(1, filled + 1, len):copy(order:narrow(1, 1, len))
+    filled = filled + len
+  end
+  order:free()
+  return out
+end
 
 --- The order of epoch `epoch` (0-based int32 positions, on the host): a
 -- permutation from lunet.randperm when shuffling. With a seed, epoch e
@@ -169,6 +212,7 @@ function DataLoader:epoch_order(epoch)
   end
   local order = perm - 1
   perm:free()
+  if self.padded > self.n then order = self:pad_order(order) end
   return order
 end
 
