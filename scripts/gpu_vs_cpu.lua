@@ -60,6 +60,10 @@ parser:option("--seed", "Seed for the initial weights and the shuffling: the sam
 parser:option("--data", "Folder holding the Fashion-MNIST files (default: the search order above).")
 parser:option("--out", "Folder for results.json, report.md and the charts (created if missing).", "results")
 parser:flag("--list-devices", "List the devices lunet sees, with their details, and exit.")
+parser:flag("--distributed", "Train data-parallel over MPI: run as mpirun -np N lua5.4 scripts/gpu_vs_cpu.lua " ..
+  "--distributed; --batch-size is the global batch, split over the processes (see lua/lunet/dist_session.lua).")
+parser:option("--scaling-batches", "With --distributed: steps of one process alone timed for the scaling " ..
+  "efficiency (0: skip).", "20"):convert(integer_at_least(0, "--scaling-batches"))
 local args = parser:parse()
 
 local function list_devices()
@@ -84,6 +88,8 @@ if args.list_devices then
   list_devices()
   os.exit(0)
 end
+
+if args.distributed then os.exit(require("lunet.dist_session").main(args)) end
 
 local function die(msg)
   io.stderr:write("gpu_vs_cpu.lua: ", msg, "\n")

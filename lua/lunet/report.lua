@@ -217,6 +217,9 @@ function report.session_markdown(results)
     end
   end
   add()
+  if results.distributed then -- a data-parallel run (lunet/dist_session.lua)
+    for _, line in ipairs(require("lunet.dist_session").markdown(results)) do add(line) end
+  end
   add("## Speed-ups")
   add()
   local ups = results.speedups or report.speedups(results)
