@@ -483,6 +483,52 @@ describe("lunet.dist under mpirun -np 2", function()
     end
   end)
 
+  local function it_session(name, fn)
+    if not can_launch then return mpi_it(name, fn) end
+    if not helpers.have_fashion_mnist() then
+      return pending(name .. " (skipped: Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist)")
+    end
+    it(name, fn)
+  end
+
+  it_session("gpu_vs_cpu.lua --distributed trains on 2 ranks and reports the allreduce share", function()
+    local dir = helpers.tmpdir()
+    local exit, out = run_ranks(([[
+      arg = {[0] = %q, "--distributed", "--devices", "cpu", "--epochs", "1", "--max-batches", "4",
+        "--eval-max-batches", "2", "--repeat", "1", "--scaling-batches", "2", "--out", %q}
+      dofile(arg[0])
+    ]]):format(helpers.ROOT .. "/scripts/gpu_vs_cpu.lua", dir), 2)
+    local md = helpers.read_file(dir .. "/report.md") or ""
+    local json = helpers.read_file(dir .. "/results.json") or ""
+    helpers.rmdir(dir)
+    assert.equal(0, exit, out)
+    assert.truthy(out:find("data-parallel: 2 processes", 1, true), out)
+    assert.truthy(md:find("## Data-parallel training", 1, true), md)
+    assert.truthy(md:find("allreduce share of step time", 1, true), md)
+    assert.truthy(md:find("scaling efficiency", 1, true), md)
+    assert.truthy(md:find("Global batch 64 = 2 processes x 32", 1, true), md)
+    assert.truthy(json:find('"world_size": 2', 1, true), json)
+    assert.truthy(json:find('"allreduce_share"', 1, true), json)
+  end)
+
+  it("gpu_vs_cpu.lua --distributed without MPI says which packages to install", function()
+    -- a module path holding lunet/core.so but no lunet/dist.so: a build without MPI
+    local core_so = assert(package.searchpath("lunet.core", package.cpath))
+    local dir = helpers.tmpdir()
+    os.execute(("mkdir -p %s/lunet && ln -s %s %s/lunet/core.so"):format(dir, helpers.sh_quote(core_so), dir))
+    local exit, out = helpers.run_script("gpu_vs_cpu.lua", "--distributed --epochs 1 --out " .. dir .. "/out",
+      { prelude = ([[
+        local keep = { %q } -- the other C modules (cjson) stay reachable
+        for tpl in package.cpath:gmatch("[^;]+") do
+          if not package.searchpath("lunet.core", tpl) then keep[#keep + 1] = tpl end
+        end
+        package.cpath = table.concat(keep, ";")]]):format(dir .. "/?.so") })
+    helpers.rmdir(dir)
+    assert.equal(1, exit, out)
+    assert.truthy(out:find("--distributed", 1, true), out)
+    assert.truthy(out:find("libopenmpi-dev openmpi-bin", 1, true), out)
+  end)
+
   helpers.cuda_it("reduces CUDA tensors with one rank per GPU (#cuda)", function()
     assert.truthy(can_launch, launch_reason)
     local code = [[

@@ -151,7 +151,8 @@ local function run(args)
     rank = rank, world = world, device = dev, mode = args.data_mode })
   local batches = #loader
   if args.max_batches and args.max_batches < batches then batches = args.max_batches end
-  local progress = session.progress({ tty = rank == 0 and session.stdout_is_tty(), label = tostring(dev) .. " x" .. world })
+  -- one line per epoch: mpirun gives the ranks a terminal even when its own output goes to a file
+  local progress = session.progress({ tty = false, label = tostring(dev) .. " x" .. world })
   local reduce = lunet.zeros({ 2 }) -- loss sum, steps: averaged over the ranks each epoch
 
   local function epoch_run(epoch, max_batches)
