@@ -75,6 +75,9 @@ void ln_dist_abort(int code, const char *message);
 /* Seconds the ranks have spent inside MPI collectives so far (data moves
  * and waiting for the other ranks, the agreement included). */
 double ln_dist_seconds(void);
+/* Of those, the seconds spent in the agreement that precedes each
+ * collective: mostly waiting for the slowest rank to arrive. */
+double ln_dist_wait_seconds(void);
 
 /* The message of the last failure. */
 const char *ln_dist_error(void);

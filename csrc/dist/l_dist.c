@@ -10,7 +10,8 @@
  *                              memory when built with NCCL); op "sum"|"avg"|"max"
  *   broadcast(t, root)
  *   abort(message [, code])    ends every rank (MPI_Abort), naming this one
- *   seconds()                  time spent in collectives so far
+ *   seconds()                  time spent in collectives so far, and the part
+ *                              of it spent waiting for the other ranks
  *   nccl                       true when built with NCCL (LUNET_NCCL=ON)
  *
  * Tensors are read through the core's struct layout (tensor.h): this
@@ -90,7 +91,12 @@ static int l_rank(lua_State *L) { lua_pushinteger(L, ln_dist_rank()); return 1; 
 static int l_size(lua_State *L) { lua_pushinteger(L, ln_dist_size()); return 1; }
 static int l_local_rank(lua_State *L) { lua_pushinteger(L, ln_dist_local_rank()); return 1; }
 static int l_local_size(lua_State *L) { lua_pushinteger(L, ln_dist_local_size()); return 1; }
-static int l_seconds(lua_State *L) { lua_pushnumber(L, ln_dist_seconds()); return 1; }
+static int l_seconds(lua_State *L)
+{
+    lua_pushnumber(L, ln_dist_seconds());
+    lua_pushnumber(L, ln_dist_wait_seconds());
+    return 2;
+}
 
 static int l_library_version(lua_State *L)
 {

@@ -123,11 +123,11 @@ function dist.info()
   }
 end
 
---- Seconds this process has spent in collectives (data moving and waiting
--- for the other ranks).
+--- Seconds this process has spent in collectives, and the part of them
+-- spent waiting for the other ranks to arrive (the rest moved data).
 function dist.seconds()
   if state.backend == "mpi" then return mpi.seconds() end
-  return 0
+  return 0, 0
 end
 
 local function fail(fname, msg, ...)
@@ -273,7 +273,7 @@ function dist.DataParallel(model, opts)
   end
   opts = opts or {}
   dist.init()
-  local self = setmetatable({ module = model, syncs = 0, sync_seconds = 0 }, DataParallel)
+  local self = setmetatable({ module = model, syncs = 0, sync_seconds = 0, wait_seconds = 0 }, DataParallel)
   local use_flat = opts.flat_parameters ~= false and type(model.flat_parameters) == "function"
   if use_flat then
     self.flat_params, self.flat_grads = model:flat_parameters()
@@ -300,10 +300,11 @@ end
 
 --- Averages every parameter gradient across the ranks (one allreduce);
 -- call it after backward and before the optimizer's step. Its time is
--- counted in ddp.sync_seconds (ddp.syncs calls).
+-- counted in ddp.sync_seconds (ddp.syncs calls), of which ddp.wait_seconds
+-- waiting for the slowest rank.
 function DataParallel:sync()
   if state.size == 1 then return self end
-  local t0 = core.clock()
+  local t0, _, wait0 = core.clock(), dist.seconds()
   if self.mode == "flat_parameters" then
     dist.allreduce(self.flat_grads, "avg")
   else
@@ -313,6 +314,7 @@ function DataParallel:sync()
     for i, g in ipairs(grads) do g:copy(views[i]) end
   end
   self.sync_seconds = self.sync_seconds + (core.clock() - t0)
+  self.wait_seconds = self.wait_seconds + (select(2, dist.seconds()) - wait0)
   self.syncs = self.syncs + 1
   return self
 end
