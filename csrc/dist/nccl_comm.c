@@ -123,7 +123,7 @@ static int finish(double t0)
 
 int ln_dist_nccl_allreduce(void *data, int64_t numel, ln_dtype dtype, int op, int device_index)
 {
-    ncclDataType_t type;
+    ncclDataType_t type = ncclFloat32;
     if (nccl_type(dtype, &type) != 0 || setup(device_index) != 0)
         return -1;
     double t0 = now();
@@ -136,7 +136,7 @@ int ln_dist_nccl_allreduce(void *data, int64_t numel, ln_dtype dtype, int op, in
 
 int ln_dist_nccl_broadcast(void *data, int64_t numel, ln_dtype dtype, int root, int device_index)
 {
-    ncclDataType_t type;
+    ncclDataType_t type = ncclFloat32;
     if (nccl_type(dtype, &type) != 0 || setup(device_index) != 0)
         return -1;
     double t0 = now();
