@@ -502,7 +502,7 @@ describe("lunet.dist under mpirun -np 2", function()
     local json = helpers.read_file(dir .. "/results.json") or ""
     helpers.rmdir(dir)
     assert.equal(0, exit, out)
-    assert.truthy(out:find("data-parallel: 2 processes", 1, true), out)
+    assert.truthy(out:find("data-parallel: 2 process(es)", 1, true), out)
     assert.truthy(md:find("## Data-parallel training", 1, true), md)
     assert.truthy(md:find("allreduce share of step time", 1, true), md)
     assert.truthy(md:find("scaling efficiency", 1, true), md)

@@ -290,7 +290,7 @@ end
 --- Lines for the terminal: world size, rates, allreduce share, efficiency.
 function dist_session.summary_lines(d)
   local lines = {}
-  lines[1] = ("data-parallel: %d processes, %.0f images/s together; allreduce %.1f%% of step time " ..
+  lines[1] = ("data-parallel: %d process(es), %.0f images/s together; allreduce %.1f%% of step time " ..
     "(%.1f ms a step for %.1f MB)"):format(d.world_size, d.images_per_second, 100 * d.allreduce_share,
     d.allreduce_ms_per_step, d.allreduce_bytes / 1e6)
   for _, r in ipairs(d.ranks) do
@@ -349,7 +349,15 @@ end
 function dist_session.main(args)
   local ok, why = lunet.dist.available()
   if not ok then die(why) end
-  return lunet.dist.run(run, args)
+  local dist = lunet.dist
+  local done, status = xpcall(run, function(err)
+    err = tostring(err)
+    -- a message raised with a source position is a bug: keep where it happened
+    if err:match("^[^\n:]+%.lua:%d+:") then return debug.traceback(err, 2) end
+    return err
+  end, args)
+  if not done then dist.abort("gpu_vs_cpu.lua --distributed: " .. status) end
+  return status
 end
 
 return dist_session
