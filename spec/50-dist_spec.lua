@@ -450,6 +450,39 @@ describe("lunet.dist under mpirun -np 2", function()
     end)
   end
 
+  mpi_it("DataParallel starts every rank from rank 0's weights and BatchNorm statistics", function()
+    local code = [[
+      local lunet = require("lunet")
+      local dist = lunet.dist
+      local r = dist.init()
+      lunet.manual_seed(100 + r)
+      local nn = lunet.nn
+      local bn = nn.BatchNorm2d(3)
+      local model = nn.Sequential(nn.Conv2d(1, 3, 3), bn)
+      bn.running_mean:fill(r + 0.5)
+      dist.DataParallel(model)
+      local state = model:state_dict()
+      local names = {}
+      for name in pairs(state) do names[#names + 1] = name end
+      table.sort(names)
+      for _, name in ipairs(names) do
+        print(("\nR%d %s %s"):format(r, name, table.concat(state[name]:reshape({-1}):totable(), ",")))
+      end
+    ]]
+    local exit, out = run_ranks(code, 2)
+    assert.equal(0, exit, out)
+    local v = rank_values(out)
+    local count = 0
+    for name, by_rank in pairs(v) do
+      count = count + 1
+      assert.equal(by_rank[0], by_rank[1], name .. " differs: " .. out)
+    end
+    assert.truthy(count >= 4, out)
+    for name, by_rank in pairs(v) do
+      if name:find("running_mean", 1, true) then assert.equal("0.5,0.5,0.5", by_rank[1]) end
+    end
+  end)
+
   mpi_it("DataParallel reduces a model's own flat gradient in place (flat_parameters)", function()
     -- a module whose tensors are views into two flat tensors, as
     -- Module:flat_parameters() makes them

@@ -260,13 +260,29 @@ local function views_into(flat, list)
   return views
 end
 
+-- Buffers that are not parameters (BatchNorm's running statistics) start
+-- as rank 0's too: the state dict, sorted by name, one broadcast per tensor,
+-- when it holds more than the parameters.
+local function broadcast_buffers(model)
+  if type(model.state_dict) ~= "function" or type(model.load_state_dict) ~= "function" then return end
+  local state = model:state_dict()
+  local names = {}
+  for name in pairs(state) do names[#names + 1] = name end
+  if #names <= #(model:parameters()) then return end
+  table.sort(names)
+  for _, name in ipairs(names) do dist.broadcast(state[name], 0) end
+  model:load_state_dict(state)
+end
+
 --- dist.DataParallel(model [, {flat_parameters=true}]): copies rank 0's
 -- parameters to every rank and returns a wrapper whose sync() averages the
 -- gradients across ranks with one allreduce over a flat buffer. When the
 -- model has flat_parameters(), its own flat gradient is reduced in place
 -- (no copies); otherwise (or with flat_parameters=false) the gradients are
--- packed into a buffer of the wrapper's and unpacked after. Wrap the model
--- before making its optimizer, and do not move it afterwards.
+-- packed into a buffer of the wrapper's and unpacked after. Buffers such as
+-- BatchNorm's running statistics are copied from rank 0 too (once; each rank
+-- then updates its own from its shard). Wrap the model before making its
+-- optimizer, and do not move it afterwards.
 function dist.DataParallel(model, opts)
   if type(model) ~= "table" or type(model.parameters) ~= "function" then
     error(("lunet.dist.DataParallel: argument #1: expected a module, got %s"):format(type(model)), 2)
@@ -295,6 +311,7 @@ function dist.DataParallel(model, opts)
     dist.broadcast(self.buffer, 0)
     for i, p in ipairs(params) do p:copy(self.param_views[i]) end
   end
+  broadcast_buffers(model)
   return self
 end
 
