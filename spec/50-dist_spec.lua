@@ -504,6 +504,13 @@ describe("lunet.dist under mpirun -np 2", function()
       ddp:sync()
       print(("\nR%d g %s"):format(r, table.concat(flat_g:totable(), ",")))
       print(("\nR%d syncs %d"):format(r, ddp.syncs))
+      -- flat_parameters() called again gives new flat tensors and views: sync follows them
+      local flat_p2, flat_g2 = lunet.zeros({5}), lunet.zeros({5})
+      model.flat_parameters = function() return flat_p2, flat_g2 end
+      w, gw = flat_p2:narrow(1, 1, 4):reshape({2, 2}), flat_g2:narrow(1, 1, 4):reshape({2, 2})
+      flat_g2:fill(4 * r)
+      ddp:sync()
+      print(("\nR%d g2 %s"):format(r, table.concat(flat_g2:totable(), ",")))
     ]]
     local exit, out = run_ranks(code, 2)
     assert.equal(0, exit, out)
@@ -513,6 +520,7 @@ describe("lunet.dist under mpirun -np 2", function()
       assert.equal("1.0,1.0,1.0,1.0", v.w[r]) -- rank 0's weights everywhere
       assert.equal("1.0,1.0,1.0,1.0,5.0", v.g[r])
       assert.equal("1", v.syncs[r])
+      assert.equal("2.0,2.0,2.0,2.0,2.0", v.g2[r])
     end
   end)
 

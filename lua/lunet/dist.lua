@@ -293,6 +293,7 @@ function dist.DataParallel(model, opts)
   local use_flat = opts.flat_parameters ~= false and type(model.flat_parameters) == "function"
   if use_flat then
     self.flat_params, self.flat_grads = model:flat_parameters()
+    self.first_param = model:parameters()[1]
     self.mode = "flat_parameters"
     dist.broadcast(self.flat_params, 0)
   else
@@ -323,6 +324,12 @@ function DataParallel:sync()
   if state.size == 1 then return self end
   local t0, _, wait0 = core.clock(), dist.seconds()
   if self.mode == "flat_parameters" then
+    -- flat_parameters() called again (by an optimizer made later) may have
+    -- given the module new views: reduce the flat gradient they live in now
+    if not rawequal(self.module:parameters()[1], self.first_param) then
+      self.flat_params, self.flat_grads = self.module:flat_parameters()
+      self.first_param = self.module:parameters()[1]
+    end
     dist.allreduce(self.flat_grads, "avg")
   else
     local grads, views = self.grads, self.grad_views
