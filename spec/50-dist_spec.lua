@@ -333,6 +333,26 @@ describe("lunet.dist under mpirun -np 2", function()
     assert.truthy(out:find("stack traceback", 1, true), out)
   end)
 
+  mpi_it("LUNET_DIST_TIMEOUT stops the job when a rank does not arrive in time", function()
+    local code = [[
+      local lunet = require("lunet")
+      local dist = lunet.dist
+      local r = dist.init()
+      dist.barrier()
+      if r == 1 then os.execute("sleep 20") end -- stuck, not failing
+      dist.barrier()
+      print("\nR" .. r .. " passed")
+    ]]
+    local t0 = lunet.clock()
+    local exit, out = run_ranks(code, 2, "LUNET_DIST_TIMEOUT=1")
+    assert.are_not.equal(0, exit, out)
+    assert.are_not.equal(124, exit, "timed out: " .. out)
+    assert.truthy(lunet.clock() - t0 < 15, out)
+    assert.truthy(out:find("lunet.dist: rank 0 of 2: waited more than 1 s (LUNET_DIST_TIMEOUT)", 1, true), out)
+    assert.truthy(out:find("reach barrier (collective #2)", 1, true), out)
+    assert.falsy(out:find("R0 passed", 1, true), out)
+  end)
+
   mpi_it("a rank that ends early makes the others' collective fail, not hang", function()
     local code = [[
       local lunet = require("lunet")

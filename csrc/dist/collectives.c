@@ -210,11 +210,22 @@ static void describe_call(char *buf, size_t len, const ln_dist_call *c)
              c->device_type ? "CUDA" : "host", (long long)c->seq + 1);
 }
 
+/* LUNET_DIST_TIMEOUT=<seconds>: how long a rank waits for the others to
+ * reach a collective before it stops the job; unset or 0: no limit (a rank
+ * that fails stops the job anyway; this catches one that hangs). */
+static double wait_limit(void)
+{
+    const char *v = getenv("LUNET_DIST_TIMEOUT");
+    double s = v ? atof(v) : 0;
+    return s > 0 ? s : 0;
+}
+
 /* Waits for a non-blocking request: spins briefly, then sleeps in growing
  * steps, so a rank that waits for a slower one leaves it the CPU. */
-static int wait_request(MPI_Request *req, const char *call)
+static int wait_request(MPI_Request *req, const char *call, const ln_dist_call *what)
 {
     long sleep_ns = 0;
+    double limit = wait_limit(), t0 = limit > 0 ? now() : 0;
     for (int spins = 0;; spins++) {
         int done = 0;
         int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
@@ -224,6 +235,14 @@ static int wait_request(MPI_Request *req, const char *call)
             return 0;
         if (spins < 200)
             continue;
+        if (limit > 0 && (spins & 63) == 0 && now() - t0 > limit) {
+            char desc[400], msg[600];
+            describe_call(desc, sizeof desc, what);
+            snprintf(msg, sizeof msg, "waited more than %g s (LUNET_DIST_TIMEOUT) for the other ranks to "
+                     "reach %s; a rank is stuck or much slower: stopping every rank (MPI_Abort)",
+                     limit, desc);
+            ln_dist_abort(1, msg);
+        }
         sleep_ns = sleep_ns ? (sleep_ns * 2 > 1000000 ? 1000000 : sleep_ns * 2) : 10000;
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
@@ -249,7 +268,7 @@ int ln_dist_agree(ln_dist_call *mine)
                             &req);
     if (rc != MPI_SUCCESS)
         return mpi_fail("MPI_Iallreduce", rc);
-    if (wait_request(&req, "MPI_Iallreduce") != 0)
+    if (wait_request(&req, "MPI_Iallreduce", mine) != 0)
         return -1;
     g.seq++;
     int same = 1;

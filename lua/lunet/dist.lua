@@ -34,6 +34,9 @@
 -- ends with an error stops the whole job (MPI_Abort) naming itself, so the
 -- others never wait for it forever; a rank that ends normally while another
 -- still waits in a collective makes that collective fail with an error.
+-- A rank that hangs (neither fails nor arrives) is caught with
+-- LUNET_DIST_TIMEOUT=<seconds> in the environment: a rank that waits longer
+-- than that for the others stops the job, saying where it waited.
 local core = require("lunet.core")
 
 local dist = {}
