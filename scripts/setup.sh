@@ -43,7 +43,7 @@ lunet_build() {
     echo "lunet: build failed (log above, also in $log)" >&2
     exit 1
   fi
-  grep -E "lunet: CUDA|warning" "$log" || true
+  grep -E "lunet: (CUDA|MPI)|warning" "$log" || true
 }
 
 lunet_paths() {
