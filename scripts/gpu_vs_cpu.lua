@@ -6,30 +6,43 @@
 -- training (device synchronised before every clock read), measures test
 -- accuracy, times inference over the test set (a warm-up pass, then
 -- repeated timed passes), and writes results.json, report.md and two SVG
--- bar charts. Try --help.
--- the checkout this script lives in, for its local build (scripts/find_lunet.lua)
+-- bar charts. Try --help. Installed by luarocks as the command lunet-gpu-vs-cpu.
+if _VERSION ~= "Lua 5.4" then
+  io.stderr:write(("gpu_vs_cpu.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
+    _VERSION, arg and arg[0] or "scripts/gpu_vs_cpu.lua"))
+  os.exit(1)
+end
+-- from a checkout, the checkout's local build (scripts/find_lunet.lua); an
+-- installed copy has no find_lunet.lua beside it and needs none
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-assert(loadfile(here .. "/find_lunet.lua"))(here .. "/..")
+local find_lunet = loadfile(here .. "/find_lunet.lua")
+if find_lunet then find_lunet(here .. "/..") end
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
+local cli = require("lunet.cli")
+local cjson = require("cjson")
 
-local integer_at_least, positive_number = session.integer_at_least, session.positive_number
+local function integer_at_least(lo, what) return cli.integer(what, lo) end
+local positive_number = cli.positive_number
 
 local parser = argparse("gpu_vs_cpu.lua",
   "GPU vs CPU in machine learning: train the same AlexNet on Fashion-MNIST on every device, " ..
   "time training and inference honestly, and write results.json, report.md, " ..
   "training_time.svg and inference_time.svg.")
 parser:epilog("Example: lua5.4 scripts/gpu_vs_cpu.lua --epochs 1 --max-batches 30 --out /tmp/quick\n" ..
-  "The data comes from $LUNET_DATA/fashion-mnist, ./data/fashion-mnist or " ..
-  "/usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist).")
+  "Without --data, the data comes from the first of $LUNET_DATA/fashion-mnist, ./data/fashion-mnist and " ..
+  "/usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist).\n" ..
+  "Ctrl-C stops the whole session: what finished is written as results.interrupted.json and " ..
+  "report.interrupted.md, never over a complete report; the exit status is then 130.")
 parser:option("--devices",
   "Devices to run on, comma-separated (cpu, cuda, cuda:N), or all: every available device.", "all")
-parser:option("--epochs", "Training epochs over the 60,000 training images.", "2")
+parser:option("--epochs", "Training epochs over the 60,000 training images (at least 1).", "2")
   :convert(integer_at_least(1, "--epochs"))
-parser:option("--batch-size", "Training batch size (the last batch of an epoch may be smaller).", "64")
+parser:option("--batch-size", "Training batch size, from 1 to the training set's size " ..
+  "(the last batch of an epoch may be smaller).", "64")
   :convert(integer_at_least(1, "--batch-size"))
 parser:option("--eval-batch-size", "Batch size for test accuracy and timed inference (default: --batch-size).")
   :convert(integer_at_least(1, "--eval-batch-size"))
@@ -45,26 +58,30 @@ parser:option("--warmup-batches", "Training steps run before the timed epochs an
   "(warm-up for short throughput runs; they train the model too).", "0")
   :convert(integer_at_least(0, "--warmup-batches"))
 parser:option("--sgemm-size", "Size n of the n x n x n float32 product that measures each device's " ..
-  "matrix-product rate, the yardstick for the achieved GFLOP/s.", "2048")
-  :convert(integer_at_least(16, "--sgemm-size"))
+  "matrix-product rate, the yardstick for the achieved GFLOP/s (16 to 16384).", "2048")
+  :convert(cli.integer("--sgemm-size", 16, 16384, "three n x n matrices of 4-byte floats"))
 parser:option("--repeat", "Timed inference passes over the test set (after one warm-up pass); " ..
   "the report gives their median, min and max.", "3"):convert(integer_at_least(1, "--repeat"))
 parser:option("--data-mode", "seed: each batch is prepared on the host and copied to the device, as the " ..
   "original notebook does; resident: the dataset is uploaded once and batches are gathered on the device.", "seed")
   :choices({ "seed", "resident" })
-parser:option("--threads", "CPU threads for BLAS and lunet's loops (default: lunet's default, " ..
-  lunet.get_num_threads() .. " here).")
-  :convert(integer_at_least(1, "--threads"))
+local cpu_threads = cli.cpu_threads()
+parser:option("--threads", "CPU threads for BLAS and lunet's loops, 1 to " .. cpu_threads ..
+  " here (default: lunet's default, " .. lunet.get_num_threads() .. " here).")
+  :convert(cli.integer("--threads", 1, cpu_threads, "the CPU threads this process may use"))
 parser:option("--seed", "Seed for the initial weights and the shuffling: the same on every device.", "42")
   :convert(integer_at_least(0, "--seed"))
-parser:option("--data", "Folder holding the Fashion-MNIST files (default: the search order above).")
+parser:option("--data", "Folder holding the Fashion-MNIST files (default: the search order below).")
 parser:option("--out", "Folder for results.json, report.md and the charts (created if missing).", "results")
+parser:option("--compare", "Earlier results.json files (another machine's, a GPU run's) whose devices " ..
+  "are drawn beside this run's, labelled \"recorded on <device>, <date>\".")
+  :args("+")
 parser:flag("--list-devices", "List the devices lunet sees, with their details, and exit.")
 parser:flag("--distributed", "Train data-parallel over MPI: run as mpirun -np N lua5.4 scripts/gpu_vs_cpu.lua " ..
   "--distributed; --batch-size is the global batch, split over the processes (see lua/lunet/dist_session.lua).")
 parser:option("--scaling-batches", "With --distributed: steps of one process alone timed for the scaling " ..
   "efficiency (0: skip).", "20"):convert(integer_at_least(0, "--scaling-batches"))
-local args = parser:parse()
+local args = parser:parse(cli.join_negative_values(arg))
 
 local function list_devices()
   local ok, reason = lunet.cuda_available()
@@ -89,6 +106,8 @@ if args.list_devices then
   os.exit(0)
 end
 
+-- paths are the caller's: relative to the folder the command was run from
+args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
 if args.distributed then os.exit(require("lunet.dist_session").main(args)) end
 
 local function die(msg)
@@ -97,10 +116,19 @@ local function die(msg)
 end
 
 -- Everything that can be checked is checked before any training starts.
+if args.devices:match("^%s*$") then
+  parser:error("--devices: no device named in '" .. args.devices .. "': name them (cpu, cuda, cuda:N), or all")
+end
 local devices, why = session.resolve_devices(args.devices)
 if not devices then parser:error("--devices: " .. why) end
 local writable, werr = report.prepare_dir(args.out)
-if not writable then die(werr) end
+if not writable then die("--out: " .. werr) end
+local compared = {}
+for _, file in ipairs(args.compare or {}) do
+  local entries, cerr = report.load_compared(cli.absolute(file))
+  if not entries then die("--compare: " .. cerr) end
+  for _, e in ipairs(entries) do compared[#compared + 1] = e end
+end
 if args.threads then lunet.set_num_threads(args.threads) end
 args.threads = lunet.get_num_threads()
 args.eval_batch_size = args.eval_batch_size or args.batch_size
@@ -109,14 +137,29 @@ if args.eval_max_batches == 0 then args.eval_max_batches = nil end
 
 local gpu_ok, gpu_reason = lunet.cuda_available()
 if not gpu_ok then
-  print("No GPU available: " .. tostring(gpu_reason) .. ".")
-  print("Running the CPU part only; the report and charts show what was measured.")
+  print(("No GPU available (%s): running the CPU part only; results.json has the full reason.")
+    :format(report.short_reason(gpu_reason)))
 end
 
+--- The dataset's error, in the script's terms: the option is --data.
+local function data_error(err)
+  err = tostring(err):gsub("%(or pass root=DIR%)", "(or pass --data DIR)"):gsub("pass root=DIR", "pass --data DIR")
+  return (args.data and ("--data " .. args.data .. ": ") or "") .. err
+end
 local ok_train, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
-if not ok_train then die(tostring(train)) end
+if not ok_train then die(data_error(train)) end
 local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root = args.data })
-if not ok_test then die(tostring(test)) end
+if not ok_test then die(data_error(test)) end
+-- a batch larger than its set would quietly be the whole set
+if args.batch_size > #train then
+  parser:error(("--batch-size must be an integer from 1 to %d (the training set's size), got %d")
+    :format(#train, args.batch_size))
+end
+if args.eval_batch_size > #test then
+  parser:error(("--eval-batch-size must be an integer from 1 to %d (the test set's size), got %d%s")
+    :format(#test, args.eval_batch_size, args.eval_batch_size == args.batch_size
+      and " (it defaults to --batch-size)" or ""))
+end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
 local probe = session.fresh_model(args.seed)
@@ -134,12 +177,22 @@ probe = nil
 
 local tty = session.stdout_is_tty()
 
+-- Where the session is, for the report of a Ctrl-C: the device, the phase,
+-- the epoch, the training steps done in it, and the device's result so far.
+local position = {}
+
 local function run_device(name)
   local dev = lunet.device(name)
   local result = { device = name, info = dev:info(), status = "ok" }
+  position = { device = name, phase = "setup", result = result }
   local model = session.fresh_model(args.seed):to(dev)
   local criterion = lunet.nn.CrossEntropyLoss()
   local optimizer = lunet.optim.Adam(model, { lr = args.lr })
+  local optimizer_step = optimizer.step -- counts the steps, for "interrupted at epoch E, batch B"
+  optimizer.step = function(...)
+    position.batch = (position.batch or 0) + 1
+    return optimizer_step(...)
+  end
   local train_loader = lunet.data.DataLoader(train, { batch_size = args.batch_size, shuffle = true,
     seed = args.seed, device = dev, mode = args.data_mode })
   local test_loader = lunet.data.DataLoader(test, { batch_size = args.eval_batch_size, device = dev,
@@ -147,12 +200,15 @@ local function run_device(name)
   local progress = session.progress({ tty = tty, label = name })
 
   if args.warmup_batches > 0 then -- in a shuffle order of its own (the epoch after the last)
+    position.phase, position.batch = "warm-up", 0
     result.warmup = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
       loader = train_loader, epoch = args.epochs + 1, epochs = args.epochs,
       max_batches = args.warmup_batches, device = dev })
   end
   local epochs, total_seconds, total_images = {}, 0, 0
+  result.training = { epochs = epochs } -- what an interrupted run keeps
   for epoch = 1, args.epochs do
+    position.phase, position.epoch, position.batch = "training", epoch, 0
     local e = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
       loader = train_loader, epoch = epoch, epochs = args.epochs, max_batches = args.max_batches,
       device = dev, progress = progress })
@@ -169,10 +225,12 @@ local function run_device(name)
     upload_seconds = train_loader.upload_seconds + test_loader.upload_seconds,
   }
 
+  position.phase = "test accuracy"
   local correct, total = session.accuracy(model, test_loader, args.eval_max_batches)
   result.accuracy = { correct = correct, total = total, accuracy = correct / total }
   print(("[%s] test accuracy %.2f%% (%d/%d)"):format(name, 100 * correct / total, correct, total))
 
+  position.phase = "timed inference"
   local images = 0
   local timing = bench.time(function()
     images = session.inference_pass(model, test_loader, args.eval_max_batches)
@@ -190,6 +248,7 @@ local function run_device(name)
     report.format_seconds(timing.max), report.format_seconds(timing.warmup_times[1]),
     result.inference.images_per_second, result.inference.gflops))
   -- the yardstick for the achieved rates: the device's own matrix-product rate
+  position.phase = "sgemm rate"
   result.sgemm = bench.sgemm_rate(dev, args.sgemm_size)
   result.training.sgemm_share = result.training.gflops / result.sgemm.gflops_best
   result.inference.sgemm_share = result.inference.gflops / result.sgemm.gflops_best
@@ -222,13 +281,38 @@ local results = {
   gpu_available = gpu_ok and true or false,
   gpu_unavailable_reason = not gpu_ok and gpu_reason or nil,
   devices = {},
+  compared = compared,
 }
 results.inference_images = args.eval_max_batches
   and math.min(#test, args.eval_max_batches * args.eval_batch_size) or #test
 
-for _, name in ipairs(devices) do
+--- "on cpu, training epoch 2, batch 5 (4 steps of it done)"
+local function where(p)
+  if p.phase == "training" then
+    return ("on %s, training epoch %d, batch %d (%d steps of it done)"):format(p.device, p.epoch,
+      (p.batch or 0) + 1, p.batch or 0)
+  end
+  return ("on %s, %s"):format(p.device, p.phase)
+end
+
+local interrupted
+for i, name in ipairs(devices) do
   print(("== %s: %s"):format(name, lunet.device(name):info().name))
   local ok, result = pcall(run_device, name)
+  if not ok and cli.is_interrupt(result) then
+    -- Ctrl-C: stop the whole session; keep what finished (earlier devices,
+    -- this device's finished epochs), marked as such
+    if tty then io.stdout:write("\n") end
+    interrupted = { at = where(position), device = name, phase = position.phase, epoch = position.epoch,
+      batch = position.phase == "training" and (position.batch or 0) + 1 or nil,
+      devices_not_run = { table.unpack(devices, i + 1) } }
+    print("Interrupted (Ctrl-C) " .. interrupted.at .. ": stopping the session.")
+    result = position.result or { device = name }
+    result.status = "interrupted"
+    result.error = "interrupted (Ctrl-C) " .. interrupted.at
+    results.devices[#results.devices + 1] = result
+    break
+  end
   if not ok then
     if tty then io.stdout:write("\n") end
     print(("[%s] FAILED: %s (the other devices' results are kept)"):format(name, tostring(result)))
@@ -240,13 +324,22 @@ for _, name in ipairs(devices) do
   collectgarbage()
 end
 
-local written_ok, paths = pcall(report.write_session, results, args.out)
+results.interrupted = interrupted
+-- an interrupted run goes to files of its own (results.interrupted.json, ...):
+-- never over a complete report
+local written_ok, paths = pcall(report.write_session, results, args.out,
+  { suffix = interrupted and ".interrupted" or nil })
 if not written_ok then die(tostring(paths)) end
 
 print()
 for _, line in ipairs(report.speedup_lines(results, "training")) do print("training:  " .. line) end
 for _, line in ipairs(report.speedup_lines(results, "inference")) do print("inference: " .. line) end
 print("wrote " .. table.concat(paths, ", "))
+if interrupted then
+  print("The session was interrupted: these files hold the partial results; " ..
+    "a complete report in that folder is left as it was.")
+  os.exit(130)
+end
 local failed = 0
 for _, r in ipairs(results.devices) do if r.status ~= "ok" then failed = failed + 1 end end
 os.exit(failed == #results.devices and 1 or 0)

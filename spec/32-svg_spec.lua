@@ -52,7 +52,7 @@ describe("lunet.svg", function()
       x_label = "device", y_label = "training time (s)",
       bars = {
         { label = "cpu", sublabel = "Some CPU @ 2.70GHz, 2 threads, OpenBLAS", value = 250, text = "250 s" },
-        { label = "cuda:0", sublabel = "NVIDIA H100", value = 10, text = "10.0 s" },
+        { label = "cuda:0", sublabel = "NVIDIA H100", value = 25, text = "25.0 s" },
         { label = "cuda:1", missing = "failed: out of memory" },
       },
     })
@@ -66,7 +66,7 @@ describe("lunet.svg", function()
 
     it("writes the title, subtitle lines, axis labels, values and device names", function()
       for _, want in ipairs({ "cuda:0 is 25.0x faster than cpu", "second line", "device", "training time (s)",
-        "250 s", "10.0 s", "cpu", "cuda:0", "cuda:1", "NVIDIA H100", "failed: out of memory" }) do
+        "250 s", "25.0 s", "cpu", "cuda:0", "cuda:1", "NVIDIA H100", "failed: out of memory" }) do
         assert.truthy(contains(t, want), "missing text " .. want)
       end
     end)
@@ -78,11 +78,41 @@ describe("lunet.svg", function()
       end
       assert.equal(2, #bars)
       local h1, h2 = tonumber(bars[1].attrs.height), tonumber(bars[2].attrs.height)
-      assert.is_true(math.abs(h1 / h2 - 25) < 0.1, ("heights %s and %s"):format(h1, h2))
+      assert.is_true(math.abs(h1 / h2 - 10) < 0.1, ("heights %s and %s"):format(h1, h2))
       -- both bars stand on the same baseline
       assert.is_true(math.abs((bars[1].attrs.y + h1) - (bars[2].attrs.y + h2)) < 0.02)
       -- the y axis reaches above the tallest bar
       assert.is_true(tonumber(bars[1].attrs.y) > 50)
+    end)
+
+    it("labels every tick of an axis in one format", function()
+      local els = check_chart(svg.bar_chart({ title = "t", bars = { { label = "a", value = 2.2 },
+        { label = "b", value = 0.6 } } }))
+      local ticks = {}
+      for _, el in ipairs(els) do
+        if el.name == "text" and el.attrs["text-anchor"] == "end" then ticks[#ticks + 1] = el.text end
+      end
+      assert.is_true(#ticks >= 3)
+      local decimals = #(ticks[1]:match("%.(%d+)$") or "")
+      for _, t in ipairs(ticks) do assert.equal(decimals, #(t:match("%.(%d+)$") or ""), table.concat(ticks, " ")) end
+      assert.equal("0.50", svg.axis_format(0.25)(0.5))
+      assert.equal("2,500", svg.axis_format(500)(2500))
+      assert.equal("0.5", svg.axis_format(0.5)(0.5))
+    end)
+
+    it("turns to a log axis, and says so, when the values differ by more than 20x", function()
+      local els = check_chart(svg.bar_chart({ title = "t", bars = { { label = "cpu", value = 150 },
+        { label = "gpu", value = 1, note = "150.0x faster than cpu" } } }))
+      local t = texts(els)
+      assert.truthy(contains(t, "log scale: the values differ 150x"), table.concat(t, " | "))
+      assert.truthy(contains(t, "150.0x faster than cpu"))
+      assert.truthy(contains(t, "1") and contains(t, "10") and contains(t, "100") and contains(t, "1,000"))
+      local bars = {}
+      for _, el in ipairs(els) do
+        if el.name == "rect" and el.attrs.fill ~= "#ffffff" then bars[#bars + 1] = tonumber(el.attrs.height) end
+      end
+      -- the fast bar is a bar, not a 1-px line
+      assert.is_true(bars[2] > 40 and bars[1] > bars[2], table.concat(bars, ", "))
     end)
 
     it("handles no bars, zero values and one bar", function()

@@ -6,10 +6,30 @@
 -- the folder is writable before any measurement starts.
 local cjson = require("cjson")
 local svg = require("lunet.svg")
+local cli = require("lunet.cli")
 
 local report = {}
 
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- Why the folder `dir` cannot be made or written: the first part of its
+-- path that is a file, or that exists but is not writable.
+local function why_not_writable(dir, err)
+  local path = ""
+  for part in dir:gmatch("[^/]+") do
+    path = path .. "/" .. part
+    if dir:sub(1, 1) ~= "/" and path:sub(1, 1) == "/" then path = path:sub(2) end
+    local ok, _, code = os.rename(path, path) -- exists?
+    if not ok and code == 2 then -- missing: its parent is where it cannot be made
+      local parent = path:match("^(.*)/[^/]*$") or "."
+      return ("%s cannot be created in %s (%s)"):format(path, parent == "" and "/" or parent, err)
+    end
+    local is_dir = os.execute("test -d " .. quote(path))
+    if not is_dir then return ("%s is a file, not a folder"):format(path) end
+  end
+  if not os.execute("test -w " .. quote(dir)) then return ("%s is not writable (permission denied)"):format(dir) end
+  return err
+end
 
 --- Makes `dir` (with its parents) and checks a file can be created in it.
 -- Returns true, or nil and a message that says what is wrong.
@@ -22,8 +42,8 @@ function report.prepare_dir(dir)
     local err
     f, err = io.open(probe_path, "w")
     if not f then
-      return nil, ("cannot write to the output folder %s: %s"):format(dir,
-        (err or "unknown error"):gsub("^" .. probe_path:gsub("%p", "%%%0") .. ": ", ""))
+      err = (err or "unknown error"):gsub("^" .. probe_path:gsub("%p", "%%%0") .. ": ", "")
+      return nil, ("cannot write to the output folder %s: %s"):format(dir, why_not_writable(dir, err))
     end
   end
   local ok, err = f:write("x")
@@ -122,6 +142,21 @@ local function seconds(v)
 end
 report.format_seconds = seconds
 
+--- A reason in a few words, for a chart or a report line (the full text is
+-- in results.json): the first clause, without "lunet.x: " prefixes, cut at a
+-- word before `max` characters.
+function report.short_reason(reason, max)
+  max = max or 80
+  local s = tostring(reason or "unknown reason"):gsub("%s+", " ")
+  s = s:gsub("^[%w_%.]+: ", "")
+  s = s:match("^(.-)%s*%(") or s
+  if utf8.len(s) and utf8.len(s) > max then
+    local cut = s:sub(1, (utf8.offset(s, max) or max + 1) - 1)
+    s = (cut:match("^(.*)%s") or cut) .. "…"
+  end
+  return s
+end
+
 local function md_escape(s)
   return (tostring(s):gsub("|", "\\|"):gsub("\n", " "))
 end
@@ -173,7 +208,7 @@ local function speedup_lines(results, phase)
   end
   if #lines == 0 then
     if results.gpu_available == false then
-      lines[1] = "no GPU available: " .. tostring(results.gpu_unavailable_reason or "unknown reason")
+      lines[1] = "no speed-up to state: no GPU here, only the CPU was measured"
     else
       lines[1] = "no speed-up to state: fewer than two devices were measured"
     end
@@ -184,38 +219,113 @@ report.speedup_lines = speedup_lines
 
 -- The session: Markdown -----------------------------------------------------------------
 
-function report.session_markdown(results)
+local WIDTH = 100 -- a report's table rows fit this many columns (the full texts are in results.json)
+
+--- A Markdown table row of `cells`, the widest cell cut (with "…") until the
+-- row fits WIDTH columns.
+local function row(cells)
+  local c = {}
+  for i, v in ipairs(cells) do c[i] = md_escape(v) end
+  local function line() return "| " .. table.concat(c, " | ") .. " |" end
+  while utf8.len(line()) > WIDTH do
+    local wi, ww = 1, 0
+    for i, v in ipairs(c) do
+      local w = utf8.len(v) or #v
+      if w > ww then wi, ww = i, w end
+    end
+    if ww <= 4 then break end
+    local keep = ww - (utf8.len(line()) - WIDTH) - 1
+    keep = math.max(3, math.min(keep, ww - 2))
+    local cut = utf8.offset(c[wi], keep + 1) or (#c[wi] + 1)
+    c[wi] = c[wi]:sub(1, cut - 1):gsub("%s+$", "") .. "…"
+  end
+  return line()
+end
+report.table_row = row
+
+local function align(spec) -- "l r r" -> "|---|---:|---:|"
+  local parts = {}
+  for a in spec:gmatch("%S") do parts[#parts + 1] = a == "r" and "---:" or "---" end
+  return "|" .. table.concat(parts, "|") .. "|"
+end
+
+local function status_text(r)
+  if r.status == "interrupted" then return "interrupted" end
+  return "failed: " .. tostring(r.error or "unknown error")
+end
+
+local function pct(v) return v and ("%.0f%%"):format(100 * v) or "n/a" end
+
+--- The session's report: one table per aspect (training, inference,
+-- environment), the charts embedded, earlier runs (--compare) apart.
+-- `files` names the charts (report.write_session passes them).
+function report.session_markdown(results, files)
+  files = files or { training = "training_time.svg", inference = "inference_time.svg", json = "results.json" }
   local a, env = results.arguments or {}, results.environment or {}
   local out = {}
   local function add(s) out[#out + 1] = s or "" end
-  add("# GPU vs CPU in machine learning: " .. (results.model and results.model.name or "model") ..
+  local stopped = results.interrupted
+  add((stopped and "# INTERRUPTED, partial results — " or "# ") .. "GPU vs CPU in machine learning: " ..
+    (results.model and results.model.name or "model") ..
     " on " .. (results.dataset and results.dataset.name or "the dataset"))
   add()
+  if stopped then
+    add(("**Interrupted (Ctrl-C) %s.** What finished before is below; %s. This is not a complete run."):format(
+      md_escape(stopped.at or "?"), (stopped.devices_not_run and #stopped.devices_not_run > 0)
+        and ("not run: " .. table.concat(stopped.devices_not_run, ", ")) or "no device was left to run"))
+    add()
+  end
   add(("lunet %s%s, %s."):format(env.lunet_version or "?",
     env.git_commit and (" (git " .. env.git_commit .. (env.git_dirty and ", with local changes" or "") .. ")") or "",
     env.date or ""))
   add()
   if results.gpu_available == false then
-    add("**No GPU available**: " .. md_escape(results.gpu_unavailable_reason or "unknown reason") ..
-      ". Only the CPU was measured.")
+    add(("**No GPU available** (%s): only the CPU was measured; %s has the full reason."):format(
+      md_escape(report.short_reason(results.gpu_unavailable_reason)), files.json))
     add()
   end
-  add("| device | hardware | status | training time | training images/s | training GFLOP/s | test accuracy | inference time (median, min–max) | inference images/s | inference GFLOP/s |")
-  add("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-  for _, r in ipairs(results.devices or {}) do
+  local devices = results.devices or {}
+
+  add("## Training")
+  add()
+  add(("%s epoch(s) of batch size %s%s; time and rate cover the whole loop (data, forward, backward, step)."):format(
+    tostring(a.epochs), tostring(a.batch_size),
+    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch** (a quick run, not the full lesson)") or ""))
+  add()
+  add(row({ "device", "time", "images/s", "GFLOP/s", "of sgemm", "final loss", "test accuracy" }))
+  add(align("l r r r r r r"))
+  for _, r in ipairs(devices) do
     if r.status == "ok" then
-      local tr, inf = r.training, r.inference
-      add(("| %s | %s | ok | %s | %s | %s | %s | %s (%s–%s) | %s | %s |"):format(
-        r.device, md_escape(report.hardware(r, env)),
-        seconds(tr.seconds), fmt(tr.images_per_second, "%.0f"), fmt(tr.gflops, "%.1f"),
-        r.accuracy and ("%.2f%%"):format(100 * r.accuracy.accuracy) or "n/a",
-        seconds(inf.median_seconds), seconds(inf.min_seconds), seconds(inf.max_seconds),
-        fmt(inf.images_per_second, "%.0f"), fmt(inf.gflops, "%.1f")))
+      local tr = r.training
+      add(row({ r.device, seconds(tr.seconds), svg.format_number(tr.images_per_second), fmt(tr.gflops, "%.1f"),
+        pct(tr.sgemm_share), fmt(tr.final_loss, "%.4f"),
+        r.accuracy and ("%.2f%%"):format(100 * r.accuracy.accuracy) or "n/a" }))
     else
-      add(("| %s | %s | **failed**: %s | | | | | | | |"):format(r.device, md_escape(report.hardware(r, env)),
-        md_escape(r.error or "unknown error")))
+      add(row({ r.device, "**" .. status_text(r) .. "**", "", "", "", "", "" }))
     end
   end
+  add()
+  add(("![Training time](%s)"):format(files.training))
+  add()
+  add("## Inference")
+  add()
+  add(("The test set (%s images, batch size %s) in eval mode: one warm-up pass, excluded, then %s: median, min and max."):format(
+    results.inference_images and svg.format_number(results.inference_images) or "?",
+    tostring(a.eval_batch_size or a.batch_size), cli.plural(a["repeat"] or "?", "timed pass", "timed passes")))
+  add()
+  add(row({ "device", "median", "min – max", "images/s", "GFLOP/s", "of sgemm" }))
+  add(align("l r r r r r"))
+  for _, r in ipairs(devices) do
+    if r.status == "ok" then
+      local inf = r.inference
+      add(row({ r.device, seconds(inf.median_seconds), seconds(inf.min_seconds) .. " – " .. seconds(inf.max_seconds),
+        svg.format_number(inf.images_per_second), fmt(inf.gflops, "%.1f"), pct(inf.sgemm_share) }))
+    else
+      add(row({ r.device, "**" .. status_text(r) .. "**", "", "", "", "" }))
+    end
+  end
+  add()
+  add(("![Inference time](%s)"):format(files.inference))
   add()
   if results.distributed then -- a data-parallel run (lunet/dist_session.lua)
     for _, line in ipairs(require("lunet.dist_session").markdown(results)) do add(line) end
@@ -232,94 +342,103 @@ function report.session_markdown(results)
     end
   end
   add()
-  local rated = {}
-  for _, r in ipairs(results.devices or {}) do
-    if r.status == "ok" and r.sgemm then rated[#rated + 1] = r end
-  end
-  if #rated > 0 then
-    add("## Achieved rate against the device's sgemm rate")
+  local compared = results.compared or {}
+  if #compared > 0 then
+    add("## Recorded earlier (--compare)")
     add()
-    add("| device | sgemm rate (GFLOP/s, best of the repeats) | measured on | training GFLOP/s | share | " ..
-      "inference GFLOP/s | share |")
-    add("|---|---:|---|---:|---:|---:|---:|")
-    for _, r in ipairs(rated) do
-      add(("| %s | %s | %s%s | %s | %s | %s | %s |"):format(r.device,
-        fmt(r.sgemm.gflops_best or r.sgemm.gflops, "%.1f"),
-        md_escape(r.sgemm.what), r.sgemm.threads and (", " .. r.sgemm.threads .. " threads") or "",
-        fmt(r.training.gflops, "%.1f"), fmt(100 * (r.training.sgemm_share or 0), "%.0f%%"),
-        fmt(r.inference.gflops, "%.1f"), fmt(100 * (r.inference.sgemm_share or 0), "%.0f%%")))
+    add("Devices from earlier results.json files, drawn beside this run's in the charts. They were measured " ..
+      "on other runs, maybe with other settings (the last column): compare rates (images/s), not times.")
+    add()
+    add(row({ "device", "recorded on", "train img/s", "infer img/s", "accuracy", "settings" }))
+    add(align("l l r r r l"))
+    for _, c in ipairs(compared) do
+      add(row({ c.device, c.recorded_on, svg.format_number(c.training.images_per_second),
+        svg.format_number(c.inference.images_per_second),
+        c.accuracy and ("%.2f%%"):format(100 * c.accuracy.accuracy) or "n/a", c.settings or "" }))
     end
-    add()
-    add("The achieved rates count the model's arithmetic as a direct convolution does it (see below); " ..
-      "where a device computes 3x3 convolutions with Winograd's F(2x2, 3x3), which needs 2.25 times " ..
-      "fewer multiplications, a share above 100% is possible. The sgemm rate is measured in the same run, " ..
-      "after the timed phases, and is the best of its repeats (results.json has their median too): " ..
-      "a busy moment lowers a median, not what the device can do, so the shares err low.")
     add()
   end
   add("## Per epoch")
   add()
-  add("| device | epoch | batches | images | time | images/s | mean loss |")
-  add("|---|---:|---:|---:|---:|---:|---:|")
-  for _, r in ipairs(results.devices or {}) do
+  add(row({ "device", "epoch", "batches", "images", "time", "images/s", "mean loss" }))
+  add(align("l r r r r r r"))
+  for _, r in ipairs(devices) do
     for _, e in ipairs(r.training and r.training.epochs or {}) do
-      add(("| %s | %d | %d | %d | %s | %.0f | %.4f |"):format(r.device, e.epoch, e.batches, e.images,
-        seconds(e.seconds), e.images_per_second, e.mean_loss))
+      add(row({ r.device, tostring(e.epoch), tostring(e.batches), tostring(e.images), seconds(e.seconds),
+        ("%.0f"):format(e.images_per_second), ("%.4f"):format(e.mean_loss) }))
     end
   end
+  add()
+  add("## Environment")
+  add()
+  add(row({ "what", "details" }))
+  add(align("l l"))
+  add(row({ "CPU", ("%s, %s cores, %s threads"):format(env.cpu and env.cpu.model or "?",
+    tostring(env.cpu and env.cpu.cores or "?"), tostring(env.cpu and env.cpu.threads or "?")) }))
+  add(row({ "BLAS", env.cpu and env.cpu.blas or "?" }))
+  add(row({ "CPU kernels", env.cpu and env.cpu.kernels or "?" }))
+  for _, g in ipairs(env.gpus or {}) do
+    add(row({ g.device or "GPU", ("%s, compute capability %s, %.1f GiB"):format(g.name or "?",
+      g.compute_capability or "?", (g.memory_bytes or 0) / 2 ^ 30) }))
+    add(row({ (g.device or "GPU") .. " software", ("driver %s, CUDA %s, cuDNN %s, cuBLAS %s%s"):format(
+      g.driver_version or "?", g.runtime_version or "?", g.cudnn_version or "?", g.cublas_version or "?",
+      env.tf32 ~= nil and ("; TF32 " .. (env.tf32 and "on" or "off")) or "") }))
+  end
+  if #(env.gpus or {}) == 0 then add(row({ "GPU", "none (see above)" })) end
+  for _, r in ipairs(devices) do
+    if r.status == "ok" and r.sgemm then
+      add(row({ r.device .. " sgemm rate", ("%s GFLOP/s, %s%s"):format(
+        fmt(r.sgemm.gflops_best or r.sgemm.gflops, "%.1f"), r.sgemm.what or "?",
+        r.sgemm.threads and (", " .. r.sgemm.threads .. " threads") or "") }))
+    end
+    if r.gpu_memory and r.gpu_memory.peak_bytes then
+      add(row({ r.device .. " memory", ("peak GPU memory allocated %.0f MiB (lunet's caching allocator)"):format(
+        r.gpu_memory.peak_bytes / 2 ^ 20) }))
+    end
+  end
+  add(row({ "host", ("%s, %s"):format(env.hostname or "?", env.os or "?") }))
+  add(row({ "Lua", env.lua or "?" }))
+  add()
+  add("## Achieved rate against the device's sgemm rate")
+  add()
+  add("The \"of sgemm\" columns divide the achieved GFLOP/s by the device's own rate for one large product " ..
+    "(the environment table), measured in the same run after the timed phases, the best of its repeats: " ..
+    "a busy moment lowers a median, not what the device can do, so the shares err low. The rates count " ..
+    "the model's arithmetic as a direct convolution does it; where a device computes 3x3 convolutions " ..
+    "with Winograd's F(2x2, 3x3), which needs 2.25 times fewer multiplications, a share above 100% is possible.")
   add()
   add("## How this was measured")
   add()
   local m = results.model or {}
   add(("- Model: %s, %s parameters, the same initial weights on every device (built on the CPU from seed %s, then copied)."):format(
     m.name or "?", m.parameters and svg.format_number(m.parameters) or "?", tostring(a.seed)))
-  add(("- Training: %s epoch(s), batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
-    tostring(a.epochs), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
-    a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch** (a quick run, not the full lesson)") or ""))
+  add(("- Training: %s, batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
+    cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
+    a.max_batches and (", at most " .. cli.plural(a.max_batches, "batch", "batches") .. " per epoch") or ""))
   if a.warmup_batches and a.warmup_batches > 0 then
-    add(("- Warm-up: %d training steps before the timed epochs, not timed."):format(a.warmup_batches))
+    add(("- Warm-up: %s before the timed epochs, not timed."):format(cli.plural(a.warmup_batches, "training step")))
   end
   add(("- Data mode `%s`: %s"):format(a.data_mode or "seed", a.data_mode == "resident"
     and "the dataset is uploaded to the device once (timed apart, as upload time) and each batch is gathered and scaled there."
     or "each batch is gathered and scaled on the host, then copied to the device, as the original notebook does; that time counts as training time."))
   if a.data_mode == "resident" then
-    for _, r in ipairs(results.devices or {}) do
+    for _, r in ipairs(devices) do
       if r.status == "ok" and r.training and r.training.upload_seconds then
         add(("  - upload of the datasets to %s: %s (not part of the training time)"):format(r.device,
           seconds(r.training.upload_seconds)))
       end
     end
   end
-  for _, r in ipairs(results.devices or {}) do
-    if r.gpu_memory and r.gpu_memory.peak_bytes then
-      add(("- %s: peak GPU memory allocated %.0f MiB (lunet's caching allocator)"):format(r.device,
-        r.gpu_memory.peak_bytes / 2 ^ 20))
-    end
-  end
-  add("- Every clock read is preceded by a device synchronisation. Training time covers the whole loop (data, forward, backward, optimizer step, reading the loss) for every epoch.")
-  add(("- Inference: the test set (%s images, batch size %s) in eval mode; one warm-up pass, excluded, then %s timed passes: median, min and max."):format(
-    results.inference_images and svg.format_number(results.inference_images) or "?",
-    tostring(a.eval_batch_size or a.batch_size), tostring(a["repeat"])))
+  add("- Every clock read is preceded by a device synchronisation.")
   add(("- GFLOP/s: convolution and linear layers, a multiply-add counted as 2 FLOPs: %.1f MFLOP per image forward; training counted as %dx forward (forward, gradient of the inputs, gradient of the weights) = %.1f MFLOP per image."):format(
     (m.forward_flops_per_image or 0) / 1e6, m.train_flops_factor or 3, (m.train_flops_per_image or 0) / 1e6))
-  add()
-  add("## Environment")
-  add()
-  add(("- CPU: %s, %s cores, %s threads; BLAS: %s; lunet's CPU kernels: %s"):format(env.cpu and env.cpu.model or "?",
-    env.cpu and env.cpu.cores or "?", env.cpu and env.cpu.threads or "?", env.cpu and env.cpu.blas or "?",
-    env.cpu and env.cpu.kernels or "?"))
-  for _, g in ipairs(env.gpus or {}) do
-    add(("- %s: %s, compute capability %s, %.1f GiB; driver %s, CUDA runtime %s, cuDNN %s, cuBLAS %s%s"):format(
-      g.device or "GPU", g.name or "?", g.compute_capability or "?", (g.memory_bytes or 0) / 2 ^ 30,
-      g.driver_version or "?", g.runtime_version or "?", g.cudnn_version or "?", g.cublas_version or "?",
-      env.tf32 ~= nil and ("; TF32 " .. (env.tf32 and "on" or "off")) or ""))
+  for _, r in ipairs(devices) do
+    if r.status ~= "ok" and r.status ~= "interrupted" then
+      add(("- %s failed: %s"):format(r.device, md_escape(r.error or "unknown error")))
+    end
   end
-  if #(env.gpus or {}) == 0 then
-    add("- GPU: none" .. (env.cuda_unavailable_reason and (" (" .. md_escape(env.cuda_unavailable_reason) .. ")") or ""))
-  end
-  add(("- Host %s, %s, %s"):format(env.hostname or "?", env.os or "?", env.lua or "?"))
   add()
-  add("Files: results.json (every figure), training_time.svg, inference_time.svg.")
+  add(("Files: %s (every figure, the full texts), %s, %s."):format(files.json, files.training, files.inference))
   return table.concat(out, "\n") .. "\n"
 end
 
@@ -327,40 +446,76 @@ end
 
 local DEVICE_COLORS = { cpu = "#4e79a7" }
 local GPU_COLORS = { "#59a14f", "#f28e2b", "#b07aa1", "#e15759" }
+local RECORDED_COLOR = "#9c9c9c"
 
 local function device_color(name, index)
   return DEVICE_COLORS[name] or GPU_COLORS[(index - 1) % #GPU_COLORS + 1]
 end
 
-local function chart_bars(results, pick)
-  local bars, gpu_index = {}, 0
+--- "25.0x faster than cpu": the speed-up of `r` over this run's CPU result
+-- `base` in `phase`, by images/s (a recorded run may have had other settings).
+local function speedup_note(r, base, phase)
+  if not base or r == base or not (r[phase] and base[phase]) then return nil end
+  local x = (r[phase].images_per_second or 0) / (base[phase].images_per_second or 0)
+  if x ~= x or x == math.huge or x <= 0 then return nil end
+  if x >= 1 then return ("%.1fx faster than %s"):format(x, base.device) end
+  return ("%.1fx slower than %s"):format(1 / x, base.device)
+end
+
+--- The bars of a session chart: this run's devices, then the recorded
+-- ones (--compare), labelled as such, each with its speed-up over this
+-- run's CPU. `pick(r)` gives value, text.
+local function chart_bars(results, phase, pick)
+  local bars, gpu_index, base = {}, 0, nil
+  for _, r in ipairs(results.devices or {}) do
+    if r.device == "cpu" and r.status == "ok" then base = r break end
+  end
   for _, r in ipairs(results.devices or {}) do
     if r.device ~= "cpu" then gpu_index = gpu_index + 1 end
     local bar = { label = r.device, sublabel = report.hardware(r, results.environment),
       color = device_color(r.device, math.max(gpu_index, 1)) }
     if r.status == "ok" then
       bar.value, bar.text = pick(r)
+      bar.note = speedup_note(r, base, phase)
+    elseif r.status == "interrupted" then
+      bar.missing = "interrupted (Ctrl-C)"
     else
-      bar.missing = "failed: " .. tostring(r.error or "unknown error"):sub(1, 60)
+      bar.missing = "failed: " .. report.short_reason(r.error, 40)
     end
+    bars[#bars + 1] = bar
+  end
+  for _, c in ipairs(results.compared or {}) do
+    local bar = { label = c.device .. " (recorded)", sublabel = c.recorded_on, color = RECORDED_COLOR,
+      recorded = true }
+    bar.value, bar.text = pick(c)
+    bar.note = speedup_note(c, base, phase)
     bars[#bars + 1] = bar
   end
   return bars
 end
 
+local function no_gpu_line(results)
+  if results.gpu_available == false then
+    return "no GPU here (" .. report.short_reason(results.gpu_unavailable_reason, 60) .. ")"
+  end
+end
+
 function report.training_chart(results)
   local a = results.arguments or {}
-  local subtitle = speedup_lines(results, "training")
-  subtitle[#subtitle + 1] = ("%s epoch(s)%s, batch size %s, data mode %s; lower is better"):format(
-    tostring(a.epochs), a.max_batches and (" of at most " .. a.max_batches .. " batches") or "",
+  local subtitle = {}
+  subtitle[1] = ("%s%s, batch size %s, data mode %s; lower is better"):format(
+    cli.plural(a.epochs or "?", "epoch"),
+    a.max_batches and (" of at most " .. cli.plural(a.max_batches, "batch", "batches")) or "",
     tostring(a.batch_size), tostring(a.data_mode))
+  subtitle[#subtitle + 1] = no_gpu_line(results)
+  if results.interrupted then subtitle[#subtitle + 1] = "INTERRUPTED (Ctrl-C): partial results" end
   return svg.bar_chart({
     title = ("Training time: %s on %s"):format(results.model and results.model.name or "model",
       results.dataset and results.dataset.name or "data"),
     subtitle = subtitle,
     x_label = "device",
     y_label = "training time (seconds)",
-    bars = chart_bars(results, function(r)
+    bars = chart_bars(results, "training", function(r)
       return r.training.seconds, ("%s (%s img/s)"):format(seconds(r.training.seconds),
         svg.format_number(r.training.images_per_second))
     end),
@@ -369,30 +524,70 @@ end
 
 function report.inference_chart(results)
   local a = results.arguments or {}
-  local subtitle = speedup_lines(results, "inference")
-  subtitle[#subtitle + 1] = ("%s test images, median of %s timed passes after a warm-up; lower is better"):format(
-    results.inference_images and svg.format_number(results.inference_images) or "?", tostring(a["repeat"]))
+  local subtitle = {}
+  subtitle[1] = ("%s test images, median of %s after a warm-up; lower is better"):format(
+    results.inference_images and svg.format_number(results.inference_images) or "?",
+    cli.plural(a["repeat"] or "?", "timed pass", "timed passes"))
+  subtitle[#subtitle + 1] = no_gpu_line(results)
+  if results.interrupted then subtitle[#subtitle + 1] = "INTERRUPTED (Ctrl-C): partial results" end
   return svg.bar_chart({
     title = "Inference time over the test set",
     subtitle = subtitle,
     x_label = "device",
     y_label = "inference time per pass (seconds)",
-    bars = chart_bars(results, function(r)
+    bars = chart_bars(results, "inference", function(r)
       return r.inference.median_seconds, ("%s (%s img/s)"):format(seconds(r.inference.median_seconds),
         svg.format_number(r.inference.images_per_second))
     end),
   })
 end
 
+--- The measured devices of an earlier results.json (--compare), each with
+-- `recorded_on` ("recorded on NVIDIA H100, 2026-11-30") and `settings`.
+-- Returns the list, or nil and a message naming the file and the problem.
+function report.load_compared(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, ("cannot read %s"):format(tostring(err)) end
+  local text = f:read("a")
+  f:close()
+  local ok, data = pcall(cjson.decode, text)
+  if not ok or type(data) ~= "table" then
+    return nil, ("%s is not JSON: %s"):format(path, tostring(data))
+  end
+  if data.schema ~= "lunet.gpu_vs_cpu/1" or type(data.devices) ~= "table" then
+    return nil, ("%s is not the results.json of a session (schema %s, expected lunet.gpu_vs_cpu/1)")
+      :format(path, tostring(data.schema))
+  end
+  local env, a = data.environment or {}, data.arguments or {}
+  local date = tostring(env.date or "unknown date"):match("^(%d%d%d%d%-%d%d%-%d%d)") or tostring(env.date)
+  local list = {}
+  for _, r in ipairs(data.devices) do
+    if r.status == "ok" and type(r.training) == "table" and type(r.inference) == "table" then
+      list[#list + 1] = { device = r.device, status = "ok", file = path, info = r.info,
+        training = r.training, inference = r.inference, accuracy = r.accuracy,
+        recorded_on = ("recorded on %s, %s"):format(report.hardware(r, env), date),
+        settings = ("%s, batch %s%s, %s"):format(cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size),
+          a.max_batches and (", max " .. a.max_batches .. " batches") or "", tostring(a.data_mode)) }
+    end
+  end
+  if #list == 0 then return nil, path .. " has no measured device" end
+  return list
+end
+
 --- Writes results.json, report.md, training_time.svg and inference_time.svg
--- into `dir`; returns the list of paths.
-function report.write_session(results, dir)
+-- into `dir`; returns the list of paths. opts.suffix goes before each
+-- extension (".interrupted": results.interrupted.json, ...), so a partial run
+-- never replaces a complete one.
+function report.write_session(results, dir, opts)
+  local suffix = opts and opts.suffix or ""
   results.speedups = results.speedups or report.speedups(results)
+  local names = { json = "results" .. suffix .. ".json", md = "report" .. suffix .. ".md",
+    training = "training_time" .. suffix .. ".svg", inference = "inference_time" .. suffix .. ".svg" }
   local files = {
-    { "results.json", report.json(results) .. "\n" },
-    { "report.md", report.session_markdown(results) },
-    { "training_time.svg", report.training_chart(results) },
-    { "inference_time.svg", report.inference_chart(results) },
+    { names.json, report.json(results) .. "\n" },
+    { names.md, report.session_markdown(results, names) },
+    { names.training, report.training_chart(results) },
+    { names.inference, report.inference_chart(results) },
   }
   local paths = {}
   for i, f in ipairs(files) do
@@ -431,8 +626,9 @@ function report.sweep_chart(sweep)
   end
   local subtitle = { "images per second against batch size (higher is better); solid: training, dashed: inference" }
   if sweep.gpu_available == false then
-    subtitle[#subtitle + 1] = "no GPU available: " .. tostring(sweep.gpu_unavailable_reason or "unknown reason")
+    subtitle[#subtitle + 1] = "no GPU here (" .. report.short_reason(sweep.gpu_unavailable_reason, 60) .. ")"
   end
+  if sweep.interrupted then subtitle[#subtitle + 1] = "INTERRUPTED (Ctrl-C): partial results" end
   return svg.line_chart({
     title = ("Throughput against batch size: %s"):format(sweep.model and sweep.model.name or "model"),
     subtitle = subtitle,
@@ -445,8 +641,9 @@ function report.sweep_chart(sweep)
   })
 end
 
-function report.write_sweep(sweep, dir)
-  local paths = { dir .. "/batch_sweep.json", dir .. "/batch_sweep.svg" }
+function report.write_sweep(sweep, dir, opts)
+  local suffix = opts and opts.suffix or ""
+  local paths = { dir .. "/batch_sweep" .. suffix .. ".json", dir .. "/batch_sweep" .. suffix .. ".svg" }
   report.write_file(paths[1], report.json(sweep) .. "\n")
   report.write_file(paths[2], report.sweep_chart(sweep))
   return paths

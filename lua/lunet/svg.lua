@@ -4,7 +4,10 @@
 -- and ours").
 --
 --   svg.bar_chart{title=, subtitle=, x_label=, y_label=, bars={{label=, sublabel=,
---     value=, text=, color=, missing=}}, width=, height=}
+--     value=, text=, note=, color=, missing=, recorded=}}, width=, height=, log=}
+--     (note: a bold line above the bar's value, e.g. "25.0x faster than cpu";
+--     the y axis turns logarithmic by itself when the values differ by more
+--     than 20x, or when log=true)
 --   svg.line_chart{title=, subtitle=, x_label=, y_label=, x_log2=true, y_log=false,
 --     series={{name=, color=, dashed=, points={{x, y}, ...}}}, width=, height=}
 -- Each returns the SVG document as a string. Every text is escaped for XML.
@@ -58,6 +61,37 @@ function svg.format_number(v)
   else s = ("%.3g"):format(v)
   end
   return s
+end
+
+--- The tick labels of a linear axis with step `step`: one format for the
+-- whole axis (the decimals the step needs, thousands grouped), so "0.5"
+-- never stands beside "2.50".
+function svg.axis_format(step)
+  local decimals = 0
+  if step > 0 and step < 1 then
+    decimals = math.max(0, math.ceil(-math.log(step, 10) - 1e-9))
+    -- 0.25 needs 2 decimals, not 1
+    while decimals < 6 and math.abs(step * 10 ^ decimals - math.floor(step * 10 ^ decimals + 0.5)) > 1e-6 do
+      decimals = decimals + 1
+    end
+  end
+  return function(v)
+    local s = ("%." .. decimals .. "f"):format(v)
+    local sign, int, frac = s:match("^(-?)(%d+)(.*)$")
+    if not int then return s end
+    int = int:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+    s = sign .. int .. frac
+    if s:match("^%-0%.?0*$") then s = s:sub(2) end
+    return s
+  end
+end
+
+--- The label of a log-axis tick (a power of ten, or 2x or 5x one): written
+-- out in full, with no trailing zeros ("0.01", "1", "1,000") on every tick.
+function svg.log_tick_format(v)
+  if v >= 1 then return svg.axis_format(1)(v) end
+  local decimals = math.ceil(-math.log(v, 10) - 1e-9)
+  return (("%." .. decimals .. "f"):format(v))
 end
 
 --- A "nice" step (1, 2 or 5 times a power of ten) giving about `count` ticks
@@ -191,19 +225,44 @@ function svg.bar_chart(spec)
   plot.h = height - top - (has_sub and 100 or 68)
   frame(d, spec, plot)
 
-  local max = 0
+  local max, min = 0, math.huge
   for _, b in ipairs(bars) do
-    if type(b.value) == "number" and b.value == b.value and b.value > max then max = b.value end
+    if type(b.value) == "number" and b.value == b.value then
+      if b.value > max then max = b.value end
+      if b.value > 0 and b.value < min then min = b.value end
+    end
   end
-  local step = nice_step(max > 0 and max * 1.12 or 1, 5)
-  local axis_top = math.max(step, math.ceil(max * 1.12 / step - 1e-9) * step)
-  local function y_of(v) return plot.y + plot.h - plot.h * v / axis_top end
-
-  -- grid and y ticks
-  for v = 0, axis_top + step * 0.5, step do
-    local y = y_of(v)
-    d:line(plot.x, y, plot.x + plot.w, y, v == 0 and "#333333" or "#e3e3e3", 1)
-    d:text(plot.x - 8, y + 4, svg.format_number(v), { anchor = "end", size = 12, fill = "#444444" })
+  -- values more than 20x apart: a log axis, or the small bar is a 1-px line
+  local log = spec.log or (max > 0 and min < math.huge and max / min > 20)
+  local y_of, floor
+  local head = 1.12 + 0.06 * (spec.note_lines or 1) -- room above the tallest bar for its labels
+  if log then
+    local lo = 10 ^ math.floor(math.log(min, 10) - 1e-9)
+    local hi = 10 ^ math.ceil(math.log(max * head * head, 10) - 1e-9)
+    local a, b = math.log(lo, 10), math.log(hi, 10)
+    floor = lo
+    y_of = function(v) return plot.y + plot.h - plot.h * (math.log(math.max(v, lo), 10) - a) / (b - a) end
+    for e = math.floor(a + 0.5), math.floor(b + 0.5) do
+      local v = 10 ^ e
+      local y = y_of(v)
+      d:line(plot.x, y, plot.x + plot.w, y, e == math.floor(a + 0.5) and "#333333" or "#e3e3e3", 1)
+      d:text(plot.x - 8, y + 4, svg.log_tick_format(v), { anchor = "end", size = 12, fill = "#444444" })
+    end
+    d:text(plot.x + plot.w, plot.y - 6, ("log scale: the values differ %sx"):format(svg.format_number(max / min)),
+      { anchor = "end", size = 11, fill = "#b05a00" })
+  else
+    local step = nice_step(max > 0 and max * head or 1, 5)
+    local axis_top = math.max(step, math.ceil(max * head / step - 1e-9) * step)
+    floor = 0
+    y_of = function(v) return plot.y + plot.h - plot.h * v / axis_top end
+    local label = svg.axis_format(step)
+    -- grid and y ticks
+    for k = 0, math.floor(axis_top / step + 0.5) do
+      local v = k * step
+      local y = y_of(v)
+      d:line(plot.x, y, plot.x + plot.w, y, v == 0 and "#333333" or "#e3e3e3", 1)
+      d:text(plot.x - 8, y + 4, label(v), { anchor = "end", size = 12, fill = "#444444" })
+    end
   end
   d:line(plot.x, plot.y, plot.x, plot.y + plot.h, "#333333", 1)
 
@@ -214,18 +273,26 @@ function svg.bar_chart(spec)
     local cx = plot.x + slot * (i - 0.5)
     local color = b.color or svg.PALETTE[(i - 1) % #svg.PALETTE + 1]
     if type(b.value) == "number" and b.value == b.value then
-      local y = y_of(math.max(b.value, 0))
+      local y = y_of(math.max(b.value, floor))
       local h = plot.y + plot.h - y
-      d:add(('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s</title></rect>'):format(
+      d:add(('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"%s><title>%s</title></rect>'):format(
         num(cx - bar_w / 2), num(y), num(bar_w), num(h), color,
+        b.recorded and ' fill-opacity="0.55" stroke="#555555" stroke-dasharray="4,3"' or "",
         svg.escape((b.label or "") .. ": " .. (b.text or svg.format_number(b.value)))))
       local label = b.text or svg.format_number(b.value)
       local size = 14
       while size > 9 and text_width(label, size) > slot * 0.95 do size = size - 1 end
       d:text(cx, y - 7, label, { anchor = "middle", size = size, weight = "bold" })
+      if b.note then
+        local nsize = 13
+        while nsize > 9 and text_width(b.note, nsize) > slot * 0.95 do nsize = nsize - 1 end
+        d:text(cx, y - 10 - size, b.note, { anchor = "middle", size = nsize, weight = "bold", fill = "#1b7a2e" })
+      end
     else
-      d:text(cx, plot.y + plot.h - 10, b.missing or "not measured",
-        { anchor = "middle", size = 12, fill = "#b22222" })
+      local lines = wrap(b.missing or "not measured", 12, slot * 0.92, 3)
+      for k, line in ipairs(lines) do
+        d:text(cx, plot.y + plot.h - 10 - 15 * (#lines - k), line, { anchor = "middle", size = 12, fill = "#b22222" })
+      end
     end
     d:text(cx, plot.y + plot.h + 20, b.label or "", { anchor = "middle", size = 14 })
     if b.sublabel then
@@ -294,9 +361,10 @@ function svg.line_chart(spec)
     end
   else
     local step = nice_step(xmax, 6)
+    local label = svg.axis_format(step)
     fx = function(x) return plot.x + plot.w * (x - 0) / (math.ceil(xmax / step) * step) end
-    for v = 0, math.ceil(xmax / step) * step + step / 2, step do
-      d:text(fx(v), plot.y + plot.h + 18, svg.format_number(v), { anchor = "middle", size = 12, fill = "#444444" })
+    for k = 0, math.ceil(xmax / step) do
+      d:text(fx(k * step), plot.y + plot.h + 18, label(k * step), { anchor = "middle", size = 12, fill = "#444444" })
     end
   end
 
@@ -308,15 +376,17 @@ function svg.line_chart(spec)
     fy = function(y) return plot.y + plot.h - plot.h * (math.log(math.max(y, lo), 10) - a) / (b - a) end
     for _, v in ipairs(log_ticks(lo, hi, 10)) do
       d:line(plot.x, fy(v), plot.x + plot.w, fy(v), "#e3e3e3", 1)
-      d:text(plot.x - 8, fy(v) + 4, svg.format_number(v), { anchor = "end", size = 12, fill = "#444444" })
+      d:text(plot.x - 8, fy(v) + 4, svg.log_tick_format(v), { anchor = "end", size = 12, fill = "#444444" })
     end
   else
     local step = nice_step(ymax * 1.08, 6)
     local axis_top = math.ceil(ymax * 1.08 / step - 1e-9) * step
+    local label = svg.axis_format(step)
     fy = function(y) return plot.y + plot.h - plot.h * y / axis_top end
-    for v = 0, axis_top + step / 2, step do
+    for k = 0, math.floor(axis_top / step + 0.5) do
+      local v = k * step
       d:line(plot.x, fy(v), plot.x + plot.w, fy(v), "#e3e3e3", 1)
-      d:text(plot.x - 8, fy(v) + 4, svg.format_number(v), { anchor = "end", size = 12, fill = "#444444" })
+      d:text(plot.x - 8, fy(v) + 4, label(v), { anchor = "end", size = 12, fill = "#444444" })
     end
   end
   d:line(plot.x, plot.y + plot.h, plot.x + plot.w, plot.y + plot.h, "#333333", 1)

@@ -1,0 +1,89 @@
+--- What the command-line scripts (lunet-gpu-vs-cpu, lunet-batch-sweep) share:
+-- option converters whose messages name the option, the value and the
+-- allowed range; negative numbers as option values; paths relative to the
+-- caller's folder; telling a Ctrl-C from a device failure.
+local cli = {}
+
+--- An argparse converter: an integer from `lo` to `hi` (hi optional).
+-- `why_hi` says where the upper bound comes from ("the CPU threads here").
+function cli.integer(what, lo, hi, why_hi)
+  return function(s)
+    local v = math.tointeger(tonumber(s))
+    local range = hi and ("from %d to %d%s"):format(lo, hi, why_hi and (" (" .. why_hi .. ")") or "")
+      or ("at least %d"):format(lo)
+    if not v then return nil, ("%s must be an integer %s, got %q"):format(what, range, s) end
+    if v < lo or (hi and v > hi) then
+      return nil, ("%s must be %s%s, got %d"):format(what, hi and "an integer " or "", range, v)
+    end
+    return v
+  end
+end
+
+--- An argparse converter: a finite number above 0.
+function cli.positive_number(what)
+  return function(s)
+    local v = tonumber(s)
+    if not v or v ~= v or v <= 0 or v == math.huge then
+      return nil, ("%s must be a positive number (above 0), got %q"):format(what, s)
+    end
+    return v
+  end
+end
+
+--- `argv` with "--name -1" joined into "--name=-1": argparse takes a value
+-- that starts with "-" for an option, and says "unknown option '-1'".
+function cli.join_negative_values(argv)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a, b = argv[i], argv[i + 1]
+    if type(a) == "string" and a:match("^%-%-[%w-]+$") and type(b) == "string"
+        and (b:match("^%-%d") or b:match("^%-%.%d") or b:match("^%-inf") or b:match("^%-nan")) then
+      out[#out + 1] = a .. "=" .. b
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+--- The folder the user ran the command from.
+function cli.cwd()
+  local pwd = os.getenv("PWD")
+  if pwd and pwd:sub(1, 1) == "/" then return pwd end
+  local p = io.popen("pwd")
+  local dir = p and p:read("l")
+  if p then p:close() end
+  return dir or "."
+end
+
+--- `path` made absolute against the caller's folder (nil stays nil).
+function cli.absolute(path)
+  if path == nil or path:sub(1, 1) == "/" then return path end
+  local rel = path:gsub("^%./", "")
+  if rel == "." or rel == "" then return cli.cwd() end
+  return cli.cwd() .. "/" .. rel
+end
+
+--- The CPU threads this process may run on (nproc: affinity and cgroup
+-- limits included), at least 1.
+function cli.cpu_threads()
+  local p = io.popen("nproc 2>/dev/null")
+  local n = p and tonumber(p:read("l") or "")
+  if p then p:close() end
+  return math.max(1, math.tointeger(n) or 1)
+end
+
+--- Whether an error is the Lua interpreter's answer to SIGINT (Ctrl-C):
+-- lua5.4 raises "interrupted!" at the next Lua instruction.
+function cli.is_interrupt(err)
+  return tostring(err):find("interrupted!", 1, true) ~= nil
+end
+
+--- "1 pass", "3 passes": a count with the right form of its noun.
+function cli.plural(n, singular, plural)
+  return ("%s %s"):format(tostring(n), n == 1 and singular or (plural or singular .. "s"))
+end
+
+return cli
