@@ -2,23 +2,36 @@
 --- Throughput against batch size: training and inference images/s of the
 -- session's AlexNet for batch sizes 16 to 1024 (powers of two) on every
 -- device, written as batch_sweep.json and a line chart batch_sweep.svg
--- (log2 x axis, one line per device and phase). Try --help.
--- the checkout this script lives in, for its local build (scripts/find_lunet.lua)
+-- (log2 x axis, one line per device and phase). Try --help. Installed by
+-- luarocks as the command lunet-batch-sweep.
+if _VERSION ~= "Lua 5.4" then
+  io.stderr:write(("batch_sweep.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
+    _VERSION, arg and arg[0] or "scripts/batch_sweep.lua"))
+  os.exit(1)
+end
+-- from a checkout, the checkout's local build (scripts/find_lunet.lua); an
+-- installed copy has no find_lunet.lua beside it and needs none
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-assert(loadfile(here .. "/find_lunet.lua"))(here .. "/..")
+local find_lunet = loadfile(here .. "/find_lunet.lua")
+if find_lunet then find_lunet(here .. "/..") end
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
+local cli = require("lunet.cli")
 
-local integer_at_least, positive_number = session.integer_at_least, session.positive_number
+local function integer_at_least(lo, what) return cli.integer(what, lo) end
+local positive_number = cli.positive_number
 
 local function batch_sizes(s)
   local list = {}
   for part in s:gmatch("[^,]+") do
     local v = math.tointeger(tonumber(part))
-    if not v or v < 1 then return nil, ("--batch-sizes: %q is not a positive integer"):format(part) end
+    if not v or v < 1 then
+      return nil, ("--batch-sizes: %q is not a positive integer (each size from 1 to the training set's size)")
+        :format(part)
+    end
     list[#list + 1] = v
   end
   if #list == 0 then return nil, "--batch-sizes: no batch size given" end
@@ -41,27 +54,47 @@ parser:option("--repeat", "Timed measurements per point (after one warm-up); the
 parser:option("--data-mode", "seed (host batches copied to the device) or resident (dataset on the device).",
   "seed"):choices({ "seed", "resident" })
 parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--lr"))
-parser:option("--threads", "CPU threads."):convert(integer_at_least(1, "--threads"))
+local cpu_threads = cli.cpu_threads()
+parser:option("--threads", "CPU threads, 1 to " .. cpu_threads .. " here.")
+  :convert(cli.integer("--threads", 1, cpu_threads, "the CPU threads this process may use"))
 parser:option("--seed", "Seed for the weights and the batch order.", "42"):convert(integer_at_least(0, "--seed"))
-parser:option("--data", "Folder holding the Fashion-MNIST files.")
-parser:option("--out", "Folder for batch_sweep.json and batch_sweep.svg.", "results")
-local args = parser:parse()
+parser:option("--data", "Folder holding the Fashion-MNIST files (default: $LUNET_DATA/fashion-mnist, " ..
+  "./data/fashion-mnist or /usr/share/datasets/fashion-mnist).")
+parser:option("--out", "Folder for batch_sweep.json and batch_sweep.svg (created if missing).", "results")
+parser:epilog("Ctrl-C stops the sweep: the points measured are written as batch_sweep.interrupted.json " ..
+  "and .svg, never over a complete sweep; the exit status is then 130.")
+local args = parser:parse(cli.join_negative_values(arg))
 
 local function die(msg)
   io.stderr:write("batch_sweep.lua: ", msg, "\n")
   os.exit(1)
 end
 
+if args.devices:match("^%s*$") then
+  parser:error("--devices: no device named in '" .. args.devices .. "': name them (cpu, cuda, cuda:N), or all")
+end
 local devices, why = session.resolve_devices(args.devices)
 if not devices then parser:error("--devices: " .. why) end
+-- paths are the caller's: relative to the folder the command was run from
+args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
 local writable, werr = report.prepare_dir(args.out)
-if not writable then die(werr) end
+if not writable then die("--out: " .. werr) end
 if args.threads then lunet.set_num_threads(args.threads) end
-local gpu_ok, gpu_reason = lunet.cuda_available()
-if not gpu_ok then print("No GPU available: " .. tostring(gpu_reason) .. ". Sweeping the CPU only.") end
 
 local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
-if not ok then die(tostring(train)) end
+if not ok then
+  die((args.data and ("--data " .. args.data .. ": ") or "") .. tostring(train):gsub("pass root=DIR", "pass --data DIR"))
+end
+for _, b in ipairs(args.batch_sizes) do
+  if b > #train then
+    parser:error(("--batch-sizes: each size must be from 1 to %d (the training set's size), got %d"):format(#train, b))
+  end
+end
+local gpu_ok, gpu_reason = lunet.cuda_available()
+if not gpu_ok then
+  print(("No GPU available (%s): sweeping the CPU only; batch_sweep.json has the full reason.")
+    :format(report.short_reason(gpu_reason)))
+end
 
 local forward_flops = bench.model_flops(session.fresh_model(args.seed), { 1, 28, 28 })
 
@@ -124,10 +157,17 @@ local sweep = {
   devices = {},
 }
 
+local interrupted
 for _, name in ipairs(devices) do
   local entry = { device = name, info = lunet.device(name):info(), points = {} }
   for _, b in ipairs(args.batch_sizes) do
+    print(("[%s] batch %5d: measuring ..."):format(name, b))
     local ok_point, point = pcall(measure, name, b)
+    if not ok_point and cli.is_interrupt(point) then -- Ctrl-C: stop the whole sweep
+      interrupted = { at = ("on %s, batch size %d"):format(name, b) }
+      print("Interrupted (Ctrl-C) " .. interrupted.at .. ": stopping the sweep.")
+      break
+    end
     if ok_point then
       print(("[%s] batch %5d: training %8.0f img/s (%6.1f GFLOP/s), inference %8.0f img/s (%6.1f GFLOP/s)"):format(
         name, b, point.training.images_per_second, point.training.gflops,
@@ -141,8 +181,11 @@ for _, name in ipairs(devices) do
     collectgarbage()
   end
   sweep.devices[#sweep.devices + 1] = entry
+  if interrupted then break end
 end
 
-local written, paths = pcall(report.write_sweep, sweep, args.out)
+sweep.interrupted = interrupted
+local written, paths = pcall(report.write_sweep, sweep, args.out, { suffix = interrupted and ".interrupted" or nil })
 if not written then die(tostring(paths)) end
 print("wrote " .. table.concat(paths, ", "))
+if interrupted then os.exit(130) end

@@ -146,6 +146,7 @@ local function data_error(err)
   err = tostring(err):gsub("%(or pass root=DIR%)", "(or pass --data DIR)"):gsub("pass root=DIR", "pass --data DIR")
   return (args.data and ("--data " .. args.data .. ": ") or "") .. err
 end
+print("Loading Fashion-MNIST" .. (args.data and (" from " .. args.data) or "") .. " ...")
 local ok_train, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
 if not ok_train then die(data_error(train)) end
 local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root = args.data })
@@ -207,6 +208,9 @@ local function run_device(name)
   end
   local epochs, total_seconds, total_images = {}, 0, 0
   result.training = { epochs = epochs } -- what an interrupted run keeps
+  print(("[%s] training: %s of %s batches of %d%s"):format(name, cli.plural(args.epochs, "epoch"),
+    math.min(#train_loader, args.max_batches or math.huge), args.batch_size,
+    tty and "" or " (a line per epoch)"))
   for epoch = 1, args.epochs do
     position.phase, position.epoch, position.batch = "training", epoch, 0
     local e = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
@@ -226,11 +230,14 @@ local function run_device(name)
   }
 
   position.phase = "test accuracy"
+  print(("[%s] measuring test accuracy ..."):format(name))
   local correct, total = session.accuracy(model, test_loader, args.eval_max_batches)
   result.accuracy = { correct = correct, total = total, accuracy = correct / total }
   print(("[%s] test accuracy %.2f%% (%d/%d)"):format(name, 100 * correct / total, correct, total))
 
   position.phase = "timed inference"
+  print(("[%s] timing inference: a warm-up pass, then %s ..."):format(name,
+    cli.plural(args["repeat"], "timed pass", "timed passes")))
   local images = 0
   local timing = bench.time(function()
     images = session.inference_pass(model, test_loader, args.eval_max_batches)
@@ -249,6 +256,8 @@ local function run_device(name)
     result.inference.images_per_second, result.inference.gflops))
   -- the yardstick for the achieved rates: the device's own matrix-product rate
   position.phase = "sgemm rate"
+  print(("[%s] measuring the sgemm rate (%dx%dx%d product) ..."):format(name, args.sgemm_size, args.sgemm_size,
+    args.sgemm_size))
   result.sgemm = bench.sgemm_rate(dev, args.sgemm_size)
   result.training.sgemm_share = result.training.gflops / result.sgemm.gflops_best
   result.inference.sgemm_share = result.inference.gflops / result.sgemm.gflops_best
@@ -332,8 +341,12 @@ local written_ok, paths = pcall(report.write_session, results, args.out,
 if not written_ok then die(tostring(paths)) end
 
 print()
-for _, line in ipairs(report.speedup_lines(results, "training")) do print("training:  " .. line) end
-for _, line in ipairs(report.speedup_lines(results, "inference")) do print("inference: " .. line) end
+if #results.speedups == 0 then
+  print(report.speedup_lines(results, "training")[1])
+else
+  for _, line in ipairs(report.speedup_lines(results, "training")) do print("training:  " .. line) end
+  for _, line in ipairs(report.speedup_lines(results, "inference")) do print("inference: " .. line) end
+end
 print("wrote " .. table.concat(paths, ", "))
 if interrupted then
   print("The session was interrupted: these files hold the partial results; " ..

@@ -72,7 +72,8 @@ function helpers.cuda_it(name, fn)
   elseif os.getenv("LUNET_REQUIRE_CUDA") == "1" then
     busted.it(name, function() error("LUNET_REQUIRE_CUDA=1 but " .. tostring(reason), 0) end)
   else
-    busted.pending(name .. " (skipped: " .. tostring(reason):sub(1, 120) .. ")")
+    -- the reason in full: the output handler (spec/lunet_output.lua) prints it once for all
+    busted.pending(name .. " (skipped: no GPU: " .. tostring(reason) .. ")")
   end
 end
 

@@ -288,8 +288,8 @@ function report.session_markdown(results, files)
 
   add("## Training")
   add()
-  add(("%s epoch(s) of batch size %s%s; time and rate cover the whole loop (data, forward, backward, step)."):format(
-    tostring(a.epochs), tostring(a.batch_size),
+  add(("%s of batch size %s%s; time and rate cover the whole loop (data, forward, backward, step)."):format(
+    cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size),
     a.max_batches and (", **capped at " .. a.max_batches .. " batches per epoch** (a quick run, not the full lesson)") or ""))
   add()
   add(row({ "device", "time", "images/s", "GFLOP/s", "of sgemm", "final loss", "test accuracy" }))
