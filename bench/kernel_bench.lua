@@ -5,6 +5,14 @@
 -- and GFLOP/s of each (minimums are what a kernel can do on a busy machine).
 --
 --   lua5.4 bench/kernel_bench.lua [--threads 2] [--repeat 30] [--batch 64] [--only NAME]
+if _VERSION ~= "Lua 5.4" then
+  io.stderr:write(("kernel_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
+    _VERSION, arg and arg[0] or "bench/kernel_bench.lua"))
+  os.exit(1)
+end
+-- from a checkout, the checkout's local build when lunet is not installed (scripts/find_lunet.lua)
+local find_lunet = loadfile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../scripts/find_lunet.lua")
+if find_lunet then find_lunet(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/..") end
 local lunet = require("lunet")
 local core = require("lunet.core")
 local bench = require("lunet.bench")

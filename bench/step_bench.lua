@@ -9,6 +9,14 @@
 --   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
 --                               [--fuse 0]   (0: no fused conv blocks, for comparisons)
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
+if _VERSION ~= "Lua 5.4" then
+  io.stderr:write(("step_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
+    _VERSION, arg and arg[0] or "bench/step_bench.lua"))
+  os.exit(1)
+end
+-- from a checkout, the checkout's local build when lunet is not installed (scripts/find_lunet.lua)
+local find_lunet = loadfile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../scripts/find_lunet.lua")
+if find_lunet then find_lunet(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/..") end
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 local session = require("lunet.session")
