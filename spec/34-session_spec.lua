@@ -33,7 +33,7 @@ describe("scripts/gpu_vs_cpu.lua", function()
     assert.is_nil(out:find("\r", 1, true))
     assert.truthy(out:find("[cpu] test accuracy", 1, true), out)
     local gpu = lunet.cuda_available()
-    if not gpu then assert.truthy(out:find("No GPU available: ", 1, true), out) end
+    if not gpu then assert.truthy(out:find("No GPU available (", 1, true), out) end
 
     local results = cjson.decode((assert(read(dir .. "/out/results.json"))))
     local a = results.arguments
@@ -80,8 +80,9 @@ describe("scripts/gpu_vs_cpu.lua", function()
     local md = assert(read(dir .. "/out/report.md"))
     assert.truthy(md:find("## Achieved rate against the device's sgemm rate", 1, true))
     assert.truthy(md:find("128x128x128 float32 product", 1, true))
-    assert.truthy(md:find("| device | hardware | status | training time", 1, true))
+    assert.truthy(md:find("| device | time | images/s | GFLOP/s | of sgemm | final loss | test accuracy |", 1, true), md)
     assert.truthy(md:find("\n| cpu | ", 1, true))
+    assert.truthy(md:find("![Training time](training_time.svg)", 1, true), md)
     assert.truthy(md:find("capped at 3 batches", 1, true))
     for _, name in ipairs({ "training_time.svg", "inference_time.svg" }) do
       local doc = assert(read(dir .. "/out/" .. name), name)
@@ -108,7 +109,7 @@ describe("scripts/gpu_vs_cpu.lua", function()
     assert.equal(80, results.inference_images)
     assert.equal(5, results.arguments.eval_max_batches)
     local md = assert(read(dir .. "/out/report.md"))
-    assert.truthy(md:find("1 training steps before the timed epochs", 1, true), md)
+    assert.truthy(md:find("1 training step before the timed epochs", 1, true), md)
   end)
 
   it("rejects bad arguments with a clear message before doing any work", function()
@@ -118,6 +119,10 @@ describe("scripts/gpu_vs_cpu.lua", function()
       { "--epochs two", "--epochs must be an integer" },
       { "--batch-size=-4", "--batch-size must be at least 1" },
       { "--lr=-1", "--lr must be a positive number" },
+      { "--epochs -1", "--epochs must be at least 1, got -1" },
+      { "--threads 999", "--threads must be an integer from 1 to " },
+      { "--sgemm-size 100000", "--sgemm-size must be an integer from 16 to 16384" },
+      { "--devices ''", "--devices: no device named in ''" },
       { "--data-mode fast", "--data-mode' must be one of 'seed', 'resident'" },
       { "--repeat 0", "--repeat must be at least 1" },
       { "--eval-max-batches=-1", "--eval-max-batches must be at least 0" },
@@ -139,7 +144,8 @@ describe("scripts/gpu_vs_cpu.lua", function()
     f:close()
     local code, out = run_script("gpu_vs_cpu.lua", "--epochs 1 --max-batches 1 --out " .. sh_quote(dir .. "/a-file/out"))
     assert.equal(1, code, out)
-    assert.truthy(out:find("cannot write to the output folder " .. dir .. "/a-file/out", 1, true), out)
+    assert.truthy(out:find("--out: cannot write to the output folder " .. dir .. "/a-file/out: " .. dir
+      .. "/a-file is a file, not a folder", 1, true), out)
     assert.is_nil(out:find("epoch", 1, true))
   end)
 
@@ -169,6 +175,10 @@ describe("scripts/gpu_vs_cpu.lua", function()
       "--data-mode", "--threads", "--seed", "--out", "--list-devices" }) do
       assert.truthy(out:find(opt, 1, true), "--help does not mention " .. opt)
     end
+    -- the search order is in the epilog, below the options
+    assert.truthy(out:find("the search order below", 1, true), out)
+    assert.is_nil(out:find("above", 1, true), out)
+    assert.truthy(out:find("--compare", 1, true), out)
     code, out = run_script("gpu_vs_cpu.lua", "--list-devices")
     assert.equal(0, code, out)
     assert.truthy(out:find("^cpu: ") or out:find("\ncpu: "), out)

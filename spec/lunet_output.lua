@@ -8,7 +8,9 @@ return function(options)
   --- The reason a pending spec gives: its pending("...") message, or the
   -- "(skipped: ...)" its name ends with (helpers.cuda_it and the like).
   local function reason_of(p)
-    if type(p.message) == "string" and p.message ~= "" then return p.message end
+    if type(p.message) == "string" and p.message ~= "" then
+      return (p.message:gsub("^[^\n:]+:%d+: ", "")) -- without the spec file's name and line
+    end
     local why = p.name:match("%(skipped: (.*)%)$")
     return why or p.name
   end

@@ -83,7 +83,9 @@ end
 
 --- "1 pass", "3 passes": a count with the right form of its noun.
 function cli.plural(n, singular, plural)
-  return ("%s %s"):format(tostring(n), n == 1 and singular or (plural or singular .. "s"))
+  -- JSON gives back 2 as 2.0: a count is written as an integer
+  local shown = math.type(n) == "float" and math.tointeger(n) or n
+  return ("%s %s"):format(tostring(shown), n == 1 and singular or (plural or singular .. "s"))
 end
 
 return cli

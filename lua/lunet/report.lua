@@ -234,7 +234,12 @@ local function row(cells)
       if w > ww then wi, ww = i, w end
     end
     if ww <= 4 then break end
-    local keep = ww - (utf8.len(line()) - WIDTH) - 1
+    -- the widest cell loses what is over, but never below the next widest
+    local second = 0
+    for i, v in ipairs(c) do
+      if i ~= wi then second = math.max(second, utf8.len(v) or #v) end
+    end
+    local keep = math.max(ww - (utf8.len(line()) - WIDTH) - 1, second - 1)
     keep = math.max(3, math.min(keep, ww - 2))
     local cut = utf8.offset(c[wi], keep + 1) or (#c[wi] + 1)
     c[wi] = c[wi]:sub(1, cut - 1):gsub("%s+$", "") .. "…"
@@ -349,12 +354,16 @@ function report.session_markdown(results, files)
     add("Devices from earlier results.json files, drawn beside this run's in the charts. They were measured " ..
       "on other runs, maybe with other settings (the last column): compare rates (images/s), not times.")
     add()
-    add(row({ "device", "recorded on", "train img/s", "infer img/s", "accuracy", "settings" }))
-    add(align("l l r r r l"))
+    add(row({ "device", "recorded on", "training img/s", "inference img/s", "test accuracy" }))
+    add(align("l l r r r"))
     for _, c in ipairs(compared) do
-      add(row({ c.device, c.recorded_on, svg.format_number(c.training.images_per_second),
+      add(row({ c.device, c.machine or c.recorded_on, svg.format_number(c.training.images_per_second),
         svg.format_number(c.inference.images_per_second),
-        c.accuracy and ("%.2f%%"):format(100 * c.accuracy.accuracy) or "n/a", c.settings or "" }))
+        c.accuracy and ("%.2f%%"):format(100 * c.accuracy.accuracy) or "n/a" }))
+    end
+    add()
+    for _, c in ipairs(compared) do
+      add(("- %s, from %s: %s"):format(c.device, md_escape(c.file or "?"), md_escape(c.settings or "?")))
     end
     add()
   end
@@ -542,6 +551,8 @@ function report.inference_chart(results)
   })
 end
 
+local function integer_text(v) return tostring(math.type(v) == "float" and math.tointeger(v) or v) end
+
 --- The measured devices of an earlier results.json (--compare), each with
 -- `recorded_on` ("recorded on NVIDIA H100, 2026-11-30") and `settings`.
 -- Returns the list, or nil and a message naming the file and the problem.
@@ -565,9 +576,11 @@ function report.load_compared(path)
     if r.status == "ok" and type(r.training) == "table" and type(r.inference) == "table" then
       list[#list + 1] = { device = r.device, status = "ok", file = path, info = r.info,
         training = r.training, inference = r.inference, accuracy = r.accuracy,
+        machine = ("%s, %s"):format(report.hardware(r, env), date),
         recorded_on = ("recorded on %s, %s"):format(report.hardware(r, env), date),
-        settings = ("%s, batch %s%s, %s"):format(cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size),
-          a.max_batches and (", max " .. a.max_batches .. " batches") or "", tostring(a.data_mode)) }
+        settings = ("%s, batch %s%s, %s"):format(cli.plural(a.epochs or "?", "epoch"), integer_text(a.batch_size),
+          a.max_batches and (", at most " .. cli.plural(a.max_batches, "batch", "batches")) or "",
+          tostring(a.data_mode)) }
     end
   end
   if #list == 0 then return nil, path .. " has no measured device" end
