@@ -138,7 +138,9 @@ local function seconds(v)
   if v >= 100 then return ("%.0f s"):format(v) end
   if v >= 10 then return ("%.1f s"):format(v) end
   if v >= 1 then return ("%.2f s"):format(v) end
-  return ("%.3g s"):format(v)
+  if v <= 0 then return "0 s" end
+  -- three significant digits, trailing zeros kept: "0.600 s" beside "2.50 s"
+  return ("%." .. math.min(9, 2 - math.floor(math.log(v, 10))) .. "f s"):format(v)
 end
 report.format_seconds = seconds
 
@@ -148,7 +150,7 @@ report.format_seconds = seconds
 function report.short_reason(reason, max)
   max = max or 80
   local s = tostring(reason or "unknown reason"):gsub("%s+", " ")
-  s = s:gsub("^[%w_%.]+: ", "")
+  s = s:gsub("^[%w_%.]+: ", ""):gsub("^[%w_%.]-:%d+: ", "") -- "lunet.cuda: ", "cuda:1: "
   s = s:match("^(.-)%s*%(") or s
   if utf8.len(s) and utf8.len(s) > max then
     local cut = s:sub(1, (utf8.offset(s, max) or max + 1) - 1)
