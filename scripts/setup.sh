@@ -59,11 +59,17 @@ lunet_build() {
   [ -d /usr/local/cuda/bin ] && export PATH="$PATH:/usr/local/cuda/bin"
   # luarocks runs `cmake --build` without -j
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
-  (cd "$LUNET_ROOT" && exec luarocks --lua-version=5.4 --tree="$LUNET_ROOT/.luarocks" make \
+  # in a process group of its own, so that Ctrl-C can stop the whole build
+  # (a background job ignores SIGINT; make and the compilers would go on)
+  (cd "$LUNET_ROOT" && exec setsid luarocks --lua-version=5.4 --tree="$LUNET_ROOT/.luarocks" make \
      "$LUNET_ROOT/lunet-scm-1.rockspec") >"$log" 2>&1 &
   pid=$!
+  trap 'kill -TERM -- "-$pid" 2>/dev/null; echo; echo "lunet: build interrupted" >&2; exit 130' INT TERM
   lunet_progress "$pid" "$log" "building"
-  if ! wait "$pid"; then
+  local built=0
+  wait "$pid" || built=$?
+  trap - INT TERM
+  if [ "$built" -ne 0 ]; then
     cat "$log" >&2
     echo "lunet: build failed (log above, also in $log)" >&2
     exit 1
