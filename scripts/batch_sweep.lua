@@ -52,7 +52,7 @@ parser:option("--min-steps", "Fewest batches timed per measurement.", "3")
 parser:option("--repeat", "Timed measurements per point (after one warm-up); the median is reported.", "1")
   :convert(integer_at_least(1, "--repeat"))
 parser:option("--data-mode", "seed (host batches copied to the device) or resident (dataset on the device).",
-  "seed"):choices({ "seed", "resident" })
+  "seed"):convert(cli.one_of("--data-mode", { "seed", "resident" }))
 parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--lr"))
 local cpu_threads = cli.cpu_threads()
 parser:option("--threads", "CPU threads, 1 to " .. cpu_threads .. " here.")

@@ -23,7 +23,6 @@ local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
 local cli = require("lunet.cli")
-local cjson = require("cjson")
 
 local function integer_at_least(lo, what) return cli.integer(what, lo) end
 local positive_number = cli.positive_number
@@ -64,7 +63,7 @@ parser:option("--repeat", "Timed inference passes over the test set (after one w
   "the report gives their median, min and max.", "3"):convert(integer_at_least(1, "--repeat"))
 parser:option("--data-mode", "seed: each batch is prepared on the host and copied to the device, as the " ..
   "original notebook does; resident: the dataset is uploaded once and batches are gathered on the device.", "seed")
-  :choices({ "seed", "resident" })
+  :convert(cli.one_of("--data-mode", { "seed", "resident" }))
 local cpu_threads = cli.cpu_threads()
 parser:option("--threads", "CPU threads for BLAS and lunet's loops, 1 to " .. cpu_threads ..
   " here (default: lunet's default, " .. lunet.get_num_threads() .. " here).")

@@ -123,7 +123,7 @@ describe("scripts/gpu_vs_cpu.lua", function()
       { "--threads 999", "--threads must be an integer from 1 to " },
       { "--sgemm-size 100000", "--sgemm-size must be an integer from 16 to 16384" },
       { "--devices ''", "--devices: no device named in ''" },
-      { "--data-mode fast", "--data-mode' must be one of 'seed', 'resident'" },
+      { "--data-mode fast", "--data-mode must be one of seed, resident, got \"fast\"" },
       { "--repeat 0", "--repeat must be at least 1" },
       { "--eval-max-batches=-1", "--eval-max-batches must be at least 0" },
       { "--warmup-batches x", "--warmup-batches must be an integer" },

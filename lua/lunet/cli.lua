@@ -30,6 +30,16 @@ function cli.positive_number(what)
   end
 end
 
+--- An argparse converter: one of the words in `list`.
+function cli.one_of(what, list)
+  local allowed = {}
+  for _, v in ipairs(list) do allowed[v] = true end
+  return function(s)
+    if allowed[s] then return s end
+    return nil, ("%s must be one of %s, got %q"):format(what, table.concat(list, ", "), s)
+  end
+end
+
 --- `argv` with "--name -1" joined into "--name=-1": argparse takes a value
 -- that starts with "-" for an option, and says "unknown option '-1'".
 function cli.join_negative_values(argv)

@@ -257,8 +257,8 @@ local function align(spec) -- "l r r" -> "|---|---:|---:|"
 end
 
 local function status_text(r)
-  if r.status == "interrupted" then return "interrupted" end
-  return "failed: " .. tostring(r.error or "unknown error")
+  if r.status == "interrupted" then return "**interrupted**" end
+  return "**failed**: " .. tostring(r.error or "unknown error")
 end
 
 local function pct(v) return v and ("%.0f%%"):format(100 * v) or "n/a" end
@@ -308,7 +308,7 @@ function report.session_markdown(results, files)
         pct(tr.sgemm_share), fmt(tr.final_loss, "%.4f"),
         r.accuracy and ("%.2f%%"):format(100 * r.accuracy.accuracy) or "n/a" }))
     else
-      add(row({ r.device, "**" .. status_text(r) .. "**", "", "", "", "", "" }))
+      add(row({ r.device, status_text(r), "", "", "", "", "" }))
     end
   end
   add()
@@ -328,7 +328,7 @@ function report.session_markdown(results, files)
       add(row({ r.device, seconds(inf.median_seconds), seconds(inf.min_seconds) .. " – " .. seconds(inf.max_seconds),
         svg.format_number(inf.images_per_second), fmt(inf.gflops, "%.1f"), pct(inf.sgemm_share) }))
     else
-      add(row({ r.device, "**" .. status_text(r) .. "**", "", "", "", "" }))
+      add(row({ r.device, status_text(r), "", "", "", "" }))
     end
   end
   add()
