@@ -134,7 +134,7 @@ function data.DataLoader(dataset, opts)
   local files = dataset.images == nil -- decoded from image files, batch by batch
   local prefetch = check_integer("prefetch", opts.prefetch == nil and 2 or opts.prefetch, 0)
   local n = files and #dataset.paths or dataset.images:size(1)
-  local row_shape = files and dataset.image_shape() or dataset.images:shape()
+  local row_shape = files and dataset:image_shape() or dataset.images:shape()
   if not files then table.remove(row_shape, 1) end
   local drop_last = opts.drop_last and true or false
   local global_batch = batch_size * world
@@ -183,10 +183,8 @@ function data.DataLoader(dataset, opts)
   self.order_host = identity_order(n)
   if padded > n then self.order_host = self:pad_order(self.order_host) end
   if files then
-    self.decoded = {}
-    for k = 1, prefetch + 1 do -- a ring of uint8 batches being decoded
-      self.decoded[k] = core.empty(batch_shape, { dtype = "uint8" })
-    end
+    -- decoded batches arrive here (the decoder's threads fill memory of their own)
+    self.decoded = core.empty(batch_shape, { dtype = "uint8" })
     self.images, self.labels, self.order = nil, dataset.labels, self.order_host
     self.identity = identity_order(full)
   elseif mode == "resident" and not on_host and gather_on == device then
@@ -236,8 +234,7 @@ function data.DataLoader(dataset, opts)
       for k, buf in pairs(self.transform_buffers) do v.buffers[k] = buf:narrow(1, 1, len) end
     end
     if files then
-      v.decoded = {}
-      for k, t in ipairs(self.decoded) do v.decoded[k] = len == full and t or t:narrow(1, 1, len) end
+      v.decoded = len == full and self.decoded or self.decoded:narrow(1, 1, len)
       v.identity = len == full and self.identity or self.identity:narrow(1, 1, len)
     end
     self.views[b] = v
@@ -363,40 +360,39 @@ function DataLoader:batch_paths(b)
 end
 
 function DataLoader:submit(b)
-  local v = self.views[b]
-  if not v then return end
-  local slot = (b - 1) % #self.decoded + 1
-  self.pending[b] = self.decoder:submit(self:batch_paths(b), v.decoded[slot])
+  if not self.views[b] or self.pending[b] then return end
+  self.pending[b] = self.decoder:submit(self:batch_paths(b))
 end
 
 --- Starts decoding the first prefetch + 1 batches of the epoch.
 function DataLoader:start_decoding()
   self:stop_decoding()
-  self.decoder = self.decoder or self.dataset.decoder()
+  self.decoder = self.decoder or self.dataset:decoder()
   self.order_host_epoch = self.order_host:totable() -- iter has put the epoch's order there
   self.pending = {}
-  for b = 1, math.min(#self.decoded, self.num_batches) do self:submit(b) end
+  for b = 1, math.min(self.prefetch + 1, self.num_batches) do self:submit(b) end
 end
 
---- Waits for batch b and returns its decoded uint8 tensor. Batch b - 1 is
--- done with by now (the caller asks for the next batch after its step), so
--- its slot goes to batch b - 1 + #decoded, queued first.
+--- Queues batch b + prefetch (so that prefetch batches are decoded ahead
+-- while b is used), waits for batch b and returns it as uint8.
 function DataLoader:decoded_batch(b)
-  if b > 1 then self:submit(b - 1 + #self.decoded) end
+  self:submit(b + self.prefetch)
+  self:submit(b) -- not yet queued when the loop skipped ahead
   local ticket = self.pending[b]
   self.pending[b] = nil
+  local v = self.views[b]
   local t0 = core.clock()
-  local ok, bad = self.decoder:wait(ticket)
+  local ok, bad = self.decoder:wait(ticket, v.decoded)
   self.wait_seconds = self.wait_seconds + (core.clock() - t0)
   if not ok then
     self:stop_decoding()
     fail("%s", bad)
   end
   self.bad_images = self.bad_images + bad
-  return self.views[b].decoded[(b - 1) % #self.decoded + 1]
+  return v.decoded
 end
 
---- Waits for every batch still being decoded (their buffers are reused).
+--- Waits for every batch still being decoded, and drops them.
 function DataLoader:stop_decoding()
   if self.pending and self.decoder then
     for b, ticket in pairs(self.pending) do
@@ -411,7 +407,7 @@ function DataLoader:free()
   if self.files then
     self:stop_decoding()
     if self.decoder then self.decoder:close() end
-    for _, t in ipairs(self.decoded) do t:free() end
+    self.decoded:free()
   end
   for _, buf in pairs(self.transform_buffers or {}) do
     if buf ~= self.x then buf:free() end
