@@ -165,7 +165,7 @@ function data.DataLoader(dataset, opts)
 
   local on_host = tostring(device) == "cpu"
   local batch_shape = { full, table.unpack(row_shape) }
-  local pipeline = transforms.pipeline(opts.transform, batch_shape, "lunet.data.DataLoader: transform")
+  local pipeline = transforms.pipeline(opts.transform, batch_shape, "lunet.data.DataLoader")
   self.pipeline = pipeline
   local augment = pipeline and pipeline.list
   -- the key of the random transforms: the loader's seed, else one drawn from

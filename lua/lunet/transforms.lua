@@ -246,7 +246,9 @@ function transforms.pipeline(transform, batch_shape, fname)
       error(("%s: transform %d is %s, not a lunet.transforms object"):format(fname, k, type(t)), 0)
     end
     local ok, out = pcall(t.output_shape, t, shape)
-    if not ok then error(("%s: transform %d: %s"):format(fname, k, tostring(out)), 0) end
+    if not ok then
+      error(("%s: transform %d: %s"):format(fname, k, (tostring(out):gsub("^.-(lunet%.transforms%.)", "%1"))), 0)
+    end
     shapes[k] = out
     shape = out
     names[k] = tostring(t)
