@@ -159,6 +159,9 @@ describe_if(have_both, "lunet.datasets.image_folder", function()
     assert.same({ 3, 12, 10 }, img:shape())
     assert.equal("uint8", img:dtype())
     assert.equal(2, label)
+    -- dataset.images decodes them all on first use
+    assert.same({ 15, 3, 12, 10 }, ds.images:shape())
+    assert.same(img:totable(), ds.images:narrow(1, 6, 1):reshape({ 3, 12, 10 }):totable())
     -- without split, root itself holds the classes
     assert.equal(6, #lunet.datasets.image_folder({ root = dir .. "/val", size = 8 }))
   end)

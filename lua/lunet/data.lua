@@ -60,7 +60,7 @@ local function check_dataset(dataset)
   if type(dataset) ~= "table" then
     fail("argument #1: expected a dataset (a table with images and labels), got %s", type(dataset))
   end
-  if dataset.images == nil and type(dataset.paths) == "table" and type(dataset.decoder) == "function" then
+  if rawget(dataset, "images") == nil and type(dataset.paths) == "table" and type(dataset.decoder) == "function" then
     local labels = dataset.labels
     if not core.is_tensor(labels) or labels:dim() ~= 1 or labels:size(1) ~= #dataset.paths then
       fail("the image files dataset must have int32 `labels` {N}, one per path")
@@ -131,7 +131,7 @@ function data.DataLoader(dataset, opts)
   local ok, device = pcall(core.device, opts.device or "cpu")
   if not ok then fail("device: %s", (tostring(device):gsub("^.-lunet%.device: ", ""))) end
 
-  local files = dataset.images == nil -- decoded from image files, batch by batch
+  local files = rawget(dataset, "images") == nil -- decoded from image files, batch by batch
   local prefetch = check_integer("prefetch", opts.prefetch == nil and 2 or opts.prefetch, 0)
   local n = files and #dataset.paths or dataset.images:size(1)
   local row_shape = files and dataset:image_shape() or dataset.images:shape()
@@ -287,7 +287,7 @@ function DataLoader:iter(epoch)
   end
   if self.freed then fail("iter: the loader was freed") end
   for _, name in ipairs({ "images", "labels" }) do
-    local t = self.dataset[name]
+    local t = self.files and rawget(self.dataset, name) or self.dataset[name]
     if not (t == nil and self.files) and not pcall(t.dim, t) then
       fail("iter: the dataset's %s tensor was freed", name)
     end
@@ -415,7 +415,7 @@ function DataLoader:free()
   for _, name in ipairs({ "gather_x", "gather_y", "x", "y" }) do
     if self[name] and pcall(self[name].dim, self[name]) then self[name]:free() end
   end
-  if self.images and self.images ~= self.dataset.images then
+  if self.images and self.images ~= rawget(self.dataset, "images") then
     self.images:free()
     self.labels:free()
   end

@@ -235,8 +235,20 @@ local IMAGE_FOLDER_HOWTO = "an image folder holds one sub-folder per class with 
 local IMAGE_EXTENSIONS = { jpg = true, jpeg = true, png = true }
 
 local ImageFolder = { __name = "lunet.ImageFolder" }
-ImageFolder.__index = ImageFolder
 ImageFolder.__len = function(self) return #self.paths end
+local decode_all
+-- `dataset.images` of a folder that was not preloaded decodes every image on
+-- first use (and keeps them); a DataLoader does not ask for it and decodes
+-- batch by batch instead.
+ImageFolder.__index = function(self, key)
+  if key == "images" then
+    local images, bad = decode_all(self, "lunet.ImageFolder.images")
+    rawset(self, "images", images)
+    rawset(self, "bad_images", bad)
+    return images
+  end
+  return ImageFolder[key]
+end
 
 --- {3, H, W}: the shape of one decoded image.
 function ImageFolder:image_shape()
@@ -255,15 +267,16 @@ function ImageFolder:get(i)
     error(("lunet.ImageFolder:get: index must be an integer in 1..%d, got %s"):format(#self.paths,
       tostring(i)), 2)
   end
-  if self.images then
-    return self.images:narrow(1, i, 1):reshape(self:image_shape()), self.labels:get(i)
+  local images = rawget(self, "images")
+  if images then
+    return images:narrow(1, i, 1):reshape(self:image_shape()), self.labels:get(i)
   end
   local ok, img = pcall(core.image_load, self.paths[i], self.size[1], self.size[2])
   if not ok then error("lunet.ImageFolder:get: " .. tostring(img):gsub("^.-lunet%.image_load: ", ""), 2) end
   return img, self.labels:get(i)
 end
 
-local function decode_all(self, fname)
+function decode_all(self, fname)
   local n = #self.paths
   local images = core.empty({ n, 3, self.size[1], self.size[2] }, { dtype = "uint8" })
   local decoder = self:decoder()
@@ -297,7 +310,8 @@ end
 -- ignored (dataset.ignored). Images are decoded, scaled to cover `size` and
 -- centre-cropped by `threads` C threads: all of them now with preload = true
 -- (dataset.images, uint8 {N, 3, H, W}), else batch by batch as a DataLoader
--- asks, ahead of the training step (its prefetch= option); an image that
+-- asks, ahead of the training step (its prefetch= option; reading
+-- dataset.images decodes them all then); an image that
 -- turns out damaged then is an error naming the file, or with skip_bad a
 -- black image counted in loader.bad_images.
 function datasets.image_folder(opts)
