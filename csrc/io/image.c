@@ -601,6 +601,7 @@ static int write_png(const char *path, const uint8_t *hwc, int channels, int hei
 int ln_image_write(const char *path, ln_image_format format, const uint8_t *chw, int channels,
                    int height, int width, int quality)
 {
+    (void)path; /* unused in a build without either library */
     if (channels != 1 && channels != 3)
         return ln_error(LN_EINVAL, "an image to write must have 1 or 3 channels, got %d", channels);
     if (height < 1 || width < 1 || height > 65535 || width > 65535)

@@ -377,7 +377,8 @@ function datasets.image_folder(opts)
           labels[#labels + 1] = label
         else
           why = tostring(why):gsub("^.-lunet%.image_probe: ", "")
-          if not opts.skip_bad or why:find("built without") then
+          if why:find("built without", 1, true) then error(("%s: %s"):format(fname, why), 0) end
+          if not opts.skip_bad then
             error(("%s: %s (pass skip_bad = true to leave such files out)"):format(fname, why), 0)
           end
           skipped[#skipped + 1] = why
