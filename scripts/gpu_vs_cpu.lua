@@ -104,7 +104,13 @@ if args.list_devices then
   os.exit(0)
 end
 
-if args.distributed then os.exit(require("lunet.dist_session").main(args)) end
+if args.distributed then
+  if args.dataset ~= "fashion-mnist" then
+    parser:error("--distributed trains the Fashion-MNIST lesson only (--dataset fashion-mnist)")
+  end
+  args.lr = args.lr or 1e-3 -- Adam's, as the lesson's
+  os.exit(require("lunet.dist_session").main(args))
+end
 
 local function die(msg)
   io.stderr:write("gpu_vs_cpu.lua: ", msg, "\n")
@@ -317,7 +323,7 @@ local results = {
   schema = "lunet.gpu_vs_cpu/1",
   arguments = {
     devices = devices, epochs = args.epochs, batch_size = args.batch_size,
-    eval_batch_size = args.eval_batch_size, lr = args.lr, max_batches = args.max_batches,
+    eval_batch_size = args.eval_batch_size, lr = recipe.lr, max_batches = args.max_batches,
     eval_max_batches = args.eval_max_batches, warmup_batches = args.warmup_batches,
     sgemm_size = args.sgemm_size, dataset = args.dataset, model = recipe.model,
     ["repeat"] = args["repeat"], data_mode = args.data_mode, threads = args.threads, seed = args.seed,

@@ -167,6 +167,17 @@ describe("DataLoader transform=", function()
     assert.are_not.same(reference, epoch3)
   end)
 
+  it("gives each data-parallel rank the augmentation of its images in the global batch", function()
+    local single = epoch(lunet.data.DataLoader(ds, { batch_size = 4, shuffle = true, seed = 5, transform = list() }), 1)
+    for rank = 0, 1 do
+      local shard = epoch(lunet.data.DataLoader(ds, { batch_size = 2, shuffle = true, seed = 5, rank = rank,
+        world = 2, transform = list() }), 1)
+      for b = 1, 2 do -- the full global batches
+        assert.same({ single[b][2 * rank + 1], single[b][2 * rank + 2] }, shard[b])
+      end
+    end
+  end)
+
   it("without a seed draws the key from lunet.manual_seed's generator", function()
     lunet.manual_seed(11)
     local a = images_of((epoch(lunet.data.DataLoader(ds, { batch_size = 5, transform = list() }), 1)))
