@@ -170,7 +170,7 @@ function data.DataLoader(dataset, opts)
   local augment = pipeline and pipeline.list
   -- the key of the random transforms: the loader's seed, else one drawn from
   -- the global generator now (lunet.manual_seed repeats it)
-  self.transform_seed = seed or math.floor(core.rand({ 1 }):get(1) * 2 ^ 31)
+  if augment then self.transform_seed = seed or math.floor(core.rand({ 1 }):get(1) * 2 ^ 31) end
   local host_memory = device.type ~= "cuda"
   -- where batches are gathered: the host in seed mode, the device in resident
   -- mode; the host also for files, and for transforms on a GPU (no kernels)

@@ -16,7 +16,7 @@
 --
 -- A transform can also be called on a tensor, `T.RandomHorizontalFlip(1)(x)`,
 -- which returns a new tensor (drawing from a counter the transform keeps,
--- seeded from lunet.manual_seed's generator when the transform was made).
+-- seeded from lunet.manual_seed's generator at the first call).
 local core = require("lunet.core")
 
 local transforms = {}
@@ -38,8 +38,6 @@ end
 local function new(cls, name, fields)
   fields.name = name
   fields.fname = "lunet.transforms." .. name
-  -- the key of direct calls: from the global generator, so manual_seed repeats them
-  fields.own_seed = math.floor(core.rand({ 1 }):get(1) * 2 ^ 31)
   fields.own_counter = 0
   return setmetatable(fields, cls)
 end
@@ -82,6 +80,9 @@ function Transform:call(x)
   if host == batch then host = batch:clone() end
   local out = self:output_shape(host:shape())
   local buffer = self:out_of_place() and core.empty(out) or nil
+  -- the key of direct calls: drawn from the global generator on the first
+  -- call, so lunet.manual_seed repeats them (a loader's key comes from the loader)
+  self.own_seed = self.own_seed or math.floor(core.rand({ 1 }):get(1) * 2 ^ 31)
   local y = self:apply(host, self.own_seed, self.own_counter, buffer)
   self.own_counter = self.own_counter + host:size(1)
   if single then y = y:reshape({ out[2], out[3], out[4] }) end
