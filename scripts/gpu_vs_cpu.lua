@@ -45,7 +45,21 @@ parser:option("--batch-size", "Training batch size, from 1 to the training set's
   :convert(integer_at_least(1, "--batch-size"))
 parser:option("--eval-batch-size", "Batch size for test accuracy and timed inference (default: --batch-size).")
   :convert(integer_at_least(1, "--eval-batch-size"))
-parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--lr"))
+parser:option("--lr", "Learning rate: Adam's for fashion-mnist (default 1e-3); the one-cycle peak for " ..
+  "SGD on cifar10 (default 0.4 x batch size / 512) and image-folder (default 0.01).")
+  :convert(positive_number("--lr"))
+parser:option("--dataset", "fashion-mnist: the lesson's small AlexNet on Fashion-MNIST; cifar10: a ResNet-9 on " ..
+  "CIFAR-10 with crop + flip augmentation; image-folder: the original AlexNet on a folder of JPEG/PNG " ..
+  "images (--data DIR, laid out DIR/train/<class>/<image> and DIR/val/<class>/<image>, as Imagenette).",
+  "fashion-mnist"):choices({ "fashion-mnist", "cifar10", "image-folder" })
+parser:option("--model", "The model, instead of the dataset's own: fashion_alexnet, cifar_resnet or alexnet.")
+  :choices({ "fashion_alexnet", "cifar_resnet", "alexnet" })
+parser:option("--width", "Channels of cifar_resnet's first layer (64: the full ResNet-9).", "64")
+  :convert(integer_at_least(1, "--width"))
+parser:option("--image-size", "image-folder: images are scaled and centre-cropped to this size (AlexNet: 224).", "224")
+  :convert(integer_at_least(8, "--image-size"))
+parser:option("--prefetch", "image-folder: batches decoded ahead of the training step by worker threads.", "2")
+  :convert(integer_at_least(0, "--prefetch"))
 parser:option("--max-batches",
   "Stop each epoch, and each pass over the test set, after N batches: a quick run, not the full lesson.")
   :convert(integer_at_least(1, "--max-batches"))
@@ -70,7 +84,8 @@ parser:option("--threads", "CPU threads for BLAS and lunet's loops, 1 to " .. cp
   :convert(cli.integer("--threads", 1, cpu_threads, "the CPU threads this process may use"))
 parser:option("--seed", "Seed for the initial weights and the shuffling: the same on every device.", "42")
   :convert(integer_at_least(0, "--seed"))
-parser:option("--data", "Folder holding the Fashion-MNIST files (default: the search order below).")
+parser:option("--data", "Folder holding the dataset's files (default: the search order below; " ..
+  "required for image-folder).")
 parser:option("--out", "Folder for results.json, report.md and the charts (created if missing).", "results")
 parser:option("--compare", "Earlier results.json files (another machine's, a GPU run's) whose devices " ..
   "are drawn beside this run's, labelled \"recorded on <device>, <date>\".")
@@ -107,7 +122,13 @@ end
 
 -- paths are the caller's: relative to the folder the command was run from
 args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
-if args.distributed then os.exit(require("lunet.dist_session").main(args)) end
+if args.distributed then
+  if args.dataset ~= "fashion-mnist" then
+    parser:error("--distributed trains the Fashion-MNIST lesson only (--dataset fashion-mnist)")
+  end
+  args.lr = args.lr or 1e-3 -- Adam's, as the lesson's
+  os.exit(require("lunet.dist_session").main(args))
+end
 
 local function die(msg)
   io.stderr:write("gpu_vs_cpu.lua: ", msg, "\n")
@@ -145,11 +166,54 @@ local function data_error(err)
   err = tostring(err):gsub("%(or pass root=DIR%)", "(or pass --data DIR)"):gsub("pass root=DIR", "pass --data DIR")
   return (args.data and ("--data " .. args.data .. ": ") or "") .. err
 end
-print("Loading Fashion-MNIST" .. (args.data and (" from " .. args.data) or "") .. " ...")
-local ok_train, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
-if not ok_train then die(data_error(train)) end
-local ok_test, test = pcall(lunet.datasets.fashion_mnist, { split = "test", root = args.data })
-if not ok_test then die(data_error(test)) end
+-- The dataset, the model and the training recipe of each lesson.
+local CIFAR_MEAN, CIFAR_STD = { 0.4914, 0.4822, 0.4465 }, { 0.2470, 0.2435, 0.2616 }
+local IMAGENET_MEAN, IMAGENET_STD = { 0.485, 0.456, 0.406 }, { 0.229, 0.224, 0.225 }
+local T = lunet.transforms
+local recipe, train, test, image_shape
+print(("Loading %s%s ..."):format(args.dataset, args.data and (" from " .. args.data) or ""))
+local function load(fn, opts)
+  local ok, ds = pcall(fn, opts)
+  if not ok then die(data_error(ds)) end
+  return ds
+end
+if args.dataset == "fashion-mnist" then
+  train = load(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
+  test = load(lunet.datasets.fashion_mnist, { split = "test", root = args.data })
+  image_shape = { 1, 28, 28 }
+  recipe = { model = "fashion_alexnet", optimizer = "adam", lr = args.lr or 1e-3 }
+elseif args.dataset == "cifar10" then
+  train = load(lunet.datasets.cifar10, { split = "train", root = args.data })
+  test = load(lunet.datasets.cifar10, { split = "test", root = args.data })
+  image_shape = { 3, 32, 32 }
+  -- ResNet-9's recipe peaks at 0.4 for batches of 512 (mean loss); other batch sizes scale linearly
+  recipe = { model = "cifar_resnet", optimizer = "sgd", lr = args.lr or math.min(0.8, 0.4 * args.batch_size / 512),
+    train_transform = function() return { T.RandomCrop(32, { padding = 4 }), T.RandomHorizontalFlip(0.5),
+      T.Normalize(CIFAR_MEAN, CIFAR_STD) } end,
+    test_transform = function() return { T.Normalize(CIFAR_MEAN, CIFAR_STD) } end,
+    augmentation = "random 32x32 crop of the image padded by 4, horizontal flip (p 0.5), normalised per channel" }
+else
+  if not args.data then parser:error("--dataset image-folder needs --data DIR (DIR/train/<class>/<image>)") end
+  local size = { args.image_size, args.image_size }
+  local has = {}
+  local ok_list, entries = pcall(lunet.list_dir, args.data)
+  if not ok_list then die(tostring(entries)) end
+  for _, e in ipairs(entries) do has[e.name] = e.kind == "dir" end
+  local test_split = has.val and "val" or (has.test and "test" or nil)
+  local train_split = has.train and "train" or nil
+  train = load(lunet.datasets.image_folder, { root = args.data, split = train_split, size = size })
+  test = load(lunet.datasets.image_folder, { root = args.data, split = train_split and test_split or nil,
+    size = size })
+  image_shape = { 3, args.image_size, args.image_size }
+  recipe = { model = "alexnet", optimizer = "sgd", lr = args.lr or 0.01, prefetch = args.prefetch,
+    train_transform = function() return { T.RandomHorizontalFlip(0.5), T.Normalize(IMAGENET_MEAN, IMAGENET_STD) } end,
+    test_transform = function() return { T.Normalize(IMAGENET_MEAN, IMAGENET_STD) } end,
+    augmentation = ("scaled and centre-cropped to %dx%d when decoded, horizontal flip (p 0.5), normalised per channel")
+      :format(args.image_size, args.image_size) }
+  if not (train_split and test_split) then
+    recipe.note = "no train/ and val/ sub-folders: the test set is the training folder itself"
+  end
+end
 -- a batch larger than its set would quietly be the whole set
 if args.batch_size > #train then
   parser:error(("--batch-size must be an integer from 1 to %d (the training set's size), got %d")
@@ -160,12 +224,44 @@ if args.eval_batch_size > #test then
     :format(#test, args.eval_batch_size, args.eval_batch_size == args.batch_size
       and " (it defaults to --batch-size)" or ""))
 end
+recipe.model = args.model or recipe.model
+local num_classes = #train.classes
+local builders = {
+  fashion_alexnet = function() return lunet.models.fashion_alexnet(num_classes) end,
+  cifar_resnet = function()
+    return lunet.models.cifar_resnet({ width = args.width, num_classes = num_classes, in_channels = image_shape[1] })
+  end,
+  alexnet = function() return lunet.models.alexnet({ num_classes = num_classes }) end,
+}
+local build_model = builders[recipe.model]
+local steps_per_epoch = math.ceil(#train / args.batch_size)
+if args.max_batches then steps_per_epoch = math.min(steps_per_epoch, args.max_batches) end
+if recipe.optimizer == "adam" then
+  recipe.description = ("Adam (lr %g)"):format(recipe.lr)
+else
+  recipe.description = ("SGD with nesterov momentum 0.9 and weight decay 5e-4, OneCycleLR (peak lr %g, " ..
+    "30%% warm-up, cosine, %d steps)"):format(recipe.lr, args.epochs * steps_per_epoch)
+end
+
+--- The optimizer and scheduler of the recipe, for `model`.
+local function make_optimizer(model)
+  if recipe.optimizer == "adam" then return lunet.optim.Adam(model, { lr = recipe.lr }) end
+  local opt = lunet.optim.SGD(model, { lr = recipe.lr, momentum = 0.9, nesterov = true, weight_decay = 5e-4 })
+  return opt, lunet.optim.OneCycleLR(opt, { max_lr = recipe.lr, total_steps = args.epochs * steps_per_epoch })
+end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
-local probe = session.fresh_model(args.seed)
-local forward_flops = bench.model_flops(probe, { 1, 28, 28 })
+local probe = session.fresh_model(args.seed, build_model)
+local probe_ok, probe_err = pcall(function()
+  probe:eval():forward(lunet.zeros({ 1, table.unpack(image_shape) }))
+end)
+if not probe_ok then
+  die(("the model %s does not take %s images: %s"):format(recipe.model, table.concat(image_shape, "x"),
+    tostring(probe_err)))
+end
+local forward_flops = bench.model_flops(probe, image_shape)
 local model_info = {
-  name = "fashion_alexnet",
+  name = recipe.model,
   parameters = bench.parameter_count(probe),
   forward_flops_per_image = forward_flops,
   train_flops_factor = bench.TRAIN_FLOPS_FACTOR,
@@ -185,18 +281,19 @@ local function run_device(name)
   local dev = lunet.device(name)
   local result = { device = name, info = dev:info(), status = "ok" }
   position = { device = name, phase = "setup", result = result }
-  local model = session.fresh_model(args.seed):to(dev)
+  local model = session.fresh_model(args.seed, build_model):to(dev)
   local criterion = lunet.nn.CrossEntropyLoss()
-  local optimizer = lunet.optim.Adam(model, { lr = args.lr })
+  local optimizer, scheduler = make_optimizer(model)
   local optimizer_step = optimizer.step -- counts the steps, for "interrupted at epoch E, batch B"
   optimizer.step = function(...)
     position.batch = (position.batch or 0) + 1
     return optimizer_step(...)
   end
   local train_loader = lunet.data.DataLoader(train, { batch_size = args.batch_size, shuffle = true,
-    seed = args.seed, device = dev, mode = args.data_mode })
+    seed = args.seed, device = dev, mode = args.data_mode, prefetch = recipe.prefetch,
+    transform = recipe.train_transform and recipe.train_transform() })
   local test_loader = lunet.data.DataLoader(test, { batch_size = args.eval_batch_size, device = dev,
-    mode = args.data_mode })
+    mode = args.data_mode, prefetch = recipe.prefetch, transform = recipe.test_transform and recipe.test_transform() })
   local progress = session.progress({ tty = tty, label = name })
 
   if args.warmup_batches > 0 then -- in a shuffle order of its own (the epoch after the last)
@@ -205,7 +302,7 @@ local function run_device(name)
       loader = train_loader, epoch = args.epochs + 1, epochs = args.epochs,
       max_batches = args.warmup_batches, device = dev })
   end
-  local epochs, total_seconds, total_images = {}, 0, 0
+  local epochs, total_seconds, total_images, data_wait = {}, 0, 0, 0
   result.training = { epochs = epochs } -- what an interrupted run keeps
   print(("[%s] training: %s of %s batches of %d%s"):format(name, cli.plural(args.epochs, "epoch"),
     math.min(#train_loader, args.max_batches or math.huge), args.batch_size,
@@ -214,11 +311,12 @@ local function run_device(name)
     position.phase, position.epoch, position.batch = "training", epoch, 0
     local e = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
       loader = train_loader, epoch = epoch, epochs = args.epochs, max_batches = args.max_batches,
-      device = dev, progress = progress })
+      device = dev, progress = progress, scheduler = scheduler })
     progress:epoch_done(e, args.epochs)
     epochs[epoch] = e
     total_seconds = total_seconds + e.seconds
     total_images = total_images + e.images
+    data_wait = data_wait + e.data_wait_seconds
   end
   result.training = {
     epochs = epochs, seconds = total_seconds, images = total_images,
@@ -226,7 +324,23 @@ local function run_device(name)
     gflops = total_images * model_info.train_flops_per_image / total_seconds / 1e9,
     final_loss = epochs[#epochs].mean_loss,
     upload_seconds = train_loader.upload_seconds + test_loader.upload_seconds,
+    data_wait_seconds = data_wait,
+    -- the step waited for decoding more than a tenth of the time: the data path is the bottleneck
+    data_bound = data_wait > 0.1 * total_seconds,
   }
+  if result.training.data_bound then
+    print(("[%s] data-bound: the training loop waited %s of %s for images to be decoded (--prefetch, " ..
+      "more CPU threads, or smaller images help)"):format(name, report.format_seconds(data_wait),
+      report.format_seconds(total_seconds)))
+  end
+  -- the data path alone, beside the step: the same batches, no training
+  local rate = session.loader_rate(train_loader, dev, args.epochs + 2, args.max_batches)
+  result.loader = { images_per_second = rate.images_per_second, seconds = rate.seconds, images = rate.images,
+    transform_where = train_loader.transform_where, prefetch = train_loader.files and train_loader.prefetch or nil,
+    training_ratio = rate.images_per_second / result.training.images_per_second }
+  print(("[%s] loader alone: %.0f img/s (%.1fx the training rate of %.0f img/s)%s"):format(name,
+    rate.images_per_second, result.loader.training_ratio, result.training.images_per_second,
+    train_loader.transform_where and (", augmentation on " .. train_loader.transform_where) or ""))
 
   position.phase = "test accuracy"
   print(("[%s] measuring test accuracy ..."):format(name))
@@ -277,14 +391,16 @@ local results = {
   schema = "lunet.gpu_vs_cpu/1",
   arguments = {
     devices = devices, epochs = args.epochs, batch_size = args.batch_size,
-    eval_batch_size = args.eval_batch_size, lr = args.lr, max_batches = args.max_batches,
+    eval_batch_size = args.eval_batch_size, lr = recipe.lr, max_batches = args.max_batches,
     eval_max_batches = args.eval_max_batches, warmup_batches = args.warmup_batches,
-    sgemm_size = args.sgemm_size,
+    sgemm_size = args.sgemm_size, dataset = args.dataset, model = recipe.model,
     ["repeat"] = args["repeat"], data_mode = args.data_mode, threads = args.threads, seed = args.seed,
     data = args.data, out = args.out,
   },
   environment = bench.environment(devices),
-  dataset = { name = "Fashion-MNIST", root = train.root, train_images = #train, test_images = #test },
+  dataset = { name = train.name or args.dataset, root = train.root, train_images = #train, test_images = #test,
+    image_shape = image_shape, classes = num_classes, skipped_images = train.skipped },
+  recipe = { optimizer = recipe.description, augmentation = recipe.augmentation, note = recipe.note },
   model = model_info,
   gpu_available = gpu_ok and true or false,
   gpu_unavailable_reason = not gpu_ok and gpu_reason or nil,

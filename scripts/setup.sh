@@ -9,7 +9,8 @@ LUNET_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 LUNET_APT_PACKAGES="lua5.4 liblua5.4-dev luarocks lua-busted libopenblas-dev zlib1g-dev
   lua-cjson lua-argparse dataset-fashion-mnist cmake gcc make
-  libopenmpi-dev openmpi-bin"
+  libopenmpi-dev openmpi-bin
+  libjpeg62-turbo-dev libpng-dev"
 
 lunet_missing_packages() {
   local p missing=""

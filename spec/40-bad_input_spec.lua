@@ -43,6 +43,12 @@ local LAYERS_WITHOUT_ARGUMENTS = { "ReLU", "Flatten", "CrossEntropyLoss" }
 -- Exported beyond API.md, covered too.
 local EXTRAS = { "lunet.read_idx", "lunet.read_cifar", "lunet.randperm", "lunet.gather_rows",
   "models.fashion_alexnet" }
+-- Issue 17's data and training additions (spec/bad_input_cases_data.lua).
+local DATA_API = { "transforms.RandomCrop", "transforms.RandomHorizontalFlip", "transforms.Normalize",
+  "DataLoader transform=", "datasets.image_folder", "lunet.image_load", "lunet.image_probe",
+  "lunet.image_write", "lunet.list_dir", "optim.StepLR", "optim.CosineAnnealingLR", "optim.OneCycleLR",
+  "sched:step", "nn.AdaptiveAvgPool2d", "nn.Residual", "models.cifar_resnet", "models.alexnet" }
+for _, name in ipairs(DATA_API) do EXTRAS[#EXTRAS + 1] = name end
 
 local RUNNER = [[
 local lunet = require("lunet")

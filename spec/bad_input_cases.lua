@@ -926,4 +926,7 @@ end, "lunet.gather_rows", "row index 8 is outside 1..5")
 case("models.fashion_alexnet", "zero classes", function() lunet.models.fashion_alexnet(0) end,
   "lunet.models.fashion_alexnet", "num_classes must be a positive integer, got 0")
 
+-- the data and training additions of issue 17 (spec/bad_input_cases_data.lua)
+for _, c in ipairs(require("bad_input_cases_data")) do cases[#cases + 1] = c end
+
 return cases

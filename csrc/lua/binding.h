@@ -58,6 +58,8 @@ const char *ln_lua_check_path(lua_State *L, int idx, const char *fname);
 void ln_lua_open_tensor(lua_State *L);
 void ln_lua_open_device(lua_State *L);
 void ln_lua_open_io(lua_State *L);
+void ln_lua_open_transforms(lua_State *L);
+void ln_lua_open_image(lua_State *L);
 void ln_lua_open_nn(lua_State *L);
 void ln_lua_open_checkpoint(lua_State *L);
 

@@ -31,7 +31,21 @@
 -- DistributedSampler pads, so no rank runs out of data first. Shuffling
 -- draws the same order on every rank from seed and epoch (the seed defaults
 -- to 0 when world > 1).
+--
+-- `transform=` (lunet.transforms, a list of them, or a function fn(x, y,
+-- batch) -> x[, y]) augments each batch after it is gathered. The transforms
+-- run in C on host memory: on the cpu device in place of the batch, on a GPU
+-- on the host before the copy (the seed path, also in resident mode: CUDA
+-- has no augmentation kernels yet, and `loader.transform_where` says so). A
+-- function runs last, on the batch on the loader's device.
+--
+-- A dataset of image files (lunet.datasets.image_folder, not preloaded) has
+-- `paths` instead of `images`: each batch is decoded from its files by C
+-- worker threads, `prefetch=` batches (default 2) ahead of the one being
+-- used, so decoding overlaps the training step. `loader.wait_seconds` adds
+-- up the time the loop waited for decoding (a data-bound run shows there).
 local core = require("lunet.core")
+local transforms = require("lunet.transforms")
 
 local data = {}
 
@@ -45,6 +59,14 @@ end
 local function check_dataset(dataset)
   if type(dataset) ~= "table" then
     fail("argument #1: expected a dataset (a table with images and labels), got %s", type(dataset))
+  end
+  if rawget(dataset, "images") == nil and type(dataset.paths) == "table" and type(dataset.decoder) == "function" then
+    local labels = dataset.labels
+    if not core.is_tensor(labels) or labels:dim() ~= 1 or labels:size(1) ~= #dataset.paths then
+      fail("the image files dataset must have int32 `labels` {N}, one per path")
+    end
+    if #dataset.paths == 0 then fail("the dataset is empty") end
+    return
   end
   local images, labels = dataset.images, dataset.labels
   if not core.is_tensor(images) or not core.is_tensor(labels) then
@@ -92,9 +114,9 @@ function data.DataLoader(dataset, opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail("argument #2: expected an options table, got %s", type(opts)) end
   local known = { batch_size = true, shuffle = true, seed = true, drop_last = true, device = true,
-    mode = true, rank = true, world = true }
+    mode = true, rank = true, world = true, transform = true, prefetch = true }
   for k in pairs(opts) do
-    if not known[k] then fail("unknown option %s (expected batch_size, shuffle, seed, drop_last, device, mode, rank, world)", tostring(k)) end
+    if not known[k] then fail("unknown option %s (expected batch_size, shuffle, seed, drop_last, device, mode, rank, world, transform, prefetch)", tostring(k)) end
   end
   local world = check_integer("world", opts.world or 1, 1)
   local rank = check_integer("rank", opts.rank or 0, 0)
@@ -109,9 +131,11 @@ function data.DataLoader(dataset, opts)
   local ok, device = pcall(core.device, opts.device or "cpu")
   if not ok then fail("device: %s", (tostring(device):gsub("^.-lunet%.device: ", ""))) end
 
-  local n = dataset.images:size(1)
-  local row_shape = dataset.images:shape()
-  table.remove(row_shape, 1)
+  local files = rawget(dataset, "images") == nil -- decoded from image files, batch by batch
+  local prefetch = check_integer("prefetch", opts.prefetch == nil and 2 or opts.prefetch, 0)
+  local n = files and #dataset.paths or dataset.images:size(1)
+  local row_shape = files and dataset:image_shape() or dataset.images:shape()
+  if not files then table.remove(row_shape, 1) end
   local drop_last = opts.drop_last and true or false
   local global_batch = batch_size * world
   local num_batches = drop_last and n // global_batch or (n + global_batch - 1) // global_batch
@@ -135,16 +159,35 @@ function data.DataLoader(dataset, opts)
     dataset = dataset, n = n, batch_size = batch_size, shuffle = opts.shuffle and true or false,
     seed = seed, drop_last = drop_last, device = device, mode = mode,
     num_batches = num_batches, epoch = 0, upload_seconds = 0, rank = rank, world = world,
-    global_batch_size = global_batch, padded = padded,
+    global_batch_size = global_batch, padded = padded, files = files, prefetch = prefetch,
+    wait_seconds = 0, bad_images = 0,
   }, DataLoader)
 
   local on_host = tostring(device) == "cpu"
   local batch_shape = { full, table.unpack(row_shape) }
-  -- where batches are gathered: the host in seed mode, the device in resident mode
-  local gather_on = (mode == "resident") and device or core.device("cpu")
+  local pipeline = transforms.pipeline(opts.transform, batch_shape, "lunet.data.DataLoader")
+  self.pipeline = pipeline
+  local augment = pipeline and pipeline.list
+  -- the key of the random transforms: the loader's seed, else one drawn from
+  -- the global generator now (lunet.manual_seed repeats it)
+  if augment then self.transform_seed = seed or math.floor(core.rand({ 1 }):get(1) * 2 ^ 31) end
+  local host_memory = device.type ~= "cuda"
+  -- where batches are gathered: the host in seed mode, the device in resident
+  -- mode; the host also for files, and for transforms on a GPU (no kernels)
+  local gather_on = (mode == "resident" and not files and not (augment and not host_memory))
+    and device or core.device("cpu")
+  if augment then
+    self.transform_where = host_memory and tostring(gather_on) or
+      "cpu (fallback: CUDA has no augmentation kernels yet; batches are augmented on the host, then copied)"
+  end
   self.order_host = identity_order(n)
   if padded > n then self.order_host = self:pad_order(self.order_host) end
-  if mode == "resident" and not on_host then
+  if files then
+    -- decoded batches arrive here (the decoder's threads fill memory of their own)
+    self.decoded = core.empty(batch_shape, { dtype = "uint8" })
+    self.images, self.labels, self.order = nil, dataset.labels, self.order_host
+    self.identity = identity_order(full)
+  elseif mode == "resident" and not on_host and gather_on == device then
     device:synchronize()
     local t0 = core.clock()
     self.images = dataset.images:to(device)
@@ -157,10 +200,22 @@ function data.DataLoader(dataset, opts)
   end
   self.gather_x = core.empty(batch_shape, { dtype = "float32", device = gather_on })
   self.gather_y = core.empty({ full }, { dtype = "int32", device = gather_on })
+  -- a buffer for each transform that cannot work in place (a crop)
+  local final_shape, final_gather = batch_shape, self.gather_x
+  self.transform_buffers = {}
+  if augment then
+    for k, t in ipairs(augment) do
+      if t:out_of_place() then
+        self.transform_buffers[k] = core.empty(pipeline.shapes[k], { dtype = "float32", device = gather_on })
+        final_gather = self.transform_buffers[k]
+      end
+    end
+    final_shape = pipeline.output_shape
+  end
   if gather_on == device then
-    self.x, self.y = self.gather_x, self.gather_y
+    self.x, self.y = final_gather, self.gather_y
   else
-    self.x = core.empty(batch_shape, { dtype = "float32", device = device })
+    self.x = core.empty(final_shape, { dtype = "float32", device = device })
     self.y = core.empty({ full }, { dtype = "int32", device = device })
   end
 
@@ -168,12 +223,19 @@ function data.DataLoader(dataset, opts)
   self.views = {}
   for b = 1, num_batches do
     local start, len = slices[b].start, slices[b].len
-    local v = { len = len, index = self.order:narrow(1, start, len) }
+    local v = { len = len, start = start, index = self.order:narrow(1, start, len) }
     if len == full then
       v.gather_x, v.gather_y, v.x, v.y = self.gather_x, self.gather_y, self.x, self.y
+      v.buffers = self.transform_buffers
     else
       v.gather_x, v.gather_y = self.gather_x:narrow(1, 1, len), self.gather_y:narrow(1, 1, len)
       v.x, v.y = self.x:narrow(1, 1, len), self.y:narrow(1, 1, len)
+      v.buffers = {}
+      for k, buf in pairs(self.transform_buffers) do v.buffers[k] = buf:narrow(1, 1, len) end
+    end
+    if files then
+      v.decoded = len == full and self.decoded or self.decoded:narrow(1, 1, len)
+      v.identity = len == full and self.identity or self.identity:narrow(1, 1, len)
     end
     self.views[b] = v
   end
@@ -225,8 +287,10 @@ function DataLoader:iter(epoch)
   end
   if self.freed then fail("iter: the loader was freed") end
   for _, name in ipairs({ "images", "labels" }) do
-    local t = self.dataset[name]
-    if not pcall(t.dim, t) then fail("iter: the dataset's %s tensor was freed", name) end
+    local t = self.files and rawget(self.dataset, name) or self.dataset[name]
+    if not (t == nil and self.files) and not pcall(t.dim, t) then
+      fail("iter: the dataset's %s tensor was freed", name)
+    end
   end
   if epoch ~= nil then
     epoch = check_integer("epoch", epoch, 1)
@@ -240,26 +304,118 @@ function DataLoader:iter(epoch)
     order:free()
   end
   local b = 0
+  if self.files then self:start_decoding() end
   return function()
     b = b + 1
     local v = self.views[b]
-    if not v then return nil end
-    core.gather_rows(v.gather_x, self.images, v.index, 255)
+    if not v then
+      if self.files then self:stop_decoding() end
+      return nil
+    end
+    if self.files then
+      local decoded = self:decoded_batch(b)
+      core.gather_rows(v.gather_x, decoded, v.identity, 255)
+    else
+      core.gather_rows(v.gather_x, self.images, v.index, 255)
+    end
     core.gather_rows(v.gather_y, self.labels, v.index, 1)
-    if v.x ~= v.gather_x then
-      v.x:copy(v.gather_x)
+    local x = self:augment(v, epoch)
+    if v.x ~= x then
+      v.x:copy(x)
       v.y:copy(v.gather_y)
+    end
+    local fn = self.pipeline and self.pipeline.fn
+    if fn then
+      local fx, fy = fn(v.x, v.y, b)
+      if fx == nil then fail("transform: the function returned nothing (it must return the batch x[, y])") end
+      return fx, fy or v.y, b
     end
     return v.x, v.y, b
   end
 end
 
+--- Runs the list of transforms on batch view v (host memory); returns the
+-- tensor holding the result. Image i of the epoch gets the counter
+-- epoch * 2^32 + its position in the epoch.
+function DataLoader:augment(v, epoch)
+  local list = self.pipeline and self.pipeline.list
+  local x = v.gather_x
+  if not list then return x end
+  local counter = (epoch << 32) + (v.start - 1)
+  for k, t in ipairs(list) do
+    x = t:apply(x, transforms.key(self.transform_seed, k), counter, v.buffers[k])
+  end
+  return x
+end
+
+-- --- batches decoded from image files ---------------------------------------------
+
+--- Paths and slot of batch b of the current epoch.
+function DataLoader:batch_paths(b)
+  local v = self.views[b]
+  local order = self.order_host_epoch
+  local paths = {}
+  for i = 1, v.len do paths[i] = self.dataset.paths[order[v.start + i - 1] + 1] end
+  return paths
+end
+
+function DataLoader:submit(b)
+  if not self.views[b] or self.pending[b] then return end
+  self.pending[b] = self.decoder:submit(self:batch_paths(b))
+end
+
+--- Starts decoding the first prefetch + 1 batches of the epoch.
+function DataLoader:start_decoding()
+  self:stop_decoding()
+  self.decoder = self.decoder or self.dataset:decoder()
+  self.order_host_epoch = self.order_host:totable() -- iter has put the epoch's order there
+  self.pending = {}
+  for b = 1, math.min(self.prefetch + 1, self.num_batches) do self:submit(b) end
+end
+
+--- Queues batch b + prefetch (so that prefetch batches are decoded ahead
+-- while b is used), waits for batch b and returns it as uint8.
+function DataLoader:decoded_batch(b)
+  self:submit(b + self.prefetch)
+  self:submit(b) -- not yet queued when the loop skipped ahead
+  local ticket = self.pending[b]
+  self.pending[b] = nil
+  local v = self.views[b]
+  local t0 = core.clock()
+  local ok, bad = self.decoder:wait(ticket, v.decoded)
+  self.wait_seconds = self.wait_seconds + (core.clock() - t0)
+  if not ok then
+    self:stop_decoding()
+    fail("%s", bad)
+  end
+  self.bad_images = self.bad_images + bad
+  return v.decoded
+end
+
+--- Waits for every batch still being decoded, and drops them.
+function DataLoader:stop_decoding()
+  if self.pending and self.decoder then
+    for b, ticket in pairs(self.pending) do
+      pcall(self.decoder.wait, self.decoder, ticket)
+      self.pending[b] = nil
+    end
+  end
+end
+
 --- Releases the loader's device memory now (the dataset itself is kept).
 function DataLoader:free()
-  for _, name in ipairs({ "gather_x", "gather_y", "x", "y" }) do
-    if self[name] then self[name]:free() end
+  if self.files then
+    self:stop_decoding()
+    if self.decoder then self.decoder:close() end
+    self.decoded:free()
   end
-  if self.images ~= self.dataset.images then
+  for _, buf in pairs(self.transform_buffers or {}) do
+    if buf ~= self.x then buf:free() end
+  end
+  for _, name in ipairs({ "gather_x", "gather_y", "x", "y" }) do
+    if self[name] and pcall(self[name].dim, self[name]) then self[name]:free() end
+  end
+  if self.images and self.images ~= rawget(self.dataset, "images") then
     self.images:free()
     self.labels:free()
   end

@@ -225,6 +225,195 @@ function datasets.cifar10(opts)
   }, Dataset)
 end
 
+-- Image folders ----------------------------------------------------------------------
+
+local IMAGE_FOLDER_HOWTO = "an image folder holds one sub-folder per class with its JPEG " ..
+  "or PNG files, DIR/<class>/<image>.jpg (e.g. Imagenette: download imagenette2-160.tgz from " ..
+  "https://github.com/fastai/imagenette, unpack it, and pass root=\"imagenette2-160\", " ..
+  "split=\"train\" or \"val\")"
+
+local IMAGE_EXTENSIONS = { jpg = true, jpeg = true, png = true }
+
+local ImageFolder = { __name = "lunet.ImageFolder" }
+ImageFolder.__len = function(self) return #self.paths end
+local decode_all
+-- `dataset.images` of a folder that was not preloaded decodes every image on
+-- first use (and keeps them); a DataLoader does not ask for it and decodes
+-- batch by batch instead.
+ImageFolder.__index = function(self, key)
+  if key == "images" then
+    local images, bad = decode_all(self, "lunet.ImageFolder.images")
+    rawset(self, "images", images)
+    rawset(self, "bad_images", bad)
+    return images
+  end
+  return ImageFolder[key]
+end
+
+--- {3, H, W}: the shape of one decoded image.
+function ImageFolder:image_shape()
+  return { 3, self.size[1], self.size[2] }
+end
+
+--- A background decoder for this folder's images (lunet.data.DataLoader uses it).
+function ImageFolder:decoder()
+  return core.image_loader({ threads = self.threads, height = self.size[1], width = self.size[2],
+    skip_bad = self.skip_bad })
+end
+
+--- Image i (1-based) as uint8 {3, H, W}, decoded now, and its label.
+function ImageFolder:get(i)
+  if math.type(i) ~= "integer" or i < 1 or i > #self.paths then
+    error(("lunet.ImageFolder:get: index must be an integer in 1..%d, got %s"):format(#self.paths,
+      tostring(i)), 2)
+  end
+  local images = rawget(self, "images")
+  if images then
+    return images:narrow(1, i, 1):reshape(self:image_shape()), self.labels:get(i)
+  end
+  local ok, img = pcall(core.image_load, self.paths[i], self.size[1], self.size[2])
+  if not ok then error("lunet.ImageFolder:get: " .. tostring(img):gsub("^.-lunet%.image_load: ", ""), 2) end
+  return img, self.labels:get(i)
+end
+
+function decode_all(self, fname)
+  local n = #self.paths
+  local images = core.empty({ n, 3, self.size[1], self.size[2] }, { dtype = "uint8" })
+  local decoder = self:decoder()
+  local chunk, tickets = 64, {}
+  for first = 1, n, chunk do
+    local paths = {}
+    for i = first, math.min(n, first + chunk - 1) do paths[#paths + 1] = self.paths[i] end
+    tickets[#tickets + 1] = { first, #paths, decoder:submit(paths) }
+  end
+  local bad = 0
+  for _, t in ipairs(tickets) do
+    local ok, result = decoder:wait(t[3], images:narrow(1, t[1], t[2]))
+    if not ok then
+      decoder:close()
+      images:free()
+      error(("%s: %s"):format(fname, result), 0)
+    end
+    bad = bad + result
+  end
+  decoder:close()
+  return images, bad
+end
+
+--- lunet.datasets.image_folder{root=DIR, size={H, W}, split=nil, preload=false,
+-- skip_bad=false, threads=lunet.get_num_threads()}: a dataset over
+-- DIR/<class>/<image> (or DIR/<split>/<class>/<image>), JPEG and PNG files,
+-- classes sorted by folder name (labels 1..C), files sorted by name. Each
+-- file's header is checked now: a file that is not a readable JPEG or PNG is
+-- an error naming it, or with skip_bad = true left out and counted
+-- (dataset.skipped, dataset.skipped_files); files with other extensions are
+-- ignored (dataset.ignored). Images are decoded, scaled to cover `size` and
+-- centre-cropped by `threads` C threads: all of them now with preload = true
+-- (dataset.images, uint8 {N, 3, H, W}), else batch by batch as a DataLoader
+-- asks, ahead of the training step (its prefetch= option; reading
+-- dataset.images decodes them all then); an image that
+-- turns out damaged then is an error naming the file, or with skip_bad a
+-- black image counted in loader.bad_images.
+function datasets.image_folder(opts)
+  local fname = "lunet.datasets.image_folder"
+  if type(opts) ~= "table" then
+    error(("%s: expected an options table {root=, size={H, W}}, got %s"):format(fname, type(opts)), 2)
+  end
+  local known = { root = true, size = true, split = true, preload = true, skip_bad = true, threads = true }
+  for k in pairs(opts) do
+    if not known[k] then
+      error(("%s: unknown option '%s' (known: preload, root, size, skip_bad, split, threads)")
+        :format(fname, tostring(k)), 2)
+    end
+  end
+  if type(opts.root) ~= "string" then
+    error(("%s: root must be a directory name (a string), got %s; %s"):format(fname, type(opts.root),
+      IMAGE_FOLDER_HOWTO), 2)
+  end
+  local size = opts.size
+  if type(size) == "number" then size = { size, size } end
+  if type(size) ~= "table" or #size ~= 2 or math.type(size[1]) ~= "integer" or math.type(size[2]) ~= "integer"
+    or size[1] < 1 or size[2] < 1 or size[1] > 16384 or size[2] > 16384 then
+    error(("%s: size must be {H, W} (positive integers), got %s"):format(fname, tostring(opts.size)), 2)
+  end
+  local threads = opts.threads or core.get_num_threads()
+  if math.type(threads) ~= "integer" or threads < 1 or threads > 256 then
+    error(("%s: threads must be an integer in 1..256, got %s"):format(fname, tostring(threads)), 2)
+  end
+  local formats = core.image_formats()
+  local root = opts.root:gsub("/+$", "")
+  if opts.split ~= nil then
+    if type(opts.split) ~= "string" then
+      error(("%s: split must be a folder name such as \"train\" or \"val\", got %s"):format(fname,
+        type(opts.split)), 2)
+    end
+    root = root .. "/" .. opts.split
+  end
+  local ok, entries = pcall(core.list_dir, root)
+  if not ok then
+    error(("%s: %s; %s"):format(fname, tostring(entries):gsub("^.-lunet%.list_dir: ", ""),
+      IMAGE_FOLDER_HOWTO), 0)
+  end
+  local classes = {}
+  for _, e in ipairs(entries) do
+    if e.kind == "dir" then classes[#classes + 1] = e.name end
+  end
+  if #classes == 0 then
+    error(("%s: %s has no class folders; %s"):format(fname, root, IMAGE_FOLDER_HOWTO), 0)
+  end
+  local paths, labels, skipped, ignored = {}, {}, {}, 0
+  for label, class in ipairs(classes) do
+    local dir = root .. "/" .. class
+    for _, e in ipairs(core.list_dir(dir)) do
+      local ext = e.name:match("%.([^./]+)$")
+      ext = ext and ext:lower()
+      if not ext or not IMAGE_EXTENSIONS[ext] then
+        ignored = ignored + (e.kind == "dir" and 0 or 1)
+      else
+        local path = dir .. "/" .. e.name
+        local good, why = pcall(core.image_probe, path)
+        if good then
+          paths[#paths + 1] = path
+          labels[#labels + 1] = label
+        else
+          why = tostring(why):gsub("^.-lunet%.image_probe: ", "")
+          if why:find("built without", 1, true) then error(("%s: %s"):format(fname, why), 0) end
+          if not opts.skip_bad then
+            error(("%s: %s (pass skip_bad = true to leave such files out)"):format(fname, why), 0)
+          end
+          skipped[#skipped + 1] = why
+        end
+      end
+    end
+  end
+  if #paths == 0 then
+    error(("%s: no readable JPEG or PNG files under %s (%d skipped, %d with other extensions); %s")
+      :format(fname, root, #skipped, ignored, IMAGE_FOLDER_HOWTO), 0)
+  end
+  local self = setmetatable({
+    paths = paths,
+    labels = core.tensor(labels, { dtype = "int32" }),
+    classes = classes,
+    root = root,
+    split = opts.split,
+    size = { size[1], size[2] },
+    threads = threads,
+    skip_bad = opts.skip_bad and true or false,
+    skipped = #skipped,
+    skipped_files = skipped,
+    ignored = ignored,
+    formats = formats,
+    name = "image folder " .. (opts.root:gsub("/+$", ""):match("([^/]+)$") or opts.root)
+      .. (opts.split and ("/" .. opts.split) or ""),
+  }, ImageFolder)
+  if opts.preload then
+    local images, bad = decode_all(self, fname)
+    self.images = images
+    self.bad_images = bad
+  end
+  return self
+end
+
 datasets.FASHION_MNIST_CLASSES = FASHION_CLASSES
 datasets.CIFAR10_CLASSES = CIFAR_CLASSES
 

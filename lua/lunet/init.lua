@@ -15,7 +15,7 @@ local submodules = {
   nn = "lunet.nn", optim = "lunet.optim", data = "lunet.data",
   datasets = "lunet.datasets", bench = "lunet.bench", svg = "lunet.svg",
   report = "lunet.report", serialize = "lunet.serialize", models = "lunet.models",
-  session = "lunet.session",
+  session = "lunet.session", transforms = "lunet.transforms",
   dist = "lunet.dist",
 }
 

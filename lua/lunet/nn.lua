@@ -899,5 +899,130 @@ function CrossEntropyLoss:backward(logits, labels)
   return self.grad_input
 end
 
+-- --- AdaptiveAvgPool2d ------------------------------------------------------------------------------
+
+--- Global average pooling, {N, C, H, W} -> {N, C, 1, 1}: an average pool
+-- whose window is the whole input (the kernel follows the input's size).
+-- Only the output size 1 (ResNet's head) is supported.
+local AdaptiveAvgPool2d = class("AdaptiveAvgPool2d", Module)
+
+function AdaptiveAvgPool2d:__init(output_size)
+  local fname = self._fname.new
+  Module.__init(self)
+  local size = output_size == nil and { 1, 1 } or check_pair(fname, "output_size", output_size, 1)
+  if size[1] ~= 1 or size[2] ~= 1 then
+    error(("%s: only output_size 1 (global average pooling) is supported, got {%d, %d}")
+      :format(fname, size[1], size[2]), 3)
+  end
+  self.output_size = size
+end
+
+function AdaptiveAvgPool2d:forward(input)
+  check_self(self, "AdaptiveAvgPool2d", "forward")
+  local fname = self._fname.forward
+  if not lunet.is_tensor(input) then
+    error(("%s: expected a tensor, got %s"):format(fname, describe(input)), 2)
+  end
+  if input:dim() ~= 4 then
+    error(("%s: expected input [N, C, H, W], got %s"):format(fname, shape_string(input)), 2)
+  end
+  local h, w = input:size(3), input:size(4)
+  self._window = { h, w }
+  self.output = core.pool2d_forward("avg", input, h, w, h, w, 0, 0, self.output, fname)
+  return self.output
+end
+
+function AdaptiveAvgPool2d:backward(input, grad_output)
+  check_self(self, "AdaptiveAvgPool2d", "backward")
+  local fname = self._fname.backward
+  if not self.output or not self._window then
+    error(fname .. ": call forward before backward", 2)
+  end
+  local h, w = self._window[1], self._window[2]
+  self.grad_input = core.pool2d_backward("avg", input, self.output, grad_output, h, w, h, w, 0, 0,
+    self.grad_input, fname)
+  return self.grad_input
+end
+
+function AdaptiveAvgPool2d:__repr()
+  return "nn.AdaptiveAvgPool2d(1)"
+end
+
+-- --- Residual ------------------------------------------------------------------------------------------
+
+--- y = block(x) + x, the skip connection of a ResNet block (the block must
+-- keep its input's shape). Backward adds the identity path to the block's
+-- input gradient. The parameters are the block's ("block.<name>" in a state dict).
+local Residual = class("Residual", Module)
+
+function Residual:__init(block)
+  Module.__init(self)
+  if not nn.is_module(block) then
+    error(("%s: expected a module as the block, got %s"):format(self._fname.new, describe(block)), 3)
+  end
+  self.block = block
+  self.modules = { block } -- for tools that walk the tree of modules
+end
+
+--- out = a + b into `out` (reused when it still fits), else a new tensor.
+local function add_into(out, a, b)
+  if is_live(out) and shape_string(out) == shape_string(a) and out:device() == a:device()
+    and out:dtype() == a:dtype() and out ~= a and out ~= b and out.add_ then
+    return out:copy(a):add_(b)
+  end
+  return a + b
+end
+
+function Residual:forward(input)
+  check_self(self, "Residual", "forward")
+  local fname = self._fname.forward
+  if not lunet.is_tensor(input) then
+    error(("%s: expected a tensor, got %s"):format(fname, describe(input)), 2)
+  end
+  local y = self.block:forward(input)
+  if shape_string(y) ~= shape_string(input) then
+    error(("%s: the block's output %s must have the input's shape %s"):format(fname,
+      shape_string(y), shape_string(input)), 2)
+  end
+  self.output = add_into(self.output, y, input)
+  return self.output
+end
+
+function Residual:backward(input, grad_output)
+  check_self(self, "Residual", "backward")
+  check_forward_done(self)
+  local g = self.block:backward(input, grad_output)
+  self.grad_input = add_into(self.grad_input, g, grad_output)
+  return self.grad_input
+end
+
+function Residual:parameters()
+  check_self(self, "Residual", "parameters")
+  return self.block:parameters()
+end
+
+function Residual:train(mode)
+  check_self(self, "Residual", "train")
+  self.training = mode ~= false
+  self.block:train(mode)
+  return self
+end
+
+function Residual:to(target)
+  check_self(self, "Residual", "to")
+  check_target(self, target)
+  self.block:to(target)
+  self.output, self.grad_input = nil, nil
+  return self
+end
+
+function Residual:_named_tensors(prefix, out)
+  return self.block:_named_tensors(prefix .. "block.", out)
+end
+
+function Residual:__repr()
+  return "nn.Residual {\n  " .. tostring(self.block):gsub("\n", "\n  ") .. "\n}"
+end
+
 nn.Module = Module
 return nn

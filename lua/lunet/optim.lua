@@ -210,4 +210,7 @@ function Adam:step()
   return self
 end
 
+-- Learning-rate schedulers (lua/lunet/lr_scheduler.lua): StepLR, CosineAnnealingLR, OneCycleLR.
+for name, make in pairs(require("lunet.lr_scheduler")) do optim[name] = make end
+
 return optim

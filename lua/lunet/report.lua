@@ -423,9 +423,28 @@ function report.session_markdown(results, files)
   local m = results.model or {}
   add(("- Model: %s, %s parameters, the same initial weights on every device (built on the CPU from seed %s, then copied)."):format(
     m.name or "?", m.parameters and svg.format_number(m.parameters) or "?", tostring(a.seed)))
-  add(("- Training: %s, batch size %s, Adam (lr %s), cross-entropy loss, shuffled with seed %s%s."):format(
-    cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size), tostring(a.lr), tostring(a.seed),
+  local recipe = results.recipe and results.recipe.optimizer or ("Adam (lr " .. tostring(a.lr) .. ")")
+  add(("- Training: %s, batch size %s, %s, cross-entropy loss, shuffled with seed %s%s."):format(
+    cli.plural(a.epochs or "?", "epoch"), tostring(a.batch_size), recipe, tostring(a.seed),
     a.max_batches and (", at most " .. cli.plural(a.max_batches, "batch", "batches") .. " per epoch") or ""))
+  local d = results.dataset or {}
+  if d.name then
+    add(("- Dataset: %s (%s training, %s test images of %s)%s."):format(d.name,
+      d.train_images and svg.format_number(d.train_images) or "?",
+      d.test_images and svg.format_number(d.test_images) or "?",
+      d.image_shape and table.concat(d.image_shape, "x") or "?",
+      results.recipe and results.recipe.augmentation and ("; augmentation: " .. results.recipe.augmentation) or ""))
+  end
+  for _, r in ipairs(results.devices or {}) do
+    local l = r.status == "ok" and r.loader
+    if l then
+      add(("  - %s: the training loader alone (no step) delivers %s images/s%s, %.1fx the training rate%s"):format(
+        r.device, fmt(l.images_per_second, "%.0f"), l.transform_where and (", augmented on " .. l.transform_where) or "",
+        l.images_per_second / math.max(r.training.images_per_second, 1e-9),
+        r.training.data_bound and ("; **data-bound**: the step waited " .. seconds(r.training.data_wait_seconds)
+          .. " for decoding") or ""))
+    end
+  end
   if a.warmup_batches and a.warmup_batches > 0 then
     add(("- Warm-up: %s before the timed epochs, not timed."):format(cli.plural(a.warmup_batches, "training step")))
   end

@@ -150,11 +150,12 @@ end
 
 -- Training and evaluation ------------------------------------------------------------------
 
---- The session's model (lunet.models.fashion_alexnet), built on the CPU after
--- seeding the generator with `seed`: the same weights for every device.
-function session.fresh_model(seed)
+--- The session's model (lunet.models.fashion_alexnet, or what `build`
+-- returns), built on the CPU after seeding the generator with `seed`: the
+-- same weights for every device.
+function session.fresh_model(seed, build)
   lunet.manual_seed(seed)
-  return lunet.models.fashion_alexnet()
+  return build and build() or lunet.models.fashion_alexnet()
 end
 
 --- One training step on the batch x, y: zero_grad, forward, loss, backward,
@@ -181,11 +182,13 @@ function session.train_epoch(t)
   model:train()
   bench.synchronize(t.device)
   local t0 = lunet.clock()
+  local waited0 = loader.wait_seconds or 0 -- time spent waiting for image decoding
   local images, loss_sum, done = 0, 0, 0
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
     if t.epoch == 1 then inject_fault(loader.device, "train", b) end
     local loss = session.train_step(model, criterion, optimizer, x, y)
+    if t.scheduler then t.scheduler:step() end
     if loss ~= loss then
       error(("the loss became NaN at epoch %d, batch %d"):format(t.epoch, b), 0)
     end
@@ -203,7 +206,24 @@ function session.train_epoch(t)
   bench.synchronize(t.device)
   local seconds = lunet.clock() - t0
   return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
-    mean_loss = done > 0 and loss_sum / done or 0 / 0, images_per_second = images / seconds }
+    mean_loss = done > 0 and loss_sum / done or 0 / 0, images_per_second = images / seconds,
+    data_wait_seconds = (loader.wait_seconds or 0) - waited0 }
+end
+
+--- The loader alone: `batches` batches (or all) of epoch `epoch` gathered,
+-- augmented and copied to the device, with no training step. Returns
+-- {seconds, images, images_per_second}, the rate the data path can feed.
+function session.loader_rate(loader, device, epoch, batches)
+  bench.synchronize(device)
+  local t0 = lunet.clock()
+  local images = 0
+  for x, _, b in loader:iter(epoch) do
+    if batches and b > batches then break end
+    images = images + x:size(1)
+  end
+  bench.synchronize(device)
+  local seconds = lunet.clock() - t0
+  return { seconds = seconds, images = images, images_per_second = images / seconds }
 end
 
 --- Correct predictions of `model` (eval mode) over `loader`, at most

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs lunet's libFuzzer harnesses from the seed corpus.
 #   tools/fuzz/run.sh [-b BUILD_DIR] [-t SECONDS] [HARNESS...]
-# HARNESS is idx, cifar, checkpoint or tensor (default: all four), each run
+# HARNESS is idx, cifar, checkpoint, tensor or image (default: all five), each run
 # for SECONDS (default 20) from tools/fuzz/corpus/<harness>. New inputs go to
 # BUILD_DIR/fuzz-out/<harness>/corpus (not the committed corpus), the log to
 # BUILD_DIR/fuzz-out/<harness>/log, and a crashing input to
@@ -17,17 +17,18 @@ while getopts "b:t:" opt; do
   case "$opt" in
     b) build="$(cd "$OPTARG" && pwd)" ;;
     t) seconds="$OPTARG" ;;
-    *) echo "usage: $0 [-b BUILD_DIR] [-t SECONDS] [idx|cifar|checkpoint|tensor ...]" >&2; exit 2 ;;
+    *) echo "usage: $0 [-b BUILD_DIR] [-t SECONDS] [idx|cifar|checkpoint|tensor|image ...]" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
 harnesses=("$@")
-[ ${#harnesses[@]} -eq 0 ] && harnesses=(idx cifar checkpoint tensor)
+[ ${#harnesses[@]} -eq 0 ] && harnesses=(idx cifar checkpoint tensor image)
 
 # The largest input each harness mutates: a few records, tensors or tables.
 max_len() {
   case "$1" in
     cifar) echo 16384 ;;
+    image) echo 8192 ;;
     tensor) echo 512 ;;
     *) echo 4096 ;;
   esac
