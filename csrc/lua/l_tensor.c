@@ -7,6 +7,7 @@
 #include "../random.h"
 #include "../status.h"
 #include "../tensor_ops.h"
+#include "../tensor_reduce_dim.h"
 #include "../tensor_shape.h"
 #include "binding.h"
 
@@ -330,13 +331,17 @@ static int check_dim_in(lua_State *L, int idx, const char *fname, const char *ar
             }
         }
     }
-    if (!isint)
-        ln_lua_fail(L, fname, "%s must be an integer, got %s%s%s for shape %s", argname,
-                    lua_type(L, idx) == LUA_TSTRING ? "string \"" : "",
-                    lua_type(L, idx) == LUA_TNUMBER || lua_type(L, idx) == LUA_TSTRING
-                        ? lua_tostring(L, idx) : luaL_typename(L, idx),
-                    lua_type(L, idx) == LUA_TSTRING ? "\"" : "",
+    if (!isint) {
+        char got[96];
+        if (lua_type(L, idx) == LUA_TNUMBER)
+            snprintf(got, sizeof got, "%.17g", lua_tonumber(L, idx));
+        else if (lua_type(L, idx) == LUA_TSTRING)
+            snprintf(got, sizeof got, "string \"%.60s\"", lua_tostring(L, idx));
+        else
+            snprintf(got, sizeof got, "%s", luaL_typename(L, idx));
+        ln_lua_fail(L, fname, "%s must be an integer, got %s for shape %s", argname, got,
                     ln_tensor_shape_string(t, s, sizeof s));
+    }
     if (d == 0)
         ln_lua_fail(L, fname, "%s must be in 1..%d for shape %s (or negative, from "
                     "the end), got 0", argname, ndim, ln_tensor_shape_string(t, s, sizeof s));
@@ -790,10 +795,15 @@ static int64_t check_position(lua_State *L, const char *fname, const ln_tensor *
             }
         }
     }
-    if (!isint)
-        ln_lua_fail(L, fname, "index must be an integer, got %s for shape %s",
-                    lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2) : luaL_typename(L, 2),
+    if (!isint) {
+        char got[64];
+        if (lua_type(L, 2) == LUA_TNUMBER)
+            snprintf(got, sizeof got, "%.17g", lua_tonumber(L, 2));
+        else
+            snprintf(got, sizeof got, "%s", luaL_typename(L, 2));
+        ln_lua_fail(L, fname, "index must be an integer, got %s for shape %s", got,
                     ln_tensor_shape_string(t, s, sizeof s));
+    }
     if (i < 1 || i > t->shape[0])
         ln_lua_fail(L, fname, "index %lld is out of range for dimension 1 of shape %s "
                     "(1..%lld)", (long long)i, ln_tensor_shape_string(t, s, sizeof s),
@@ -922,10 +932,36 @@ static int l_totable(lua_State *L)
 
 /* --- reductions and comparisons ---------------------------------------------- */
 
+/* t:sum(dim [, keepdim]) and its kin: along a dimension, tensors (values, and
+ * positions for max and min). */
+static int reduce_along(lua_State *L, const char *fname, ln_tensor *t, ln_dim_reduction op)
+{
+    int dim = check_dim(L, 2, fname, t);
+    if (!lua_isnoneornil(L, 3) && lua_type(L, 3) != LUA_TBOOLEAN)
+        ln_lua_fail(L, fname, "argument #2: keepdim must be a boolean, got %s",
+                    luaL_typename(L, 3));
+    int keepdim = lua_toboolean(L, 3);
+    int with_positions = op == LN_DIM_MAX || op == LN_DIM_MIN;
+    ln_tensor *values = ln_lua_new_tensor(L);
+    ln_tensor *positions = with_positions ? ln_lua_new_tensor(L) : NULL;
+    ln_lua_check_status(L, ln_tensor_reduce_dim(values, positions, t, op, dim, keepdim),
+                        fname);
+    return with_positions ? 2 : 1;
+}
+
+/* t:sum() and its kin without a dim: the whole tensor, as a Lua number. A dim
+ * argument reduces along it; anything else there is an error, never ignored. */
 static int reduce(lua_State *L, const char *fname, ln_reduce_op op, int mean)
 {
     ln_tensor *t = SELF(fname);
     double v;
+    if (!lua_isnoneornil(L, 2)) {
+        ln_dim_reduction dop = mean ? LN_DIM_MEAN : op == LN_SUM ? LN_DIM_SUM
+                             : op == LN_MAX ? LN_DIM_MAX : LN_DIM_MIN;
+        return reduce_along(L, fname, t, dop);
+    }
+    if (lua_gettop(L) > 2)
+        ln_lua_fail(L, fname, "argument #2 (keepdim) needs a dim before it");
     if (mean && ln_tensor_numel(t) == 0)
         ln_lua_fail(L, fname, "mean of an empty tensor is undefined");
     ln_lua_check_status(L, ln_op_reduce(t, op, &v), fname);
