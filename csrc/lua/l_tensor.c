@@ -399,9 +399,8 @@ static int l_is_contiguous(lua_State *L)
 
 /* --- views and copies -------------------------------------------------------- */
 
-static int l_reshape(lua_State *L)
+static int reshape(lua_State *L, const char *fname)
 {
-    const char *fname = "lunet.Tensor:reshape";
     ln_tensor *t = SELF(fname);
     int64_t shape[LN_MAX_DIMS];
     int nd;
@@ -431,6 +430,17 @@ static int l_reshape(lua_State *L)
     ln_tensor *out = ln_lua_new_tensor(L);
     ln_lua_check_status(L, ln_tensor_reshape(out, t, nd, shape), fname);
     return 1;
+}
+
+static int l_reshape(lua_State *L)
+{
+    return reshape(L, "lunet.Tensor:reshape");
+}
+
+/* view is reshape (API.md): a view when the tensor is contiguous */
+static int l_view(lua_State *L)
+{
+    return reshape(L, "lunet.Tensor:view");
 }
 
 static int l_narrow(lua_State *L)
@@ -1136,7 +1146,7 @@ void ln_lua_open_tensor(lua_State *L)
     static const luaL_Reg methods[] = {
         {"shape", l_shape}, {"size", l_size}, {"dim", l_dim}, {"numel", l_numel},
         {"dtype", l_dtype}, {"device", l_device_of}, {"is_contiguous", l_is_contiguous},
-        {"to", l_to}, {"reshape", l_reshape}, {"view", l_reshape}, {"narrow", l_narrow},
+        {"to", l_to}, {"reshape", l_reshape}, {"view", l_view}, {"narrow", l_narrow},
         {"contiguous", l_contiguous}, {"clone", l_clone}, {"copy", l_copy},
         {"fill", l_fill}, {"zero", l_zero}, {"uniform", l_uniform}, {"normal", l_normal},
         {"get", l_get}, {"set", l_set}, {"totable", l_totable}, {"sum", l_sum},
