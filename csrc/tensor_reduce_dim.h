@@ -1,10 +1,12 @@
 /* Reductions along one dimension: sum, mean, max and min, with PyTorch's
  * semantics (max/min give the first extreme's 1-based position, and a NaN wins).
  *
- * Stopgap until the reduce_dim backend family (issue 12) exists: the reduced
- * dimension is moved last by the device's strided copy, the rows come to the
- * host and are reduced there in double precision, and the result goes back to
- * the tensor's device. Correct on every device and dtype, not fast on a GPU. */
+ * Stopgap until the reduce_dim backend family (issue 12) exists, so no new
+ * backend slot: the tensor is read on the host (in place on host-memory
+ * devices, else through a download; strided inputs are first made
+ * contiguous by the device's copy) and reduced there with double
+ * accumulators, and the result is written on the tensor's device. Correct on
+ * every device and dtype; on a GPU it costs a round trip. */
 #ifndef LUNET_TENSOR_REDUCE_DIM_H
 #define LUNET_TENSOR_REDUCE_DIM_H
 
