@@ -180,6 +180,121 @@ for _, dev in ipairs(gpu_names()) do
       end
     end)
 
+    cuda_it("reductions along a dimension match the reference (values and positions)", function()
+      local shapes = { { 7 }, { 3, 5 }, { 1, 9 }, { 4, 1 }, { 2, 3, 5, 7 }, { 257, 131 }, { 3, 0, 4 } }
+      for i, shape in ipairs(shapes) do
+        local ra, da = pair(helpers.random(shape, 30 + i, nil, -5, 5), dev)
+        for d = -1, #shape do
+          if d ~= 0 then
+            for _, keepdim in ipairs({ false, true }) do
+              local what = ("%s dim %d keepdim %s"):format(table.concat(shape, "x"), d, tostring(keepdim))
+              local kd = keepdim or nil
+              local sum = da:sum(d, kd)
+              assert.equal(dev, tostring(sum:device()))
+              close(sum, ra:sum(d, kd), 1e-6, "sum " .. what)
+              local dim_size = shape[d > 0 and d or #shape + 1 + d]
+              if dim_size > 0 then
+                close(da:mean(d, kd), ra:mean(d, kd), 1e-6, "mean " .. what)
+                for _, op in ipairs({ "max", "min" }) do
+                  local dv, dp = da[op](da, d, kd)
+                  local rv, rp = ra[op](ra, d, kd)
+                  helpers.assert_close(dv, rv, 0, 0, op .. " values " .. what)
+                  helpers.assert_close(dp, rp, 0, 0, op .. " positions " .. what)
+                  assert.equal("int32", dp:dtype())
+                end
+              end
+            end
+          end
+        end
+      end
+      -- non-contiguous input, ties, NaN, integer dtypes
+      local r, d = pair(helpers.random({ 6, 9 }, 40, nil, -5, 5), dev)
+      close(d:narrow(2, 2, 5):sum(1), r:narrow(2, 2, 5):sum(1), 1e-6, "sum of a narrow view")
+      local t = lunet.tensor({ { 1, 9, 3, 9 }, { 7, 0 / 0, 7, 0 / 0 } }, { device = dev })
+      local v, p = t:max(2)
+      assert.same({ 2, 2 }, p:totable())
+      assert.equal(9, v:get(1))
+      assert.is_true(v:get(2) ~= v:get(2))
+      for _, dt in ipairs({ "int32", "uint8", "float16", "bfloat16" }) do
+        local rr, dd = pair(helpers.random({ 5, 77 }, 41, nil, 0, 200):to(dt), dev)
+        helpers.assert_close(dd:sum(2), rr:sum(2), 0, 0, dt .. " sum along 2")
+        helpers.assert_close(dd:max(1), rr:max(1), 0, 0, dt .. " max along 1")
+        local _, dpos = dd:min(2)
+        local _, rpos = rr:min(2)
+        helpers.assert_close(dpos, rpos, 0, 0, dt .. " min positions")
+      end
+    end)
+
+    -- --- shape ops: transpose, permute, views, cat, stack, t[i] ------------------------
+
+    cuda_it("transpose and permute match the reference exactly in every dtype", function()
+      local cases = { { { 1 }, { 1 } }, { { 3, 5 }, { 2, 1 } }, { { 257, 131 }, { 2, 1 } },
+        { { 2, 3, 5, 7 }, { 4, 1, 3, 2 } }, { { 3, 1000, 7 }, { 3, 1, 2 } }, { { 2, 0, 3 }, { 3, 2, 1 } } }
+      for i, case in ipairs(cases) do
+        local shape, perm = case[1], case[2]
+        local base = helpers.random(shape, 50 + i, nil, -300, 300)
+        for _, dt in ipairs(dtypes) do
+          local r, d = pair(base:to(dt), dev)
+          local what = ("%s %s"):format(table.concat(shape, "x"), dt)
+          local dp = d:permute(perm)
+          assert.equal(dev, tostring(dp:device()))
+          assert.equal(dt, dp:dtype())
+          helpers.assert_close(dp, r:permute(perm), 0, 0, "permute " .. what)
+          helpers.assert_close(d:transpose(1, -1), r:transpose(1, -1), 0, 0, "transpose " .. what)
+          -- a non-contiguous input: a narrow view
+          if shape[#shape] > 1 then
+            local n = shape[#shape] - 1
+            helpers.assert_close(d:narrow(#shape, 2, n):permute(perm), r:narrow(#shape, 2, n):permute(perm), 0, 0,
+              "permute of a narrow view " .. what)
+          end
+        end
+      end
+    end)
+
+    cuda_it("views, t[i], item and #t on the GPU", function()
+      local r, d = pair(helpers.random({ 4, 1, 6 }, 60, nil, -5, 5), dev)
+      helpers.assert_close(d:squeeze(), r:squeeze(), 0, 0, "squeeze")
+      helpers.assert_close(d:unsqueeze(-1), r:unsqueeze(-1), 0, 0, "unsqueeze")
+      helpers.assert_close(d:view({ 6, -1 }), r:view({ 6, -1 }), 0, 0, "view")
+      assert.equal(4, #d)
+      for i = 1, 4 do helpers.assert_close(d[i], r[i], 0, 0, "t[" .. i .. "]") end
+      assert.equal(r[3][1][5], d[3][1][5])
+      local v = lunet.zeros({ 5 }, { device = dev })
+      v[2] = 3.5
+      v[5] = -1
+      assert.same({ 0, 3.5, 0, 0, -1 }, v:totable())
+      d[2] = 0 -- fills the view of row 2, on the GPU
+      assert.equal(0, d[2]:sum())
+      d:squeeze(2)[1]:fill(7) -- writes through a view of a view
+      assert.equal(42, d[1]:sum())
+      assert.equal(2.5, lunet.tensor({ { 2.5 } }, { device = dev }):item())
+      assert.equal(42, d:sum(3)[1]:item())
+    end)
+
+    cuda_it("cat and stack match the reference and refuse other devices", function()
+      local parts_r, parts_d = {}, {}
+      for k, rows in ipairs({ 3, 0, 1000, 2 }) do
+        parts_r[k], parts_d[k] = pair(helpers.random({ rows, 7 }, 70 + k, nil, -5, 5), dev)
+      end
+      parts_r[3], parts_d[3] = parts_r[3]:narrow(1, 2, 998), parts_d[3]:narrow(1, 2, 998)
+      helpers.assert_close(lunet.cat(parts_d, 1), lunet.cat(parts_r, 1), 0, 0, "cat along 1")
+      local cols_r, cols_d = {}, {}
+      for k, cols in ipairs({ 1, 5, 129 }) do
+        cols_r[k], cols_d[k] = pair(helpers.random({ 9, cols }, 80 + k, nil, -5, 5), dev)
+      end
+      local joined = lunet.cat(cols_d, -1)
+      assert.equal(dev, tostring(joined:device()))
+      helpers.assert_close(joined, lunet.cat(cols_r, -1), 0, 0, "cat along -1")
+      for dim = 1, 3 do
+        helpers.assert_close(lunet.stack({ cols_d[2], cols_d[2] * 2, cols_d[2] - 1 }, dim),
+          lunet.stack({ cols_r[2], cols_r[2] * 2, cols_r[2] - 1 }, dim), 0, 0, "stack along " .. dim)
+      end
+      helpers.assert_error(function() lunet.cat({ cols_d[1], cols_r[1] }, 2) end, "lunet.cat",
+        "tensor 2 of the list is on ref but tensor 1 is on " .. dev)
+      helpers.assert_error(function() lunet.stack({ lunet.zeros({ 2 }), lunet.zeros({ 2 }, { device = dev }) }) end,
+        "lunet.stack", "tensor 2 of the list is on " .. dev .. " but tensor 1 is on cpu")
+    end)
+
     -- --- matrix products ------------------------------------------------------------
 
     cuda_it("matrix products of odd shapes (cuBLAS, no TF32)", function()

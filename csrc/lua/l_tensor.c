@@ -7,6 +7,8 @@
 #include "../random.h"
 #include "../status.h"
 #include "../tensor_ops.h"
+#include "../tensor_reduce_dim.h"
+#include "../tensor_shape.h"
 #include "binding.h"
 
 /* The tensor a method is called on: t:sum() gives it as argument 1. */
@@ -307,16 +309,52 @@ static int l_shape(lua_State *L)
     return 1;
 }
 
-static int check_dim(lua_State *L, int idx, const char *fname, const ln_tensor *t)
+/* A dimension argument, returned 0-based: 1..ndim, or -ndim..-1 counting from
+ * the end (-1 is the last). `ndim` is t's, or one more for ops that may place
+ * a new dimension after the last (unsqueeze, stack). Anything else is an
+ * error naming the argument and the shape, never a silent default. */
+static int check_dim_in(lua_State *L, int idx, const char *fname, const char *argname,
+                        const ln_tensor *t, int ndim)
 {
     char s[256];
-    if (t->ndim == 0)
-        ln_lua_fail(L, fname, "a scalar tensor has no dimensions");
-    lua_Integer d = ln_lua_check_integer(L, idx, fname, "dim", -t->ndim, t->ndim);
+    if (ndim == 0)
+        ln_lua_fail(L, fname, "%s: a scalar tensor has no dimensions", argname);
+    int isint = 0;
+    lua_Integer d = 0;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        d = lua_tointegerx(L, idx, &isint);
+        if (!isint) {
+            lua_Number n = lua_tonumber(L, idx);
+            if (n == floor(n) && fabs(n) < 9.2e18) {
+                d = (lua_Integer)n;
+                isint = 1;
+            }
+        }
+    }
+    if (!isint) {
+        char got[96];
+        if (lua_type(L, idx) == LUA_TNUMBER)
+            snprintf(got, sizeof got, "%.17g", lua_tonumber(L, idx));
+        else if (lua_type(L, idx) == LUA_TSTRING)
+            snprintf(got, sizeof got, "string \"%.60s\"", lua_tostring(L, idx));
+        else
+            snprintf(got, sizeof got, "%s", luaL_typename(L, idx));
+        ln_lua_fail(L, fname, "%s must be an integer, got %s for shape %s", argname, got,
+                    ln_tensor_shape_string(t, s, sizeof s));
+    }
     if (d == 0)
-        ln_lua_fail(L, fname, "dim must be in 1..%d for shape %s (or negative, from "
-                    "the end), got 0", t->ndim, ln_tensor_shape_string(t, s, sizeof s));
-    return d > 0 ? (int)d - 1 : t->ndim + (int)d;
+        ln_lua_fail(L, fname, "%s must be in 1..%d for shape %s (or negative, from "
+                    "the end), got 0", argname, ndim, ln_tensor_shape_string(t, s, sizeof s));
+    if (d < -ndim || d > ndim)
+        ln_lua_fail(L, fname, "%s = %lld is out of range for shape %s (1..%d, or -%d..-1 "
+                    "from the end)", argname, (long long)d,
+                    ln_tensor_shape_string(t, s, sizeof s), ndim, ndim);
+    return d > 0 ? (int)d - 1 : ndim + (int)d;
+}
+
+static int check_dim(lua_State *L, int idx, const char *fname, const ln_tensor *t)
+{
+    return check_dim_in(L, idx, fname, "dim", t, t->ndim);
 }
 
 static int l_size(lua_State *L)
@@ -361,9 +399,8 @@ static int l_is_contiguous(lua_State *L)
 
 /* --- views and copies -------------------------------------------------------- */
 
-static int l_reshape(lua_State *L)
+static int reshape(lua_State *L, const char *fname)
 {
-    const char *fname = "lunet.Tensor:reshape";
     ln_tensor *t = SELF(fname);
     int64_t shape[LN_MAX_DIMS];
     int nd;
@@ -395,6 +432,17 @@ static int l_reshape(lua_State *L)
     return 1;
 }
 
+static int l_reshape(lua_State *L)
+{
+    return reshape(L, "lunet.Tensor:reshape");
+}
+
+/* view is reshape (API.md): a view when the tensor is contiguous */
+static int l_view(lua_State *L)
+{
+    return reshape(L, "lunet.Tensor:view");
+}
+
 static int l_narrow(lua_State *L)
 {
     const char *fname = "lunet.Tensor:narrow";
@@ -404,6 +452,140 @@ static int l_narrow(lua_State *L)
     lua_Integer length = ln_lua_check_integer(L, 4, fname, "length", 0, INT64_MAX);
     ln_tensor *out = ln_lua_new_tensor(L);
     ln_lua_check_status(L, ln_tensor_narrow(out, t, dim, start - 1, length), fname);
+    return 1;
+}
+
+/* --- reordering, inserting and removing dimensions; joining ------------------ */
+
+static int l_transpose(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:transpose";
+    ln_tensor *t = SELF(fname);
+    int d1 = check_dim_in(L, 2, fname, "dim1", t, t->ndim);
+    int d2 = check_dim_in(L, 3, fname, "dim2", t, t->ndim);
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_transpose(out, t, d1, d2), fname);
+    return 1;
+}
+
+/* t:permute({3, 1, 2}) or t:permute(3, 1, 2), as PyTorch accepts both. */
+static int l_permute(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:permute";
+    ln_tensor *t = SELF(fname);
+    char argname[32];
+    int perm[LN_MAX_DIMS], n;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_Unsigned len = lua_rawlen(L, 2);
+        if (len != (lua_Unsigned)t->ndim) {
+            char s[256];
+            ln_lua_fail(L, fname, "argument #1: expected %d dimensions (a permutation of "
+                        "1..%d) for shape %s, got %d", t->ndim, t->ndim,
+                        ln_tensor_shape_string(t, s, sizeof s), (int)(len < 1000 ? len : 1000));
+        }
+        n = (int)len;
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, 2, i + 1);
+            snprintf(argname, sizeof argname, "dims[%d]", i + 1);
+            perm[i] = check_dim_in(L, -1, fname, argname, t, t->ndim);
+            lua_pop(L, 1);
+        }
+    } else {
+        n = lua_gettop(L) - 1;
+        if (n != t->ndim) {
+            char s[256];
+            ln_lua_fail(L, fname, "expected %d dimensions (a permutation of 1..%d, as a "
+                        "table) for shape %s, got %d arguments", t->ndim, t->ndim,
+                        ln_tensor_shape_string(t, s, sizeof s), n);
+        }
+        for (int i = 0; i < n; i++) {
+            snprintf(argname, sizeof argname, "dim %d", i + 1);
+            perm[i] = check_dim_in(L, 2 + i, fname, argname, t, t->ndim);
+        }
+    }
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_permute(out, t, n, perm), fname);
+    return 1;
+}
+
+static int l_unsqueeze(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:unsqueeze";
+    ln_tensor *t = SELF(fname);
+    /* one more place than t has dimensions: -1 puts the new one last */
+    int dim = check_dim_in(L, 2, fname, "dim", t, t->ndim + 1);
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_unsqueeze(out, t, dim), fname);
+    return 1;
+}
+
+static int l_squeeze(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:squeeze";
+    ln_tensor *t = SELF(fname);
+    int dim = lua_isnoneornil(L, 2) ? -1 : check_dim(L, 2, fname, t);
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_squeeze(out, t, dim), fname);
+    return 1;
+}
+
+/* The tensors of a list argument, in a userdata array (freed by the collector
+ * if an error interrupts); errors name the entry. */
+static const ln_tensor **check_tensor_list(lua_State *L, int idx, const char *fname,
+                                           int *count)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        ln_lua_fail(L, fname, "argument #%d: expected a list of tensors {t1, t2, ...}, "
+                    "got %s", idx, luaL_typename(L, idx));
+    lua_Unsigned n = lua_rawlen(L, idx);
+    if (n == 0)
+        ln_lua_fail(L, fname, "argument #%d: expected a non-empty list of tensors", idx);
+    if (n > INT32_MAX / sizeof(ln_tensor *))
+        ln_lua_fail(L, fname, "argument #%d: too many tensors", idx);
+    const ln_tensor **ts = lua_newuserdatauv(L, sizeof(ln_tensor *) * (size_t)n, 0);
+    for (lua_Unsigned i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        ln_tensor *t = ln_lua_to_tensor(L, -1);
+        if (!t)
+            ln_lua_fail(L, fname, "argument #%d: entry %d is %s, expected a lunet tensor",
+                        idx, (int)i + 1, luaL_typename(L, -1));
+        if (!t->storage)
+            ln_lua_fail(L, fname, "argument #%d: entry %d: the tensor was freed", idx,
+                        (int)i + 1);
+        ts[i] = t;
+        lua_pop(L, 1); /* the list keeps it alive */
+    }
+    *count = (int)n;
+    return ts;
+}
+
+/* lunet.cat({t1, t2, ...} [, dim = 1]): joined along an existing dimension. */
+static int l_cat(lua_State *L)
+{
+    const char *fname = "lunet.cat";
+    int n;
+    lua_settop(L, 2); /* the list's array goes above the arguments */
+    const ln_tensor **ts = check_tensor_list(L, 1, fname, &n);
+    if (ts[0]->ndim == 0)
+        ln_lua_fail(L, fname, "argument #1: scalar tensors cannot be concatenated "
+                    "(lunet.stack joins them)");
+    int dim = lua_isnoneornil(L, 2) ? 0 : check_dim(L, 2, fname, ts[0]);
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_cat(out, n, ts, dim), fname);
+    return 1;
+}
+
+/* lunet.stack({t1, t2, ...} [, dim = 1]): joined along a new dimension. */
+static int l_stack(lua_State *L)
+{
+    const char *fname = "lunet.stack";
+    int n;
+    lua_settop(L, 2); /* the list's array goes above the arguments */
+    const ln_tensor **ts = check_tensor_list(L, 1, fname, &n);
+    int dim = lua_isnoneornil(L, 2) ? 0 : check_dim_in(L, 2, fname, "dim", ts[0],
+                                                       ts[0]->ndim + 1);
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_stack(out, n, ts, dim), fname);
     return 1;
 }
 
@@ -566,6 +748,143 @@ static int l_set(lua_State *L)
     return 1;
 }
 
+static int l_item(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:item";
+    ln_tensor *t = SELF(fname);
+    char s[256];
+    int64_t index[LN_MAX_DIMS] = {0};
+    double v;
+    if (ln_tensor_numel(t) != 1)
+        ln_lua_fail(L, fname, "expected a tensor of one element, got shape %s (%lld "
+                    "elements); use t:get(i, ...) for one of many",
+                    ln_tensor_shape_string(t, s, sizeof s), (long long)ln_tensor_numel(t));
+    ln_lua_check_status(L, ln_tensor_get(t, index, &v), fname);
+    push_element(L, t->dtype, v);
+    return 1;
+}
+
+/* #t = t:size(1); a scalar tensor has no first dimension (PyTorch's len()
+ * refuses it too). */
+static int l_len(lua_State *L)
+{
+    const char *fname = "lunet.Tensor:__len (#t)";
+    ln_tensor *t = SELF(fname);
+    if (t->ndim == 0)
+        ln_lua_fail(L, fname, "a scalar tensor (shape []) has no size(1); use t:numel()");
+    lua_pushinteger(L, t->shape[0]);
+    return 1;
+}
+
+/* The tensor of t[i] (a metamethod may be called by hand with anything). */
+static ln_tensor *check_indexed(lua_State *L, const char *fname)
+{
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
+    if (!t)
+        ln_lua_fail(L, fname, "expected a lunet tensor, got %s", luaL_typename(L, 1));
+    return t;
+}
+
+/* The position i of t[i], 0-based, checked against t's first dimension. */
+static int64_t check_position(lua_State *L, const char *fname, const ln_tensor *t)
+{
+    char s[256];
+    if (!t->storage)
+        ln_lua_fail(L, fname, "the tensor was freed");
+    if (t->ndim == 0)
+        ln_lua_fail(L, fname, "a scalar tensor (shape []) cannot be indexed; use t:item()");
+    int isint = 0;
+    lua_Integer i = 0;
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        i = lua_tointegerx(L, 2, &isint);
+        if (!isint) {
+            lua_Number n = lua_tonumber(L, 2);
+            if (n == floor(n) && fabs(n) < 9.2e18) {
+                i = (lua_Integer)n;
+                isint = 1;
+            }
+        }
+    }
+    if (!isint) {
+        char got[64];
+        if (lua_type(L, 2) == LUA_TNUMBER)
+            snprintf(got, sizeof got, "%.17g", lua_tonumber(L, 2));
+        else
+            snprintf(got, sizeof got, "%s", luaL_typename(L, 2));
+        ln_lua_fail(L, fname, "index must be an integer, got %s for shape %s", got,
+                    ln_tensor_shape_string(t, s, sizeof s));
+    }
+    if (i < 1 || i > t->shape[0])
+        ln_lua_fail(L, fname, "index %lld is out of range for dimension 1 of shape %s "
+                    "(1..%lld)", (long long)i, ln_tensor_shape_string(t, s, sizeof s),
+                    (long long)t->shape[0]);
+    return (int64_t)i - 1;
+}
+
+/* __index: a string key is a method (looked up in the methods table, the
+ * upvalue, so methods added from Lua are found too); a number is t[i]. */
+static int l_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+        return 1;
+    }
+    const char *fname = "lunet.Tensor[i]";
+    ln_tensor *t = check_indexed(L, fname);
+    int64_t i = check_position(L, fname, t);
+    if (t->ndim == 1) {
+        double v;
+        ln_lua_check_status(L, ln_tensor_get(t, &i, &v), fname);
+        push_element(L, t->dtype, v);
+        return 1;
+    }
+    ln_tensor *out = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_select(out, t, 0, i), fname);
+    return 1;
+}
+
+/* __newindex: t[i] = v sets an element of a 1-D tensor. For more dimensions
+ * t[i] is a view: a number fills it and a tensor of its shape is copied in
+ * (as PyTorch's t[i] = v does, without broadcasting). */
+static int l_newindex(lua_State *L)
+{
+    const char *fname = "lunet.Tensor[i] = v";
+    char s[256], s2[256];
+    ln_tensor *t = check_indexed(L, fname);
+    if (lua_type(L, 2) == LUA_TSTRING)
+        ln_lua_fail(L, fname, "cannot set field '%s' of a tensor (only t[i] = v)",
+                    lua_tostring(L, 2));
+    int64_t i = check_position(L, fname, t);
+    ln_tensor *src = ln_lua_to_tensor(L, 3);
+    if (!src && lua_type(L, 3) != LUA_TNUMBER)
+        ln_lua_fail(L, fname, "the value must be a number%s, got %s",
+                    t->ndim > 1 ? " or a tensor" : "", luaL_typename(L, 3));
+    if (src && t->ndim == 1)
+        ln_lua_fail(L, fname, "t[i] of a 1-D tensor is a number; got a tensor");
+    if (!src)
+        check_fits(L, fname, t->dtype, lua_tonumber(L, 3));
+    if (t->ndim == 1) {
+        ln_lua_check_status(L, ln_tensor_set(t, &i, lua_tonumber(L, 3)), fname);
+        return 0;
+    }
+    ln_tensor *row = ln_lua_new_tensor(L);
+    ln_lua_check_status(L, ln_tensor_select(row, t, 0, i), fname);
+    if (!src) {
+        ln_lua_check_status(L, ln_tensor_fill(row, lua_tonumber(L, 3)), fname);
+    } else {
+        if (!src->storage)
+            ln_lua_fail(L, fname, "the value tensor was freed");
+        if (!ln_tensor_same_shape(row, src))
+            ln_lua_fail(L, fname, "t[%lld] has shape %s but the value has shape %s",
+                        (long long)i + 1, ln_tensor_shape_string(row, s, sizeof s),
+                        ln_tensor_shape_string(src, s2, sizeof s2));
+        ln_lua_check_status(L, ln_tensor_copy(row, src), fname);
+    }
+    ln_tensor_release(row);
+    return 0;
+}
+
 /* A host buffer owned by a userdata, so a Lua error while it is in use (out of
  * memory building a table) frees it instead of leaking it. */
 #define LN_HOST_BUFFER_MT "lunet.HostBuffer"
@@ -623,10 +942,36 @@ static int l_totable(lua_State *L)
 
 /* --- reductions and comparisons ---------------------------------------------- */
 
+/* t:sum(dim [, keepdim]) and its kin: along a dimension, tensors (values, and
+ * positions for max and min). */
+static int reduce_along(lua_State *L, const char *fname, ln_tensor *t, ln_dim_reduction op)
+{
+    int dim = check_dim(L, 2, fname, t);
+    if (!lua_isnoneornil(L, 3) && lua_type(L, 3) != LUA_TBOOLEAN)
+        ln_lua_fail(L, fname, "argument #2: keepdim must be a boolean, got %s",
+                    luaL_typename(L, 3));
+    int keepdim = lua_toboolean(L, 3);
+    int with_positions = op == LN_DIM_MAX || op == LN_DIM_MIN;
+    ln_tensor *values = ln_lua_new_tensor(L);
+    ln_tensor *positions = with_positions ? ln_lua_new_tensor(L) : NULL;
+    ln_lua_check_status(L, ln_tensor_reduce_dim(values, positions, t, op, dim, keepdim),
+                        fname);
+    return with_positions ? 2 : 1;
+}
+
+/* t:sum() and its kin without a dim: the whole tensor, as a Lua number. A dim
+ * argument reduces along it; anything else there is an error, never ignored. */
 static int reduce(lua_State *L, const char *fname, ln_reduce_op op, int mean)
 {
     ln_tensor *t = SELF(fname);
     double v;
+    if (!lua_isnoneornil(L, 2)) {
+        ln_dim_reduction dop = mean ? LN_DIM_MEAN : op == LN_SUM ? LN_DIM_SUM
+                             : op == LN_MAX ? LN_DIM_MAX : LN_DIM_MIN;
+        return reduce_along(L, fname, t, dop);
+    }
+    if (lua_gettop(L) > 2)
+        ln_lua_fail(L, fname, "argument #2 (keepdim) needs a dim before it");
     if (mean && ln_tensor_numel(t) == 0)
         ln_lua_fail(L, fname, "mean of an empty tensor is undefined");
     ln_lua_check_status(L, ln_op_reduce(t, op, &v), fname);
@@ -801,26 +1146,31 @@ void ln_lua_open_tensor(lua_State *L)
     static const luaL_Reg methods[] = {
         {"shape", l_shape}, {"size", l_size}, {"dim", l_dim}, {"numel", l_numel},
         {"dtype", l_dtype}, {"device", l_device_of}, {"is_contiguous", l_is_contiguous},
-        {"to", l_to}, {"reshape", l_reshape}, {"view", l_reshape}, {"narrow", l_narrow},
+        {"to", l_to}, {"reshape", l_reshape}, {"view", l_view}, {"narrow", l_narrow},
         {"contiguous", l_contiguous}, {"clone", l_clone}, {"copy", l_copy},
         {"fill", l_fill}, {"zero", l_zero}, {"uniform", l_uniform}, {"normal", l_normal},
         {"get", l_get}, {"set", l_set}, {"totable", l_totable}, {"sum", l_sum},
         {"mean", l_mean}, {"max", l_max}, {"min", l_min}, {"argmax", l_argmax},
         {"eq", l_eq}, {"add", l_add}, {"sub", l_sub}, {"mul", l_mul}, {"div", l_div},
-        {"neg", l_unm}, {"free", l_free}, {NULL, NULL}};
+        {"neg", l_unm}, {"free", l_free}, {"transpose", l_transpose},
+        {"permute", l_permute}, {"unsqueeze", l_unsqueeze}, {"squeeze", l_squeeze},
+        {"item", l_item}, {NULL, NULL}};
     static const luaL_Reg metamethods[] = {
         {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div},
         {"__unm", l_unm}, {"__tostring", l_tostring}, {"__gc", l_free},
-        {"__close", l_free}, {NULL, NULL}};
+        {"__close", l_free}, {"__len", l_len}, {"__newindex", l_newindex},
+        {NULL, NULL}};
     static const luaL_Reg functions[] = {
         {"tensor", l_tensor}, {"empty", l_empty}, {"zeros", l_zeros}, {"ones", l_ones},
         {"full", l_full}, {"rand", l_rand}, {"randn", l_randn}, {"randperm", l_randperm},
         {"matmul", l_matmul}, {"is_tensor", l_is_tensor}, {"gather_rows", l_gather_rows},
-        {NULL, NULL}};
+        {"cat", l_cat}, {"stack", l_stack}, {NULL, NULL}};
     luaL_newmetatable(L, LN_TENSOR_MT);
     luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
+    /* __index is a function so that t[i] indexes; it finds methods in this table */
     lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_index, 1);
     lua_setfield(L, -3, "__index");
     lua_setfield(L, -3, "Tensor"); /* module.Tensor = methods, for Lua additions */
     lua_pop(L, 1);
