@@ -1,0 +1,167 @@
+#include "op_check.h"
+
+#include <stdio.h>
+
+#include "../status.h"
+#include "../tensor_ops.h"
+
+int ln_op_check_input(const char *what, const ln_tensor *t)
+{
+    if (!t->storage)
+        return ln_error(LN_EFREED, "%s was freed", what);
+    if (t->dtype != LN_FLOAT32)
+        return ln_error(LN_EINVAL, "%s must be float32, got %s; convert it with "
+                        "t:to(\"float32\")", what, ln_dtype_name(t->dtype));
+    return LN_OK;
+}
+
+int ln_op_check_shape(const char *what, const ln_tensor *t, int ndim, const int64_t *shape)
+{
+    char want[256], got[256];
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = t->shape[i] == shape[i];
+    if (!ok)
+        return ln_error(LN_EINVAL, "%s must be %s, got %s", what,
+                        ln_format_shape(want, sizeof want, ndim, shape),
+                        ln_tensor_shape_string(t, got, sizeof got));
+    return LN_OK;
+}
+
+/* An input of the given shape on `dev`. */
+int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *on,
+                          int ndim, const int64_t *shape)
+{
+    LN_TRY(ln_op_check_input(what, t));
+    if (ln_tensor_device(t) != ln_tensor_device(on)) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s and the input", what);
+        return ln_check_same_device(buf, t, on);
+    }
+    return ln_op_check_shape(what, t, ndim, shape);
+}
+
+/* A tensor the op writes: float32, contiguous, on the input's device, of the
+ * exact shape. */
+int ln_op_check_output(const char *what, const ln_tensor *t, const ln_tensor *on,
+                        int ndim, const int64_t *shape)
+{
+    LN_TRY(ln_op_check_input_as(what, t, on, ndim, shape));
+    if (!ln_tensor_is_contiguous(t))
+        return ln_error(LN_EINVAL, "%s must be contiguous (a tensor lunet allocated, "
+                        "not a strided view)", what);
+    return LN_OK;
+}
+
+/* Kernels read their inputs while writing their outputs: the two must not
+ * overlap. */
+int ln_op_check_distinct(const char *out_what, const ln_tensor *out, const char *in_what,
+                          const ln_tensor *in)
+{
+    if (in && out->storage == in->storage)
+        return ln_error(LN_EINVAL, "%s shares memory with %s; pass a separate tensor",
+                        out_what, in_what);
+    return LN_OK;
+}
+
+int ln_op_check_fits_int(const char *what, const ln_tensor *t)
+{
+    char s[256];
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] > LN_OP_MAX_DIM)
+            return ln_error(LN_EINVAL, "%s %s is too large (each size must be below %d)",
+                            what, ln_tensor_shape_string(t, s, sizeof s), LN_OP_MAX_DIM);
+    return LN_OK;
+}
+
+int ln_op_contiguous(ln_op_contiguous_inputs *set, const ln_tensor *in, const void **data)
+{
+    *data = NULL;
+    if (!in)
+        return LN_OK;
+    if (set->count == (int)(sizeof set->held / sizeof set->held[0]))
+        return ln_error(LN_EINVAL, "internal error: too many inputs for one op");
+    ln_tensor *slot = &set->held[set->count];
+    LN_TRY(ln_tensor_contiguous(slot, in));
+    set->count++;
+    *data = ln_tensor_data(slot);
+    return LN_OK;
+}
+
+void ln_op_release_inputs(ln_op_contiguous_inputs *set)
+{
+    for (int i = 0; i < set->count; i++)
+        ln_tensor_release(&set->held[i]);
+    set->count = 0;
+}
+
+
+/* Elementwise kernels may write in place; any other overlap is refused. */
+int ln_op_check_same_or_distinct(const char *out_what, const ln_tensor *out,
+                                  const char *in_what, const ln_tensor *in)
+{
+    if (out->storage == in->storage && ln_tensor_data(out) == ln_tensor_data(in)
+        && ln_tensor_is_contiguous(in))
+        return LN_OK;
+    return ln_op_check_distinct(out_what, out, in_what, in);
+}
+
+
+int ln_op_run(const ln_op *op, ln_op_kernel kernel, void *arg)
+{
+    const ln_tensor *first = NULL;
+    for (int i = 0; i < op->n_in; i++) {
+        const ln_tensor *t = op->in[i];
+        if (!t)
+            continue;
+        if (!first) {
+            LN_TRY(ln_op_check_input(op->in_what[i], t));
+            first = t;
+            if (op->shape)
+                LN_TRY(ln_op_check_shape(op->in_what[i], t, op->ndim, op->shape));
+        } else if (op->shape) {
+            LN_TRY(ln_op_check_input_as(op->in_what[i], t, first, op->ndim, op->shape));
+        } else {
+            LN_TRY(ln_op_check_input(op->in_what[i], t));
+        }
+    }
+    if (!first)
+        return ln_error(LN_EINVAL, "internal error: an op without inputs");
+    for (int o = 0; o < op->n_out; o++) {
+        ln_tensor *t = op->out[o];
+        if (op->shape)
+            LN_TRY(ln_op_check_output(op->out_what[o], t, first, op->ndim, op->shape));
+        for (int i = 0; i < op->n_in; i++)
+            if (op->in[i] && op->in_place[o] != i + 1)
+                LN_TRY(ln_op_check_distinct(op->out_what[o], t, op->in_what[i], op->in[i]));
+        for (int i = 0; i < op->n_in; i++)
+            if (op->in[i] && op->in_place[o] == i + 1)
+                LN_TRY(ln_op_check_same_or_distinct(op->out_what[o], t, op->in_what[i],
+                                                    op->in[i]));
+        for (int p = 0; p < o; p++)
+            LN_TRY(ln_op_check_distinct(op->out_what[o], t, op->out_what[p], op->out[p]));
+    }
+    int64_t n = op->shape ? ln_tensor_numel(first) : 0;
+    if (op->shape && n == 0)
+        return LN_OK;
+    ln_op_contiguous_inputs set = {0};
+    const void *in[LN_OP_MAX_INPUTS] = {0};
+    void *out[LN_OP_MAX_OUTPUTS] = {0};
+    int st = LN_OK;
+    for (int i = 0; st == LN_OK && i < op->n_in; i++)
+        st = ln_op_contiguous(&set, op->in[i], &in[i]);
+    for (int o = 0; o < op->n_out; o++)
+        out[o] = ln_tensor_data(op->out[o]);
+    if (st == LN_OK)
+        st = kernel(ln_tensor_device(first), arg, n, in, out);
+    ln_op_release_inputs(&set);
+    return st;
+}
+
+int ln_op_zero_unless_accumulating(ln_tensor *a, ln_tensor *b, int accumulate)
+{
+    if (accumulate)
+        return LN_OK;
+    LN_TRY(ln_tensor_fill(a, 0));
+    return b ? ln_tensor_fill(b, 0) : LN_OK;
+}

@@ -1,0 +1,105 @@
+/* 2-D pooling: shape rule, then dispatch. */
+#include "../nn_ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../random.h"
+#include "../status.h"
+#include "../tensor_ops.h"
+#include "op_check.h"
+
+/* --- pooling ----------------------------------------------------------------------- */
+
+int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_shape *s)
+{
+    char sx[256];
+    LN_TRY(ln_op_check_input("the input", x));
+    if (x->ndim != 4)
+        return ln_error(LN_EINVAL, "expected input [N, C, H, W], got %s",
+                        ln_tensor_shape_string(x, sx, sizeof sx));
+    if (p->kernel_h < 1 || p->kernel_w < 1)
+        return ln_error(LN_EINVAL, "kernel size must be at least 1, got {%d, %d}",
+                        p->kernel_h, p->kernel_w);
+    if (p->stride_h < 1 || p->stride_w < 1)
+        return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}",
+                        p->stride_h, p->stride_w);
+    if (p->pad_h < 0 || p->pad_w < 0)
+        return ln_error(LN_EINVAL, "padding must not be negative, got {%d, %d}",
+                        p->pad_h, p->pad_w);
+    /* as in PyTorch: every window then holds at least one real element */
+    if (p->pad_h > p->kernel_h / 2 || p->pad_w > p->kernel_w / 2)
+        return ln_error(LN_EINVAL, "padding {%d, %d} must be at most half the kernel "
+                        "size {%d, %d}", p->pad_h, p->pad_w, p->kernel_h, p->kernel_w);
+    LN_TRY(ln_op_check_fits_int("the input", x));
+    if (p->kernel_h > LN_OP_MAX_DIM || p->kernel_w > LN_OP_MAX_DIM)
+        return ln_error(LN_EINVAL, "kernel size {%d, %d} is too large", p->kernel_h,
+                        p->kernel_w);
+    int64_t hp = x->shape[2] + 2 * (int64_t)p->pad_h, wp = x->shape[3] + 2 * (int64_t)p->pad_w;
+    if (hp < p->kernel_h || wp < p->kernel_w)
+        return ln_error(LN_EINVAL, "the kernel %dx%d is larger than the input %s padded "
+                        "by {%d, %d} (%lldx%lld)", p->kernel_h, p->kernel_w,
+                        ln_tensor_shape_string(x, sx, sizeof sx), p->pad_h, p->pad_w,
+                        (long long)hp, (long long)wp);
+    s->n = (int)x->shape[0];
+    s->c = (int)x->shape[1];
+    s->h = (int)x->shape[2];
+    s->w = (int)x->shape[3];
+    s->kernel_h = p->kernel_h;
+    s->kernel_w = p->kernel_w;
+    s->stride_h = p->stride_h;
+    s->stride_w = p->stride_w;
+    s->pad_h = p->pad_h;
+    s->pad_w = p->pad_w;
+    s->p = (int)((hp - p->kernel_h) / p->stride_h + 1);
+    s->q = (int)((wp - p->kernel_w) / p->stride_w + 1);
+    return LN_OK;
+}
+
+int ln_nn_pool2d_forward(ln_pool_mode mode, const ln_tensor *x, const ln_pool2d_params *p,
+                         ln_tensor *y)
+{
+    ln_pool2d_shape s;
+    LN_TRY(ln_nn_pool2d_shape(x, p, &s));
+    int64_t yshape[4] = {s.n, s.c, s.p, s.q};
+    LN_TRY(ln_op_check_output("the output", y, x, 4, yshape));
+    LN_TRY(ln_op_check_distinct("the output", y, "the input", x));
+    if (ln_tensor_numel(y) == 0)
+        return LN_OK;
+    ln_op_contiguous_inputs set = {0};
+    const void *xd;
+    int st = ln_op_contiguous(&set, x, &xd);
+    if (st == LN_OK)
+        st = LN_CALL(ln_tensor_device(x), pool2d_forward, mode, &s, xd, ln_tensor_data(y));
+    ln_op_release_inputs(&set);
+    return st;
+}
+
+int ln_nn_pool2d_backward(ln_pool_mode mode, const ln_tensor *x, const ln_tensor *y,
+                          const ln_tensor *dy, const ln_pool2d_params *p, ln_tensor *dx)
+{
+    ln_pool2d_shape s;
+    LN_TRY(ln_nn_pool2d_shape(x, p, &s));
+    int64_t yshape[4] = {s.n, s.c, s.p, s.q};
+    LN_TRY(ln_op_check_input_as("the output", y, x, 4, yshape));
+    LN_TRY(ln_op_check_input_as("the output gradient", dy, x, 4, yshape));
+    LN_TRY(ln_op_check_output("the input gradient", dx, x, 4, x->shape));
+    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the input", x));
+    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output", y));
+    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output gradient", dy));
+    if (ln_tensor_numel(dx) == 0)
+        return LN_OK;
+    ln_op_contiguous_inputs set = {0};
+    const void *xd, *yd, *dyd;
+    int st = ln_op_contiguous(&set, x, &xd);
+    if (st == LN_OK)
+        st = ln_op_contiguous(&set, y, &yd);
+    if (st == LN_OK)
+        st = ln_op_contiguous(&set, dy, &dyd);
+    if (st == LN_OK)
+        st = LN_CALL(ln_tensor_device(x), pool2d_backward, mode, &s, xd, yd, dyd,
+                     ln_tensor_data(dx));
+    ln_op_release_inputs(&set);
+    return st;
+}
