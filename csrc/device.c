@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend_slots.h"
 #include "status.h"
 
 static const ln_host_api host_api = {.error = ln_error};
@@ -27,10 +28,32 @@ const char *ln_device_type_name(ln_device_type type)
     return "?";
 }
 
+/* Every backend fills every required slot of backend.h: checked once, when
+ * the backend is first used, against the one list (backend_slots.c), so a
+ * slot added to the vtable and forgotten by a backend is reported by name. */
+static int check_slots(const ln_backend *backend, int on_host)
+{
+    char missing[512] = "";
+    int count = 0;
+    for (int i = 0; i < ln_backend_slot_count(); i++)
+        if (!(on_host ? ln_backend_slot_optional_on_host(i) : ln_backend_slot_optional(i))
+            && !ln_backend_slot_filled(backend, i)) {
+            size_t used = strlen(missing);
+            snprintf(missing + used, sizeof missing - used, "%s%s", count ? ", " : "",
+                     ln_backend_slot_name(i));
+            count++;
+        }
+    if (count)
+        return ln_error(LN_EDEVICE, "the %s backend leaves %d required slot%s empty: %s",
+                        backend->name, count, count == 1 ? "" : "s", missing);
+    return LN_OK;
+}
+
 static int open_device(ln_device *dev)
 {
     if (dev->ctx)
         return LN_OK;
+    LN_TRY(check_slots(dev->backend, dev->host_memory));
     if (dev->backend->attach)
         LN_TRY(dev->backend->attach(&host_api));
     return dev->backend->open(dev->index, &dev->ctx);
@@ -54,6 +77,7 @@ int ln_device_register_cuda(const ln_backend *backend)
                         "lunet/cuda.so was built for another version of lunet "
                         "(backend ABI %d, this core expects %d): rebuild lunet",
                         backend ? backend->abi : -1, LN_BACKEND_ABI);
+    LN_TRY(check_slots(backend, 0));
     LN_TRY(backend->attach(&host_api));
     int count = 0;
     if (backend->device_count(&count, cuda.reason, sizeof cuda.reason) != LN_OK
