@@ -488,7 +488,13 @@ void ln_lua_open_nn(lua_State *L)
         {"cross_entropy_backward", l_cross_entropy_backward},
         {"sgd_step", l_sgd_step},
         {"adam_step", l_adam_step},
-        {"tensor_allocations", l_tensor_allocations},
         {NULL, NULL}};
+    /* lunet.ops holds the low-level entry points (like torch.nn.functional);
+     * the same functions stay at the top level as aliases. */
     luaL_setfuncs(L, functions, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, functions, 0);
+    lua_setfield(L, -2, "ops");
+    lua_pushcfunction(L, l_tensor_allocations);
+    lua_setfield(L, -2, "tensor_allocations");
 }
