@@ -21,9 +21,9 @@ static int relu_forward_kernel(ln_device *dev, void *arg, int64_t n, const void 
 
 int ln_nn_relu_forward(const ln_tensor *x, ln_tensor *y)
 {
-    ln_op op = {.n_in = 1, .in = {x}, .in_what = {"the input"},
-                .n_out = 1, .out = {y}, .out_what = {"the output"}, .in_place = {1},
-                .ndim = x->ndim, .shape = x->shape};
+    ln_op op = {.in = {{"the input", x, x->ndim, x->shape}},
+                .out = {{"the output", y, x->ndim, x->shape}}, .in_place = {1},
+                .n = ln_tensor_numel(x)};
     return ln_op_run(&op, relu_forward_kernel, NULL);
 }
 
@@ -36,9 +36,10 @@ static int relu_backward_kernel(ln_device *dev, void *arg, int64_t n, const void
 
 int ln_nn_relu_backward(const ln_tensor *y, const ln_tensor *dy, ln_tensor *dx)
 {
-    ln_op op = {.n_in = 2, .in = {y, dy}, .in_what = {"the output", "the output gradient"},
-                .n_out = 1, .out = {dx}, .out_what = {"the input gradient"}, .in_place = {2},
-                .ndim = y->ndim, .shape = y->shape};
+    ln_op op = {.in = {{"the output", y, y->ndim, y->shape},
+                       {"the output gradient", dy, y->ndim, y->shape}},
+                .out = {{"the input gradient", dx, y->ndim, y->shape}}, .in_place = {2},
+                .n = ln_tensor_numel(y)};
     return ln_op_run(&op, relu_backward_kernel, NULL);
 }
 
@@ -56,9 +57,9 @@ int ln_nn_dropout_forward(const ln_tensor *x, double p, ln_tensor *y, ln_tensor 
     if (!(p >= 0.0 && p <= 1.0))
         return ln_error(LN_EINVAL, "dropout probability must be in [0, 1], got %g", p);
     float pf = (float)p;
-    ln_op op = {.n_in = 1, .in = {x}, .in_what = {"the input"},
-                .n_out = 2, .out = {y, mask}, .out_what = {"the output", "the mask"},
-                .ndim = x->ndim, .shape = x->shape};
+    ln_op op = {.in = {{"the input", x, x->ndim, x->shape}},
+                .out = {{"the output", y, x->ndim, x->shape}, {"the mask", mask, x->ndim, x->shape}},
+                .n = ln_tensor_numel(x)};
     return ln_op_run(&op, dropout_forward_kernel, &pf);
 }
 
@@ -71,8 +72,9 @@ static int dropout_backward_kernel(ln_device *dev, void *arg, int64_t n, const v
 
 int ln_nn_dropout_backward(const ln_tensor *dy, const ln_tensor *mask, ln_tensor *dx)
 {
-    ln_op op = {.n_in = 2, .in = {dy, mask}, .in_what = {"the output gradient", "the mask"},
-                .n_out = 1, .out = {dx}, .out_what = {"the input gradient"}, .in_place = {1},
-                .ndim = dy->ndim, .shape = dy->shape};
+    ln_op op = {.in = {{"the output gradient", dy, dy->ndim, dy->shape},
+                       {"the mask", mask, dy->ndim, dy->shape}},
+                .out = {{"the input gradient", dx, dy->ndim, dy->shape}}, .in_place = {1},
+                .n = ln_tensor_numel(dy)};
     return ln_op_run(&op, dropout_backward_kernel, NULL);
 }

@@ -60,42 +60,29 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     return LN_OK;
 }
 
-static int check_conv_bias(const ln_tensor *bias, const ln_tensor *x, int64_t k)
+/* The tensors of a convolution forward (the plain one, or the fused block
+ * when `winner` is given): the shape rule has checked x and w. */
+static int conv_forward_kernel(ln_device *dev, void *arg, int64_t n, const void *const *in,
+                               void *const *out)
 {
-    if (!bias)
-        return LN_OK;
-    return ln_op_check_input_as("the bias", bias, x, 1, &k);
+    const ln_conv2d_shape *s = arg;
+    (void)n;
+    if (out[1])
+        return LN_CALL(dev, conv2d_relu_maxpool2x2_forward, s, in[0], in[1], in[2], out[0],
+                       out[1]);
+    return LN_CALL(dev, conv2d_forward, s, in[0], in[1], in[2], out[0]);
 }
 
-/* The checks every convolution forward makes of its output. */
-static int check_conv_output(const ln_tensor *y, const ln_tensor *x, const ln_tensor *w,
-                             const ln_tensor *bias, const int64_t yshape[4])
-{
-    LN_TRY(ln_op_check_output("the output", y, x, 4, yshape));
-    LN_TRY(ln_op_check_distinct("the output", y, "the input", x));
-    LN_TRY(ln_op_check_distinct("the output", y, "the weight", w));
-    return ln_op_check_distinct("the output", y, "the bias", bias);
-}
-
-/* Runs a convolution forward on contiguous inputs: the plain one, or the
- * fused block when `winner` is given. */
 static int run_conv_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
-                            const ln_conv2d_shape *s, ln_tensor *y, ln_tensor *winner)
+                            ln_conv2d_shape *s, const int64_t yshape[4], ln_tensor *y,
+                            ln_tensor *winner)
 {
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *wd, *bd;
-    ln_device *dev = ln_tensor_device(x);
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, bias, &bd);
-    if (st == LN_OK)
-        st = winner ? LN_CALL(dev, conv2d_relu_maxpool2x2_forward, s, xd, wd, bd,
-                              ln_tensor_data(y), ln_tensor_data(winner))
-                    : LN_CALL(dev, conv2d_forward, s, xd, wd, bd, ln_tensor_data(y));
-    ln_op_release_inputs(&set);
-    return st;
+    int64_t k = s->k;
+    ln_op op = {.in = {{"the input", x}, {"the weight", w}, {"the bias", bias, 1, &k}},
+                .out = {{"the output", y, 4, yshape},
+                        {"the pooling winners", winner, 4, yshape, LN_UINT8}},
+                .n = yshape[0] * yshape[1] * yshape[2] * yshape[3]};
+    return ln_op_run(&op, conv_forward_kernel, s);
 }
 
 int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
@@ -103,19 +90,15 @@ int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor
 {
     ln_conv2d_shape s;
     LN_TRY(ln_nn_conv2d_shape(x, w, p, &s));
-    LN_TRY(check_conv_bias(bias, x, s.k));
     int64_t yshape[4] = {s.n, s.k, s.p, s.q};
-    LN_TRY(check_conv_output(y, x, w, bias, yshape));
-    if (ln_tensor_numel(y) == 0)
-        return LN_OK;
-    return run_conv_forward(x, w, bias, &s, y, NULL);
+    return run_conv_forward(x, w, bias, &s, yshape, y, NULL);
 }
 
-static int check_conv_grad_output(const ln_tensor *dy, const ln_tensor *x,
-                                  const ln_conv2d_shape *s)
+static int conv_backward_data_kernel(ln_device *dev, void *arg, int64_t n,
+                                     const void *const *in, void *const *out)
 {
-    int64_t shape[4] = {s->n, s->k, s->p, s->q};
-    return ln_op_check_input_as("the output gradient", dy, x, 4, shape);
+    (void)n;
+    return LN_CALL(dev, conv2d_backward_data, arg, in[0], in[1], out[0]);
 }
 
 int ln_nn_conv2d_backward_data(const ln_tensor *x, const ln_tensor *w, const ln_tensor *dy,
@@ -123,25 +106,28 @@ int ln_nn_conv2d_backward_data(const ln_tensor *x, const ln_tensor *w, const ln_
 {
     ln_conv2d_shape s;
     LN_TRY(ln_nn_conv2d_shape(x, w, p, &s));
-    LN_TRY(check_conv_grad_output(dy, x, &s));
-    LN_TRY(ln_op_check_output("the input gradient", dx, x, 4, x->shape));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output gradient", dy));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the weight", w));
-    if (ln_tensor_numel(dx) == 0)
-        return LN_OK;
-    ln_op_contiguous_inputs set = {0};
-    const void *dyd, *wd;
-    int st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_backward_data, &s, dyd, wd,
-                     ln_tensor_data(dx));
-    ln_op_release_inputs(&set);
-    return st;
+    int64_t yshape[4] = {s.n, s.k, s.p, s.q};
+    /* x gives only the shape and the device: dx may even be x */
+    ln_op op = {.in = {{"the output gradient", dy, 4, yshape}, {"the weight", w}},
+                .out = {{"the input gradient", dx, 4, x->shape}},
+                .n = ln_tensor_numel(x)};
+    return ln_op_run(&op, conv_backward_data_kernel, &s);
 }
 
 /* Gradients of parameters over an empty batch are zero (or unchanged). */
+typedef struct filter_call {
+    const ln_conv2d_shape *s;
+    int accumulate;
+} filter_call;
+
+static int conv_backward_filter_kernel(ln_device *dev, void *arg, int64_t n,
+                                       const void *const *in, void *const *out)
+{
+    const filter_call *c = arg;
+    (void)n;
+    return LN_CALL(dev, conv2d_backward_filter, c->s, in[0], in[1], out[0], out[1],
+                   c->accumulate);
+}
 
 int ln_nn_conv2d_backward_filter(const ln_tensor *x, const ln_tensor *dy,
                                  const ln_conv2d_params *p, ln_tensor *dw, ln_tensor *db,
@@ -149,28 +135,13 @@ int ln_nn_conv2d_backward_filter(const ln_tensor *x, const ln_tensor *dy,
 {
     ln_conv2d_shape s;
     LN_TRY(ln_nn_conv2d_shape(x, dw, p, &s));
-    LN_TRY(check_conv_grad_output(dy, x, &s));
-    LN_TRY(ln_op_check_output("the weight gradient", dw, x, 4, dw->shape));
-    LN_TRY(ln_op_check_distinct("the weight gradient", dw, "the input", x));
-    LN_TRY(ln_op_check_distinct("the weight gradient", dw, "the output gradient", dy));
-    if (db) {
-        int64_t k = s.k;
-        LN_TRY(ln_op_check_output("the bias gradient", db, x, 1, &k));
-        LN_TRY(ln_op_check_distinct("the bias gradient", db, "the output gradient", dy));
-        LN_TRY(ln_op_check_distinct("the bias gradient", db, "the weight gradient", dw));
-    }
-    if (s.n == 0)
-        return ln_op_zero_unless_accumulating(dw, db, accumulate);
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *dyd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_backward_filter, &s, xd, dyd,
-                     ln_tensor_data(dw), db ? ln_tensor_data(db) : NULL, accumulate);
-    ln_op_release_inputs(&set);
-    return st;
+    int64_t yshape[4] = {s.n, s.k, s.p, s.q}, k = s.k;
+    filter_call c = {&s, accumulate};
+    ln_op op = {.in = {{"the input", x}, {"the output gradient", dy, 4, yshape}},
+                .out = {{"the weight gradient", dw}, {"the bias gradient", db, 1, &k}},
+                .n = s.n};
+    LN_TRY(ln_op_run(&op, conv_backward_filter_kernel, &c));
+    return s.n == 0 ? ln_op_zero_unless_accumulating(dw, db, accumulate) : LN_OK;
 }
 
 /* --- the fused block: conv2d, ReLU, 2x2 max pooling -------------------------------- */
@@ -195,33 +166,22 @@ int ln_nn_conv_block_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv
     return LN_OK;
 }
 
-/* The winners: uint8, contiguous, on the input's device, the pooled shape. */
-static int check_winner(const ln_tensor *winner, const ln_tensor *on, const int64_t shape[4])
-{
-    if (!winner->storage)
-        return ln_error(LN_EFREED, "the pooling winners were freed");
-    LN_TRY(ln_check_dtype("the pooling winners", winner, LN_UINT8));
-    LN_TRY(ln_check_same_device("the pooling winners and the input", winner, on));
-    LN_TRY(ln_op_check_shape("the pooling winners", winner, 4, shape));
-    if (!ln_tensor_is_contiguous(winner))
-        return ln_error(LN_EINVAL, "the pooling winners must be contiguous");
-    return LN_OK;
-}
-
 int ln_nn_conv_block_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
                              const ln_conv2d_params *p, ln_tensor *y, ln_tensor *winner)
 {
     ln_conv2d_shape s;
     int64_t yshape[4];
     LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
-    LN_TRY(check_conv_bias(bias, x, s.k));
-    LN_TRY(check_conv_output(y, x, w, bias, yshape));
-    LN_TRY(check_winner(winner, x, yshape));
-    LN_TRY(ln_op_check_distinct("the pooling winners", winner, "the output", y));
-    LN_TRY(ln_op_check_distinct("the pooling winners", winner, "the input", x));
-    if (ln_tensor_numel(y) == 0)
-        return LN_OK;
-    return run_conv_forward(x, w, bias, &s, y, winner);
+    return run_conv_forward(x, w, bias, &s, yshape, y, winner);
+}
+
+static int conv_block_backward_kernel(ln_device *dev, void *arg, int64_t n,
+                                      const void *const *in, void *const *out)
+{
+    const filter_call *c = arg;
+    (void)n;
+    return LN_CALL(dev, conv2d_relu_maxpool2x2_backward, c->s, in[0], in[1], in[2], in[3],
+                   out[0], out[1], out[2], c->accumulate);
 }
 
 int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *dy,
@@ -229,42 +189,17 @@ int ln_nn_conv_block_backward(const ln_tensor *x, const ln_tensor *w, const ln_t
                               ln_tensor *dw, ln_tensor *db, int accumulate)
 {
     ln_conv2d_shape s;
-    int64_t yshape[4];
+    int64_t yshape[4], k;
     LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
-    LN_TRY(ln_op_check_input_as("the output gradient", dy, x, 4, yshape));
-    LN_TRY(check_winner(winner, x, yshape));
-    const ln_tensor *outputs[3] = {dx, dw, db};
-    const char *names[3] = {"the input gradient", "the weight gradient", "the bias gradient"};
-    int64_t k = s.k;
-    if (dx)
-        LN_TRY(ln_op_check_output(names[0], dx, x, 4, x->shape));
-    LN_TRY(ln_op_check_output(names[1], dw, x, 4, w->shape));
-    if (db)
-        LN_TRY(ln_op_check_output(names[2], db, x, 1, &k));
-    const ln_tensor *inputs[5] = {x, w, dy, winner, NULL};
-    const char *input_names[5] = {"the input", "the weight", "the output gradient",
-                                  "the pooling winners", NULL};
-    for (int o = 0; o < 3; o++) {
-        if (!outputs[o])
-            continue;
-        for (int i = 0; i < 4; i++)
-            LN_TRY(ln_op_check_distinct(names[o], outputs[o], input_names[i], inputs[i]));
-        for (int other = 0; other < o; other++)
-            LN_TRY(ln_op_check_distinct(names[o], outputs[o], names[other], outputs[other]));
-    }
-    if (s.n == 0)
-        return ln_op_zero_unless_accumulating(dw, db, accumulate);
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *wd, *dyd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), conv2d_relu_maxpool2x2_backward, &s, xd, wd, dyd,
-                     ln_tensor_data(winner), dx ? ln_tensor_data(dx) : NULL,
-                     ln_tensor_data(dw), db ? ln_tensor_data(db) : NULL, accumulate);
-    ln_op_release_inputs(&set);
-    return st;
+    k = s.k;
+    filter_call c = {&s, accumulate};
+    ln_op op = {.in = {{"the input", x}, {"the weight", w},
+                       {"the output gradient", dy, 4, yshape},
+                       {"the pooling winners", winner, 4, yshape, LN_UINT8}},
+                .out = {{"the input gradient", dx, 4, x->shape},
+                        {"the weight gradient", dw, 4, w->shape},
+                        {"the bias gradient", db, 1, &k}},
+                .n = s.n};
+    LN_TRY(ln_op_run(&op, conv_block_backward_kernel, &c));
+    return s.n == 0 ? ln_op_zero_unless_accumulating(dw, db, accumulate) : LN_OK;
 }

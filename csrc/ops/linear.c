@@ -52,58 +52,68 @@ int ln_nn_linear_check_grad(const ln_tensor *dy, const ln_tensor *w)
     return LN_OK;
 }
 
+/* y = x w^T as one GEMM over the batch, then the bias per output feature. */
+static int linear_forward_kernel(ln_device *dev, void *arg, int64_t count,
+                                 const void *const *in, void *const *out)
+{
+    const int *d = arg; /* n, in, out */
+    int n = d[0], k = d[1], m = d[2];
+    (void)count;
+    int st = LN_CALL(dev, gemm, LN_FLOAT32, 0, 1, n, m, k, 1.0f, in[0], k ? k : 1, in[1],
+                     k ? k : 1, 0.0f, out[0], m);
+    if (st == LN_OK && in[2])
+        st = LN_CALL(dev, bias_add, n, m, 1, out[0], in[2]);
+    return st;
+}
+
 int ln_nn_linear_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
                          ln_tensor *y)
 {
     LN_TRY(ln_nn_linear_check(x, w));
-    int n = (int)x->shape[0], in = (int)w->shape[1], out = (int)w->shape[0];
-    int64_t out64 = out, yshape[2] = {n, out};
-    if (bias)
-        LN_TRY(ln_op_check_input_as("the bias", bias, x, 1, &out64));
-    LN_TRY(ln_op_check_output("the output", y, x, 2, yshape));
-    LN_TRY(ln_op_check_distinct("the output", y, "the input", x));
-    LN_TRY(ln_op_check_distinct("the output", y, "the weight", w));
-    LN_TRY(ln_op_check_distinct("the output", y, "the bias", bias));
-    if (ln_tensor_numel(y) == 0)
-        return LN_OK;
-    ln_device *dev = ln_tensor_device(x);
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *wd, *bd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, w, &wd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, bias, &bd);
-    /* y = x w^T as one GEMM over the batch, then the bias per output feature */
-    if (st == LN_OK)
-        st = LN_CALL(dev, gemm, LN_FLOAT32, 0, 1, n, out, in, 1.0f, xd, in ? in : 1, wd,
-                     in ? in : 1, 0.0f, ln_tensor_data(y), out);
-    if (st == LN_OK && bias)
-        st = LN_CALL(dev, bias_add, n, out, 1, ln_tensor_data(y), bd);
-    ln_op_release_inputs(&set);
-    return st;
+    int d[3] = {(int)x->shape[0], (int)w->shape[1], (int)w->shape[0]};
+    int64_t out64 = d[2], yshape[2] = {d[0], d[2]};
+    ln_op op = {.in = {{"the input", x}, {"the weight", w}, {"the bias", bias, 1, &out64}},
+                .out = {{"the output", y, 2, yshape}},
+                .n = yshape[0] * yshape[1]};
+    return ln_op_run(&op, linear_forward_kernel, d);
+}
+
+/* dx = dy w */
+static int linear_backward_data_kernel(ln_device *dev, void *arg, int64_t count,
+                                       const void *const *in, void *const *out)
+{
+    const int *d = arg;
+    int n = d[0], k = d[1], m = d[2];
+    (void)count;
+    return LN_CALL(dev, gemm, LN_FLOAT32, 0, 0, n, k, m, 1.0f, in[0], m ? m : 1, in[1], k,
+                   0.0f, out[0], k);
 }
 
 int ln_nn_linear_backward_data(const ln_tensor *dy, const ln_tensor *w, ln_tensor *dx)
 {
     LN_TRY(ln_nn_linear_check_grad(dy, w));
-    int n = (int)dy->shape[0], in = (int)w->shape[1], out = (int)w->shape[0];
-    int64_t xshape[2] = {n, in};
-    LN_TRY(ln_op_check_output("the input gradient", dx, dy, 2, xshape));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output gradient", dy));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the weight", w));
-    if (ln_tensor_numel(dx) == 0)
-        return LN_OK;
-    ln_op_contiguous_inputs set = {0};
-    const void *dyd, *wd;
-    int st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, w, &wd);
-    /* dx = dy w */
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(dy), gemm, LN_FLOAT32, 0, 0, n, in, out, 1.0f, dyd,
-                     out ? out : 1, wd, in, 0.0f, ln_tensor_data(dx), in);
-    ln_op_release_inputs(&set);
+    int d[3] = {(int)dy->shape[0], (int)w->shape[1], (int)w->shape[0]};
+    int64_t xshape[2] = {d[0], d[1]};
+    ln_op op = {.in = {{"the output gradient", dy}, {"the weight", w}},
+                .out = {{"the input gradient", dx, 2, xshape}},
+                .n = xshape[0] * xshape[1]};
+    return ln_op_run(&op, linear_backward_data_kernel, d);
+}
+
+/* dw (+)= dy^T x, db (+)= column sums of dy */
+typedef struct linear_filter_call {
+    int n, in, out, accumulate;
+} linear_filter_call;
+
+static int linear_backward_filter_kernel(ln_device *dev, void *arg, int64_t count,
+                                         const void *const *in, void *const *out)
+{
+    const linear_filter_call *c = arg;
+    (void)count;
+    int st = LN_CALL(dev, gemm, LN_FLOAT32, 1, 0, c->out, c->in, c->n, 1.0f, in[1], c->out,
+                     in[0], c->in, c->accumulate ? 1.0f : 0.0f, out[0], c->in);
+    if (st == LN_OK && out[1])
+        st = LN_CALL(dev, bias_backward, c->n, c->out, 1, in[1], out[1], c->accumulate);
     return st;
 }
 
@@ -122,31 +132,11 @@ int ln_nn_linear_backward_filter(const ln_tensor *x, const ln_tensor *dy, ln_ten
         return ln_error(LN_EINVAL, "expected the output gradient [%lld, %lld] for input "
                         "%s, got %s", (long long)x->shape[0], (long long)out, sx,
                         ln_tensor_shape_string(dy, sd, sizeof sd));
-    LN_TRY(ln_op_check_output("the weight gradient", dw, x, 2, dw->shape));
-    LN_TRY(ln_op_check_distinct("the weight gradient", dw, "the input", x));
-    LN_TRY(ln_op_check_distinct("the weight gradient", dw, "the output gradient", dy));
-    if (db) {
-        LN_TRY(ln_op_check_output("the bias gradient", db, x, 1, &out));
-        LN_TRY(ln_op_check_distinct("the bias gradient", db, "the output gradient", dy));
-        LN_TRY(ln_op_check_distinct("the bias gradient", db, "the weight gradient", dw));
-    }
-    int n = (int)x->shape[0];
-    if (n == 0)
-        return ln_op_zero_unless_accumulating(dw, db, accumulate);
-    if (ln_tensor_numel(dw) == 0)
-        return LN_OK;
-    ln_device *dev = ln_tensor_device(x);
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *dyd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, dy, &dyd);
-    /* dw (+)= dy^T x, db (+)= column sums of dy */
-    if (st == LN_OK)
-        st = LN_CALL(dev, gemm, LN_FLOAT32, 1, 0, (int)out, (int)in, n, 1.0f, dyd, (int)out,
-                     xd, (int)in, accumulate ? 1.0f : 0.0f, ln_tensor_data(dw), (int)in);
-    if (st == LN_OK && db)
-        st = LN_CALL(dev, bias_backward, n, out, 1, dyd, ln_tensor_data(db), accumulate);
-    ln_op_release_inputs(&set);
-    return st;
+    linear_filter_call c = {(int)x->shape[0], (int)in, (int)out, accumulate};
+    ln_op op = {.in = {{"the input", x}, {"the output gradient", dy}},
+                .out = {{"the weight gradient", dw}, {"the bias gradient", db, 1, &out}},
+                /* an empty batch zeroes the gradients below; an empty weight has none */
+                .n = ln_tensor_numel(dw) == 0 ? 0 : c.n};
+    LN_TRY(ln_op_run(&op, linear_backward_filter_kernel, &c));
+    return c.n == 0 ? ln_op_zero_unless_accumulating(dw, db, accumulate) : LN_OK;
 }

@@ -107,53 +107,76 @@ int ln_op_check_same_or_distinct(const char *out_what, const ln_tensor *out,
 }
 
 
+static int count_tensors(const ln_op_tensor *list, int max)
+{
+    int n = 0;
+    while (n < max && list[n].what)
+        n++;
+    return n;
+}
+
+/* One tensor: live, its dtype, on `dev`'s device (unless it is `dev`), its
+ * shape when one is given. */
+static int check_tensor(const ln_op_tensor *a, const ln_op_tensor *dev)
+{
+    const ln_tensor *t = a->t;
+    if (!t->storage)
+        return ln_error(LN_EFREED, "%s was freed", a->what);
+    if (a->dtype == LN_FLOAT32)
+        LN_TRY(ln_op_check_input(a->what, t));
+    else
+        LN_TRY(ln_check_dtype(a->what, t, a->dtype));
+    if (a != dev && ln_tensor_device(t) != ln_tensor_device(dev->t)) {
+        char both[128];
+        snprintf(both, sizeof both, "%s and %s", a->what, dev->what);
+        return ln_check_same_device(both, t, dev->t);
+    }
+    if (a->shape)
+        LN_TRY(ln_op_check_shape(a->what, t, a->ndim, a->shape));
+    return LN_OK;
+}
+
 int ln_op_run(const ln_op *op, ln_op_kernel kernel, void *arg)
 {
-    const ln_tensor *first = NULL;
-    for (int i = 0; i < op->n_in; i++) {
-        const ln_tensor *t = op->in[i];
-        if (!t)
+    int n_in = count_tensors(op->in, LN_OP_MAX_INPUTS);
+    int n_out = count_tensors(op->out, LN_OP_MAX_OUTPUTS);
+    const ln_op_tensor *dev = &op->in[0];
+    if (n_in == 0 || !dev->t)
+        return ln_error(LN_EINVAL, "internal error: an op without its first input");
+    for (int i = 0; i < n_in; i++)
+        if (op->in[i].t)
+            LN_TRY(check_tensor(&op->in[i], dev));
+    for (int o = 0; o < n_out; o++) {
+        const ln_op_tensor *a = &op->out[o];
+        if (!a->t)
             continue;
-        if (!first) {
-            LN_TRY(ln_op_check_input(op->in_what[i], t));
-            first = t;
-            if (op->shape)
-                LN_TRY(ln_op_check_shape(op->in_what[i], t, op->ndim, op->shape));
-        } else if (op->shape) {
-            LN_TRY(ln_op_check_input_as(op->in_what[i], t, first, op->ndim, op->shape));
-        } else {
-            LN_TRY(ln_op_check_input(op->in_what[i], t));
+        LN_TRY(check_tensor(a, dev));
+        if (!ln_tensor_is_contiguous(a->t))
+            return ln_error(LN_EINVAL, "%s must be contiguous (a tensor lunet allocated, "
+                            "not a strided view)", a->what);
+        for (int i = 0; i < n_in; i++) {
+            const ln_op_tensor *b = &op->in[i];
+            if (op->in_place[o] == i + 1)
+                LN_TRY(ln_op_check_same_or_distinct(a->what, a->t, b->what, b->t));
+            else
+                LN_TRY(ln_op_check_distinct(a->what, a->t, b->what, b->t));
         }
-    }
-    if (!first)
-        return ln_error(LN_EINVAL, "internal error: an op without inputs");
-    for (int o = 0; o < op->n_out; o++) {
-        ln_tensor *t = op->out[o];
-        if (op->shape)
-            LN_TRY(ln_op_check_output(op->out_what[o], t, first, op->ndim, op->shape));
-        for (int i = 0; i < op->n_in; i++)
-            if (op->in[i] && op->in_place[o] != i + 1)
-                LN_TRY(ln_op_check_distinct(op->out_what[o], t, op->in_what[i], op->in[i]));
-        for (int i = 0; i < op->n_in; i++)
-            if (op->in[i] && op->in_place[o] == i + 1)
-                LN_TRY(ln_op_check_same_or_distinct(op->out_what[o], t, op->in_what[i],
-                                                    op->in[i]));
         for (int p = 0; p < o; p++)
-            LN_TRY(ln_op_check_distinct(op->out_what[o], t, op->out_what[p], op->out[p]));
+            if (op->out[p].t)
+                LN_TRY(ln_op_check_distinct(a->what, a->t, op->out[p].what, op->out[p].t));
     }
-    int64_t n = op->shape ? ln_tensor_numel(first) : 0;
-    if (op->shape && n == 0)
+    if (op->n == 0)
         return LN_OK;
     ln_op_contiguous_inputs set = {0};
     const void *in[LN_OP_MAX_INPUTS] = {0};
     void *out[LN_OP_MAX_OUTPUTS] = {0};
     int st = LN_OK;
-    for (int i = 0; st == LN_OK && i < op->n_in; i++)
-        st = ln_op_contiguous(&set, op->in[i], &in[i]);
-    for (int o = 0; o < op->n_out; o++)
-        out[o] = ln_tensor_data(op->out[o]);
+    for (int i = 0; st == LN_OK && i < n_in; i++)
+        st = ln_op_contiguous(&set, op->in[i].t, &in[i]);
+    for (int o = 0; o < n_out; o++)
+        out[o] = op->out[o].t ? ln_tensor_data(op->out[o].t) : NULL;
     if (st == LN_OK)
-        st = kernel(ln_tensor_device(first), arg, n, in, out);
+        st = kernel(ln_tensor_device(dev->t), arg, op->n, in, out);
     ln_op_release_inputs(&set);
     return st;
 }

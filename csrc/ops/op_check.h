@@ -1,13 +1,13 @@
 /* What every op in csrc/ops/ shares: the argument checks and the op runner.
  *
- * An op states its tensors in an ln_op (inputs, outputs, which output may be
- * written in place of which input, the shape they all have) and calls
- * ln_op_run: one function checks that inputs are live float32 tensors on one
- * device, that outputs are contiguous and of the shape, that no output
- * overlaps an input (except the allowed in-place pairs) or another output,
- * makes strided inputs contiguous, calls the kernel and releases the copies.
- * The op itself keeps only its shape rule. Ops with several shapes (conv,
- * linear, batch norm) use the single checks below the same way. */
+ * An op checks its own shape rule (ln_nn_conv2d_shape, ...), then states its
+ * tensors in an ln_op (inputs, outputs, the shape each must have, which
+ * output may be written in place of which input) and calls ln_op_run: one
+ * function checks that every tensor is live, of its dtype, on one device and
+ * of its shape, that outputs are contiguous and overlap no input (except the
+ * in-place pairs) and no other output, makes strided inputs contiguous, calls
+ * the kernel and releases the copies. The single checks below serve the
+ * shape rules. */
 #ifndef LUNET_OPS_OP_CHECK_H
 #define LUNET_OPS_OP_CHECK_H
 
@@ -17,30 +17,37 @@
  * such as h + 2 * pad cannot overflow. */
 #define LN_OP_MAX_DIM (INT32_MAX / 4)
 #define LN_OP_MAX_INPUTS 5
-#define LN_OP_MAX_OUTPUTS 3
+#define LN_OP_MAX_OUTPUTS 5
+
+/* One tensor of an op. */
+typedef struct ln_op_tensor {
+    const char *what;         /* "the input", for messages; NULL ends the list */
+    const ln_tensor *t;       /* NULL: an optional tensor that was not given */
+    int ndim;                 /* with `shape`: the shape it must have */
+    const int64_t *shape;     /* NULL: the op's shape rule has checked it */
+    ln_dtype dtype;           /* LN_FLOAT32 unless stated */
+} ln_op_tensor;
 
 typedef struct ln_op {
-    int n_in, n_out;
-    const ln_tensor *in[LN_OP_MAX_INPUTS];   /* an optional input may be NULL */
-    const char *in_what[LN_OP_MAX_INPUTS];   /* "the input", for messages */
-    ln_tensor *out[LN_OP_MAX_OUTPUTS];
-    const char *out_what[LN_OP_MAX_OUTPUTS];
+    ln_op_tensor in[LN_OP_MAX_INPUTS];   /* read; in[0] names the device */
+    ln_op_tensor out[LN_OP_MAX_OUTPUTS]; /* written: contiguous */
     /* in_place[o] = 1 + index of the input output o may be written over (the
-     * same contiguous memory), or 0 when it must be separate. */
+     * same contiguous memory), or 0 when it must be separate from them all. */
     int in_place[LN_OP_MAX_OUTPUTS];
-    /* When not NULL: the shape of every input and output (elementwise ops). */
-    int ndim;
-    const int64_t *shape;
+    /* The elements (or any measure of work) the kernel gets as n; when 0 the
+     * kernel is not called (empty tensors). */
+    int64_t n;
 } ln_op;
 
-/* The kernel call: in[] are contiguous device pointers (NULL for a NULL
- * optional input), out[] the outputs' data, n the number of elements of the
- * shared shape (0 when the op has none). */
+/* The kernel call: in[] are contiguous device pointers (NULL for an optional
+ * input not given), out[] the outputs' data (NULL likewise). */
 typedef int (*ln_op_kernel)(ln_device *dev, void *arg, int64_t n, const void *const *in,
                             void *const *out);
 
-/* Checks the op's tensors, runs `kernel` unless there are no elements,
- * releases the contiguous copies. */
+/* Checks every tensor of the op (live, dtype, device, shape, outputs
+ * contiguous, no output overlapping an input or another output except the
+ * in-place pairs), then, unless op->n is 0, makes strided inputs contiguous,
+ * runs `kernel` and releases the copies. */
 int ln_op_run(const ln_op *op, ln_op_kernel kernel, void *arg);
 
 /* --- single checks, for ops that do their own dispatch --------------------- */

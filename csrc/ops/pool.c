@@ -57,23 +57,38 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     return LN_OK;
 }
 
+typedef struct pool_call {
+    ln_pool_mode mode;
+    const ln_pool2d_shape *s;
+} pool_call;
+
+static int pool_forward_kernel(ln_device *dev, void *arg, int64_t n, const void *const *in,
+                               void *const *out)
+{
+    const pool_call *c = arg;
+    (void)n;
+    return LN_CALL(dev, pool2d_forward, c->mode, c->s, in[0], out[0]);
+}
+
 int ln_nn_pool2d_forward(ln_pool_mode mode, const ln_tensor *x, const ln_pool2d_params *p,
                          ln_tensor *y)
 {
     ln_pool2d_shape s;
     LN_TRY(ln_nn_pool2d_shape(x, p, &s));
     int64_t yshape[4] = {s.n, s.c, s.p, s.q};
-    LN_TRY(ln_op_check_output("the output", y, x, 4, yshape));
-    LN_TRY(ln_op_check_distinct("the output", y, "the input", x));
-    if (ln_tensor_numel(y) == 0)
-        return LN_OK;
-    ln_op_contiguous_inputs set = {0};
-    const void *xd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), pool2d_forward, mode, &s, xd, ln_tensor_data(y));
-    ln_op_release_inputs(&set);
-    return st;
+    pool_call c = {mode, &s};
+    ln_op op = {.in = {{"the input", x}},
+                .out = {{"the output", y, 4, yshape}},
+                .n = yshape[0] * yshape[1] * yshape[2] * yshape[3]};
+    return ln_op_run(&op, pool_forward_kernel, &c);
+}
+
+static int pool_backward_kernel(ln_device *dev, void *arg, int64_t n, const void *const *in,
+                                void *const *out)
+{
+    const pool_call *c = arg;
+    (void)n;
+    return LN_CALL(dev, pool2d_backward, c->mode, c->s, in[0], in[1], in[2], out[0]);
 }
 
 int ln_nn_pool2d_backward(ln_pool_mode mode, const ln_tensor *x, const ln_tensor *y,
@@ -82,24 +97,10 @@ int ln_nn_pool2d_backward(ln_pool_mode mode, const ln_tensor *x, const ln_tensor
     ln_pool2d_shape s;
     LN_TRY(ln_nn_pool2d_shape(x, p, &s));
     int64_t yshape[4] = {s.n, s.c, s.p, s.q};
-    LN_TRY(ln_op_check_input_as("the output", y, x, 4, yshape));
-    LN_TRY(ln_op_check_input_as("the output gradient", dy, x, 4, yshape));
-    LN_TRY(ln_op_check_output("the input gradient", dx, x, 4, x->shape));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the input", x));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output", y));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output gradient", dy));
-    if (ln_tensor_numel(dx) == 0)
-        return LN_OK;
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *yd, *dyd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, y, &yd);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), pool2d_backward, mode, &s, xd, yd, dyd,
-                     ln_tensor_data(dx));
-    ln_op_release_inputs(&set);
-    return st;
+    pool_call c = {mode, &s};
+    ln_op op = {.in = {{"the input", x}, {"the output", y, 4, yshape},
+                       {"the output gradient", dy, 4, yshape}},
+                .out = {{"the input gradient", dx, 4, x->shape}},
+                .n = ln_tensor_numel(x)};
+    return ln_op_run(&op, pool_backward_kernel, &c);
 }
