@@ -28,22 +28,13 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     if (x->ndim != 4 || x->shape[1] != w->shape[1])
         return ln_error(LN_EINVAL, "expected input [N, %lld, H, W], got %s",
                         (long long)w->shape[1], ln_tensor_shape_string(x, sx, sizeof sx));
-    if (p->stride_h < 1 || p->stride_w < 1)
-        return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}",
-                        p->stride_h, p->stride_w);
-    if (p->pad_h < 0 || p->pad_w < 0)
-        return ln_error(LN_EINVAL, "padding must not be negative, got {%d, %d}",
-                        p->pad_h, p->pad_w);
+    LN_TRY(ln_op_check_window(p->stride_h, p->stride_w, p->pad_h, p->pad_w));
     LN_TRY(ln_op_check_fits_int("the input", x));
     LN_TRY(ln_op_check_fits_int("the weight", w));
     if (p->pad_h > LN_OP_MAX_DIM || p->pad_w > LN_OP_MAX_DIM)
         return ln_error(LN_EINVAL, "padding {%d, %d} is too large", p->pad_h, p->pad_w);
-    int64_t hp = x->shape[2] + 2 * (int64_t)p->pad_h, wp = x->shape[3] + 2 * (int64_t)p->pad_w;
-    if (hp < w->shape[2] || wp < w->shape[3])
-        return ln_error(LN_EINVAL, "the kernel %lldx%lld is larger than the input %s "
-                        "padded by {%d, %d} (%lldx%lld)", (long long)w->shape[2],
-                        (long long)w->shape[3], ln_tensor_shape_string(x, sx, sizeof sx),
-                        p->pad_h, p->pad_w, (long long)hp, (long long)wp);
+    LN_TRY(ln_op_window_output(x, w->shape[2], w->shape[3], p->stride_h, p->stride_w,
+                               p->pad_h, p->pad_w, &s->p, &s->q));
     s->n = (int)x->shape[0];
     s->c = (int)x->shape[1];
     s->h = (int)x->shape[2];
@@ -55,8 +46,6 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     s->stride_w = p->stride_w;
     s->pad_h = p->pad_h;
     s->pad_w = p->pad_w;
-    s->p = (int)((hp - s->r) / p->stride_h + 1);
-    s->q = (int)((wp - s->s) / p->stride_w + 1);
     return LN_OK;
 }
 

@@ -42,50 +42,57 @@ static int bad_label_error(const ln_tensor *labels, int64_t position, int64_t cl
                     (long long)position + 1, (long long)classes);
 }
 
+typedef struct loss_call {
+    const ln_tensor *labels;
+    int64_t n, classes;
+    double scale, *loss;
+} loss_call;
+
+static int cross_entropy_forward_kernel(ln_device *dev, void *arg, int64_t count,
+                                        const void *const *in, void *const *out)
+{
+    loss_call *c = arg;
+    int64_t bad = -1;
+    (void)count;
+    (void)out;
+    LN_TRY(LN_CALL(dev, cross_entropy_forward, c->n, c->classes, in[0], in[1], c->loss, &bad));
+    return bad >= 0 ? bad_label_error(c->labels, bad, c->classes) : LN_OK;
+}
+
 int ln_nn_cross_entropy_forward(const ln_tensor *logits, const ln_tensor *labels,
                                 double *loss)
 {
     LN_TRY(ln_nn_cross_entropy_check(logits, labels));
-    int64_t n = logits->shape[0], classes = logits->shape[1], bad = -1;
-    ln_op_contiguous_inputs set = {0};
-    const void *ld, *yd;
-    int st = ln_op_contiguous(&set, logits, &ld);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, labels, &yd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(logits), cross_entropy_forward, n, classes, ld, yd,
-                     loss, &bad);
-    ln_op_release_inputs(&set);
-    if (st == LN_OK && bad >= 0)
-        return bad_label_error(labels, bad, classes);
-    return st;
+    loss_call c = {labels, logits->shape[0], logits->shape[1], 0, loss};
+    ln_op op = {.in = {{"the logits", logits}, {"the labels", labels, .dtype = LN_INT32}},
+                .n = c.n};
+    return ln_op_run(&op, cross_entropy_forward_kernel, &c);
+}
+
+static int cross_entropy_backward_kernel(ln_device *dev, void *arg, int64_t count,
+                                         const void *const *in, void *const *out)
+{
+    loss_call *c = arg;
+    (void)count;
+    /* Labels in host memory are checked here; on a GPU the forward pass checks
+     * them, and the kernel never indexes with a label. */
+    if (dev->host_memory) {
+        const int32_t *y = in[1];
+        for (int64_t i = 0; i < c->n; i++)
+            if (y[i] < 1 || y[i] > c->classes)
+                return bad_label_error(c->labels, i, c->classes);
+    }
+    return LN_CALL(dev, cross_entropy_backward, c->n, c->classes, in[0], in[1],
+                   (float)c->scale, out[0]);
 }
 
 int ln_nn_cross_entropy_backward(const ln_tensor *logits, const ln_tensor *labels,
                                  double scale, ln_tensor *dlogits)
 {
     LN_TRY(ln_nn_cross_entropy_check(logits, labels));
-    LN_TRY(ln_op_check_output("the logits gradient", dlogits, logits, 2, logits->shape));
-    LN_TRY(ln_op_check_distinct("the logits gradient", dlogits, "the logits", logits));
-    int64_t n = logits->shape[0], classes = logits->shape[1];
-    ln_op_contiguous_inputs set = {0};
-    const void *ld, *yd;
-    int st = ln_op_contiguous(&set, logits, &ld);
-    if (st == LN_OK)
-        st = ln_op_contiguous(&set, labels, &yd);
-    /* Labels in host memory are checked here; on a GPU the forward pass checks
-     * them, and the kernel never indexes with a label. */
-    if (st == LN_OK && ln_tensor_device(labels)->host_memory) {
-        const int32_t *y = yd;
-        for (int64_t i = 0; i < n; i++)
-            if (y[i] < 1 || y[i] > classes) {
-                st = bad_label_error(labels, i, classes);
-                break;
-            }
-    }
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(logits), cross_entropy_backward, n, classes, ld, yd,
-                     (float)scale, ln_tensor_data(dlogits));
-    ln_op_release_inputs(&set);
-    return st;
+    loss_call c = {labels, logits->shape[0], logits->shape[1], scale, NULL};
+    ln_op op = {.in = {{"the logits", logits}, {"the labels", labels, .dtype = LN_INT32}},
+                .out = {{"the logits gradient", dlogits, 2, logits->shape}},
+                .n = c.n};
+    return ln_op_run(&op, cross_entropy_backward_kernel, &c);
 }

@@ -33,6 +33,31 @@ int ln_nn_batchnorm_check(const ln_tensor *x, const ln_tensor *gamma, int64_t *n
     return LN_OK;
 }
 
+typedef struct bn_call {
+    int64_t n, c, inner;
+    float momentum, eps;
+    int accumulate;
+    const ln_tensor *x;     /* backward_eval: the shape of its temporaries */
+} bn_call;
+
+static int bn_forward_eval_kernel(ln_device *dev, void *arg, int64_t count,
+                                  const void *const *in, void *const *out)
+{
+    const bn_call *b = arg;
+    (void)count;
+    return LN_CALL(dev, batchnorm_forward_eval, b->n, b->c, b->inner, in[0], in[1], in[2],
+                   in[3], in[4], b->eps, out[0]);
+}
+
+static int bn_forward_train_kernel(ln_device *dev, void *arg, int64_t count,
+                                   const void *const *in, void *const *out)
+{
+    const bn_call *b = arg;
+    (void)count;
+    return LN_CALL(dev, batchnorm_forward_train, b->n, b->c, b->inner, in[0], in[1], in[2],
+                   out[0], out[1], out[2], b->momentum, b->eps, out[3], out[4]);
+}
+
 int ln_nn_batchnorm_forward(const ln_tensor *x, const ln_tensor *gamma,
                             const ln_tensor *beta, ln_tensor *running_mean,
                             ln_tensor *running_var, int training, double momentum,
@@ -40,75 +65,45 @@ int ln_nn_batchnorm_forward(const ln_tensor *x, const ln_tensor *gamma,
                             ln_tensor *save_invstd)
 {
     char sx[256];
-    int64_t n = 0, c = 0, inner = 0;
-    LN_TRY(ln_nn_batchnorm_check(x, gamma, &n, &c, &inner));
-    LN_TRY(ln_op_check_input_as("the bias", beta, x, 1, &c));
+    bn_call b = {0};
+    LN_TRY(ln_nn_batchnorm_check(x, gamma, &b.n, &b.c, &b.inner));
+    LN_TRY(ln_op_check_input_as("the bias", beta, x, 1, &b.c));
     if (!(eps > 0) || !isfinite(eps))
         return ln_error(LN_EINVAL, "eps must be a positive number, got %g", eps);
     if (!(momentum >= 0 && momentum <= 1))
         return ln_error(LN_EINVAL, "momentum must be in [0, 1], got %g", momentum);
-    LN_TRY(ln_op_check_output("the output", y, x, x->ndim, x->shape));
-    LN_TRY(ln_op_check_distinct("the output", y, "the input", x));
-    ln_device *dev = ln_tensor_device(x);
+    b.momentum = (float)momentum;
+    b.eps = (float)eps;
+    const int64_t *c = &b.c;
     if (!training) {
-        LN_TRY(ln_op_check_input_as("the running mean", running_mean, x, 1, &c));
-        LN_TRY(ln_op_check_input_as("the running variance", running_var, x, 1, &c));
-        if (ln_tensor_numel(x) == 0)
-            return LN_OK;
-        ln_op_contiguous_inputs set = {0};
-        const void *xd, *gd, *bd, *md, *vd;
-        int st = ln_op_contiguous(&set, x, &xd);
-        if (st == LN_OK) st = ln_op_contiguous(&set, gamma, &gd);
-        if (st == LN_OK) st = ln_op_contiguous(&set, beta, &bd);
-        if (st == LN_OK) st = ln_op_contiguous(&set, running_mean, &md);
-        if (st == LN_OK) st = ln_op_contiguous(&set, running_var, &vd);
-        if (st == LN_OK)
-            st = LN_CALL(dev, batchnorm_forward_eval, n, c, inner, xd, gd, bd, md, vd,
-                         (float)eps, ln_tensor_data(y));
-        ln_op_release_inputs(&set);
-        return st;
+        ln_op op = {.in = {{"the input", x}, {"the weight", gamma}, {"the bias", beta},
+                           {"the running mean", running_mean, 1, c},
+                           {"the running variance", running_var, 1, c}},
+                    .out = {{"the output", y, x->ndim, x->shape}},
+                    .n = ln_tensor_numel(x)};
+        return ln_op_run(&op, bn_forward_eval_kernel, &b);
     }
-    if (n * inner < 2)
+    if (b.n * b.inner < 2)
         return ln_error(LN_EINVAL, "expected more than 1 value per channel when "
                         "training, got input %s", ln_tensor_shape_string(x, sx, sizeof sx));
-    LN_TRY(ln_op_check_output("the running mean", running_mean, x, 1, &c));
-    LN_TRY(ln_op_check_output("the running variance", running_var, x, 1, &c));
-    LN_TRY(ln_op_check_output("the saved mean", save_mean, x, 1, &c));
-    LN_TRY(ln_op_check_output("the saved inverse deviation", save_invstd, x, 1, &c));
-    const ln_tensor *written[5] = {y, running_mean, running_var, save_mean, save_invstd};
-    const ln_tensor *read[3] = {x, gamma, beta};
-    for (int i = 0; i < 5; i++) {
-        for (int j = 0; j < 3; j++)
-            LN_TRY(ln_op_check_distinct("an output", written[i], "an input", read[j]));
-        for (int j = i + 1; j < 5; j++)
-            LN_TRY(ln_op_check_distinct("an output", written[i], "another output", written[j]));
-    }
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *gd, *bd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, gamma, &gd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, beta, &bd);
-    if (st == LN_OK)
-        st = LN_CALL(dev, batchnorm_forward_train, n, c, inner, xd, gd, bd,
-                     ln_tensor_data(y), ln_tensor_data(running_mean),
-                     ln_tensor_data(running_var), (float)momentum, (float)eps,
-                     ln_tensor_data(save_mean), ln_tensor_data(save_invstd));
-    ln_op_release_inputs(&set);
-    return st;
+    /* the running statistics are read and updated: outputs */
+    ln_op op = {.in = {{"the input", x}, {"the weight", gamma}, {"the bias", beta}},
+                .out = {{"the output", y, x->ndim, x->shape},
+                        {"the running mean", running_mean, 1, c},
+                        {"the running variance", running_var, 1, c},
+                        {"the saved mean", save_mean, 1, c},
+                        {"the saved inverse deviation", save_invstd, 1, c}},
+                .n = ln_tensor_numel(x)};
+    return ln_op_run(&op, bn_forward_train_kernel, &b);
 }
 
-static int check_batchnorm_grads(const ln_tensor *x, const ln_tensor *dy, int64_t c,
-                                 ln_tensor *dx, ln_tensor *dgamma, ln_tensor *dbeta)
+static int bn_backward_kernel(ln_device *dev, void *arg, int64_t count, const void *const *in,
+                              void *const *out)
 {
-    LN_TRY(ln_op_check_input_as("the output gradient", dy, x, x->ndim, x->shape));
-    LN_TRY(ln_op_check_output("the input gradient", dx, x, x->ndim, x->shape));
-    LN_TRY(ln_op_check_output("the weight gradient", dgamma, x, 1, &c));
-    LN_TRY(ln_op_check_output("the bias gradient", dbeta, x, 1, &c));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the input", x));
-    LN_TRY(ln_op_check_distinct("the input gradient", dx, "the output gradient", dy));
-    LN_TRY(ln_op_check_distinct("the weight gradient", dgamma, "the output gradient", dy));
-    LN_TRY(ln_op_check_distinct("the bias gradient", dbeta, "the output gradient", dy));
-    return ln_op_check_distinct("the bias gradient", dbeta, "the weight gradient", dgamma);
+    const bn_call *b = arg;
+    (void)count;
+    return LN_CALL(dev, batchnorm_backward, b->n, b->c, b->inner, in[0], in[1], in[2], in[3],
+                   in[4], out[0], out[1], out[2], b->accumulate);
 }
 
 int ln_nn_batchnorm_backward(const ln_tensor *x, const ln_tensor *dy, const ln_tensor *gamma,
@@ -116,26 +111,18 @@ int ln_nn_batchnorm_backward(const ln_tensor *x, const ln_tensor *dy, const ln_t
                              ln_tensor *dx, ln_tensor *dgamma, ln_tensor *dbeta,
                              int accumulate)
 {
-    int64_t n = 0, c = 0, inner = 0;
-    LN_TRY(ln_nn_batchnorm_check(x, gamma, &n, &c, &inner));
-    LN_TRY(ln_op_check_input_as("the saved mean", save_mean, x, 1, &c));
-    LN_TRY(ln_op_check_input_as("the saved inverse deviation", save_invstd, x, 1, &c));
-    LN_TRY(check_batchnorm_grads(x, dy, c, dx, dgamma, dbeta));
-    if (n * inner == 0)
-        return ln_op_zero_unless_accumulating(dgamma, dbeta, accumulate);
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *dyd, *gd, *md, *sd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, gamma, &gd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, save_mean, &md);
-    if (st == LN_OK) st = ln_op_contiguous(&set, save_invstd, &sd);
-    if (st == LN_OK)
-        st = LN_CALL(ln_tensor_device(x), batchnorm_backward, n, c, inner, xd, dyd, gd, md,
-                     sd, ln_tensor_data(dx), ln_tensor_data(dgamma), ln_tensor_data(dbeta),
-                     accumulate);
-    ln_op_release_inputs(&set);
-    return st;
+    bn_call b = {.accumulate = accumulate};
+    LN_TRY(ln_nn_batchnorm_check(x, gamma, &b.n, &b.c, &b.inner));
+    const int64_t *c = &b.c;
+    ln_op op = {.in = {{"the input", x}, {"the output gradient", dy, x->ndim, x->shape},
+                       {"the weight", gamma}, {"the saved mean", save_mean, 1, c},
+                       {"the saved inverse deviation", save_invstd, 1, c}},
+                .out = {{"the input gradient", dx, x->ndim, x->shape},
+                        {"the weight gradient", dgamma, 1, c},
+                        {"the bias gradient", dbeta, 1, c}},
+                .n = b.n * b.inner};
+    LN_TRY(ln_op_run(&op, bn_backward_kernel, &b));
+    return op.n == 0 ? ln_op_zero_unless_accumulating(dgamma, dbeta, accumulate) : LN_OK;
 }
 
 /* In eval mode y = (x - mean) * invstd * gamma + beta with constant statistics:
@@ -144,52 +131,57 @@ int ln_nn_batchnorm_backward(const ln_tensor *x, const ln_tensor *dy, const ln_t
  *   dbeta = sum dy
  * composed from existing kernels, so every backend has it. It uses
  * temporaries: eval-mode training is rare. */
+static int bn_backward_eval_kernel(ln_device *dev, void *arg, int64_t count,
+                                   const void *const *in, void *const *out)
+{
+    const bn_call *b = arg;
+    const void *xd = in[0], *dyd = in[1], *gd = in[2], *md = in[3], *vd = in[4];
+    int64_t n = b->n, c = b->c, inner = b->inner;
+    (void)count;
+    ln_tensor zeros = {0}, ones = {0}, xhat = {0};
+    int st = ln_tensor_alloc(&zeros, dev, LN_FLOAT32, 1, &c);
+    if (st == LN_OK) st = ln_tensor_fill(&zeros, 0);
+    if (st == LN_OK) st = ln_tensor_alloc(&ones, dev, LN_FLOAT32, 1, &c);
+    if (st == LN_OK) st = ln_tensor_fill(&ones, 1);
+    if (st == LN_OK) st = ln_tensor_alloc(&xhat, dev, LN_FLOAT32, b->x->ndim, b->x->shape);
+    if (st == LN_OK)
+        st = LN_CALL(dev, batchnorm_forward_eval, n, c, inner, dyd, gd,
+                     ln_tensor_data(&zeros), ln_tensor_data(&zeros), vd, b->eps, out[0]);
+    if (st == LN_OK)
+        st = LN_CALL(dev, batchnorm_forward_eval, n, c, inner, xd, ln_tensor_data(&ones),
+                     ln_tensor_data(&zeros), md, vd, b->eps, ln_tensor_data(&xhat));
+    if (st == LN_OK)
+        st = LN_CALL(dev, binary, LN_MUL, LN_FLOAT32, n * c * inner, ln_tensor_data(&xhat),
+                     dyd, ln_tensor_data(&xhat));
+    if (st == LN_OK)
+        st = LN_CALL(dev, bias_backward, n, c, inner, ln_tensor_data(&xhat), out[1],
+                     b->accumulate);
+    if (st == LN_OK)
+        st = LN_CALL(dev, bias_backward, n, c, inner, dyd, out[2], b->accumulate);
+    ln_tensor_release(&zeros);
+    ln_tensor_release(&ones);
+    ln_tensor_release(&xhat);
+    return st;
+}
+
 int ln_nn_batchnorm_backward_eval(const ln_tensor *x, const ln_tensor *dy,
                                   const ln_tensor *gamma, const ln_tensor *running_mean,
                                   const ln_tensor *running_var, double eps, ln_tensor *dx,
                                   ln_tensor *dgamma, ln_tensor *dbeta, int accumulate)
 {
-    int64_t n = 0, c = 0, inner = 0;
-    LN_TRY(ln_nn_batchnorm_check(x, gamma, &n, &c, &inner));
-    LN_TRY(ln_op_check_input_as("the running mean", running_mean, x, 1, &c));
-    LN_TRY(ln_op_check_input_as("the running variance", running_var, x, 1, &c));
+    bn_call b = {.accumulate = accumulate, .x = x};
+    LN_TRY(ln_nn_batchnorm_check(x, gamma, &b.n, &b.c, &b.inner));
     if (!(eps > 0) || !isfinite(eps))
         return ln_error(LN_EINVAL, "eps must be a positive number, got %g", eps);
-    LN_TRY(check_batchnorm_grads(x, dy, c, dx, dgamma, dbeta));
-    if (n * inner == 0)
-        return ln_op_zero_unless_accumulating(dgamma, dbeta, accumulate);
-    ln_device *dev = ln_tensor_device(x);
-    ln_tensor zeros = {0}, ones = {0}, xhat = {0};
-    ln_op_contiguous_inputs set = {0};
-    const void *xd, *dyd, *gd, *md, *vd;
-    int st = ln_op_contiguous(&set, x, &xd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, dy, &dyd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, gamma, &gd);
-    if (st == LN_OK) st = ln_op_contiguous(&set, running_mean, &md);
-    if (st == LN_OK) st = ln_op_contiguous(&set, running_var, &vd);
-    if (st == LN_OK) st = ln_tensor_alloc(&zeros, dev, LN_FLOAT32, 1, &c);
-    if (st == LN_OK) st = ln_tensor_fill(&zeros, 0);
-    if (st == LN_OK) st = ln_tensor_alloc(&ones, dev, LN_FLOAT32, 1, &c);
-    if (st == LN_OK) st = ln_tensor_fill(&ones, 1);
-    if (st == LN_OK) st = ln_tensor_alloc(&xhat, dev, LN_FLOAT32, x->ndim, x->shape);
-    if (st == LN_OK)
-        st = LN_CALL(dev, batchnorm_forward_eval, n, c, inner, dyd, gd,
-                     ln_tensor_data(&zeros), ln_tensor_data(&zeros), vd, (float)eps,
-                     ln_tensor_data(dx));
-    if (st == LN_OK)
-        st = LN_CALL(dev, batchnorm_forward_eval, n, c, inner, xd, ln_tensor_data(&ones),
-                     ln_tensor_data(&zeros), md, vd, (float)eps, ln_tensor_data(&xhat));
-    if (st == LN_OK)
-        st = LN_CALL(dev, binary, LN_MUL, LN_FLOAT32, n * c * inner, ln_tensor_data(&xhat),
-                     dyd, ln_tensor_data(&xhat));
-    if (st == LN_OK)
-        st = LN_CALL(dev, bias_backward, n, c, inner, ln_tensor_data(&xhat),
-                     ln_tensor_data(dgamma), accumulate);
-    if (st == LN_OK)
-        st = LN_CALL(dev, bias_backward, n, c, inner, dyd, ln_tensor_data(dbeta), accumulate);
-    ln_tensor_release(&zeros);
-    ln_tensor_release(&ones);
-    ln_tensor_release(&xhat);
-    ln_op_release_inputs(&set);
-    return st;
+    b.eps = (float)eps;
+    const int64_t *c = &b.c;
+    ln_op op = {.in = {{"the input", x}, {"the output gradient", dy, x->ndim, x->shape},
+                       {"the weight", gamma}, {"the running mean", running_mean, 1, c},
+                       {"the running variance", running_var, 1, c}},
+                .out = {{"the input gradient", dx, x->ndim, x->shape},
+                        {"the weight gradient", dgamma, 1, c},
+                        {"the bias gradient", dbeta, 1, c}},
+                .n = b.n * b.inner};
+    LN_TRY(ln_op_run(&op, bn_backward_eval_kernel, &b));
+    return op.n == 0 ? ln_op_zero_unless_accumulating(dgamma, dbeta, accumulate) : LN_OK;
 }

@@ -5,6 +5,13 @@
 #include "../status.h"
 #include "../tensor_ops.h"
 
+/* Contiguous versions of strided inputs, released together at the end of an
+ * op. A contiguous input is only referenced, never copied. */
+typedef struct contiguous_inputs {
+    ln_tensor held[LN_OP_MAX_INPUTS];
+    int count;
+} contiguous_inputs;
+
 int ln_op_check_input(const char *what, const ln_tensor *t)
 {
     if (!t->storage)
@@ -15,7 +22,7 @@ int ln_op_check_input(const char *what, const ln_tensor *t)
     return LN_OK;
 }
 
-int ln_op_check_shape(const char *what, const ln_tensor *t, int ndim, const int64_t *shape)
+static int check_shape(const char *what, const ln_tensor *t, int ndim, const int64_t *shape)
 {
     char want[256], got[256];
     int ok = t->ndim == ndim;
@@ -30,7 +37,7 @@ int ln_op_check_shape(const char *what, const ln_tensor *t, int ndim, const int6
 
 /* An input of the given shape on `dev`. */
 int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *on,
-                          int ndim, const int64_t *shape)
+                         int ndim, const int64_t *shape)
 {
     LN_TRY(ln_op_check_input(what, t));
     if (ln_tensor_device(t) != ln_tensor_device(on)) {
@@ -38,24 +45,12 @@ int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *
         snprintf(buf, sizeof buf, "%s and the input", what);
         return ln_check_same_device(buf, t, on);
     }
-    return ln_op_check_shape(what, t, ndim, shape);
-}
-
-/* A tensor the op writes: float32, contiguous, on the input's device, of the
- * exact shape. */
-int ln_op_check_output(const char *what, const ln_tensor *t, const ln_tensor *on,
-                        int ndim, const int64_t *shape)
-{
-    LN_TRY(ln_op_check_input_as(what, t, on, ndim, shape));
-    if (!ln_tensor_is_contiguous(t))
-        return ln_error(LN_EINVAL, "%s must be contiguous (a tensor lunet allocated, "
-                        "not a strided view)", what);
-    return LN_OK;
+    return check_shape(what, t, ndim, shape);
 }
 
 /* Kernels read their inputs while writing their outputs: the two must not
  * overlap. */
-int ln_op_check_distinct(const char *out_what, const ln_tensor *out, const char *in_what,
+static int check_distinct(const char *out_what, const ln_tensor *out, const char *in_what,
                           const ln_tensor *in)
 {
     if (in && out->storage == in->storage)
@@ -74,7 +69,7 @@ int ln_op_check_fits_int(const char *what, const ln_tensor *t)
     return LN_OK;
 }
 
-int ln_op_contiguous(ln_op_contiguous_inputs *set, const ln_tensor *in, const void **data)
+static int contiguous(contiguous_inputs *set, const ln_tensor *in, const void **data)
 {
     *data = NULL;
     if (!in)
@@ -88,7 +83,7 @@ int ln_op_contiguous(ln_op_contiguous_inputs *set, const ln_tensor *in, const vo
     return LN_OK;
 }
 
-void ln_op_release_inputs(ln_op_contiguous_inputs *set)
+static void release_inputs(contiguous_inputs *set)
 {
     for (int i = 0; i < set->count; i++)
         ln_tensor_release(&set->held[i]);
@@ -97,13 +92,13 @@ void ln_op_release_inputs(ln_op_contiguous_inputs *set)
 
 
 /* Elementwise kernels may write in place; any other overlap is refused. */
-int ln_op_check_same_or_distinct(const char *out_what, const ln_tensor *out,
+static int check_same_or_distinct(const char *out_what, const ln_tensor *out,
                                   const char *in_what, const ln_tensor *in)
 {
     if (out->storage == in->storage && ln_tensor_data(out) == ln_tensor_data(in)
         && ln_tensor_is_contiguous(in))
         return LN_OK;
-    return ln_op_check_distinct(out_what, out, in_what, in);
+    return check_distinct(out_what, out, in_what, in);
 }
 
 
@@ -132,7 +127,7 @@ static int check_tensor(const ln_op_tensor *a, const ln_op_tensor *dev)
         return ln_check_same_device(both, t, dev->t);
     }
     if (a->shape)
-        LN_TRY(ln_op_check_shape(a->what, t, a->ndim, a->shape));
+        LN_TRY(check_shape(a->what, t, a->ndim, a->shape));
     return LN_OK;
 }
 
@@ -157,27 +152,27 @@ int ln_op_run(const ln_op *op, ln_op_kernel kernel, void *arg)
         for (int i = 0; i < n_in; i++) {
             const ln_op_tensor *b = &op->in[i];
             if (op->in_place[o] == i + 1)
-                LN_TRY(ln_op_check_same_or_distinct(a->what, a->t, b->what, b->t));
+                LN_TRY(check_same_or_distinct(a->what, a->t, b->what, b->t));
             else
-                LN_TRY(ln_op_check_distinct(a->what, a->t, b->what, b->t));
+                LN_TRY(check_distinct(a->what, a->t, b->what, b->t));
         }
         for (int p = 0; p < o; p++)
             if (op->out[p].t)
-                LN_TRY(ln_op_check_distinct(a->what, a->t, op->out[p].what, op->out[p].t));
+                LN_TRY(check_distinct(a->what, a->t, op->out[p].what, op->out[p].t));
     }
     if (op->n == 0)
         return LN_OK;
-    ln_op_contiguous_inputs set = {0};
+    contiguous_inputs set = {0};
     const void *in[LN_OP_MAX_INPUTS] = {0};
     void *out[LN_OP_MAX_OUTPUTS] = {0};
     int st = LN_OK;
     for (int i = 0; st == LN_OK && i < n_in; i++)
-        st = ln_op_contiguous(&set, op->in[i].t, &in[i]);
+        st = contiguous(&set, op->in[i].t, &in[i]);
     for (int o = 0; o < n_out; o++)
         out[o] = op->out[o].t ? ln_tensor_data(op->out[o].t) : NULL;
     if (st == LN_OK)
         st = kernel(ln_tensor_device(dev->t), arg, op->n, in, out);
-    ln_op_release_inputs(&set);
+    release_inputs(&set);
     return st;
 }
 
@@ -187,4 +182,30 @@ int ln_op_zero_unless_accumulating(ln_tensor *a, ln_tensor *b, int accumulate)
         return LN_OK;
     LN_TRY(ln_tensor_fill(a, 0));
     return b ? ln_tensor_fill(b, 0) : LN_OK;
+}
+
+int ln_op_check_window(int stride_h, int stride_w, int pad_h, int pad_w)
+{
+    if (stride_h < 1 || stride_w < 1)
+        return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}", stride_h,
+                        stride_w);
+    if (pad_h < 0 || pad_w < 0)
+        return ln_error(LN_EINVAL, "padding must not be negative, got {%d, %d}", pad_h,
+                        pad_w);
+    return LN_OK;
+}
+
+int ln_op_window_output(const ln_tensor *x, int64_t kernel_h, int64_t kernel_w, int stride_h,
+                        int stride_w, int pad_h, int pad_w, int *p, int *q)
+{
+    char sx[256];
+    int64_t hp = x->shape[2] + 2 * (int64_t)pad_h, wp = x->shape[3] + 2 * (int64_t)pad_w;
+    if (hp < kernel_h || wp < kernel_w)
+        return ln_error(LN_EINVAL, "the kernel %lldx%lld is larger than the input %s "
+                        "padded by {%d, %d} (%lldx%lld)", (long long)kernel_h,
+                        (long long)kernel_w, ln_tensor_shape_string(x, sx, sizeof sx), pad_h,
+                        pad_w, (long long)hp, (long long)wp);
+    *p = (int)((hp - kernel_h) / stride_h + 1);
+    *q = (int)((wp - kernel_w) / stride_w + 1);
+    return LN_OK;
 }

@@ -50,36 +50,23 @@ typedef int (*ln_op_kernel)(ln_device *dev, void *arg, int64_t n, const void *co
  * runs `kernel` and releases the copies. */
 int ln_op_run(const ln_op *op, ln_op_kernel kernel, void *arg);
 
-/* --- single checks, for ops that do their own dispatch --------------------- */
+/* --- single checks, for the shape rules ------------------------------------ */
 
 /* A live float32 tensor. */
 int ln_op_check_input(const char *what, const ln_tensor *t);
-int ln_op_check_shape(const char *what, const ln_tensor *t, int ndim, const int64_t *shape);
 /* An input of the given shape on `on`'s device. */
 int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *on,
                          int ndim, const int64_t *shape);
-/* A tensor the op writes: float32, contiguous, on `on`'s device, of the shape. */
-int ln_op_check_output(const char *what, const ln_tensor *t, const ln_tensor *on,
-                       int ndim, const int64_t *shape);
-/* Kernels read their inputs while writing their outputs: the two must not
- * overlap (in may be NULL). */
-int ln_op_check_distinct(const char *out_what, const ln_tensor *out, const char *in_what,
-                         const ln_tensor *in);
-/* Like ln_op_check_distinct, but out may be exactly in (same contiguous data). */
-int ln_op_check_same_or_distinct(const char *out_what, const ln_tensor *out,
-                                 const char *in_what, const ln_tensor *in);
+/* Every size below LN_OP_MAX_DIM, so kernels can take them as int. */
 int ln_op_check_fits_int(const char *what, const ln_tensor *t);
+/* The rules every sliding window (convolution, pooling) shares: stride at
+ * least 1, padding not negative. */
+int ln_op_check_window(int stride_h, int stride_w, int pad_h, int pad_w);
+/* The output height *p and width *q of a kernel_h x kernel_w window over the
+ * NCHW x padded by pad_h, pad_w; refuses a kernel larger than the padded input. */
+int ln_op_window_output(const ln_tensor *x, int64_t kernel_h, int64_t kernel_w, int stride_h,
+                        int stride_w, int pad_h, int pad_w, int *p, int *q);
 /* Gradients written with accumulate = 0 start from zero (b may be NULL). */
 int ln_op_zero_unless_accumulating(ln_tensor *a, ln_tensor *b, int accumulate);
-
-/* Contiguous versions of strided inputs, released together at the end of an
- * op. A contiguous input is only referenced, never copied. */
-typedef struct ln_op_contiguous_inputs {
-    ln_tensor held[LN_OP_MAX_INPUTS];
-    int count;
-} ln_op_contiguous_inputs;
-
-int ln_op_contiguous(ln_op_contiguous_inputs *set, const ln_tensor *in, const void **data);
-void ln_op_release_inputs(ln_op_contiguous_inputs *set);
 
 #endif

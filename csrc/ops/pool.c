@@ -22,12 +22,7 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     if (p->kernel_h < 1 || p->kernel_w < 1)
         return ln_error(LN_EINVAL, "kernel size must be at least 1, got {%d, %d}",
                         p->kernel_h, p->kernel_w);
-    if (p->stride_h < 1 || p->stride_w < 1)
-        return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}",
-                        p->stride_h, p->stride_w);
-    if (p->pad_h < 0 || p->pad_w < 0)
-        return ln_error(LN_EINVAL, "padding must not be negative, got {%d, %d}",
-                        p->pad_h, p->pad_w);
+    LN_TRY(ln_op_check_window(p->stride_h, p->stride_w, p->pad_h, p->pad_w));
     /* as in PyTorch: every window then holds at least one real element */
     if (p->pad_h > p->kernel_h / 2 || p->pad_w > p->kernel_w / 2)
         return ln_error(LN_EINVAL, "padding {%d, %d} must be at most half the kernel "
@@ -36,12 +31,8 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     if (p->kernel_h > LN_OP_MAX_DIM || p->kernel_w > LN_OP_MAX_DIM)
         return ln_error(LN_EINVAL, "kernel size {%d, %d} is too large", p->kernel_h,
                         p->kernel_w);
-    int64_t hp = x->shape[2] + 2 * (int64_t)p->pad_h, wp = x->shape[3] + 2 * (int64_t)p->pad_w;
-    if (hp < p->kernel_h || wp < p->kernel_w)
-        return ln_error(LN_EINVAL, "the kernel %dx%d is larger than the input %s padded "
-                        "by {%d, %d} (%lldx%lld)", p->kernel_h, p->kernel_w,
-                        ln_tensor_shape_string(x, sx, sizeof sx), p->pad_h, p->pad_w,
-                        (long long)hp, (long long)wp);
+    LN_TRY(ln_op_window_output(x, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
+                               p->pad_h, p->pad_w, &s->p, &s->q));
     s->n = (int)x->shape[0];
     s->c = (int)x->shape[1];
     s->h = (int)x->shape[2];
@@ -52,8 +43,6 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     s->stride_w = p->stride_w;
     s->pad_h = p->pad_h;
     s->pad_w = p->pad_w;
-    s->p = (int)((hp - p->kernel_h) / p->stride_h + 1);
-    s->q = (int)((wp - p->kernel_w) / p->stride_w + 1);
     return LN_OK;
 }
 
