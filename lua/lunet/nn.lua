@@ -405,59 +405,174 @@ function Sequential:add(m)
   return self
 end
 
--- Fused blocks. Conv2d -> ReLU -> MaxPool2d (2x2, stride 2, no padding) runs
--- as one op (core.conv_block_forward/backward) on devices whose backend has
--- it, so the convolution's output, the largest tensor of such a network, is
--- never written out and read back. Values and gradients are those of the
--- three modules run one after the other; what is not kept is the
--- intermediate tensors: after a fused pass the Conv2d's and the ReLU's
--- `output`, and the ReLU's and the pool's `grad_input`, are nil. Set
--- `seq.fuse = false` to run every module on its own.
+-- --- fusion: Conv2d -> ReLU -> MaxPool2d(2) as one module -------------------------------
 
---- The geometry of a fusable block starting at position i for input x,
--- or nil: anything unusual runs module by module, where errors name the
--- module at fault.
-local function fusable_block(self, i, x)
-  if self.fuse == false or i + 2 > #self then return nil end
-  local conv, relu, pool = self[i], self[i + 1], self[i + 2]
+--- nn.ConvReLUPool(conv, relu, pool): the three modules run as one op
+-- (core.conv_block_forward/backward) on devices whose backend has it, so the
+-- convolution's output, the largest tensor of such a network, is never
+-- written out and read back. It holds the three modules themselves (their
+-- parameters stay theirs). Values and gradients are those of the three run
+-- one after the other; what is not kept is the intermediate tensors: after a
+-- fused pass the Conv2d's and the ReLU's `output`, and the ReLU's and the
+-- pool's `grad_input`, are nil. Where the op does not apply (another device,
+-- an unusual input) it runs the three modules one by one, whose errors then
+-- name the module at fault.
+local ConvReLUPool = class("ConvReLUPool", Module)
+
+function ConvReLUPool:__init(conv, relu, pool)
+  Module.__init(self)
+  self.conv, self.relu, self.pool = conv, relu, pool
+end
+
+--- Whether the three modules form a block the fused op covers: Conv2d, ReLU,
+-- then 2x2 max pooling with stride 2 and no padding.
+function ConvReLUPool.matches(conv, relu, pool)
   if getmetatable(conv) ~= nn.Conv2d or getmetatable(relu) ~= nn.ReLU
     or getmetatable(pool) ~= nn.MaxPool2d then
-    return nil
+    return false
   end
   local k, s, p = pool.kernel_size, pool.stride, pool.padding
-  if k[1] ~= 2 or k[2] ~= 2 or s[1] ~= 2 or s[2] ~= 2 or p[1] ~= 0 or p[2] ~= 0 then return nil end
+  return k[1] == 2 and k[2] == 2 and s[1] == 2 and s[2] == 2 and p[1] == 0 and p[2] == 0
+end
+
+--- Whether the fused op runs for input x: a float32 [N, C, H, W] input on the
+-- weight's device, which has the op, and a convolution output of at least 2x2.
+local function fusable_input(conv, x)
   if not lunet.is_tensor(x) or x:dim() ~= 4 or x:dtype() ~= "float32"
     or x:size(2) ~= conv.in_channels or x:device() ~= conv.weight:device()
     or not core.conv_block_supported(x:device()) then
-    return nil
+    return false
   end
   local kh, kw = conv.kernel_size[1], conv.kernel_size[2]
   local sh, sw = conv.stride[1], conv.stride[2]
   local ph, pw = conv.padding[1], conv.padding[2]
   local h, w = x:size(3) + 2 * ph - kh, x:size(4) + 2 * pw - kw
-  if h < 0 or w < 0 or h // sh + 1 < 2 or w // sw + 1 < 2 then return nil end
-  return conv, relu, pool
+  return h >= 0 and w >= 0 and h // sh + 1 >= 2 and w // sw + 1 >= 2
+end
+
+function ConvReLUPool:parameters()
+  check_self(self, "ConvReLUPool", "parameters")
+  return self.conv:parameters()
+end
+
+function ConvReLUPool:__repr()
+  return "nn.ConvReLUPool(" .. tostring(self.conv) .. ", " .. tostring(self.relu) .. ", "
+    .. tostring(self.pool) .. ")"
+end
+
+function ConvReLUPool:forward(input)
+  check_self(self, "ConvReLUPool", "forward")
+  local conv, relu, pool = self.conv, self.relu, self.pool
+  self._fused = fusable_input(conv, input)
+  if self._fused then
+    local st, pd = conv.stride, conv.padding
+    pool.output, pool._winner = core.conv_block_forward(input, conv.weight, conv.bias, st[1], st[2],
+      pd[1], pd[2], pool.output, pool._winner, conv._fname.forward)
+    conv.output, relu.output = nil, nil
+  else
+    pool:forward(relu:forward(conv:forward(input)))
+  end
+  self.output = pool.output
+  return self.output
+end
+
+function ConvReLUPool:backward(input, grad_output)
+  check_self(self, "ConvReLUPool", "backward")
+  local conv, relu, pool = self.conv, self.relu, self.pool
+  if self._fused then
+    local st, pd = conv.stride, conv.padding
+    conv.grad_input = core.conv_block_backward(input, conv.weight, grad_output, pool._winner, st[1],
+      st[2], pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, true,
+      conv._fname.backward)
+    relu.grad_input, pool.grad_input = nil, nil
+  else
+    conv:backward(input, relu:backward(conv.output, pool:backward(relu.output, grad_output)))
+  end
+  self.grad_input = conv.grad_input
+  return self.grad_input
+end
+
+--- nn.fuse(modules): the steps that run a list of modules (a Sequential's
+-- children) in order: each Conv2d -> ReLU -> MaxPool2d(2) run becomes one
+-- nn.ConvReLUPool over those three modules, every other module is its own
+-- step. Sequential calls it once per list of children (again after `add` or
+-- a change of `seq.fuse`); `seq.fuse = false` runs every module on its own.
+-- Returns {step, ...} and, for step k, first[k] = the position of its first
+-- module.
+function nn.fuse(modules)
+  local steps, first, i = {}, {}, 1
+  while i <= #modules do
+    local m = modules[i]
+    if i + 2 <= #modules and ConvReLUPool.matches(m, modules[i + 1], modules[i + 2]) then
+      steps[#steps + 1] = ConvReLUPool(m, modules[i + 1], modules[i + 2])
+      first[#first + 1] = i
+      i = i + 3
+    else
+      steps[#steps + 1] = m
+      first[#first + 1] = i
+      i = i + 1
+    end
+  end
+  return steps, first
+end
+
+-- A Sequential's steps, kept beside it (not in its fields, so that saving or
+-- printing a model never sees them) and rebuilt when its children or its
+-- `fuse` flag change.
+local plans = setmetatable({}, { __mode = "k" })
+
+local function plan_of(self)
+  local plan = plans[self]
+  local fuse = self.fuse ~= false
+  local stale = not plan or plan.fuse ~= fuse or plan.count ~= #self
+  for i = 1, plan and not stale and #self or 0 do
+    stale = stale or plan.modules[i] ~= self[i]
+  end
+  if stale then
+    local modules = {}
+    for i = 1, #self do modules[i] = self[i] end
+    local steps, first
+    if fuse then
+      steps, first = nn.fuse(modules)
+    else
+      steps, first = modules, {}
+      for i = 1, #modules do first[i] = i end
+    end
+    plan = { fuse = fuse, count = #self, modules = modules, steps = steps, first = first }
+    plans[self] = plan
+  end
+  return plan
+end
+
+local function ordinal(n)
+  local tens, ones = n % 100, n % 10
+  local suffix = (tens >= 11 and tens <= 13) and "th" or ones == 1 and "st" or ones == 2 and "nd"
+    or ones == 3 and "rd" or "th"
+  return n .. suffix
+end
+
+--- Runs step:method(...) and, when it fails, raises its message again with
+-- the module's position and type (as Torch7's containers did: "In 3rd module
+-- (nn.Linear) of nn.Sequential: ..."), pointing at the user's line.
+local function run_step(self, k, plan, method, ...)
+  local step = plan.steps[k]
+  local ok, result = pcall(step[method], step, ...)
+  if ok then return result end
+  if type(result) ~= "string" then error(result, 0) end
+  local position = plan.first[k]
+  local m = self[position]
+  local message = result:gsub("^[^\n]-:%d+: ", "", 1)
+  raise("In %s module (nn.%s) of nn.Sequential: %s", ordinal(position),
+    tostring(m and m.__typename), message)
 end
 
 function Sequential:forward(input)
   check_self(self, "Sequential", "forward")
-  local x, fused, i = input, {}, 1
-  while i <= #self do
-    local conv, relu, pool = fusable_block(self, i, x)
-    if conv then
-      local st, pd = conv.stride, conv.padding
-      pool.output, pool._winner = core.conv_block_forward(x, conv.weight, conv.bias, st[1], st[2],
-        pd[1], pd[2], pool.output, pool._winner, conv._fname.forward)
-      conv.output, relu.output = nil, nil
-      fused[i] = true
-      x = pool.output
-      i = i + 3
-    else
-      x = self[i]:forward(x)
-      i = i + 1
-    end
+  local plan = plan_of(self)
+  local x = input
+  for k = 1, #plan.steps do
+    x = run_step(self, k, plan, "forward", x)
   end
-  self._fused = fused
   self.output = x
   return x
 end
@@ -465,22 +580,10 @@ end
 function Sequential:backward(input, grad_output)
   check_self(self, "Sequential", "backward")
   check_forward_done(self)
-  local g, fused, i = grad_output, self._fused or {}, #self
-  while i >= 1 do
-    local first = i - 2
-    if first >= 1 and fused[first] then
-      local conv, relu, pool = self[first], self[first + 1], self[first + 2]
-      local x = first > 1 and self[first - 1].output or input
-      local st, pd = conv.stride, conv.padding
-      conv.grad_input = core.conv_block_backward(x, conv.weight, g, pool._winner, st[1], st[2],
-        pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, true, conv._fname.backward)
-      relu.grad_input, pool.grad_input = nil, nil
-      g = conv.grad_input
-      i = first - 1
-    else
-      g = self[i]:backward(i > 1 and self[i - 1].output or input, g)
-      i = i - 1
-    end
+  local plan = plan_of(self)
+  local steps, g = plan.steps, grad_output
+  for k = #steps, 1, -1 do
+    g = run_step(self, k, plan, "backward", k > 1 and steps[k - 1].output or input, g)
   end
   self.grad_input = g
   return g
