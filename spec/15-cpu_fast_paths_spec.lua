@@ -24,7 +24,46 @@ local function with_threads(n, fn)
   if not ok then error(err, 0) end
 end
 
-describe("cpu fast paths against the reference", function()
+describe("cpu kernel levels (runtime dispatch)", function()
+  it("lists the levels this CPU runs, portable first, and switches between them", function()
+    local levels = lunet.cpu_levels()
+    assert.equal("portable", levels[1])
+    local before = lunet.set_cpu_level("portable")
+    assert.equal("portable", lunet.device("cpu"):info().kernels:match("^[^,]+"))
+    for _, level in ipairs(levels) do
+      lunet.set_cpu_level(level)
+      assert.equal(level, lunet.device("cpu"):info().kernels:match("^[^,]+"))
+    end
+    lunet.set_cpu_level(before)
+    local ok, err = pcall(lunet.set_cpu_level, "sse9")
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("lunet.set_cpu_level: cpu kernel level 'sse9': unknown", 1, true), err)
+  end)
+
+  it("$LUNET_CPU_LEVEL picks the level at load time; a bad one fails to load, saying why", function()
+    local levels = lunet.cpu_levels()
+    local best = levels[#levels]
+    local ok, out = helpers.run_child([[print(require("lunet").device("cpu"):info().kernels)]])
+    assert.is_true(ok, out)
+    assert.truthy(out:find(best, 1, true), out)
+    ok, out = helpers.run_child([[print(require("lunet").device("cpu"):info().kernels)]],
+      { prefix = "LUNET_CPU_LEVEL=portable" })
+    assert.is_true(ok, out)
+    assert.truthy(out:find("portable", 1, true), out)
+    ok, out = helpers.run_child([[require("lunet")]], { prefix = "LUNET_CPU_LEVEL=sse9" })
+    assert.is_false(ok)
+    assert.truthy(out:find("cpu kernel level 'sse9': unknown", 1, true), out)
+  end)
+end)
+
+-- Every test below runs at every level this CPU has (portable, avx2, avx512,
+-- avx512bf16): each is a separate set of kernels (csrc/cpu/dispatch.c).
+for _, level in ipairs(lunet.cpu_levels()) do
+describe(("cpu fast paths against the reference, %s kernels"):format(level), function()
+  local level_before
+  setup(function() level_before = lunet.set_cpu_level(level) end)
+  teardown(function() lunet.set_cpu_level(level_before) end)
+
   it("2x2 max pooling with ties and ReLU zeros: the first maximum wins", function()
     for _, shape in ipairs({ { 2, 3, 6, 40 }, { 1, 2, 9, 37 }, { 3, 4, 14, 14 }, { 1, 1, 3, 3 } }) do
       local x = integers(shape, 5, -2, 2)
@@ -138,7 +177,7 @@ describe("cpu fast paths against the reference", function()
         local dw, db = lunet.zeros(w:shape()), lunet.zeros({ 128 })
         core.conv2d_backward_filter(x, dy, dw, db, 1, 1, 1, 1, false)
         lunet.save({ y = y, dx = dx, dw = dw, db = db }, %q)
-      ]]):format(path), { prefix = "LUNET_CPU_WINOGRAD=" .. setting })
+      ]]):format(path), { prefix = "LUNET_CPU_LEVEL=" .. level .. " LUNET_CPU_WINOGRAD=" .. setting })
       assert.is_true(ok, out)
       results[setting] = lunet.load(path)
     end
@@ -199,8 +238,9 @@ describe("cpu fast paths against the reference", function()
       local small = lunet.randn({ 300000 })
       for _ = 1, 3000 do core.relu_forward(small, small) end
       print("done")
-    ]], { prefix = "timeout 120" })
+    ]], { prefix = "LUNET_CPU_LEVEL=" .. level .. " timeout 120" })
     assert.is_true(ok, out)
     assert.truthy(out:find("done", 1, true), out)
   end)
 end)
+end

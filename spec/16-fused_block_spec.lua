@@ -66,18 +66,21 @@ describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
     end
   end
 
-  it("the cpu agrees with the reference with 1 and 2 threads", function()
-    local before = lunet.get_num_threads()
-    for _, threads in ipairs({ 1, 2 }) do
-      lunet.set_num_threads(threads)
-      for _, case in ipairs({ blocks[1], blocks[3], blocks[4] }) do
-        local x = helpers.random(case[6], 8, nil, -1, 1)
-        assert_same_results(run(make_model(case), x, true, "cpu"), run(make_model(case), x, true, "ref"),
-          threads .. " threads, " .. case[1])
+  for _, level in ipairs(lunet.cpu_levels()) do
+    it(("the cpu's %s kernels agree with the reference with 1 and 2 threads"):format(level), function()
+      local before, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
+      for _, threads in ipairs({ 1, 2 }) do
+        lunet.set_num_threads(threads)
+        for _, case in ipairs(blocks) do
+          local x = helpers.random(case[6], 8, nil, -1, 1)
+          assert_same_results(run(make_model(case), x, true, "cpu"), run(make_model(case), x, true, "ref"),
+            level .. ", " .. threads .. " threads, " .. case[1])
+        end
       end
-    end
-    lunet.set_num_threads(before)
-  end)
+      lunet.set_num_threads(before)
+      lunet.set_cpu_level(level_before)
+    end)
+  end
 
   it("keeps only the block's output; fuse = false keeps every module's", function()
     local model = make_model(blocks[3])

@@ -59,9 +59,17 @@ static int cpu_open(int index, void **out)
     const char *winograd = getenv("LUNET_CPU_WINOGRAD");
     ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
     ctx->threads = default_threads();
+    /* the instruction-set level: cpuid's best, or $LUNET_CPU_LEVEL's (dispatch.c) */
+    int st = ln_cpu_select_level(ctx, getenv("LUNET_CPU_LEVEL"));
+    if (st != LN_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", ln_last_error());
+        free(ctx);
+        return ln_error(st, "opening the cpu device: $LUNET_CPU_LEVEL: %s", why);
+    }
     /* our loops are threaded, OpenBLAS runs single-threaded inside them (gemm.c) */
     openblas_set_num_threads(1);
-    int st = ln_cpu_pool_open(ctx);
+    st = ln_cpu_pool_open(ctx);
     if (st != LN_OK) {
         free(ctx);
         return st;
@@ -86,12 +94,9 @@ static int cpu_info(void *vctx, ln_device_info *out)
     out->cores = ln_host_cpu_cores();
     out->threads = ctx->threads;
     snprintf(out->blas, sizeof out->blas, "%s", openblas_get_config());
-#ifdef LN_CPU_AVX2
-    snprintf(out->kernels, sizeof out->kernels, "avx2+fma%s",
-             ctx->winograd ? ", winograd" : "");
-#else
-    snprintf(out->kernels, sizeof out->kernels, "portable");
-#endif
+    /* the level's name first: scripts read it as the word before any comma */
+    snprintf(out->kernels, sizeof out->kernels, "%s%s", ctx->kernels->name,
+             ctx->winograd && strcmp(ctx->kernels->name, "portable") != 0 ? ", winograd" : "");
     return LN_OK;
 }
 

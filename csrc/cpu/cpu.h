@@ -7,7 +7,61 @@
 
 #include "../backend.h"
 
+/* Kernel levels (dispatch.c). conv.c, pool.c, winograd.c, small_gemm.c and
+ * kernels.c are compiled once per instruction-set level the compiler knows
+ * (CMakeLists.txt: portable, avx2, avx512, avx512bf16), each time with
+ * LN_CPU_LEVEL set to the level's name and that level's -m flags; their
+ * public names get the level as a suffix here, so one binary holds every
+ * level and dispatch.c picks one by cpuid when the device opens. */
+#ifdef LN_CPU_LEVEL
+#define LN_CPU_CAT2(a, b) a##_##b
+#define LN_CPU_CAT(a, b) LN_CPU_CAT2(a, b)
+#define LN_LEVELED(name) LN_CPU_CAT(name, LN_CPU_LEVEL)
+#define ln_cpu_conv2d_forward LN_LEVELED(ln_cpu_conv2d_forward)
+#define ln_cpu_conv2d_backward_data LN_LEVELED(ln_cpu_conv2d_backward_data)
+#define ln_cpu_conv2d_backward_filter LN_LEVELED(ln_cpu_conv2d_backward_filter)
+#define ln_cpu_pool2d_forward LN_LEVELED(ln_cpu_pool2d_forward)
+#define ln_cpu_pool2d_backward LN_LEVELED(ln_cpu_pool2d_backward)
+#define ln_cpu_conv2d_relu_maxpool2x2_forward LN_LEVELED(ln_cpu_conv2d_relu_maxpool2x2_forward)
+#define ln_cpu_conv2d_relu_maxpool2x2_backward LN_LEVELED(ln_cpu_conv2d_relu_maxpool2x2_backward)
+#define ln_cpu_relu_maxpool2x2_plane LN_LEVELED(ln_cpu_relu_maxpool2x2_plane)
+#define ln_cpu_maxpool2x2_expand_plane LN_LEVELED(ln_cpu_maxpool2x2_expand_plane)
+#define ln_cpu_gradient_groups LN_LEVELED(ln_cpu_gradient_groups)
+#define ln_cpu_finish_bias LN_LEVELED(ln_cpu_finish_bias)
+#define ln_cpu_small_gemm LN_LEVELED(ln_cpu_small_gemm)
+#define ln_cpu_small_dot_gemm LN_LEVELED(ln_cpu_small_dot_gemm)
+#define ln_cpu_gemm_tiles LN_LEVELED(ln_cpu_gemm_tiles)
+#define ln_cpu_winograd_applies LN_LEVELED(ln_cpu_winograd_applies)
+#define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
+#define ln_cpu_winograd_backward LN_LEVELED(ln_cpu_winograd_backward)
+#define ln_cpu_gemm_bf16 LN_LEVELED(ln_cpu_gemm_bf16)
+#define ln_cpu_level_kernels LN_LEVELED(ln_cpu_level_kernels)
+#endif
+
 struct ln_cpu_pool;
+
+/* One level's kernels: the backend's slots that depend on the instruction
+ * set (dispatch.c forwards to them). gemm_bf16 is NULL below avx512bf16. */
+typedef struct ln_cpu_kernels {
+    const char *name; /* "portable", "avx2", "avx512", "avx512bf16" */
+    int (*conv2d_forward)(void *ctx, const ln_conv2d_shape *s, const float *x, const float *w,
+                          const float *bias, float *y);
+    int (*conv2d_backward_data)(void *ctx, const ln_conv2d_shape *s, const float *dy,
+                                const float *w, float *dx);
+    int (*conv2d_backward_filter)(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                  const float *dy, float *dw, float *db, int accumulate);
+    int (*pool2d_forward)(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                          const float *x, float *y);
+    int (*pool2d_backward)(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
+                           const float *x, const float *y, const float *dy, float *dx);
+    int (*conv2d_relu_maxpool2x2_forward)(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                          const float *w, const float *bias, float *y,
+                                          uint8_t *winner);
+    int (*conv2d_relu_maxpool2x2_backward)(void *ctx, const ln_conv2d_shape *s, const float *x,
+                                           const float *w, const float *dy,
+                                           const uint8_t *winner, float *dx, float *dw,
+                                           float *db, int accumulate);
+} ln_cpu_kernels;
 
 typedef struct ln_cpu_context {
     int threads;               /* for our parallel loops (OpenBLAS runs single-threaded) */
@@ -21,7 +75,17 @@ typedef struct ln_cpu_context {
     /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
      * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
     int winograd;
+    /* the instruction-set level in use (dispatch.c): cpuid's best, or
+     * $LUNET_CPU_LEVEL's */
+    const ln_cpu_kernels *kernels;
 } ln_cpu_context;
+
+/* dispatch.c: the levels this binary holds, best last (NULL-terminated),
+ * whether this CPU runs a level, and choosing one: "auto" (or NULL) for the
+ * best this CPU runs. Errors name the level and why. */
+extern const ln_cpu_kernels *const ln_cpu_levels[];
+int ln_cpu_level_supported(const ln_cpu_kernels *k);
+int ln_cpu_select_level(ln_cpu_context *ctx, const char *name);
 
 /* A workspace of at least `nbytes`, reused across calls: allocated once per
  * new largest shape, so a steady training step allocates nothing. The
@@ -119,6 +183,20 @@ int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
  * and BLAS do everything. */
 #if defined(__AVX2__) && defined(__FMA__)
 #define LN_CPU_AVX2 1
+#endif
+/* ... and the 512-bit ones AVX-512 F, BW, DQ and VL (Skylake-X and later,
+ * Zen 4), the bf16 ones also AVX512-BF16 (Cooper Lake, Zen 4). */
+#if defined(LN_CPU_AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) \
+    && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define LN_CPU_AVX512 1
+#endif
+#if defined(LN_CPU_AVX512) && defined(__AVX512BF16__)
+#define LN_CPU_AVX512BF16 1
+#endif
+
+/* Each leveled build's table (kernels.c). */
+#ifdef LN_CPU_LEVEL
+extern const ln_cpu_kernels ln_cpu_level_kernels;
 #endif
 
 #ifdef LN_CPU_AVX2

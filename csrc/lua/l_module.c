@@ -68,5 +68,6 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
     ln_lua_open_checkpoint(L);
     ln_lua_open_transforms(L);
     ln_lua_open_image(L);
+    ln_lua_open_cpu(L);
     return 1;
 }
