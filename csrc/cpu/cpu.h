@@ -35,10 +35,15 @@
 #define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
 #define ln_cpu_winograd_backward LN_LEVELED(ln_cpu_winograd_backward)
 #define ln_cpu_gemm_bf16 LN_LEVELED(ln_cpu_gemm_bf16)
+#define ln_cpu_bf16_round LN_LEVELED(ln_cpu_bf16_round)
+#define ln_cpu_bf16_pair_rows LN_LEVELED(ln_cpu_bf16_pair_rows)
+#define ln_cpu_gemm_tiles_bf16 LN_LEVELED(ln_cpu_gemm_tiles_bf16)
 #define ln_cpu_level_kernels LN_LEVELED(ln_cpu_level_kernels)
 #endif
 
 struct ln_cpu_pool;
+
+struct ln_cpu_context;
 
 /* One level's kernels: the backend's slots that depend on the instruction
  * set (dispatch.c forwards to them). gemm_bf16 is NULL below avx512bf16. */
@@ -61,6 +66,9 @@ typedef struct ln_cpu_kernels {
                                            const float *w, const float *dy,
                                            const uint8_t *winner, float *dx, float *dw,
                                            float *db, int accumulate);
+    int (*gemm_bf16)(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                     float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc);
 } ln_cpu_kernels;
 
 typedef struct ln_cpu_context {
@@ -214,6 +222,26 @@ void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, c
  * (broadcast), B rows of stride ldb read in place, no packing. */
 void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
                        const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+
+#ifdef LN_CPU_AVX512BF16
+/* bf16 products with float32 accumulation (bf16.c). ln_cpu_bf16_round: dst
+ * = src rounded to bf16. ln_cpu_bf16_pair_rows: B [rows, n] (row stride ld)
+ * as (rows + 1) / 2 rows of n 32-bit pairs (B[2p][j], B[2p+1][j]), a missing
+ * last row as zeros. ln_cpu_gemm_tiles_bf16: C[m, n] (+)= A B, `pairs` pairs
+ * of depth; A's row i is a[i * a_row ...] as pairs, B paired rows of stride
+ * ldb (in pairs). */
+void ln_cpu_bf16_round(uint16_t *dst, const float *src, int64_t n);
+void ln_cpu_bf16_pair_rows(uint32_t *dst, const float *src, int64_t rows, int64_t n,
+                           int64_t ld);
+void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
+                            const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
+                            int accumulate);
+#endif
+/* C = alpha op(A) op(B) + beta C with bf16 products (bf16.c; the kernel
+ * table's gemm_bf16, NULL below avx512bf16). */
+int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                     float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *c, int ldc);
 
 /* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
  * stride 1, padding up to 2 and channel counts that are multiples of 8.

@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "../ops_ref.h"
+#include "../precision.h"
 #include "../status.h"
 #include "cpu.h"
 
@@ -92,6 +93,13 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
     if (dtype != LN_FLOAT32)
         return ln_ref_gemm(ctx, dtype, trans_a, trans_b, m, n, k, alpha, a, lda, b,
                            ldb, beta, c, ldc);
+    /* lunet.autocast("bfloat16"): bf16 products where the level has them and
+     * the product is big enough to gain from them (packing costs a pass) */
+    ln_cpu_context *cctx = ctx;
+    if (cctx->kernels->gemm_bf16 && ln_precision_get() == LN_PRECISION_BFLOAT16
+        && (int64_t)m * n * k >= LN_CPU_PARALLEL_MIN_MACS)
+        return cctx->kernels->gemm_bf16(cctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                        beta, c, ldc);
     sgemm_split(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return LN_OK;
 }

@@ -19,4 +19,7 @@ const ln_cpu_kernels ln_cpu_level_kernels = {
     .pool2d_backward = ln_cpu_pool2d_backward,
     .conv2d_relu_maxpool2x2_forward = ln_cpu_conv2d_relu_maxpool2x2_forward,
     .conv2d_relu_maxpool2x2_backward = ln_cpu_conv2d_relu_maxpool2x2_backward,
+#ifdef LN_CPU_AVX512BF16
+    .gemm_bf16 = ln_cpu_gemm_bf16,
+#endif
 };

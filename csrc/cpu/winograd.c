@@ -35,8 +35,37 @@
 #ifdef LN_CPU_AVX2
 #include <string.h>
 
+#include "../precision.h"
 #include "../status.h"
 #include "simd.h"
+
+/* bf16 products (lunet.autocast("bfloat16"), bf16.c) for the forward and the
+ * input-gradient passes at the avx512bf16 level: V is stored in bf16 as the
+ * input transform makes it, U paired by rows once per call; the filter
+ * gradient's products stay float32 (their depth runs over tiles, whose pairs
+ * the transforms do not make side by side). */
+static int use_bf16(void)
+{
+#ifdef LN_CPU_AVX512BF16
+    return ln_precision_get() == LN_PRECISION_BFLOAT16;
+#else
+    return 0;
+#endif
+}
+
+/* Eight transformed values to V: float32, or bf16 when v16 is given. */
+static inline void store_v(float *v, uint16_t *v16, int64_t at, __m256 x)
+{
+#ifdef LN_CPU_AVX512BF16
+    if (v16) {
+        _mm_storeu_si128((__m128i *)(v16 + at), (__m128i)_mm256_cvtneps_pbh(x));
+        return;
+    }
+#else
+    (void)v16;
+#endif
+    _mm256_storeu_ps(v + at, x);
+}
 
 /* Tiles per chunk of images (the products' row count), measured (bench/NOTES.md
  * step 11): the backward pass keeps more per tile in cache, so smaller chunks. */
@@ -172,15 +201,16 @@ static void from_channels_last(const float *src, int c, int cols, float *y, int 
 }
 
 /* V[xi][t0 + tile][ci] = B^T d B for every tile of one image (src channels-last,
- * padded); each V[xi] has `rows` rows. */
-static void input_transform(const tiling *t, const float *src, float *v, int64_t rows, int64_t t0)
+ * padded); each V[xi] has `rows` rows. In bf16 (into v16) when v16 is given. */
+static void input_transform(const tiling *t, const float *src, float *v, uint16_t *v16,
+                            int64_t rows, int64_t t0)
 {
     int ci = t->ci;
     int64_t plane = rows * ci;
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = src + ((int64_t)(2 * i) * t->src_w + 2 * j) * ci;
-            float *out = v + (t0 + (int64_t)i * t->tq + j) * ci;
+            int64_t out = (t0 + (int64_t)i * t->tq + j) * ci;
             for (int c = 0; c < ci; c += 8) {
                 __m256 d[4][4], b[4][4];
                 for (int r = 0; r < 4; r++)
@@ -193,10 +223,10 @@ static void input_transform(const tiling *t, const float *src, float *v, int64_t
                     b[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
                 }
                 for (int r = 0; r < 4; r++) {
-                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, _mm256_sub_ps(b[r][0], b[r][2]));
-                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(b[r][1], b[r][2]));
-                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(b[r][2], b[r][1]));
-                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c, _mm256_sub_ps(b[r][1], b[r][3]));
+                    store_v(v, v16, out + (4 * r + 0) * plane + c, _mm256_sub_ps(b[r][0], b[r][2]));
+                    store_v(v, v16, out + (4 * r + 1) * plane + c, _mm256_add_ps(b[r][1], b[r][2]));
+                    store_v(v, v16, out + (4 * r + 2) * plane + c, _mm256_sub_ps(b[r][2], b[r][1]));
+                    store_v(v, v16, out + (4 * r + 3) * plane + c, _mm256_sub_ps(b[r][1], b[r][3]));
                 }
             }
         }
@@ -387,6 +417,33 @@ static void multiply(const float *v, const float *u, float *m, int64_t used, int
                           co, m + xi * rows * co, co, 0);
 }
 
+/* The same with V in bf16 and U paired by rows (u16: per xi, ci / 2 rows of
+ * co pairs). */
+static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, int64_t used,
+                          int64_t rows, int ci, int co)
+{
+#ifdef LN_CPU_AVX512BF16
+    for (int xi = 0; xi < 16; xi++)
+        ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2,
+                               (const uint32_t *)(v16 + xi * rows * ci), ci / 2,
+                               u16 + (int64_t)xi * (ci / 2) * co, co, m + xi * rows * co, co, 0);
+#else
+    (void)v16, (void)u16, (void)m, (void)used, (void)rows, (void)ci, (void)co;
+#endif
+}
+
+/* U (16 planes [ci, co], float32) paired by rows for multiply_bf16. */
+static void pair_filters(const float *u, uint32_t *u16, int ci, int co)
+{
+#ifdef LN_CPU_AVX512BF16
+    for (int xi = 0; xi < 16; xi++)
+        ln_cpu_bf16_pair_rows(u16 + (int64_t)xi * (ci / 2) * co, u + (int64_t)xi * ci * co, ci,
+                              co, co);
+#else
+    (void)u, (void)u16, (void)ci, (void)co;
+#endif
+}
+
 static int images_per_chunk(int64_t target_tiles, int64_t tiles_per_image, int n)
 {
     int64_t chunk = target_tiles / (tiles_per_image > 0 ? tiles_per_image : 1);
@@ -404,6 +461,7 @@ typedef struct forward_job {
     const ln_conv2d_shape *s;
     const tiling *t;
     const float *x, *u, *bias;
+    const uint32_t *u16;       /* U paired by rows, in bf16 (NULL: float32 products) */
     float *y;
     uint8_t *winner;
     float *threads_base;       /* per thread: the padded plane, V, M, an output plane */
@@ -425,9 +483,12 @@ static void forward_chunk(void *p, int64_t ch, int thread)
     for (int b = 0; b < count; b++) {
         to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src, t->src_h, t->src_w,
                          s->pad_h, s->pad_w);
-        input_transform(t, src, v, j->rows, b * per_image);
+        input_transform(t, src, v, j->u16 ? (uint16_t *)v : NULL, j->rows, b * per_image);
     }
-    multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
+    if (j->u16)
+        multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k);
+    else
+        multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->winner) {
@@ -457,12 +518,18 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 16 * s->c * s->k);
     if (threads > chunks)
         threads = chunks;
-    float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + threads * thread_floats) * sizeof(float));
+    int bf16 = use_bf16();
+    int64_t u16_floats = bf16 ? round16(8 * (int64_t)s->c * s->k) : 0; /* 16 ci co bf16 */
+    float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + u16_floats + threads * thread_floats)
+                                       * sizeof(float));
     if (!u)
         return LN_ENOMEM;
     filter_transform(w, s->k, s->c, 0, u);
-    forward_job job = {s, &t, x, u, bias, y, winner, u + u_floats, thread_floats, src_floats,
-                       v_floats, m_floats, chunk, rows};
+    uint32_t *u16 = bf16 ? (uint32_t *)(u + u_floats) : NULL;
+    if (bf16)
+        pair_filters(u, u16, s->c, s->k);
+    forward_job job = {s, &t, x, u, bias, u16, y, winner, u + u_floats + u16_floats,
+                       thread_floats, src_floats, v_floats, m_floats, chunk, rows};
     ln_cpu_parallel(ctx, threads, chunks, forward_chunk, &job);
     return LN_OK;
 }
@@ -506,6 +573,7 @@ typedef struct backward_job {
     const ln_conv2d_shape *s;
     const tiling *td, *tf;     /* the data and the filter tilings */
     const float *x, *u, *dy;
+    const uint32_t *u16;       /* the flipped U paired by rows, in bf16 (NULL: float32) */
     const uint8_t *winner;
     float *dx, *db;
     float *groups;             /* per group: dU, then bias sums (double) */
@@ -543,14 +611,15 @@ static void backward_group(void *p, int64_t g, int thread)
                                    j->winner ? j->winner + image * dy_image : NULL, gplane,
                                    j->g_rows, j->g_cols, 2 - s->pad_h, 2 - s->pad_w, bias_sum);
             if (j->want_data)
-                input_transform(td, gplane, v_d, j->rows_d, b * td_image);
+                input_transform(td, gplane, v_d, j->u16 ? (uint16_t *)v_d : NULL, j->rows_d,
+                                b * td_image);
             if (j->want_filter) {
                 gradient_transform(tf, gplane + ((int64_t)(2 - s->pad_h) * j->g_cols
                                                  + 2 - s->pad_w) * s->k,
                                    j->g_cols, m_f, j->rows_f, b * tf_image);
                 to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
                                  tf->src_w, s->pad_h, s->pad_w);
-                input_transform(tf, xplane, v_f, j->rows_f, b * tf_image);
+                input_transform(tf, xplane, v_f, NULL, j->rows_f, b * tf_image);
             }
         }
         /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
@@ -560,7 +629,11 @@ static void backward_group(void *p, int64_t g, int thread)
                                   1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
                                   c0 > first);
         if (j->want_data) {
-            multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
+            if (j->u16)
+                multiply_bf16((const uint16_t *)v_d, j->u16, m_d, td_image * count, j->rows_d,
+                              s->k, s->c);
+            else
+                multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
             for (int b = 0; b < count; b++) {
                 output_channels_last(td, m_d, j->rows_d, b * td_image, dxplane);
                 from_channels_last(dxplane, s->c, 2 * td->tq, j->dx + (c0 + b) * chw, s->h,
@@ -596,7 +669,9 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     /* the scratch: flipped filters; per group dU and bias sums; per thread
      * the planes and the transformed tiles */
     int64_t ck = (int64_t)s->c * s->k;
+    int bf16 = want_data && use_bf16();
     int64_t u_floats = want_data ? round16(16 * ck) : 0;
+    int64_t u16_floats = bf16 ? round16(8 * ck) : 0;
     int64_t du_floats = round16(16 * ck);
     int64_t group_floats = want_filter ? du_floats + 2 * round16(s->k) : 0;
     int64_t grad_plane = round16((int64_t)g_rows * g_cols * s->k);
@@ -609,15 +684,18 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
     if (threads > groups)
         threads = groups;
-    float *base = ln_cpu_scratch(ctx, (size_t)(u_floats + groups * group_floats
+    float *base = ln_cpu_scratch(ctx, (size_t)(u_floats + u16_floats + groups * group_floats
                                                + threads * thread_floats) * sizeof(float));
     if (!base)
         return LN_ENOMEM;
-    float *u = base, *group_base = base + u_floats;
+    float *u = base, *group_base = base + u_floats + u16_floats;
+    uint32_t *u16 = bf16 ? (uint32_t *)(base + u_floats) : NULL;
     float *thread_base = group_base + groups * group_floats;
     if (want_data)
         filter_transform(w, s->k, s->c, 1, u);
-    backward_job job = {s, &td, &tf, x, u, dy, winner, dx, db, group_base, group_floats,
+    if (bf16)
+        pair_filters(u, u16, s->k, s->c);
+    backward_job job = {s, &td, &tf, x, u, dy, u16, winner, dx, db, group_base, group_floats,
                         du_floats, thread_base, thread_floats, grad_plane, x_plane, vd, md,
                         dx_plane, vf, g_rows, g_cols, groups, chunk, rows_d, rows_f, want_data,
                         want_filter};
