@@ -57,6 +57,9 @@ parser:option("--lr", "Adam learning rate.", "1e-3"):convert(positive_number("--
 local cpu_threads = cli.cpu_threads()
 parser:option("--threads", "CPU threads, 1 to " .. cpu_threads .. " here.")
   :convert(cli.integer("--threads", 1, cpu_threads, "the CPU threads this process may use"))
+parser:option("--precision", "Compute precision of convolutions and matrix products (lunet.autocast): " ..
+  "fp32, or bf16 (float32 accumulation, weights and optimizer).", "fp32")
+  :convert(cli.one_of("--precision", { "fp32", "bf16" }))
 parser:option("--seed", "Seed for the weights and the batch order.", "42"):convert(integer_at_least(0, "--seed"))
 parser:option("--data", "Folder holding the Fashion-MNIST files (default: $LUNET_DATA/fashion-mnist, " ..
   "./data/fashion-mnist or /usr/share/datasets/fashion-mnist).")
@@ -80,6 +83,7 @@ args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
 local writable, werr = report.prepare_dir(args.out)
 if not writable then die("--out: " .. werr) end
 if args.threads then lunet.set_num_threads(args.threads) end
+lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 
 local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
 if not ok then
@@ -148,7 +152,8 @@ local sweep = {
   schema = "lunet.batch_sweep/1",
   arguments = { devices = devices, batch_sizes = args.batch_sizes, images = args.images,
     min_steps = args.min_steps, ["repeat"] = args["repeat"], data_mode = args.data_mode,
-    threads = lunet.get_num_threads(), seed = args.seed, lr = args.lr },
+    threads = lunet.get_num_threads(), seed = args.seed, lr = args.lr,
+    precision = args.precision },
   environment = bench.environment(devices),
   model = { name = "fashion_alexnet", forward_flops_per_image = forward_flops,
     train_flops_per_image = forward_flops * bench.TRAIN_FLOPS_FACTOR },

@@ -82,6 +82,9 @@ local cpu_threads = cli.cpu_threads()
 parser:option("--threads", "CPU threads for BLAS and lunet's loops, 1 to " .. cpu_threads ..
   " here (default: lunet's default, " .. lunet.get_num_threads() .. " here).")
   :convert(cli.integer("--threads", 1, cpu_threads, "the CPU threads this process may use"))
+parser:option("--precision", "Compute precision of convolutions and matrix products " ..
+  "(lunet.autocast): fp32, or bf16 (bf16 products with float32 accumulation; weights, gradients " ..
+  "and the optimizer stay float32).", "fp32"):convert(cli.one_of("--precision", { "fp32", "bf16" }))
 parser:option("--seed", "Seed for the initial weights and the shuffling: the same on every device.", "42")
   :convert(integer_at_least(0, "--seed"))
 parser:option("--data", "Folder holding the dataset's files (default: the search order below; " ..
@@ -151,6 +154,7 @@ for _, file in ipairs(args.compare or {}) do
 end
 if args.threads then lunet.set_num_threads(args.threads) end
 args.threads = lunet.get_num_threads()
+lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 args.eval_batch_size = args.eval_batch_size or args.batch_size
 if args.eval_max_batches == nil then args.eval_max_batches = args.max_batches end
 if args.eval_max_batches == 0 then args.eval_max_batches = nil end
@@ -395,7 +399,7 @@ local results = {
     eval_max_batches = args.eval_max_batches, warmup_batches = args.warmup_batches,
     sgemm_size = args.sgemm_size, dataset = args.dataset, model = recipe.model,
     ["repeat"] = args["repeat"], data_mode = args.data_mode, threads = args.threads, seed = args.seed,
-    data = args.data, out = args.out,
+    data = args.data, out = args.out, precision = args.precision,
   },
   environment = bench.environment(devices),
   dataset = { name = train.name or args.dataset, root = train.root, train_images = #train, test_images = #test,

@@ -120,6 +120,29 @@ end
 -- date (ISO 8601, UTC), host, OS, CPU (model, cores, BLAS, threads) and each
 -- GPU in `device_names` (name, compute capability, memory, driver, CUDA,
 -- cuDNN and cuBLAS versions, TF32).
+--- The CPU's vector-instruction flags that matter to lunet's kernel levels
+-- (from /proc/cpuinfo, in the kernel's spelling), as one string.
+local SIMD_FLAGS = { "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+  "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve" }
+local function cpu_simd_flags()
+  local f = io.open("/proc/cpuinfo", "r")
+  if not f then return nil end
+  local have = {}
+  for line in f:lines() do
+    local list = line:match("^flags%s*:%s*(.*)$") or line:match("^Features%s*:%s*(.*)$")
+    if list then
+      for flag in list:gmatch("%S+") do have[flag] = true end
+      break
+    end
+  end
+  f:close()
+  local out = {}
+  for _, flag in ipairs(SIMD_FLAGS) do
+    if have[flag] then out[#out + 1] = flag end
+  end
+  return table.concat(out, " ")
+end
+
 function bench.environment(device_names)
   local cpu = core.device("cpu"):info()
   local commit, dirty = bench.git_commit()
@@ -132,7 +155,8 @@ function bench.environment(device_names)
     os = shell_line("uname -srm"),
     lua = _VERSION,
     cpu = { model = cpu.name, cores = cpu.cores, threads = cpu.threads, blas = cpu.blas,
-      kernels = cpu.kernels },
+      kernels = cpu.kernels, simd_flags = cpu_simd_flags() },
+    precision = core.precision and core.precision() or "float32",
     gpus = {},
   }
   local ok, reason = core.cuda_available()

@@ -388,6 +388,10 @@ function report.session_markdown(results, files)
     tostring(env.cpu and env.cpu.cores or "?"), tostring(env.cpu and env.cpu.threads or "?")) }))
   add(row({ "BLAS", env.cpu and env.cpu.blas or "?" }))
   add(row({ "CPU kernels", env.cpu and env.cpu.kernels or "?" }))
+  if env.cpu and env.cpu.simd_flags then
+    add(row({ "CPU vector flags", env.cpu.simd_flags .. " (/proc/cpuinfo)" }))
+  end
+  add(row({ "compute precision", env.precision or "float32" }))
   for _, g in ipairs(env.gpus or {}) do
     add(row({ g.device or "GPU", ("%s, compute capability %s, %.1f GiB"):format(g.name or "?",
       g.compute_capability or "?", (g.memory_bytes or 0) / 2 ^ 30) }))
