@@ -133,10 +133,10 @@ static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
 }
 
 void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
-                            const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
+                            int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
                             int accumulate)
 {
-    gemm_tiles_bf16(m, n, pairs, a, a_row, 1, b, ldb, c, ldc, accumulate);
+    gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate);
 }
 
 /* --- general products for matrix multiplies (Linear, lunet.matmul) ---------------

@@ -39,11 +39,10 @@
 #include "../status.h"
 #include "simd.h"
 
-/* bf16 products (lunet.autocast("bfloat16"), bf16.c) for the forward and the
- * input-gradient passes at the avx512bf16 level: V is stored in bf16 as the
- * input transform makes it, U paired by rows once per call; the filter
- * gradient's products stay float32 (their depth runs over tiles, whose pairs
- * the transforms do not make side by side). */
+/* bf16 products (lunet.autocast("bfloat16"), bf16.c) at the avx512bf16
+ * level: forward and input gradient store V in bf16 as the input transform
+ * makes it and pair U's rows once per call; the filter gradient's products
+ * (depth: the tiles) pair the rows of V and dM, tile by tile, per chunk. */
 static int use_bf16(void)
 {
 #ifdef LN_CPU_AVX512BF16
@@ -425,10 +424,32 @@ static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, in
 #ifdef LN_CPU_AVX512BF16
     for (int xi = 0; xi < 16; xi++)
         ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2,
-                               (const uint32_t *)(v16 + xi * rows * ci), ci / 2,
+                               (const uint32_t *)(v16 + xi * rows * ci), ci / 2, 1,
                                u16 + (int64_t)xi * (ci / 2) * co, co, m + xi * rows * co, co, 0);
 #else
     (void)v16, (void)u16, (void)m, (void)used, (void)rows, (void)ci, (void)co;
+#endif
+}
+
+/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16: V's and dM's rows
+ * paired (into vp, mp: per xi, (rows + 1) / 2 rows of ci and co words), then
+ * V^T read down its pairs. */
+static void filter_products_bf16(const float *v, const float *dm, uint32_t *vp, uint32_t *mp,
+                                 int64_t used, int64_t rows, int ci, int co, float *du,
+                                 int accumulate)
+{
+#ifdef LN_CPU_AVX512BF16
+    int64_t half = (rows + 1) / 2, pairs = (used + 1) / 2;
+    for (int xi = 0; xi < 16; xi++) {
+        uint32_t *vx = vp + xi * half * ci, *mx = mp + xi * half * co;
+        ln_cpu_bf16_pair_rows(vx, v + xi * rows * ci, used, ci, ci);
+        ln_cpu_bf16_pair_rows(mx, dm + xi * rows * co, used, co, co);
+        ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vx, 1, ci, mx, co, du + (int64_t)xi * ci * co,
+                               co, accumulate);
+    }
+#else
+    (void)v, (void)dm, (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du,
+        (void)accumulate;
 #endif
 }
 
@@ -580,7 +601,8 @@ typedef struct backward_job {
     int64_t group_floats, du_floats;
     float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
                                 * the dx plane, V and dM for the filter */
-    int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf;
+    int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf, dm;
+    int bf16_filter;           /* the filter gradient's products in bf16 (pairs after dM) */
     int g_rows, g_cols, count, chunk;
     int64_t rows_d, rows_f;
     int want_data, want_filter;
@@ -623,7 +645,12 @@ static void backward_group(void *p, int64_t g, int thread)
             }
         }
         /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
-        if (j->want_filter)
+        if (j->want_filter && j->bf16_filter) {
+            uint32_t *vp = (uint32_t *)(m_f + j->dm);
+            uint32_t *mp = vp + 16 * ((j->rows_f + 1) / 2) * s->c;
+            filter_products_bf16(v_f, m_f, vp, mp, tf_image * count, j->rows_f, s->c, s->k, du,
+                                 c0 > first);
+        } else if (j->want_filter)
             for (int xi = 0; xi < 16; xi++)
                 ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
                                   1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
@@ -679,7 +706,9 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
     int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
-    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm;
+    int bf16_filter = want_filter && use_bf16();
+    int64_t pairs_f = bf16_filter ? round16(16 * ((rows_f + 1) / 2) * (s->c + s->k)) : 0;
+    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pairs_f;
     int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
     if (threads > groups)
@@ -697,8 +726,8 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
         pair_filters(u, u16, s->k, s->c);
     backward_job job = {s, &td, &tf, x, u, dy, u16, winner, dx, db, group_base, group_floats,
                         du_floats, thread_base, thread_floats, grad_plane, x_plane, vd, md,
-                        dx_plane, vf, g_rows, g_cols, groups, chunk, rows_d, rows_f, want_data,
-                        want_filter};
+                        dx_plane, vf, dm, bf16_filter, g_rows, g_cols, groups, chunk, rows_d,
+                        rows_f, want_data, want_filter};
     ln_cpu_parallel(ctx, threads, groups, backward_group, &job);
     if (want_filter) {
         filter_gradient(ctx, threads, group_base, groups, group_floats, s->k, s->c, dw,
