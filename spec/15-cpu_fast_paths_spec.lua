@@ -56,6 +56,8 @@ describe("cpu kernel levels (runtime dispatch)", function()
   end)
 end)
 
+local product_expected = {}
+
 -- Every test below runs at every level this CPU has (portable, avx2, avx512,
 -- avx512bf16): each is a separate set of kernels (csrc/cpu/dispatch.c).
 for _, level in ipairs(lunet.cpu_levels()) do
@@ -188,6 +190,42 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
       helpers.assert_close(results["1"][name], e, 1e-5, 2e-6 * scale, name)
       local d = (results["1"][name] - e):reshape({ -1 })
       assert.is_true(math.max(d:max(), -d:min()) > 0, name .. ": the two paths differ in rounding, so both ran")
+    end
+  end)
+
+  it("matrix products (Linear's three, matmul) on odd shapes, 1 and 2 threads", function()
+    -- {batch, inputs, outputs}: widths that are and are not multiples of 8
+    -- (the AVX-512 levels' own kernels take the first, BLAS the rest), depths
+    -- over several of their depth blocks, one row, and the seed's fc1
+    for i, shape in ipairs({ { 16, 1100, 128 }, { 37, 2001, 333 }, { 13, 4097, 31 }, { 70, 129, 513 },
+                             { 1, 3000, 1000 }, { 40, 1000, 64 }, { 24, 300, 200 } }) do
+      local n, fin, fout = shape[1], shape[2], shape[3]
+      local x = helpers.random({ n, fin }, 100 + i, nil, -1, 1)
+      local w = helpers.random({ fout, fin }, 110 + i, nil, -1, 1)
+      local dy = helpers.random({ n, fout }, 120 + i, nil, -1, 1)
+      -- the reference's results, once for all levels
+      product_expected[i] = product_expected[i] or (function()
+        local xr, wr, dyr = x:to("ref"), w:to("ref"), dy:to("ref")
+        local rdw = lunet.full({ fout, fin }, 0.5, { device = "ref" })
+        core.linear_backward_filter(xr, dyr, rdw, nil, true)
+        return { core.linear_forward(xr, wr), core.linear_backward_data(dyr, wr), rdw,
+          lunet.matmul(xr, wr:reshape({ fin, fout })) }
+      end)()
+      local expected = product_expected[i]
+      for _, threads in ipairs({ 1, 2 }) do
+        with_threads(threads, function()
+          local dw = lunet.full({ fout, fin }, 0.5)
+          core.linear_backward_filter(x, dy, dw, nil, true)
+          local got = { core.linear_forward(x, w), core.linear_backward_data(dy, w), dw,
+            lunet.matmul(x, w:reshape({ fin, fout })) }
+          for k, name in ipairs({ "forward", "input gradient", "weight gradient", "matmul" }) do
+            local e = expected[k]
+            local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
+            helpers.assert_close(got[k], e, 1e-5, 2e-6 * scale,
+              ("%s of %s, %d threads"):format(name, table.concat(shape, "x"), threads))
+          end
+        end)
+      end
     end
   end)
 

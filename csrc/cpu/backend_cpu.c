@@ -58,6 +58,8 @@ static int cpu_open(int index, void **out)
         ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
     const char *winograd = getenv("LUNET_CPU_WINOGRAD");
     ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
+    const char *gemm = getenv("LUNET_CPU_GEMM");
+    ctx->own_gemm = !(gemm && strcmp(gemm, "blas") == 0);
     ctx->threads = default_threads();
     /* the instruction-set level: cpuid's best, or $LUNET_CPU_LEVEL's (dispatch.c) */
     int st = ln_cpu_select_level(ctx, getenv("LUNET_CPU_LEVEL"));

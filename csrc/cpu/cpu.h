@@ -35,6 +35,7 @@
 #define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
 #define ln_cpu_winograd_backward LN_LEVELED(ln_cpu_winograd_backward)
 #define ln_cpu_gemm_bf16 LN_LEVELED(ln_cpu_gemm_bf16)
+#define ln_cpu_gemm_f32 LN_LEVELED(ln_cpu_gemm_f32)
 #define ln_cpu_bf16_round LN_LEVELED(ln_cpu_bf16_round)
 #define ln_cpu_bf16_pair_rows LN_LEVELED(ln_cpu_bf16_pair_rows)
 #define ln_cpu_gemm_tiles_bf16 LN_LEVELED(ln_cpu_gemm_tiles_bf16)
@@ -69,6 +70,11 @@ typedef struct ln_cpu_kernels {
     int (*gemm_bf16)(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);
+    /* float32 products without packing (small_gemm.c), NULL below avx512;
+     * LN_ENOTSUP for the shapes and scalings it leaves to BLAS */
+    int (*gemm_f32)(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                    float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                    float *c, int ldc);
 } ln_cpu_kernels;
 
 typedef struct ln_cpu_context {
@@ -83,6 +89,9 @@ typedef struct ln_cpu_context {
     /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
      * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
     int winograd;
+    /* float32 matrix products by our own AVX-512 kernels where they apply,
+     * unless $LUNET_CPU_GEMM=blas (to compare with OpenBLAS) */
+    int own_gemm;
     /* the instruction-set level in use (dispatch.c): cpuid's best, or
      * $LUNET_CPU_LEVEL's */
     const ln_cpu_kernels *kernels;
@@ -239,6 +248,9 @@ void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
 #endif
 /* C = alpha op(A) op(B) + beta C with bf16 products (bf16.c; the kernel
  * table's gemm_bf16, NULL below avx512bf16). */
+int ln_cpu_gemm_f32(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                    float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                    float *c, int ldc);
 int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);

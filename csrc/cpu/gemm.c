@@ -100,6 +100,13 @@ int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int 
         && (int64_t)m * n * k >= LN_CPU_PARALLEL_MIN_MACS)
         return cctx->kernels->gemm_bf16(cctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                                         beta, c, ldc);
+    if (cctx->own_gemm && cctx->kernels->gemm_f32
+        && (int64_t)m * n * k >= LN_CPU_PARALLEL_MIN_MACS) {
+        int st = cctx->kernels->gemm_f32(cctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                         beta, c, ldc);
+        if (st != LN_ENOTSUP)
+            return st;
+    }
     sgemm_split(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return LN_OK;
 }

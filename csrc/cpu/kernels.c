@@ -22,4 +22,7 @@ const ln_cpu_kernels ln_cpu_level_kernels = {
 #ifdef LN_CPU_AVX512BF16
     .gemm_bf16 = ln_cpu_gemm_bf16,
 #endif
+#ifdef LN_CPU_AVX512
+    .gemm_f32 = ln_cpu_gemm_f32,
+#endif
 };

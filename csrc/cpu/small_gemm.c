@@ -9,6 +9,7 @@
  *    packing and clearing C cost more than they gain (6 x 16 tiles).
  * Built with AVX2 + FMA only (LN_CPU_AVX2, cpu.h): elsewhere the convolutions
  * use BLAS for every shape. */
+#include "../status.h"
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX2
@@ -265,6 +266,107 @@ void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, i
                           c + i * ldc + j, ldc, accumulate);
         }
     }
+}
+
+/* --- float32 matrix products for the AVX-512 levels (Linear, matmul) -------------
+ * The 12 x 32 tile reads both operands in place where their layout allows,
+ * so, unlike BLAS, nothing is packed: C = op(A) op(B) is computed as P = R Q
+ * with Q's rows contiguous (a multiple of 8 wide):
+ *  - op(B) = B [k, n]: P = C, R = op(A) (rows or columns of A), Q = B;
+ *  - op(B) = B^T, B [n, k]: P = C^T = B op(A)^T, R = B's rows, Q = op(A)^T
+ *    (A [k, m] in place, or A [m, k] transposed into the workspace), and P
+ *    copied back transposed.
+ * P is cut into tasks of 48 rows x 512 columns, handed out dynamically; a
+ * task runs over the depth in blocks, so a 32-column strip of Q (DEPTH_F32 x
+ * 32 floats, 24 KB) stays in L1 while the task's row blocks use it. */
+#define TASK_ROWS 48
+#define TASK_COLS 512
+#define DEPTH_F32 192
+
+typedef struct f32_job {
+    int rows, cols, depth;
+    const float *r, *q;
+    int64_t r_row, r_col, ldq;
+    float *p;
+    int64_t ldp;
+    int accumulate;
+    int col_tasks;
+} f32_job;
+
+static void f32_task(void *arg, int64_t t, int thread)
+{
+    (void)thread;
+    const f32_job *j = arg;
+    int r0 = (int)(t / j->col_tasks) * TASK_ROWS, c0 = (int)(t % j->col_tasks) * TASK_COLS;
+    int r1 = r0 + TASK_ROWS < j->rows ? r0 + TASK_ROWS : j->rows;
+    int c1 = c0 + TASK_COLS < j->cols ? c0 + TASK_COLS : j->cols;
+    for (int d = 0; d < j->depth; d += DEPTH_F32) {
+        int depth = j->depth - d < DEPTH_F32 ? j->depth - d : DEPTH_F32;
+        for (int c = c0; c < c1; c += 32) {
+            int width = c1 - c < 32 ? c1 - c : 32;
+            for (int i = r0; i < r1; i += 12) {
+                int rows = r1 - i < 12 ? r1 - i : 12;
+                ln_cpu_gemm_tiles(rows, width, depth, j->r + i * j->r_row + d * j->r_col, j->r_row,
+                                  j->r_col, j->q + (int64_t)d * j->ldq + c, j->ldq,
+                                  j->p + (int64_t)i * j->ldp + c, j->ldp, d > 0 || j->accumulate);
+            }
+        }
+    }
+}
+
+int ln_cpu_gemm_f32(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
+                    float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                    float *c, int ldc)
+{
+    if (alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || k < 1)
+        return LN_ENOTSUP;
+    int rows = trans_b ? n : m, cols = trans_b ? m : n;
+    int64_t cols8 = (cols + 7) & ~7;
+    if (!trans_b && n % 8 != 0)
+        return LN_ENOTSUP;
+    const float *r = trans_b ? b : a, *q = b;
+    int64_t r_row = trans_b ? ldb : (trans_a ? 1 : lda), r_col = trans_b ? 1 : (trans_a ? lda : 1);
+    int64_t ldq = ldb;
+    float *p = c, *work = NULL;
+    int64_t ldp = ldc;
+    if (trans_b) {
+        /* Q = op(A)^T [k, cols8]: A [k, m] in place when m is a multiple of 8 */
+        int in_place = trans_a && m % 8 == 0;
+        int64_t q_floats = in_place ? 0 : (int64_t)k * cols8;
+        work = ln_cpu_scratch(ctx, (size_t)(q_floats + (int64_t)rows * cols8) * sizeof(float));
+        if (!work)
+            return LN_ENOMEM;
+        if (in_place) {
+            q = a;
+            ldq = lda;
+        } else {
+            float *qt = work;
+            for (int64_t d = 0; d < k; d++) {
+                float *row = qt + d * cols8;
+                for (int64_t i = 0; i < m; i++)
+                    row[i] = trans_a ? a[d * lda + i] : a[i * lda + d];
+                for (int64_t i = m; i < cols8; i++)
+                    row[i] = 0.0f;
+            }
+            q = qt;
+            ldq = cols8;
+        }
+        p = work + q_floats;
+        ldp = cols8;
+    }
+    int col_tasks = (int)((cols8 + TASK_COLS - 1) / TASK_COLS);
+    int64_t tasks = (int64_t)((rows + TASK_ROWS - 1) / TASK_ROWS) * col_tasks;
+    f32_job job = {rows, (int)(trans_b ? cols8 : cols), k, r, q, r_row, r_col, ldq, p, ldp,
+                   !trans_b && beta == 1.0f, col_tasks};
+    int threads = ln_cpu_threads_for_macs(ctx, (int64_t)m * n * k);
+    ln_cpu_parallel(ctx, threads < tasks ? threads : (int)tasks, tasks, f32_task, &job);
+    if (trans_b)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float v = p[(int64_t)j * ldp + i];
+                c[(int64_t)i * ldc + j] = beta == 0.0f ? v : v + c[(int64_t)i * ldc + j];
+            }
+    return LN_OK;
 }
 #else
 #define TILE_CASE(r, v) \
