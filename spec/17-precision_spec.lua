@@ -1,6 +1,8 @@
 -- lunet.autocast / lunet.precision (API.md "Precision") and the CPU's bf16
 -- products (csrc/cpu/bf16.c, winograd.c), which run at the avx512bf16 kernel
--- level; below it the CPU computes in float32 whatever the setting.
+-- level; below it the CPU computes in float32 whatever the setting. In bf16
+-- mode products under 2^20 multiply-adds, and convolutions that are not
+-- Winograd's (few taps, strides: memory-bound here), stay float32.
 --
 -- Tolerances. A bf16 product rounds both operands to 8 significant bits
 -- (relative error at most 2^-9 each) and accumulates in float32:
