@@ -224,11 +224,37 @@ static int parallel_tasks(ln_cpu_context *ctx, int64_t macs, int64_t items)
     return t < items ? t : (int)items;
 }
 
-static void run_rows(ln_cpu_context *ctx, int64_t macs, int64_t n, ln_cpu_range_task task,
+/* The packing passes: range tasks over n rows (or row pairs) of `width`
+ * floats each, in a few pieces per thread when the data is worth a second
+ * thread (ln_cpu_parallel_range splits by its count, and packing a few
+ * hundred long rows counts as little). */
+typedef struct rows_job {
+    ln_cpu_range_task task;
+    void *arg;
+    int64_t n;
+    int pieces;
+} rows_job;
+
+static void rows_piece(void *p, int64_t i, int thread)
+{
+    (void)thread;
+    const rows_job *j = p;
+    j->task(j->arg, j->n * i / j->pieces, j->n * (i + 1) / j->pieces);
+}
+
+static void run_rows(ln_cpu_context *ctx, int64_t width, int64_t n, ln_cpu_range_task task,
                      void *arg)
 {
-    (void)macs;
-    ln_cpu_parallel_range(ctx, n, task, arg);
+    int threads = ln_cpu_threads_for(ctx, n * width);
+    int pieces = threads > 1 ? 4 * threads : 1;
+    if (pieces > n)
+        pieces = (int)n;
+    if (pieces <= 1) {
+        task(arg, 0, n);
+        return;
+    }
+    rows_job job = {task, arg, n, pieces};
+    ln_cpu_parallel(ctx, threads, pieces, rows_piece, &job);
 }
 
 int ln_cpu_gemm_bf16(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -252,26 +278,26 @@ int ln_cpu_gemm_bf16(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n
     if (!trans_b) {
         if (!trans_a) {
             round_rows_job rj = {a, lda, k, pairs, r};
-            run_rows(ctx, macs, m, round_rows, &rj);
+            run_rows(ctx, k, m, round_rows, &rj);
         } else {
             pair_rows_job pj = {a, k, m, lda, r};
-            run_rows(ctx, macs, pairs, pair_rows_range, &pj);
+            run_rows(ctx, 2 * (int64_t)m, pairs, pair_rows_range, &pj);
             r_row = 1;
             r_col = m;
         }
         pair_rows_job qj = {b, k, n, ldb, q};
-        run_rows(ctx, macs, pairs, pair_rows_range, &qj);
+        run_rows(ctx, 2 * (int64_t)n, pairs, pair_rows_range, &qj);
     } else {
         round_rows_job rj = {b, ldb, k, pairs, r};
-        run_rows(ctx, macs, n, round_rows, &rj);
+        run_rows(ctx, k, n, round_rows, &rj);
         if (trans_a) {
             pair_rows_job qj = {a, k, m, lda, q};
-            run_rows(ctx, macs, pairs, pair_rows_range, &qj);
+            run_rows(ctx, 2 * (int64_t)m, pairs, pair_rows_range, &qj);
         } else {
             /* A's rows rounded, then the [m, pairs] words transposed */
             uint32_t *rounded = (uint32_t *)(pbuf + p_floats);
             round_rows_job aj = {a, lda, k, pairs, rounded};
-            run_rows(ctx, macs, m, round_rows, &aj);
+            run_rows(ctx, k, m, round_rows, &aj);
             for (int64_t i0 = 0; i0 < m; i0 += 16)
                 for (int64_t p = 0; p < pairs; p++)
                     for (int64_t i = i0; i < m && i < i0 + 16; i++)
