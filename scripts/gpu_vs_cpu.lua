@@ -125,6 +125,8 @@ end
 
 -- paths are the caller's: relative to the folder the command was run from
 args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
+-- the compute precision holds for every run below, distributed ones included
+lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 if args.distributed then
   if args.dataset ~= "fashion-mnist" then
     parser:error("--distributed trains the Fashion-MNIST lesson only (--dataset fashion-mnist)")
@@ -154,7 +156,6 @@ for _, file in ipairs(args.compare or {}) do
 end
 if args.threads then lunet.set_num_threads(args.threads) end
 args.threads = lunet.get_num_threads()
-lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 args.eval_batch_size = args.eval_batch_size or args.batch_size
 if args.eval_max_batches == nil then args.eval_max_batches = args.max_batches end
 if args.eval_max_batches == 0 then args.eval_max_batches = nil end
