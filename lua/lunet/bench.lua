@@ -122,8 +122,8 @@ end
 -- cuDNN and cuBLAS versions, TF32).
 --- The CPU's vector-instruction flags that matter to lunet's kernel levels
 -- (from /proc/cpuinfo, in the kernel's spelling), as one string.
-local SIMD_FLAGS = { "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-  "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve" }
+local SIMD_FLAGS = { "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni",
+  "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve" }
 local function cpu_simd_flags()
   local f = io.open("/proc/cpuinfo", "r")
   if not f then return nil end

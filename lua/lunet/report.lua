@@ -389,7 +389,7 @@ function report.session_markdown(results, files)
   add(row({ "BLAS", env.cpu and env.cpu.blas or "?" }))
   add(row({ "CPU kernels", env.cpu and env.cpu.kernels or "?" }))
   if env.cpu and env.cpu.simd_flags then
-    add(row({ "CPU vector flags", env.cpu.simd_flags .. " (/proc/cpuinfo)" }))
+    add(row({ "CPU vector flags", env.cpu.simd_flags ~= "" and env.cpu.simd_flags or "none of note" }))
   end
   add(row({ "compute precision", env.precision or "float32" }))
   for _, g in ipairs(env.gpus or {}) do
