@@ -137,6 +137,11 @@ int64_t ln_tensor_numel(const ln_tensor *t)
 
 int ln_tensor_is_contiguous(const ln_tensor *t)
 {
+    /* an empty tensor holds no element to be out of place: whatever its
+     * strides, it is contiguous (as in PyTorch), so every op accepts it */
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0)
+            return 1;
     int64_t expected = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != expected)

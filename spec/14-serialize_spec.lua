@@ -193,8 +193,8 @@ describe("lunet.save and lunet.load", function()
     local flipped = good:sub(1, 40) .. string.char(good:byte(41) ~ 0x10) .. good:sub(42)
     write_file(path, flipped)
     helpers.assert_error(function() lunet.load(path) end, "damaged checkpoint: the data does not match its checksum")
-    write_file(path, good:sub(1, 8) .. string.pack("<I4", 2) .. good:sub(13))
-    helpers.assert_error(function() lunet.load(path) end, "checkpoint format version 2 is not supported (this lunet reads version 1)")
+    write_file(path, good:sub(1, 8) .. string.pack("<I4", 3) .. good:sub(13))
+    helpers.assert_error(function() lunet.load(path) end, "checkpoint format version 3 is not supported (this lunet reads versions 1 to 2)")
     -- every truncation fails cleanly
     for len = 0, #good - 1 do
       write_file(path, good:sub(1, len))

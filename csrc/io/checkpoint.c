@@ -11,6 +11,7 @@
 
 #include "../status.h"
 #include "../tensor.h"
+#include "read_file.h"
 
 static const unsigned char magic[8] = {0x89, 'L', 'U', 'N', 'E', 'T', '\r', '\n'};
 
@@ -54,6 +55,9 @@ static uint32_t crc_update(uint32_t crc, const void *data, size_t len)
 typedef struct reader {
     const unsigned char *body;
     size_t len, pos;
+    uint32_t version;
+    uint8_t *complete;         /* per table, in the order tables start */
+    uint32_t tables, capacity;
 } reader;
 
 /* Offsets in messages count from the start of the file. */
@@ -153,7 +157,18 @@ static int read_table(reader *r, ln_ckpt_value *v, size_t start, int depth)
         return ln_error(LN_EFORMAT, "damaged checkpoint: table at byte %zu claims %llu "
                         "entries, more than the %zu bytes left can hold",
                         FILE_OFFSET(r, start), (unsigned long long)count, r->len - r->pos);
+    if (r->tables == r->capacity) {
+        uint32_t grown = r->capacity ? r->capacity * 2 : 64;
+        uint8_t *bigger = realloc(r->complete, grown);
+        if (!bigger)
+            return ln_error(LN_ENOMEM, "out of memory reading a checkpoint");
+        r->complete = bigger;
+        r->capacity = grown;
+    }
+    uint32_t id = r->tables++;
+    r->complete[id] = 0;
     v->kind = LN_CKPT_TABLE;
+    v->as.table.id = id;
     v->as.table.count = 0;
     v->as.table.entries = count ? calloc((size_t)count, sizeof(ln_ckpt_entry)) : NULL;
     if (count && !v->as.table.entries)
@@ -169,6 +184,24 @@ static int read_table(reader *r, ln_ckpt_value *v, size_t start, int depth)
                             "neither a string nor an integer", FILE_OFFSET(r, key_at));
         LN_TRY(read_value(r, &e->value, depth + 1));
     }
+    r->complete[v->as.table.id] = 1;
+    return LN_OK;
+}
+
+static int read_ref(reader *r, ln_ckpt_value *v, size_t start)
+{
+    uint64_t id;
+    LN_TRY(read_uint(r, 4, "a reference", &id));
+    if (id >= r->tables)
+        return ln_error(LN_EFORMAT, "damaged checkpoint: reference at byte %zu names table "
+                        "%llu, but only %u tables come before it", FILE_OFFSET(r, start),
+                        (unsigned long long)id, (unsigned)r->tables);
+    if (!r->complete[id])
+        return ln_error(LN_EFORMAT, "damaged checkpoint: reference at byte %zu names table "
+                        "%llu, which contains it (a cycle)", FILE_OFFSET(r, start),
+                        (unsigned long long)id);
+    v->kind = LN_CKPT_REF;
+    v->as.ref.id = (uint32_t)id;
     return LN_OK;
 }
 
@@ -206,37 +239,57 @@ static int read_value(reader *r, ln_ckpt_value *v, int depth)
         return read_table(r, v, start, depth);
     case 0x07:
         return read_tensor(r, v, start);
+    case 0x08:
+        if (r->version >= 2)
+            return read_ref(r, v, start);
+        break; /* version 1 has no references */
     default:
-        return ln_error(LN_EFORMAT, "damaged checkpoint: unknown value tag 0x%02x at byte "
-                        "%zu", (unsigned)tag, FILE_OFFSET(r, start));
+        break;
     }
+    return ln_error(LN_EFORMAT, "damaged checkpoint: unknown value tag 0x%02x at byte "
+                    "%zu", (unsigned)tag, FILE_OFFSET(r, start));
+}
+
+/* Checks the first `have` bytes of a file of `file_len` bytes: the magic,
+ * the version and the body length against the file's. */
+static int check_header(const unsigned char *p, size_t have, uint64_t file_len,
+                        uint32_t *version_out, uint64_t *body_len_out)
+{
+    if (have < sizeof magic || memcmp(p, magic, sizeof magic) != 0)
+        return ln_error(LN_EFORMAT, "not a lunet checkpoint (the file does not start "
+                        "with lunet's magic bytes)");
+    if (have < LN_CHECKPOINT_HEADER_BYTES)
+        return ln_error(LN_EFORMAT, "truncated checkpoint: %zu bytes, shorter than the "
+                        "%d-byte header", have, LN_CHECKPOINT_HEADER_BYTES);
+    uint32_t version = (uint32_t)load_le(p + 8, 4);
+    uint64_t body_len = load_le(p + 16, 8);
+    if (version < 1 || version > LN_CHECKPOINT_VERSION)
+        return ln_error(LN_EFORMAT, "checkpoint format version %u is not supported (this "
+                        "lunet reads versions 1 to %d)", (unsigned)version,
+                        LN_CHECKPOINT_VERSION);
+    uint64_t body_have = file_len - LN_CHECKPOINT_HEADER_BYTES;
+    if (body_len > body_have)
+        return ln_error(LN_EFORMAT, "truncated checkpoint: the header announces %llu "
+                        "bytes of data, the file holds %llu", (unsigned long long)body_len,
+                        (unsigned long long)body_have);
+    if (body_len < body_have)
+        return ln_error(LN_EFORMAT, "damaged checkpoint: %llu unexpected bytes after the "
+                        "%llu bytes of data", (unsigned long long)(body_have - body_len),
+                        (unsigned long long)body_len);
+    *version_out = version;
+    *body_len_out = body_len;
+    return LN_OK;
 }
 
 int ln_checkpoint_parse(const void *buf, size_t len, ln_ckpt_value **root)
 {
     const unsigned char *p = buf;
     *root = NULL;
-    if (len < sizeof magic || memcmp(p, magic, sizeof magic) != 0)
-        return ln_error(LN_EFORMAT, "not a lunet checkpoint (the file does not start "
-                        "with lunet's magic bytes)");
-    if (len < LN_CHECKPOINT_HEADER_BYTES)
-        return ln_error(LN_EFORMAT, "truncated checkpoint: %zu bytes, shorter than the "
-                        "%d-byte header", len, LN_CHECKPOINT_HEADER_BYTES);
-    uint32_t version = (uint32_t)load_le(p + 8, 4), crc = (uint32_t)load_le(p + 12, 4);
-    uint64_t body_len = load_le(p + 16, 8);
-    if (version != LN_CHECKPOINT_VERSION)
-        return ln_error(LN_EFORMAT, "checkpoint format version %u is not supported (this "
-                        "lunet reads version %d)", (unsigned)version, LN_CHECKPOINT_VERSION);
-    size_t have = len - LN_CHECKPOINT_HEADER_BYTES;
-    if (body_len > have)
-        return ln_error(LN_EFORMAT, "truncated checkpoint: the header announces %llu "
-                        "bytes of data, the file holds %zu", (unsigned long long)body_len,
-                        have);
-    if (body_len < have)
-        return ln_error(LN_EFORMAT, "damaged checkpoint: %zu unexpected bytes after the "
-                        "%llu bytes of data", have - (size_t)body_len,
-                        (unsigned long long)body_len);
-    reader r = {p + LN_CHECKPOINT_HEADER_BYTES, have, 0};
+    uint32_t version;
+    uint64_t body_len;
+    LN_TRY(check_header(p, len, len, &version, &body_len));
+    uint32_t crc = (uint32_t)load_le(p + 12, 4);
+    reader r = {p + LN_CHECKPOINT_HEADER_BYTES, (size_t)body_len, 0, version, NULL, 0, 0};
     if (crc_update((uint32_t)crc32(0, Z_NULL, 0), r.body, r.len) != crc)
         return ln_error(LN_EFORMAT, "damaged checkpoint: the data does not match its "
                         "checksum");
@@ -247,6 +300,7 @@ int ln_checkpoint_parse(const void *buf, size_t len, ln_ckpt_value **root)
     if (st == LN_OK && r.pos != r.len)
         st = ln_error(LN_EFORMAT, "damaged checkpoint: %zu bytes left over after the "
                       "value ending at byte %zu", r.len - r.pos, FILE_OFFSET(&r, r.pos));
+    free(r.complete);
     if (st != LN_OK) {
         ln_checkpoint_free(v);
         return st;
@@ -263,34 +317,66 @@ void ln_checkpoint_free(ln_ckpt_value *root)
     free(root);
 }
 
+static int read_fully(int fd, unsigned char *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = read(fd, buf + *got, n - *got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
 int ln_checkpoint_read_file(const char *path, void **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ln_error(LN_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(f);
-        return ln_error(LN_EIO, "'%s' is not a regular file", path);
+    int fd;
+    uint64_t size;
+    int st = ln_open_regular_file(path, &fd, &size);
+    if (st != LN_OK)
+        return st;
+    /* the header first: a foreign or damaged file is refused after 24
+     * bytes, and the body is read only as far as the header promises */
+    unsigned char header[LN_CHECKPOINT_HEADER_BYTES];
+    size_t got;
+    uint32_t version;
+    uint64_t body_len;
+    if (read_fully(fd, header, sizeof header, &got) != 0) {
+        st = ln_error(LN_EIO, "could not read '%s': %s", path, strerror(errno));
+    } else if (check_header(header, got, size < got ? got : size, &version, &body_len)
+               != LN_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", ln_last_error());
+        st = ln_error(LN_EFORMAT, "'%s': %s", path, why);
+    } else if (body_len > SIZE_MAX - sizeof header) {
+        st = ln_error(LN_EFORMAT, "%s: a checkpoint of %llu bytes is too large for this "
+                      "machine", path, (unsigned long long)body_len);
     }
-    size_t size = (size_t)info.st_size;
-    unsigned char *data = malloc(size ? size : 1);
-    if (!data) {
-        fclose(f);
-        return ln_error(LN_ENOMEM, "out of memory reading %zu bytes of '%s'", size, path);
+    unsigned char *data = NULL;
+    size_t total = sizeof header + (size_t)(st == LN_OK ? body_len : 0);
+    if (st == LN_OK && !(data = malloc(total)))
+        st = ln_error(LN_ENOMEM, "out of memory reading %zu bytes of '%s'", total, path);
+    if (st == LN_OK) {
+        memcpy(data, header, sizeof header);
+        if (read_fully(fd, data + sizeof header, total - sizeof header, &got) != 0)
+            st = ln_error(LN_EIO, "could not read '%s': %s", path, strerror(errno));
+        else if (got != total - sizeof header)
+            st = ln_error(LN_EIO, "could not read '%s': it changed while being read", path);
     }
-    size_t got = fread(data, 1, size, f);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed || got != size) {
+    close(fd);
+    if (st != LN_OK) {
         free(data);
-        return ln_error(LN_EIO, "could not read '%s'%s", path,
-                        failed ? ": read error" : ": it changed while being read");
+        return st;
     }
     *buf = data;
-    *len = size;
+    *len = total;
     return LN_OK;
 }
 
@@ -301,6 +387,8 @@ struct ln_checkpoint_writer {
     char *path, *tmp_path;
     uint32_t crc;
     uint64_t body_len;
+    uint32_t tables;           /* tables begun so far: references name them */
+    int has_refs;              /* the file needs version 2 */
     int status;                /* first error, sticky */
     int committed;
 };
@@ -336,6 +424,7 @@ static void put_uint(ln_checkpoint_writer *w, uint64_t v, int bytes)
 int ln_checkpoint_writer_open(ln_checkpoint_writer **out, const char *path)
 {
     *out = NULL;
+    LN_TRY(ln_check_writable_path(path, "lunet.save"));
     ln_checkpoint_writer *w = calloc(1, sizeof *w);
     size_t n = strlen(path);
     if (w) {
@@ -406,8 +495,27 @@ void ln_checkpoint_write_string(ln_checkpoint_writer *w, const char *bytes, size
 
 void ln_checkpoint_write_table(ln_checkpoint_writer *w, uint32_t count)
 {
+    if (w->status == LN_OK && w->tables == UINT32_MAX)
+        w->status = ln_error(LN_EINVAL, "more than %u tables do not fit in a checkpoint",
+                             (unsigned)UINT32_MAX);
+    w->tables++;
     put_uint(w, 0x06, 1);
     put_uint(w, count, 4);
+}
+
+void ln_checkpoint_write_ref(ln_checkpoint_writer *w, uint32_t id)
+{
+    if (w->status == LN_OK && id >= w->tables)
+        w->status = ln_error(LN_EINVAL, "internal error: a reference to table %u of %u",
+                             (unsigned)id, (unsigned)w->tables);
+    w->has_refs = 1;
+    put_uint(w, 0x08, 1);
+    put_uint(w, id, 4);
+}
+
+int ln_checkpoint_writer_status(const ln_checkpoint_writer *w)
+{
+    return w->status;
 }
 
 void ln_checkpoint_write_tensor(ln_checkpoint_writer *w, ln_dtype dtype, int ndim,
@@ -435,7 +543,7 @@ int ln_checkpoint_writer_commit(ln_checkpoint_writer *w)
     if (w->status != LN_OK)
         return w->status;
     memcpy(header, magic, sizeof magic);
-    store_le(header + 8, LN_CHECKPOINT_VERSION, 4);
+    store_le(header + 8, w->has_refs ? 2 : 1, 4);
     store_le(header + 12, w->crc, 4);
     store_le(header + 16, w->body_len, 8);
     int ok = fflush(w->file) == 0 && fseek(w->file, 0, SEEK_SET) == 0

@@ -5,8 +5,11 @@
  * Saving walks the value: tables (string and integer keys, no metatable, no
  * cycles), tensors of any device (stored as CPU data), numbers (integers stay
  * integers), strings and booleans; anything else is an error naming where it
- * sits ("value["layers"][2]: cannot save a function"). Loading rebuilds the
- * value with tensors on the CPU. */
+ * sits ("value["layers"][2]: cannot save a function"). A table met again
+ * (shared, not cyclic) is stored once and referred to after, so the work and
+ * the file grow with the number of tables, not with the number of paths to
+ * them; the walk stops at the first write error. Loading rebuilds the value
+ * with tensors on the CPU, shared tables shared again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +27,9 @@
 typedef struct walk {
     const char *fname;
     ln_checkpoint_writer *w;
-    int seen;                  /* stack index of the table of tables being walked */
+    int seen;                  /* stack index of: table -> its number once written
+                                  whole, or the path where it is being written */
+    lua_Integer tables;        /* tables begun so far (the writer's numbering) */
     char where[512];
 } walk;
 
@@ -91,11 +96,20 @@ static void save_table(lua_State *L, walk *k, int idx, int depth)
                 "object); save model:state_dict() instead");
     }
     lua_pushvalue(L, idx);
-    if (lua_rawget(L, k->seen) != LUA_TNIL)
-        fail_at(L, k, "%s", "the table contains itself (a cycle)");
+    int seen = lua_rawget(L, k->seen);
+    if (seen == LUA_TNUMBER) {
+        /* written whole before: stored once, referred to here */
+        ln_checkpoint_write_ref(k->w, (uint32_t)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        return;
+    }
+    if (seen == LUA_TSTRING)
+        ln_lua_fail(L, k->fname, "%s: the table contains itself (a cycle): it is %s",
+                    k->where, lua_tostring(L, -1));
     lua_pop(L, 1);
+    lua_Integer id = k->tables++;
     lua_pushvalue(L, idx);
-    lua_pushboolean(L, 1);
+    lua_pushstring(L, k->where);
     lua_rawset(L, k->seen);
 
     uint64_t count = 0;
@@ -126,13 +140,17 @@ static void save_table(lua_State *L, walk *k, int idx, int depth)
     }
 
     lua_pushvalue(L, idx);
-    lua_pushnil(L);
-    lua_rawset(L, k->seen); /* shared (not cyclic) tables may appear again */
+    lua_pushinteger(L, id);
+    lua_rawset(L, k->seen); /* complete: met again, it is a reference */
 }
 
 static void save_value(lua_State *L, walk *k, int idx, int depth)
 {
     luaL_checkstack(L, 8, k->fname);
+    /* the first write error ends the walk (a full disk is not a reason to
+     * go on walking a large value) */
+    if (ln_checkpoint_writer_status(k->w) != LN_OK)
+        ln_lua_check_status(L, ln_checkpoint_writer_status(k->w), k->fname);
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
         ln_checkpoint_write_boolean(k->w, lua_toboolean(L, idx));
@@ -178,6 +196,7 @@ static int l_checkpoint_save(lua_State *L)
     lua_settop(L, 3);
     lua_newtable(L);
     k.seen = lua_gettop(L);
+    k.tables = 0;
     snprintf(k.where, sizeof k.where, "value");
 
     ln_checkpoint_writer **box = lua_newuserdatauv(L, sizeof *box, 0);
@@ -217,26 +236,30 @@ static int loaded_gc(lua_State *L)
     return 0;
 }
 
-static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname);
+/* `built`: the stack index of a table of the tables made so far, by number
+ * (1-based), for references. */
+static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname, int built);
 
-static void push_table(lua_State *L, const ln_ckpt_value *v, const char *fname)
+static void push_table(lua_State *L, const ln_ckpt_value *v, const char *fname, int built)
 {
     lua_createtable(L, 0, (int)(v->as.table.count < 1024 ? v->as.table.count : 1024));
     int table = lua_gettop(L);
+    lua_pushvalue(L, table);
+    lua_rawseti(L, built, (lua_Integer)v->as.table.id + 1);
     for (uint32_t i = 0; i < v->as.table.count; i++) {
         const ln_ckpt_entry *e = &v->as.table.entries[i];
-        push_value(L, &e->key, fname);
+        push_value(L, &e->key, fname, built);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, table) != LUA_TNIL)
             ln_lua_fail(L, fname, "damaged checkpoint: a table holds the key %s twice",
                         lua_tostring(L, -2));
         lua_pop(L, 1);
-        push_value(L, &e->value, fname);
+        push_value(L, &e->value, fname, built);
         lua_rawset(L, table);
     }
 }
 
-static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname)
+static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname, int built)
 {
     luaL_checkstack(L, 6, fname);
     switch (v->kind) {
@@ -253,7 +276,13 @@ static void push_value(lua_State *L, const ln_ckpt_value *v, const char *fname)
         lua_pushlstring(L, v->as.string.bytes, v->as.string.length);
         return;
     case LN_CKPT_TABLE:
-        push_table(L, v, fname);
+        push_table(L, v, fname, built);
+        return;
+    case LN_CKPT_REF:
+        /* the parser checked that the table came, whole, before */
+        if (lua_rawgeti(L, built, (lua_Integer)v->as.ref.id + 1) != LUA_TTABLE)
+            ln_lua_fail(L, fname, "internal error: a reference to table %u, not yet built",
+                        (unsigned)v->as.ref.id);
         return;
     case LN_CKPT_TENSOR: {
         ln_tensor *t = ln_lua_new_tensor(L);
@@ -289,7 +318,9 @@ static int l_checkpoint_load(lua_State *L)
     int st = ln_checkpoint_parse(box->bytes, len, &box->root);
     if (st != LN_OK)
         ln_lua_fail(L, fname, "'%s': %s", path, ln_last_error());
-    push_value(L, box->root, fname);
+    lua_newtable(L);
+    int built = lua_gettop(L);
+    push_value(L, box->root, fname, built);
     return 1; /* the box's __close frees the buffers */
 }
 
