@@ -852,7 +852,7 @@ case("lunet.save", "a path inside a regular file", function(c)
   lunet.save({}, file .. "/x.lunet")
 end, "lunet.save", "cannot create a file beside", "Not a directory")
 case("lunet.save", "a path that is a directory", function(c) lunet.save({}, c.dir) end,
-  "lunet.save", "could not replace", "Is a directory")
+  "lunet.save", "cannot write", "it is a directory")
 case("lunet.save", "a function deep inside", function(c)
   lunet.save({ a = { b = { lunet.ones({ 2 }), print } } }, c.dir .. "/x.lunet")
 end, "lunet.save", "value[\"a\"][\"b\"][2]: cannot save a function")
