@@ -112,7 +112,7 @@ end
 --- "file:line: " of the first caller outside lunet's own Lua files, so an
 -- error points at the user's script (as the C functions' errors do).
 local function where()
-  for level = 3, 64 do
+  for level = 3, math.huge do
     local info = debug.getinfo(level, "Sl")
     if not info then break end
     if info.currentline > 0 and not info.source:match("[/@]lunet/[^/]*%.lua$") then
@@ -126,8 +126,69 @@ local function raise(fmt, ...)
   error(where() .. fmt:format(...), 0)
 end
 
+--- The first cycle among `root`'s modules (a module that contains itself,
+-- directly or further down), as two paths: `at` refers back to `is`
+-- ("model[2][1]", "model[2]"); nil when there is none. Children are the
+-- modules a module holds in any field (Sequential's positions, a block).
+local function find_cycle(root)
+  local state = {} -- module -> its path while being visited, true when done
+  local function visit(m, path)
+    state[m] = path
+    for k, v in pairs(m) do
+      local mt = type(v) == "table" and getmetatable(v)
+      if mt and rawget(mt, "__typename") ~= nil then
+        local sub = math.type(k) == "integer" and ("%s[%d]"):format(path, k)
+          or ("%s.%s"):format(path, tostring(k))
+        local seen = state[v]
+        if type(seen) == "string" then return sub, seen end
+        if seen == nil then
+          local at, is = visit(v, sub)
+          if at then return at, is end
+        end
+      end
+    end
+    state[m] = true
+  end
+  return visit(root, "model")
+end
+nn._find_cycle = find_cycle
+
+-- A module that contains itself would recurse until "stack overflow" (or,
+-- building names, until memory runs out). Walking the modules on every call
+-- would cost the hot paths, so methods look only when the Lua stack is
+-- already this deep, which a real model never is and a cycle soon makes it.
+local DEEP_STACK = 200
+
+--- "lunet.nn.<Class>:<method>" of the outermost module method on the stack:
+-- the call the user made, which a cycle found deep inside should name.
+local function outermost_method(fname)
+  for level = 3, math.huge do
+    local info = debug.getinfo(level, "Sn")
+    if not info then break end
+    if info.source:match("[/@]lunet/nn%.lua$") and info.name and info.namewhat ~= "" then
+      local _, m = debug.getlocal(level, 1)
+      local mt = type(m) == "table" and getmetatable(m)
+      if mt and rawget(mt, "__typename") ~= nil then
+        fname = ("lunet.nn.%s:%s"):format(m.__typename, info.name)
+      end
+    end
+  end
+  return fname
+end
+
+local function check_acyclic(self, fname, always)
+  if always or debug.getinfo(DEEP_STACK, "l") then
+    local at, is = find_cycle(self)
+    if at then
+      if not always then fname = outermost_method(fname) end
+      raise("%s: the module contains itself: %s is %s (a cycle)", fname, at, is)
+    end
+  end
+end
+
 --- A method called with a dot (m.forward(x)) or on something that is not a
 -- module instance (nn.Linear:forward(x)) would fail far inside; say so here.
+-- Also refuses a module that contains itself (see check_acyclic).
 local function check_self(self, class_name, method)
   local mt = type(self) == "table" and getmetatable(self)
   local ok = mt and rawget(mt, "__typename") ~= nil
@@ -144,6 +205,8 @@ local function check_self(self, class_name, method)
     raise("lunet.nn.%s:%s: expected a module as self, got %s (call it as m:%s(...), with a colon)",
       class_name, method, describe(self), method)
   end
+  check_acyclic(self, ("lunet.nn.%s:%s"):format(self.__typename, method),
+    method == "state_dict" or method == "load_state_dict")
 end
 
 --- Backward needs the state its forward pass kept (Sequential, Dropout; the
@@ -180,8 +243,19 @@ end
 
 local Module
 
+-- module -> its constructor's arguments (table.pack'ed), for lunet.save's
+-- architecture (lunet/serialize.lua); weak keys, so nothing outlives a module.
+local constructor_args = setmetatable({}, { __mode = "k" })
+
+--- The arguments `m` was built with (table.pack'ed, as given), or nil for a
+-- module not built by calling its class.
+function nn._constructor_args(m)
+  return constructor_args[m]
+end
+
 --- Defines nn.<name>, a class inheriting from `parent`; calling the class
--- builds an instance through its __init.
+-- builds an instance through its __init (and records its arguments, so
+-- that any class, nested modules as arguments included, can be saved whole).
 local function class(name, parent)
   local cls = {}
   cls.__index = cls
@@ -193,12 +267,16 @@ local function class(name, parent)
     forward = "lunet.nn." .. name .. ":forward",
     backward = "lunet.nn." .. name .. ":backward",
   }
-  cls.__tostring = function(m) return m:__repr() end
+  cls.__tostring = function(m)
+    check_acyclic(m, "tostring(lunet.nn." .. name .. ")")
+    return m:__repr()
+  end
   setmetatable(cls, {
     __index = parent,
     __call = function(c, ...)
       local self = setmetatable({}, c)
       self:__init(...)
+      constructor_args[self] = table.pack(...)
       return self
     end,
   })
@@ -327,6 +405,8 @@ end
 function Module:load_state_dict(state)
   check_self(self, "Module", "load_state_dict")
   local fname = ("lunet.nn.%s:load_state_dict"):format(self.__typename)
+  -- lunet.load of a saved module gives a module: its state is what to load
+  if nn.is_module(state) then state = state:state_dict() end
   if type(state) ~= "table" or getmetatable(state) ~= nil then
     error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s")
       :format(fname, describe(state)), 2)
