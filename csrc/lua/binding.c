@@ -80,23 +80,40 @@ static void pace_collector(lua_State *L)
     live_at_mark = ln_tensor_live_bytes();
 }
 
+/* A tensor's userdata: a tag, then the tensor. The metatable alone does not
+ * prove what a userdata holds: the debug library can give the tensor
+ * metatable to any userdata (a file handle, another library's object), and
+ * reading that as a tensor, or freeing it at collection, would crash. So a
+ * tensor is also checked for its size and its tag, as liolib checks its
+ * streams. */
+#define TENSOR_TAG UINT64_C(0x4c554e4554544e53) /* "LUNETTNS" */
+
+typedef struct tensor_box {
+    uint64_t tag;
+    ln_tensor tensor;
+} tensor_box;
+
 ln_tensor *ln_lua_new_tensor(lua_State *L)
 {
     pace_collector(L);
-    ln_tensor *t = lua_newuserdatauv(L, sizeof(ln_tensor), 0);
-    memset(t, 0, sizeof *t);
+    tensor_box *box = lua_newuserdatauv(L, sizeof(tensor_box), 0);
+    memset(box, 0, sizeof *box);
+    box->tag = TENSOR_TAG;
     luaL_setmetatable(L, LN_TENSOR_MT);
-    return t;
+    return &box->tensor;
 }
 
 ln_tensor *ln_lua_to_tensor(lua_State *L, int idx)
 {
-    return luaL_testudata(L, idx, LN_TENSOR_MT);
+    tensor_box *box = luaL_testudata(L, idx, LN_TENSOR_MT);
+    if (!box || lua_rawlen(L, idx) != sizeof(tensor_box) || box->tag != TENSOR_TAG)
+        return NULL;
+    return &box->tensor;
 }
 
 ln_tensor *ln_lua_check_tensor(lua_State *L, int idx, const char *fname)
 {
-    ln_tensor *t = luaL_testudata(L, idx, LN_TENSOR_MT);
+    ln_tensor *t = ln_lua_to_tensor(L, idx);
     if (!t)
         ln_lua_fail(L, fname, "argument #%d: expected a lunet tensor, got %s", idx,
                     luaL_typename(L, idx));

@@ -61,9 +61,29 @@ ln_device *ln_lua_device_by_name(lua_State *L, const char *name, const char *fna
     return dev;
 }
 
-ln_device *ln_lua_check_device(lua_State *L, int idx, const char *fname)
+/* The device in the userdata at idx, or NULL. Every device userdata is made
+ * once, into the device cache: one that is not there only wears the device
+ * metatable (debug.setmetatable) and is not read. */
+static ln_device **to_device(lua_State *L, int idx)
 {
     ln_device **ud = luaL_testudata(L, idx, LN_DEVICE_MT);
+    if (!ud || lua_rawlen(L, idx) != sizeof *ud)
+        return NULL;
+    idx = lua_absindex(L, idx);
+    int found = 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &device_cache_key);
+    lua_pushnil(L);
+    while (!found && lua_next(L, -2)) {
+        found = lua_rawequal(L, -1, idx);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, found ? 2 : 1);
+    return found ? ud : NULL;
+}
+
+ln_device *ln_lua_check_device(lua_State *L, int idx, const char *fname)
+{
+    ln_device **ud = to_device(L, idx);
     if (ud)
         return *ud;
     if (lua_type(L, idx) == LUA_TSTRING)
@@ -89,7 +109,7 @@ void ln_lua_push_device(lua_State *L, ln_device *dev)
 
 static ln_device *check_self(lua_State *L, const char *fname)
 {
-    ln_device **ud = luaL_testudata(L, 1, LN_DEVICE_MT);
+    ln_device **ud = to_device(L, 1);
     if (!ud)
         ln_lua_fail(L, fname, "expected a device as self (use dev:%s())",
                     strchr(fname, ':') ? strchr(fname, ':') + 1 : fname);

@@ -1079,7 +1079,7 @@ static int l_matmul(lua_State *L)
 
 static int l_free(lua_State *L)
 {
-    ln_tensor *t = luaL_testudata(L, 1, LN_TENSOR_MT);
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
     if (!t)
         ln_lua_fail(L, "lunet.Tensor:free", "expected a tensor as self, got %s",
                     luaL_typename(L, 1));
@@ -1087,9 +1087,21 @@ static int l_free(lua_State *L)
     return 0;
 }
 
+/* Collection of a userdata that was given the tensor metatable without being
+ * a tensor (debug.setmetatable) leaves it alone. */
+static int l_gc(lua_State *L)
+{
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
+    if (t)
+        ln_tensor_release(t);
+    return 0;
+}
+
 static int l_tostring(lua_State *L)
 {
-    ln_tensor *t = luaL_checkudata(L, 1, LN_TENSOR_MT);
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
+    if (!t)
+        ln_lua_fail(L, "tostring(tensor)", "expected a tensor, got %s", luaL_typename(L, 1));
     char shape[256], num[64];
     if (!t->storage) {
         lua_pushliteral(L, "Tensor(freed)");
@@ -1157,7 +1169,7 @@ void ln_lua_open_tensor(lua_State *L)
         {"item", l_item}, {NULL, NULL}};
     static const luaL_Reg metamethods[] = {
         {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div},
-        {"__unm", l_unm}, {"__tostring", l_tostring}, {"__gc", l_free},
+        {"__unm", l_unm}, {"__tostring", l_tostring}, {"__gc", l_gc},
         {"__close", l_free}, {"__len", l_len}, {"__newindex", l_newindex},
         {NULL, NULL}};
     static const luaL_Reg functions[] = {
