@@ -1,6 +1,7 @@
 #include "device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend_slots.h"
@@ -114,6 +115,31 @@ int ln_device_cuda_count(const char **reason)
     return cuda.count;
 }
 
+/* "cpu", "ref", "cuda" (index 0) or "cuda:N": digits only, and few enough
+ * that the index cannot wrap (sscanf's %d took "cuda:4294967296" for
+ * cuda:0). */
+static int parse_name(const char *name, int *index)
+{
+    *index = 0;
+    if (strcmp(name, "cpu") == 0 || strcmp(name, "ref") == 0 || strcmp(name, "cuda") == 0)
+        return LN_OK;
+    size_t digits = strncmp(name, "cuda:", 5) == 0 ? strspn(name + 5, "0123456789") : 0;
+    if (digits == 0 || name[5 + digits] != '\0')
+        return ln_error(LN_EINVAL, "unknown device '%s' (expected \"cpu\", \"cuda\" or "
+                        "\"cuda:N\")", name);
+    if (digits > 6)
+        return ln_error(LN_EINVAL, "device '%s': the index is out of range (at most "
+                        "cuda:999999)", name);
+    *index = atoi(name + 5);
+    return LN_OK;
+}
+
+int ln_device_check_name(const char *name)
+{
+    int index;
+    return parse_name(name, &index);
+}
+
 int ln_device_lookup(const char *name, ln_device **out)
 {
     *out = NULL;
@@ -124,14 +150,7 @@ int ln_device_lookup(const char *name, ln_device **out)
         return LN_OK;
     }
     int index = 0;
-    if (strcmp(name, "cuda") != 0) {
-        char tail;
-        if (sscanf(name, "cuda:%d%c", &index, &tail) != 1 || index < 0
-            || strncmp(name, "cuda:", 5) != 0 || name[5] < '0' || name[5] > '9')
-            return ln_error(LN_EINVAL,
-                            "unknown device '%s' (expected \"cpu\", \"cuda\" or "
-                            "\"cuda:N\")", name);
-    }
+    LN_TRY(parse_name(name, &index));
     if (!cuda.backend)
         return ln_error(LN_EDEVICE, "device '%s' is not available: the CUDA "
                         "backend is not loaded", name);

@@ -28,6 +28,9 @@ extern const ln_backend ln_cpu_backend;
 /* Finds (and opens on first use) the device called `name`: "cpu", "ref",
  * "cuda" (= "cuda:0") or "cuda:N". */
 int ln_device_lookup(const char *name, ln_device **out);
+/* LN_OK when `name` is a well-formed device name ("cpu", "ref", "cuda",
+ * "cuda:N" with N in range), whether or not that device exists. */
+int ln_device_check_name(const char *name);
 ln_device *ln_device_cpu(void);
 
 /* Registers the CUDA backend (from lunet/cuda.so); idempotent. */

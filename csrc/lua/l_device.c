@@ -51,6 +51,7 @@ static void ensure_cuda_loaded(lua_State *L)
 ln_device *ln_lua_device_by_name(lua_State *L, const char *name, const char *fname)
 {
     ln_device *dev = NULL;
+    ln_lua_check_status(L, ln_device_check_name(name), fname);
     if (strncmp(name, "cuda", 4) == 0) {
         ensure_cuda_loaded(L);
         if (!ln_device_cuda_registered())

@@ -92,13 +92,19 @@ local function check_dataset(dataset)
   if images:size(1) == 0 then fail("the dataset is empty") end
 end
 
+--- An integer >= lo (an integral float in the integer range is accepted):
+-- checked before any arithmetic, so no size can overflow a count later.
 local function check_integer(name, v, lo)
-  if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+  if type(v) ~= "number" then fail("%s must be an integer, got %s", name, type(v)) end
+  local i = math.tointeger(v)
+  if not i then
+    if v == math.floor(v) then -- inf, or an integral float beyond 2^63
+      fail("%s must be an integer from %d to 2^63 - 1, got %s", name, lo, tostring(v))
+    end
     fail("%s must be an integer, got %s", name, tostring(v))
   end
-  v = math.tointeger(v)
-  if not v or v < lo then fail("%s must be at least %d, got %s", name, lo, tostring(v)) end
-  return v
+  if i < lo then fail("%s must be at least %d, got %d", name, lo, i) end
+  return i
 end
 
 --- 0-based int32 positions 0..n-1, the order of an unshuffled epoch.
@@ -133,12 +139,26 @@ function data.DataLoader(dataset, opts)
 
   local files = rawget(dataset, "images") == nil -- decoded from image files, batch by batch
   local prefetch = check_integer("prefetch", opts.prefetch == nil and 2 or opts.prefetch, 0)
+  -- batches are gathered from rows in memory order: a strided view (a crop,
+  -- a slice of the channels) is copied once into contiguous memory
+  if not files and not dataset.images:is_contiguous() then
+    dataset = setmetatable({ images = dataset.images:clone(), labels = dataset.labels },
+      { __index = dataset })
+  end
   local n = files and #dataset.paths or dataset.images:size(1)
   local row_shape = files and dataset:image_shape() or dataset.images:shape()
   if not files then table.remove(row_shape, 1) end
   local drop_last = opts.drop_last and true or false
-  local global_batch = batch_size * world
-  local num_batches = drop_last and n // global_batch or (n + global_batch - 1) // global_batch
+  -- sizes are checked before this arithmetic: a batch larger than the
+  -- dataset counts as n + 1 (the same batches, no overflow of batch_size *
+  -- world), and the count of batches is n // g plus a remainder, not
+  -- (n + g - 1) // g
+  local arith_batch = math.min(batch_size, n + 1)
+  if world > math.maxinteger // arith_batch then
+    fail("batch_size %d x world %d is too large", batch_size, world)
+  end
+  local global_batch = arith_batch * world
+  local num_batches = n // global_batch + ((not drop_last and n % global_batch > 0) and 1 or 0)
   if num_batches == 0 then
     fail("drop_last with batch_size %d%s leaves no batch of a dataset of %d", batch_size,
       world > 1 and (" x world %d"):format(world) or "", n)
@@ -159,7 +179,8 @@ function data.DataLoader(dataset, opts)
     dataset = dataset, n = n, batch_size = batch_size, shuffle = opts.shuffle and true or false,
     seed = seed, drop_last = drop_last, device = device, mode = mode,
     num_batches = num_batches, epoch = 0, upload_seconds = 0, rank = rank, world = world,
-    global_batch_size = global_batch, padded = padded, files = files, prefetch = prefetch,
+    global_batch_size = batch_size <= math.maxinteger // world and batch_size * world or global_batch,
+    padded = padded, files = files, prefetch = prefetch,
     wait_seconds = 0, bad_images = 0,
   }, DataLoader)
 
@@ -312,13 +333,24 @@ function DataLoader:iter(epoch)
       if self.files then self:stop_decoding() end
       return nil
     end
+    -- a failure names the call the user made, and the likely cause
+    local ok, err
     if self.files then
       local decoded = self:decoded_batch(b)
-      core.gather_rows(v.gather_x, decoded, v.identity, 255)
+      ok, err = pcall(core.gather_rows, v.gather_x, decoded, v.identity, 255)
     else
-      core.gather_rows(v.gather_x, self.images, v.index, 255)
+      ok, err = pcall(core.gather_rows, v.gather_x, self.images, v.index, 255)
     end
-    core.gather_rows(v.gather_y, self.labels, v.index, 1)
+    if ok then ok, err = pcall(core.gather_rows, v.gather_y, self.labels, v.index, 1) end
+    if not ok then
+      for _, t in ipairs({ v.x, v.y, v.gather_x, v.gather_y }) do
+        if not pcall(t.dim, t) then
+          fail("iter: a batch tensor of this loader was freed (the loader reuses its batch "
+            .. "tensors: x:clone() what you keep, never free them)")
+        end
+      end
+      fail("iter: %s", (tostring(err):gsub("^.-lunet%.gather_rows: ", "")))
+    end
     local x = self:augment(v, epoch)
     if v.x ~= x then
       v.x:copy(x)

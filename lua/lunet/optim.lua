@@ -82,6 +82,10 @@ local function state_tensor(fname, st, name, p, i)
     error(("%s: parameter %d of the model was freed"):format(fname, i), 3)
   end
   local t = st[name]
+  if t ~= nil and not pcall(t.dim, t) then
+    error(("%s: the optimizer's state '%s' of parameter %d was freed (make a new optimizer, "
+      .. "or leave its state alone)"):format(fname, name, i), 3)
+  end
   if t == nil then
     st[name] = lunet.zeros(p:shape(), { device = p:device(), dtype = p:dtype() })
     return st[name], true

@@ -204,6 +204,7 @@ function session.train_epoch(t)
     end
   end
   bench.synchronize(t.device)
+  if done == 0 then error(("epoch %d trained on no batch (the loader has %d)"):format(t.epoch, #loader), 0) end
   local seconds = lunet.clock() - t0
   return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
     mean_loss = done > 0 and loss_sum / done or 0 / 0, images_per_second = images / seconds,
@@ -242,6 +243,8 @@ function session.accuracy(model, loader, max_batches)
     predicted:free()
     hits:free()
   end
+  -- an accuracy over no image is no accuracy (0/0), never a result
+  if total == 0 then error("the accuracy pass saw no image (an empty loader?)", 0) end
   return correct, total
 end
 
@@ -256,6 +259,7 @@ function session.inference_pass(model, loader, max_batches)
     model:forward(x)
     images = images + x:size(1)
   end
+  if images == 0 then error("the inference pass saw no image (an empty loader?)", 0) end
   return images
 end
 
