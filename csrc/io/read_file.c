@@ -27,6 +27,24 @@ static const char *file_kind(mode_t mode)
     return "not a regular file";
 }
 
+const char *ln_file_kind(const char *path)
+{
+    struct stat info;
+    if (stat(path, &info) != 0)
+        return NULL;
+    if (S_ISREG(info.st_mode))
+        return "file";
+    if (S_ISDIR(info.st_mode))
+        return "directory";
+    if (S_ISFIFO(info.st_mode))
+        return "fifo";
+    if (S_ISCHR(info.st_mode) || S_ISBLK(info.st_mode))
+        return "device";
+    if (S_ISSOCK(info.st_mode))
+        return "socket";
+    return "other";
+}
+
 int ln_open_regular_file(const char *path, int *fd_out, uint64_t *size)
 {
     *fd_out = -1;

@@ -23,6 +23,11 @@ int ln_open_regular_file(const char *path, int *fd, uint64_t *size);
  * yet is fine. Never blocks. */
 int ln_check_writable_path(const char *path, const char *what);
 
+/* What `path` is, without opening it (so without blocking): "file",
+ * "directory", "fifo", "device", "socket" or "other"; NULL when it does not
+ * exist or cannot be examined (errno says why). Symbolic links are followed. */
+const char *ln_file_kind(const char *path);
+
 /* A data file being read, gzipped or raw. */
 typedef struct ln_data_file {
     void *gz;              /* gzFile */

@@ -2,13 +2,31 @@
  *
  * The parsing and validation live in csrc/io/; this only turns a parsed file
  * into tensors. The datasets module (lua/lunet/datasets.lua) finds the files
- * and checks that they are the ones it expects. */
+ * and checks that they are the ones it expects, with core.file_kind, which
+ * never blocks (opening a named pipe to see whether it exists would). */
+#include <errno.h>
 #include <string.h>
 
 #include "../io/cifar.h"
+#include "../io/read_file.h"
 #include "../io/idx.h"
 #include "../status.h"
 #include "binding.h"
+
+/* core.file_kind(path): "file", "directory", "fifo", "device", "socket" or
+ * "other"; nil and a message when it does not exist or cannot be seen. */
+static int l_file_kind(lua_State *L)
+{
+    const char *path = ln_lua_check_path(L, 1, "lunet.file_kind");
+    const char *kind = ln_file_kind(path);
+    if (kind) {
+        lua_pushstring(L, kind);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+}
 
 /* lunet.read_idx(path): a uint8 CPU tensor shaped as the file's sizes. */
 static int l_read_idx(lua_State *L)
@@ -57,6 +75,7 @@ static int l_read_cifar(lua_State *L)
 void ln_lua_open_io(lua_State *L)
 {
     static const luaL_Reg functions[] = {{"read_idx", l_read_idx},
+                                         {"file_kind", l_file_kind},
                                          {"read_cifar", l_read_cifar},
                                          {NULL, NULL}};
     luaL_setfuncs(L, functions, 0);

@@ -40,10 +40,11 @@ local Dataset = { __name = "lunet.Dataset" }
 Dataset.__index = Dataset
 Dataset.__len = function(self) return self.images:size(1) end
 
+--- Whether `path` exists, of any kind: a named pipe or a device found here
+-- is refused by the reader with a clear message. Never opens the file (io.open
+-- of a named pipe would wait for a writer forever).
 local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
+  return core.file_kind(path) ~= nil
 end
 
 local function check_options(fname, opts)
@@ -57,6 +58,10 @@ local function check_options(fname, opts)
   end
   if opts.root ~= nil and type(opts.root) ~= "string" then
     error(("%s: root must be a directory name (a string), got %s"):format(fname, type(opts.root)), 3)
+  end
+  local kind = opts.root and core.file_kind(opts.root)
+  if kind and kind ~= "directory" then
+    error(("%s: root %s is not a directory (it is a %s)"):format(fname, opts.root, kind), 3)
   end
   return split, opts.root
 end

@@ -57,6 +57,12 @@ end
 -- failure (a full disk, a bad value) leaves an existing file as it was and no
 -- temporary file behind.
 function report.write_file(path, content)
+  -- renaming over a device or a named pipe would replace it (as root, even
+  -- /dev/null): only regular files are replaced
+  local kind = require("lunet.core").file_kind(path)
+  if kind and kind ~= "file" then
+    error(("lunet.report: cannot write %s: it is a %s, not a regular file"):format(path, kind), 0)
+  end
   local tmp = ("%s.tmp-%d-%d"):format(path, os.time(), math.random(1e9))
   local f, err = io.open(tmp, "wb")
   if not f then error(("lunet.report: cannot write %s: %s"):format(path, tostring(err)), 0) end
