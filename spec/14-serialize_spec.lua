@@ -97,11 +97,12 @@ describe("lunet.save and lunet.load", function()
     local model = lunet.models.fashion_alexnet()
     local x = lunet.rand({ 3, 1, 28, 28 })
     local expected = model:forward(x):clone()
-    lunet.save(model, path) -- a module is saved as its state dict
+    lunet.save(model:state_dict(), path) -- a state dict stays a table
     lunet.manual_seed(42)
     local fresh = lunet.models.fashion_alexnet()
     assert.is_true(helpers.max_abs_diff(fresh:forward(x), expected) > 0)
     local state = lunet.load(path)
+    assert.is_nil(getmetatable(state))
     assert.is_true(lunet.is_tensor(state["8.weight"]))
     fresh:load_state_dict(state)
     helpers.assert_close(fresh:forward(x), expected, 0, 0, "outputs after loading")

@@ -82,7 +82,7 @@ describe("nothing lost", function()
     local target = dir .. "/out"
     assert(os.execute("mkdir " .. sh_quote(target)))
     helpers.assert_error(function() lunet.save({ 1 }, target) end,
-      "lunet.save: could not replace '" .. target .. "'", "Is a directory")
+      "lunet.save: cannot write '" .. target .. "'", "it is a directory")
     assert.same({ "out" }, list_dir(dir))
     assert.same({}, list_dir(target))
   end)

@@ -405,11 +405,12 @@ end
 function Module:load_state_dict(state)
   check_self(self, "Module", "load_state_dict")
   local fname = ("lunet.nn.%s:load_state_dict"):format(self.__typename)
-  -- lunet.load of a saved module gives a module: its state is what to load
-  if nn.is_module(state) then state = state:state_dict() end
   if type(state) ~= "table" or getmetatable(state) ~= nil then
-    error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s")
-      :format(fname, describe(state)), 2)
+    -- lunet.load of a saved module gives the module back, not its state
+    local hint = nn.is_module(state) and " (a module: pass its :state_dict(), or use the module "
+      .. "lunet.load returned as it is)" or ""
+    error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s%s")
+      :format(fname, describe(state), hint), 2)
   end
   local own = self:_named_tensors("", {})
   local missing, unexpected = {}, {}
