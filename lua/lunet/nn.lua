@@ -165,7 +165,7 @@ local function outermost_method(fname)
   for level = 3, math.huge do
     local info = debug.getinfo(level, "Sn")
     if not info then break end
-    if info.source:match("[/@]lunet/nn%.lua$") and info.name and info.namewhat ~= "" then
+    if info.source:match("[/@]lunet/nn%.lua$") and info.name and info.name:match("^[%a_][%w_]*$") then
       local _, m = debug.getlocal(level, 1)
       local mt = type(m) == "table" and getmetatable(m)
       if mt and rawget(mt, "__typename") ~= nil then
