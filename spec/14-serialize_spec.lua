@@ -269,3 +269,133 @@ describe("lunet.save and lunet.load", function()
     assert.is_true(tonumber(out:match("refused (%d+)")) > 100, out)
   end)
 end)
+
+describe("lunet.save of a module (architecture and state)", function()
+  local dir
+  before_each(function() dir = helpers.tmpdir() end)
+  after_each(function() helpers.rmdir(dir) end)
+
+  it("gives a working module back: same class, same outputs, same modes and settings", function()
+    local path = dir .. "/alexnet.lunet"
+    lunet.manual_seed(7)
+    local model = lunet.models.fashion_alexnet()
+    model:forward(lunet.rand({ 4, 1, 28, 28 })) -- batch-norm statistics move, if any
+    model:eval()
+    local x = lunet.rand({ 3, 1, 28, 28 })
+    local expected = model:forward(x):clone()
+    lunet.save(model, path)
+    lunet.manual_seed(8) -- loading must not depend on the generator
+    local back = lunet.load(path)
+    assert.is_true(nn.is_module(back))
+    assert.equal(getmetatable(model), getmetatable(back))
+    assert.equal(#model, #back)
+    for i = 1, #model do assert.equal(model[i].__typename, back[i].__typename) end
+    assert.is_false(back.training)
+    assert.equal(tostring(model), tostring(back))
+    helpers.assert_close(back:forward(x), expected, 0, 0, "outputs of the loaded module")
+    -- and it trains: backward and an optimizer step work
+    back:train()
+    local y = back:forward(x)
+    back:backward(x, lunet.ones(y:shape()))
+    lunet.optim.SGD(back, { lr = 0.01 }):step()
+  end)
+
+  it("keeps modules added later, nested containers, shared modules and changed settings", function()
+    local path = dir .. "/m.lunet"
+    local shared = nn.Linear(4, 4)
+    local model = nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), shared, nn.Dropout(0.5), shared)
+    model:add(nn.Linear(4, 2, { bias = false }))
+    model[3].p = 0.25
+    model.fuse = false
+    model:eval()
+    local x = lunet.rand({ 5, 3 })
+    local expected = model:forward(x):clone()
+    model:to("ref") -- saved from another device, loaded on the CPU
+    lunet.save(model, path)
+    local back = lunet.load(path)
+    assert.equal(5, #back)
+    assert.equal("Sequential", back[1].__typename)
+    assert.equal(back[2], back[4], "a module used twice is one module again")
+    assert.equal(0.25, back[3].p)
+    assert.is_false(back.fuse)
+    assert.is_nil(back[5].bias)
+    assert.equal("cpu", tostring(back[5].weight:device()))
+    helpers.assert_close(back:forward(x), expected, 1e-6, 1e-6, "outputs")
+  end)
+
+  it("saves nested modules given as constructor arguments (nn.Residual)", function()
+    if not nn.Residual then
+      pending("nn.Residual is not in this lunet yet")
+      return
+    end
+    local path = dir .. "/res.lunet"
+    local model = nn.Sequential(nn.Conv2d(2, 2, 3, { padding = 1 }),
+      nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, { padding = 1 }), nn.ReLU())))
+    local x = lunet.rand({ 2, 2, 5, 5 })
+    local expected = model:forward(x):clone()
+    lunet.save(model, path)
+    local back = lunet.load(path)
+    assert.equal("Residual", back[2].__typename)
+    helpers.assert_close(back:forward(x), expected, 0, 0, "outputs")
+  end)
+
+  it("refuses what it cannot rebuild, and damaged or unknown architectures", function()
+    local path = dir .. "/bad.lunet"
+    local odd = setmetatable({ training = true }, nn.ReLU) -- not built by calling nn.ReLU
+    helpers.assert_error(function() lunet.save(nn.Sequential(nn.Linear(2, 2), odd), path) end,
+      "lunet.save: model[2]: this nn.ReLU was not built by calling nn.ReLU(...)", "save model:state_dict() instead")
+    local later = nn.Linear(2, 2)
+    later.helper = nn.ReLU()
+    helpers.assert_error(function() lunet.save(later, path) end,
+      "lunet.save: model.helper: a module set after construction cannot be saved")
+
+    lunet.save(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), path)
+    local core = require("lunet.core")
+    local function tamper(edit)
+      local raw = core.checkpoint_load(path)
+      edit(raw)
+      local bad = dir .. "/tampered.lunet"
+      core.checkpoint_save(raw, bad)
+      return bad
+    end
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].type = "Transformer" end)) end,
+      "lunet.load", "unknown module type nn.Transformer (this lunet has no such module)")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].type = "Conv2d" end)) end,
+      "lunet.load", "cannot rebuild nn.Conv2d", "kernel")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].type = "is_module" end)) end,
+      "lunet.load", "unknown module type nn.is_module")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].args.n = 1e9 end)) end,
+      "lunet.load", "module 1 is damaged or missing")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.root = 99 end)) end,
+      "lunet.load", "module 99 is damaged or missing")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].args[2] = "x" end)) end,
+      "lunet.load", "cannot rebuild nn.Linear")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.modules[1].args[2] = 5 end)) end,
+      "lunet.load", "the saved state does not fit the saved architecture", "this model needs [5]")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t.state["1.weight"] = nil end)) end,
+      "lunet.load", "the saved state does not fit the saved architecture", "missing 1.weight")
+    helpers.assert_error(function() lunet.load(tamper(function(t) t["lunet.module"] = 2 end)) end,
+      "lunet.load", "this lunet reads format 1")
+  end)
+
+  it("still loads checkpoints written before (format 1, made by main a98ee06)", function()
+    -- spec/fixtures/make_checkpoint_v1.lua wrote it: lunet.save(model) of
+    -- Sequential(Linear(4, 3), ReLU, Linear(3, 2)), which then stored the
+    -- state dict only
+    local path = helpers.ROOT .. "/spec/fixtures/checkpoint_v1_main.lunet"
+    assert.equal(1, string.unpack("<I4", read_file(path), 9))
+    local state = lunet.load(path)
+    assert.is_nil(getmetatable(state))
+    assert.same({ "1.bias", "1.weight", "3.bias", "3.weight" }, (function()
+      local k = {}
+      for name in pairs(state) do k[#k + 1] = name end
+      table.sort(k)
+      return k
+    end)())
+    assert.near(0.111, state["1.weight"]:get(1, 1), 1e-7)
+    local model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)):load_state_dict(state)
+    local y = model:forward(lunet.tensor({ { 1, 2, 3, 4 }, { -1, 0.5, 2, -3 } }))
+    helpers.assert_close(y, lunet.tensor({ { 0.86407995223999, 0.79497998952866 },
+      { -0.10000000149012, -0.20000000298023 } }), 1e-6, 1e-7, "outputs with main's weights")
+  end)
+end)
