@@ -194,8 +194,9 @@ static int read_ref(reader *r, ln_ckpt_value *v, size_t start)
     LN_TRY(read_uint(r, 4, "a reference", &id));
     if (id >= r->tables)
         return ln_error(LN_EFORMAT, "damaged checkpoint: reference at byte %zu names table "
-                        "%llu, but only %u tables come before it", FILE_OFFSET(r, start),
-                        (unsigned long long)id, (unsigned)r->tables);
+                        "%llu, but only %u table%s come%s before it", FILE_OFFSET(r, start),
+                        (unsigned long long)id, (unsigned)r->tables, r->tables == 1 ? "" : "s",
+                        r->tables == 1 ? "s" : "");
     if (!r->complete[id])
         return ln_error(LN_EFORMAT, "damaged checkpoint: reference at byte %zu names table "
                         "%llu, which contains it (a cycle)", FILE_OFFSET(r, start),

@@ -3,7 +3,10 @@
  * Invariants:
  *  - a parsed tree only points inside the buffer, and each tensor's byte
  *    count is its shape's;
- *  - the format is canonical: writing a parsed tree back gives the same bytes;
+ *  - the format is canonical: writing a parsed tree back gives the same bytes
+ *    (but for the version, which the writer makes 1 when the tree holds no
+ *    reference: a version-2 file without one comes back as version 1);
+ *  - a reference names a table that came, complete, before it;
  *  - lunet.load accepts what ln_checkpoint_parse accepts (except tables that
  *    hold a key twice, which only Lua can see) and rejects the rest with an
  *    error naming lunet.load; what it loads survives lunet.save and a second
@@ -32,7 +35,14 @@ static void check_inside(span s, const void *p, uint64_t n, const char *what)
         fuzz_fail("%s of %llu bytes lies outside the buffer", what, (unsigned long long)n);
 }
 
-static void check_value(span s, const ln_ckpt_value *v, int depth)
+/* Tables in the order they start, and whether each is complete, to check
+ * references as the parser should have. */
+typedef struct tables_seen {
+    uint32_t count, capacity;  /* a table takes 5 bytes: size / 5 is enough */
+    uint8_t *complete;
+} tables_seen;
+
+static void check_value(span s, const ln_ckpt_value *v, int depth, tables_seen *seen)
 {
     if (depth > LN_CHECKPOINT_MAX_DEPTH + 1)
         fuzz_fail("a tree deeper than the format allows");
@@ -44,14 +54,24 @@ static void check_value(span s, const ln_ckpt_value *v, int depth)
     case LN_CKPT_STRING:
         check_inside(s, v->as.string.bytes, v->as.string.length, "a string");
         return;
-    case LN_CKPT_TABLE:
+    case LN_CKPT_TABLE: {
+        if (v->as.table.id != seen->count || seen->count >= seen->capacity)
+            fuzz_fail("table number %u where %u was expected", (unsigned)v->as.table.id,
+                      (unsigned)seen->count);
+        seen->complete[seen->count++] = 0;
         for (uint32_t i = 0; i < v->as.table.count; i++) {
             const ln_ckpt_entry *e = &v->as.table.entries[i];
             if (e->key.kind != LN_CKPT_STRING && e->key.kind != LN_CKPT_INTEGER)
                 fuzz_fail("a table key of kind %d", (int)e->key.kind);
-            check_value(s, &e->key, depth + 1);
-            check_value(s, &e->value, depth + 1);
+            check_value(s, &e->key, depth + 1, seen);
+            check_value(s, &e->value, depth + 1, seen);
         }
+        seen->complete[v->as.table.id] = 1;
+        return;
+    }
+    case LN_CKPT_REF:
+        if (v->as.ref.id >= seen->count || !seen->complete[v->as.ref.id])
+            fuzz_fail("a reference to table %u, not complete before it", (unsigned)v->as.ref.id);
         return;
     case LN_CKPT_TENSOR: {
         uint64_t count = 1;
@@ -95,7 +115,21 @@ static void write_value(ln_checkpoint_writer *w, const ln_ckpt_value *v)
         ln_checkpoint_write_tensor(w, v->as.tensor.dtype, v->as.tensor.ndim,
                                    v->as.tensor.shape, v->as.tensor.data);
         return;
+    case LN_CKPT_REF:
+        ln_checkpoint_write_ref(w, v->as.ref.id);
+        return;
     }
+}
+
+static int has_refs(const ln_ckpt_value *v)
+{
+    if (v->kind == LN_CKPT_REF)
+        return 1;
+    if (v->kind == LN_CKPT_TABLE)
+        for (uint32_t i = 0; i < v->as.table.count; i++)
+            if (has_refs(&v->as.table.entries[i].value))
+                return 1;
+    return 0;
 }
 
 static void check_round_trip(const ln_ckpt_value *root, const uint8_t *data, size_t size,
@@ -113,9 +147,14 @@ static void check_round_trip(const ln_ckpt_value *root, const uint8_t *data, siz
     size_t len;
     if (ln_checkpoint_read_file(path, &back, &len) != LN_OK)
         fuzz_fail("cannot read back the written file: %s", ln_last_error());
-    if (len != size || memcmp(back, data, size) != 0)
+    uint8_t expected_version = has_refs(root) ? 2 : 1;
+    const uint8_t *b = back;
+    if (len != size || memcmp(b, data, 8) != 0 || memcmp(b + 12, data + 12, size - 12) != 0)
         fuzz_fail("a parsed tree written back differs from the input (%zu vs %zu bytes)", len,
                   size);
+    if (b[8] != expected_version || b[9] || b[10] || b[11]
+        || (data[8] != b[8] && !(data[8] == 2 && expected_version == 1)))
+        fuzz_fail("written back as version %u from version %u", b[8], data[8]);
     free(back);
 }
 
@@ -131,6 +170,7 @@ static const char *lua_side =
     "  return\n"
     "end\n"
     "assert(parsed_ok, 'lunet.load accepts what the C parser rejects')\n"
+    "local done = {}\n" /* shared tables: each pair compared once */
     "local function same(a, b, where)\n"
     "  if type(a) == 'number' and type(b) == 'number' then\n"
     "    assert(math.type(a) == math.type(b) and (a == b or (a ~= a and b ~= b)), where)\n"
@@ -143,6 +183,8 @@ static const char *lua_side =
     "    end\n"
     "  elseif type(a) == 'table' then\n"
     "    assert(type(b) == 'table', where)\n"
+    "    if done[a] == b then return end\n"
+    "    done[a] = b\n"
     "    for k, v in pairs(a) do same(v, b[k], where .. '[' .. tostring(k) .. ']') end\n"
     "    for k in pairs(b) do assert(a[k] ~= nil, where .. ': extra key') end\n"
     "  else\n"
@@ -185,7 +227,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *raw, size_t size)
     int parsed = ln_checkpoint_parse(data, size, &root);
     if (parsed == LN_OK) {
         span s = {data, data + size};
-        check_value(s, root, 0);
+        tables_seen seen = {0, (uint32_t)(size / 5 + 1), calloc(size / 5 + 1, 1)};
+        if (!seen.complete)
+            fuzz_fail("out of memory");
+        check_value(s, root, 0, &seen);
+        free(seen.complete);
         check_round_trip(root, data, size, scratch);
     } else {
         fuzz_check_message(NULL);

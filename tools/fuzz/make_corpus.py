@@ -44,6 +44,10 @@ out("idx", "trailing", idx([2, 2]) + b"xyz")
 out("idx", "int-type", bytes([0, 0, 0x0C, 1]) + struct.pack(">I", 2) + b"\0" * 8)
 out("idx", "zero-size", bytes([0, 0, 8, 2]) + struct.pack(">II", 0, 5))
 out("idx", "truncated.gz", gz(idx([6, 6]))[:-6])
+# the reader checks the header first, then reads what it promises
+out("idx", "header-only", idx([3, 3], b""))
+out("idx", "promises-4g.gz", gz(bytes([0, 0, 8, 2]) + struct.pack(">II", 65536, 65536) + b"abc"))
+out("idx", "trailing.gz", gz(idx([2, 2]) + b"xyz"))
 
 # --- CIFAR-10 ---------------------------------------------------------------------
 REC = 1 + 3 * 32 * 32
@@ -58,6 +62,9 @@ out("cifar", "two-records", record(0, 2) + record(9, 3))
 out("cifar", "two-records.gz", gz(record(5, 4) + record(1, 5)))
 out("cifar", "bad-label", record(10, 6))
 out("cifar", "partial", record(2, 7)[:-100])
+# labels are checked as the records arrive
+out("cifar", "bad-label-third", record(1, 8) + record(2, 9) + record(11, 10))
+out("cifar", "bad-label-third.gz", gz(record(1, 8) + record(2, 9) + record(11, 10)))
 
 # --- checkpoints ------------------------------------------------------------------
 MAGIC = b"\x89LUNET\r\n"
@@ -109,7 +116,30 @@ out("checkpoint", "duplicate-key", ckpt(table([(s("a"), i64(1)), (s("a"), i64(2)
 # fuzz_checkpoint re-signs every body, except where the CRC field is ffffffff
 out("checkpoint", "bad-crc", ckpt(state)[:12] + b"\xff\xff\xff\xff" + ckpt(state)[16:])
 out("checkpoint", "truncated", ckpt(state)[:-5])
-out("checkpoint", "version-2", ckpt(state, version=2))
+out("checkpoint", "version-2-no-refs", ckpt(state, version=2))
+out("checkpoint", "version-3", ckpt(state, version=3))
+
+
+# version 2: a table met again is a reference (0x08, u32 number of a table
+# complete before it; tables are numbered where they start, the root is 0)
+def ref(n):
+    return b"\x08" + struct.pack("<I", n)
+
+
+leaf = table([(s("w"), tensor(0, [2], 4))])
+out("checkpoint", "shared", ckpt(table([(s("a"), leaf), (s("b"), ref(1))]), version=2))
+# a chain of {a = t, b = t}: the outermost table is 0, its a-child 1, ...,
+# so the wrapper made at step `level` (counted from the inside) is table
+# depth - 1 - level, and its child, complete when b comes, is depth - level
+depth = 8
+val = table([(s("x"), i64(1))])
+for level in range(depth):
+    val = table([(s("a"), val), (s("b"), ref(depth - level))])
+out("checkpoint", "shared-chain", ckpt(val, version=2))
+out("checkpoint", "ref-in-version-1", ckpt(table([(s("a"), leaf), (s("b"), ref(1))])))
+out("checkpoint", "ref-to-ancestor", ckpt(table([(s("a"), table([(s("up"), ref(0))]))]), version=2))
+out("checkpoint", "ref-forward", ckpt(table([(s("a"), ref(5)), (s("b"), leaf)]), version=2))
+out("checkpoint", "ref-as-key", ckpt(table([(s("a"), leaf), (ref(1), i64(1))]), version=2))
 
 # --- Lua tables (fuzz_tensor's own encoding: see fuzz_tensor.c) --------------------
 # call, options, fill, then the value: 8..12 = table (count, entries..., extra),
