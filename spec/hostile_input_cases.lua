@@ -349,6 +349,17 @@ case("error names", "a label batch freed inside loader:iter()", function()
   for _, y in loader:iter() do y:free() end
 end, "lunet.data.DataLoader: iter: a batch tensor of this loader was freed")
 
+case("error names", "a freed weight, then m:to()", function()
+  local m = nn.Linear(2, 2)
+  m.weight:free()
+  m:to("ref")
+end, "lunet.nn.Linear:to", "'weight' of nn.Linear was freed")
+case("error names", "a freed buffer deep in a Sequential, then model:to()", function()
+  local m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(2))
+  m[2].running_var:free()
+  m:to("ref")
+end, "lunet.nn.Sequential:to", "'running_var' of nn.BatchNorm2d was freed")
+
 -- --- 7. userdata in disguise -------------------------------------------------------------
 
 local function disguised(meta_of)

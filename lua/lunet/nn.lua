@@ -359,6 +359,18 @@ end
 function Module:to(target)
   check_self(self, "Module", "to")
   check_target(self, target)
+  -- a freed tensor is reported as this method's, before anything moves
+  for _, list in ipairs({ self._params, self._buffers }) do
+    for _, name in ipairs(list) do
+      for _, key in ipairs({ name, "grad_" .. name }) do
+        local t = self[key]
+        if t ~= nil and lunet.is_tensor(t) and not is_live(t) then
+          raise("%s: '%s' of nn.%s was freed",
+            outermost_method(("lunet.nn.%s:to"):format(self.__typename)), key, self.__typename)
+        end
+      end
+    end
+  end
   for _, name in ipairs(self._params) do
     if self[name] then
       self[name] = self[name]:to(target)
