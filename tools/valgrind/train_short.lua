@@ -48,9 +48,10 @@ for x, y, b in loader:iter(1) do
 end
 
 local path = os.tmpname()
-lunet.save(model, path)
-local state = lunet.load(path)
+lunet.save(model, path) -- the whole module: architecture and state
+local back = lunet.load(path)
+lunet.save(back:state_dict(), path) -- a state dict, loaded into a new model
+lunet.models.fashion_alexnet():load_state_dict(lunet.load(path))
 os.remove(path)
-lunet.models.fashion_alexnet():load_state_dict(state)
 loader:free()
 print(("valgrind run: %d steps, loss %.4f -> %.4f, accuracy %d/%d"):format(done, first, last, correct, total))
