@@ -84,13 +84,15 @@ static void pace_collector(lua_State *L)
  * prove what a userdata holds: the debug library can give the tensor
  * metatable to any userdata (a file handle, another library's object), and
  * reading that as a tensor, or freeing it at collection, would crash. So a
- * tensor is also checked for its size and its tag, as liolib checks its
- * streams. */
+ * tensor is also checked for its size, then its tag (read only when the
+ * size is right), as liolib checks its streams. */
 #define TENSOR_TAG UINT64_C(0x4c554e4554544e53) /* "LUNETTNS" */
 
+/* The tensor comes first, so the userdata's address is the tensor's: other
+ * libraries (lunet/dist.so) read a tensor userdata as an ln_tensor. */
 typedef struct tensor_box {
-    uint64_t tag;
     ln_tensor tensor;
+    uint64_t tag;
 } tensor_box;
 
 ln_tensor *ln_lua_new_tensor(lua_State *L)
