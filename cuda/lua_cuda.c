@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend_slots.h"
@@ -82,16 +83,20 @@ static int check_device_index(lua_State *L, const char *fname)
         index = lua_tointeger(L, 1);
     } else if (t == LUA_TSTRING) {
         const char *name = lua_tostring(L, 1);
-        int n = -1;
-        char tail;
+        /* digits only, at most 6: sscanf's %d wrapped "cuda:4294967296" to 0 */
+        size_t digits = strncmp(name, "cuda:", 5) == 0 ? strspn(name + 5, "0123456789") : 0;
         if (strcmp(name, "cuda") == 0)
-            n = 0;
-        else if (sscanf(name, "cuda:%d%c", &n, &tail) != 1 || strncmp(name, "cuda:", 5) != 0)
+            index = 0;
+        else if (digits == 0 || digits > 6 || name[5 + digits] != '\0')
             luaL_error(L, "%s: expected a CUDA device such as \"cuda:0\", got \"%s\"", fname,
                        name);
-        index = n;
+        else
+            index = atoi(name + 5);
     } else {
         ln_device **ud = luaL_testudata(L, 1, "lunet.Device");
+        /* the metatable alone proves nothing (debug.setmetatable): the size too */
+        if (ud && lua_rawlen(L, 1) != sizeof *ud)
+            ud = NULL;
         if (!ud || (*ud)->type != LN_DEVICE_CUDA) {
             luaL_error(L, "%s: expected a CUDA device (a device object, \"cuda:N\" or its "
                        "number), got %s", fname, ud ? (*ud)->name : luaL_typename(L, 1));
@@ -100,8 +105,8 @@ static int check_device_index(lua_State *L, const char *fname)
         index = (*ud)->index;
     }
     if (index < 0 || index >= count)
-        luaL_error(L, "%s: device cuda:%d does not exist (%d CUDA device%s)", fname,
-                   (int)index, count, count == 1 ? "" : "s");
+        luaL_error(L, "%s: device cuda:%I does not exist (%d CUDA device%s)", fname,
+                   (LUAI_UACINT)index, count, count == 1 ? "" : "s");
     return (int)index;
 }
 
