@@ -391,6 +391,12 @@ harmless("userdata", "a file handle with the tensor metatable: is_tensor and col
   collectgarbage()
   return is
 end, function(is) assert(is == false) end)
+case("userdata", "a file handle with the tensor metatable: lunet.dist.allreduce", function()
+  lunet.dist.allreduce(disguised(lunet.ones({ 1 })))
+end, "lunet.dist.allreduce", "expected a lunet tensor")
+harmless("empty tensors", "lunet.dist.allreduce of an empty tensor", function()
+  return lunet.dist.allreduce(lunet.zeros({ 2, 0, 3 }))
+end, function(t) assert(t:numel() == 0) end)
 case("userdata", "a file handle with the device metatable as a device", function()
   lunet.zeros({ 2 }, { device = disguised(lunet.device("cpu")) })
 end, "lunet.zeros", "expected a device or a device name")

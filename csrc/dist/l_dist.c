@@ -22,11 +22,11 @@
 #include <string.h>
 
 #include "collectives.h"
+#include "lua/tensor_userdata.h"
 #include "nccl_comm.h"
 #include "tensor.h"
 
 #define LUNET_EXPORT __attribute__((visibility("default")))
-#define TENSOR_MT "lunet.Tensor"
 
 /* An error without a source position: the message says where. */
 static int fail(lua_State *L, const char *fname)
@@ -46,19 +46,21 @@ static void check_initialized(lua_State *L, const char *fname)
 static const ln_tensor *check_tensor(lua_State *L, int idx, const char *fname,
                                      ln_dist_call *call, void **data, int64_t *numel)
 {
-    const ln_tensor *t = luaL_testudata(L, idx, TENSOR_MT);
+    const ln_tensor *t = ln_tensor_userdata_at(L, idx); /* size and tag checked too */
     if (!t)
         luaL_error(L, "lunet.dist.%s: argument #%d: expected a lunet tensor, got %s", fname, idx,
                    luaL_typename(L, idx));
     if (!t->storage)
         luaL_error(L, "lunet.dist.%s: argument #%d: the tensor was freed", fname, idx);
     int64_t n = 1, expected = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
+    for (int d = 0; d < t->ndim; d++)
+        n *= t->shape[d];
+    /* an empty tensor is contiguous whatever its strides (csrc/tensor.c) */
+    for (int d = t->ndim - 1; d >= 0 && n > 0; d--) {
         if (t->shape[d] != 1 && t->stride[d] != expected)
             luaL_error(L, "lunet.dist.%s: argument #%d: the tensor must be contiguous "
                           "(a strided view is not; use t:clone())", fname, idx);
         expected *= t->shape[d];
-        n *= t->shape[d];
     }
     const ln_device *dev = t->storage->device;
     call->dtype = t->dtype;

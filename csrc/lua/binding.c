@@ -1,4 +1,5 @@
 #include "binding.h"
+#include "tensor_userdata.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -80,37 +81,20 @@ static void pace_collector(lua_State *L)
     live_at_mark = ln_tensor_live_bytes();
 }
 
-/* A tensor's userdata: a tag, then the tensor. The metatable alone does not
- * prove what a userdata holds: the debug library can give the tensor
- * metatable to any userdata (a file handle, another library's object), and
- * reading that as a tensor, or freeing it at collection, would crash. So a
- * tensor is also checked for its size, then its tag (read only when the
- * size is right), as liolib checks its streams. */
-#define TENSOR_TAG UINT64_C(0x4c554e4554544e53) /* "LUNETTNS" */
-
-/* The tensor comes first, so the userdata's address is the tensor's: other
- * libraries (lunet/dist.so) read a tensor userdata as an ln_tensor. */
-typedef struct tensor_box {
-    ln_tensor tensor;
-    uint64_t tag;
-} tensor_box;
-
 ln_tensor *ln_lua_new_tensor(lua_State *L)
 {
     pace_collector(L);
-    tensor_box *box = lua_newuserdatauv(L, sizeof(tensor_box), 0);
-    memset(box, 0, sizeof *box);
-    box->tag = TENSOR_TAG;
+    /* tensor then tag: see tensor_userdata.h */
+    ln_tensor_userdata *u = lua_newuserdatauv(L, sizeof *u, 0);
+    memset(u, 0, sizeof *u);
+    u->tag = LN_TENSOR_USERDATA_TAG;
     luaL_setmetatable(L, LN_TENSOR_MT);
-    return &box->tensor;
+    return &u->tensor;
 }
 
 ln_tensor *ln_lua_to_tensor(lua_State *L, int idx)
 {
-    tensor_box *box = luaL_testudata(L, idx, LN_TENSOR_MT);
-    if (!box || lua_rawlen(L, idx) != sizeof(tensor_box) || box->tag != TENSOR_TAG)
-        return NULL;
-    return &box->tensor;
+    return ln_tensor_userdata_at(L, idx);
 }
 
 ln_tensor *ln_lua_check_tensor(lua_State *L, int idx, const char *fname)
