@@ -1,4 +1,4 @@
---- The hostile-input cases of spec/44-hostile_input_spec.lua (issue 19, the
+--- The hostile-input cases of spec/45-hostile_input_spec.lua (issue 19, the
 -- second bad-input battery): what a hostile user or a damaged disk does --
 -- files that are not regular files, files much larger than their header
 -- says, cyclic and shared structures, integers that overflow, empty
