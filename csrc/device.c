@@ -168,8 +168,21 @@ int ln_device_lookup(const char *name, ln_device **out)
     return LN_OK;
 }
 
+static _Atomic unsigned long long host_reads;
+
+void ln_device_note_host_read(void)
+{
+    host_reads++;
+}
+
+unsigned long long ln_device_host_read_count(void)
+{
+    return host_reads;
+}
+
 int ln_device_synchronize(ln_device *dev)
 {
+    host_reads++;
     return dev->backend->synchronize ? dev->backend->synchronize(dev->ctx) : LN_OK;
 }
 

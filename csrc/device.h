@@ -42,6 +42,14 @@ int ln_device_cuda_count(const char **reason);
 const char *ln_device_type_name(ln_device_type type);
 int ln_device_synchronize(ln_device *dev);
 
+/* A debug counter of the places where the host waits for a device's result:
+ * synchronize, downloads, and ops that hand a value to the host (reductions,
+ * the loss as a number). Counted on every device, host-memory ones included,
+ * so a spec on the reference device can show that a training step never
+ * waits. */
+void ln_device_note_host_read(void);
+unsigned long long ln_device_host_read_count(void);
+
 /* The "not supported on this device" error, for NULL op slots. */
 int ln_device_unsupported(const ln_device *dev, const char *op);
 

@@ -8,6 +8,13 @@
 
 #include "status.h"
 
+static _Atomic unsigned long long host_allocations;
+
+unsigned long long ln_host_allocation_count(void)
+{
+    return host_allocations;
+}
+
 int ln_host_alloc(void *ctx, size_t nbytes, void **ptr)
 {
     (void)ctx;
@@ -15,6 +22,7 @@ int ln_host_alloc(void *ctx, size_t nbytes, void **ptr)
     if (rounded < nbytes || (*ptr = aligned_alloc(64, rounded)) == NULL)
         return ln_error(LN_ENOMEM, "out of memory: could not allocate %zu bytes "
                         "on the host", nbytes);
+    host_allocations++;
     return LN_OK;
 }
 

@@ -359,6 +359,7 @@ int ln_tensor_copy(ln_tensor *dst, const ln_tensor *src)
             ln_tensor_release(&csrc);
             return ln_error(LN_ENOMEM, "out of host memory staging %zu bytes", nbytes);
         }
+        ln_device_note_host_read();
         st = LN_CALL(sdev, download, host, ln_tensor_data(&csrc), nbytes);
         host_src = host;
     }
@@ -423,6 +424,7 @@ int ln_tensor_get(const ln_tensor *t, const int64_t *index, double *value)
     ln_device *dev = ln_tensor_device(t);
     size_t size = ln_dtype_size(t->dtype);
     const char *p = (const char *)ln_tensor_data(t) + (size_t)off * size;
+    ln_device_note_host_read();
     if (dev->host_memory) {
         memcpy(buf, p, size);
     } else {
@@ -462,6 +464,7 @@ int ln_tensor_to_host(const ln_tensor *t, void **host)
         st = ln_error(LN_ENOMEM, "out of host memory copying %zu bytes", nbytes);
     } else if (nbytes) {
         ln_device *dev = ln_tensor_device(&c);
+        ln_device_note_host_read();
         if (dev->host_memory)
             memcpy(buf, ln_tensor_data(&c), nbytes);
         else

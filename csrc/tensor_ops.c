@@ -102,6 +102,7 @@ int ln_op_reduce(const ln_tensor *t, ln_reduce_op op, double *result)
     }
     ln_tensor c = {0};
     LN_TRY(ln_tensor_contiguous(&c, t));
+    ln_device_note_host_read();
     int st = LN_CALL(ln_tensor_device(t), reduce, op, t->dtype, n, ln_tensor_data(&c),
                      result);
     ln_tensor_release(&c);

@@ -66,6 +66,7 @@ int ln_nn_cross_entropy_forward(const ln_tensor *logits, const ln_tensor *labels
     loss_call c = {labels, logits->shape[0], logits->shape[1], 0, loss};
     ln_op op = {.in = {{"the logits", logits}, {"the labels", labels, .dtype = LN_INT32}},
                 .n = c.n};
+    ln_device_note_host_read(); /* the loss comes back to the host */
     return ln_op_run(&op, cross_entropy_forward_kernel, &c);
 }
 
