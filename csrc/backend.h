@@ -113,6 +113,9 @@ typedef struct ln_sgd_params {
 typedef struct ln_adam_params {
     float lr, beta1, beta2, eps, weight_decay;
     int64_t step;              /* 1 on the first update */
+    /* AdamW: param *= 1 - lr * weight_decay before the update, and no
+     * weight_decay * param added to the gradient (PyTorch's AdamW). */
+    int decoupled_weight_decay;
 } ln_adam_params;
 
 typedef struct ln_backend {

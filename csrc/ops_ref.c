@@ -726,9 +726,14 @@ int ln_ref_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param
     double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
     float step_size = (float)(p->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     float one_minus_b1 = 1.0f - p->beta1, one_minus_b2 = 1.0f - p->beta2;
+    int decoupled = p->decoupled_weight_decay;
+    /* AdamW's factor is a Python double that mul_ rounds to float32 */
+    float decay = (float)(1.0 - (double)p->lr * (double)p->weight_decay);
     for (int64_t i = 0; i < n; i++) {
         float g = grad[i];
-        if (p->weight_decay != 0.0f)
+        if (decoupled)
+            param[i] = param[i] * decay;
+        else if (p->weight_decay != 0.0f)
             g = g + p->weight_decay * param[i];
         exp_avg[i] = exp_avg[i] * p->beta1 + one_minus_b1 * g;
         exp_avg_sq[i] = exp_avg_sq[i] * p->beta2 + one_minus_b2 * g * g;

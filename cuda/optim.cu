@@ -42,13 +42,15 @@ extern "C" int ln_cuda_sgd_step(void *vctx, const ln_sgd_params *p, int64_t n, f
 
 __global__ void adam_kernel(int64_t n, float beta1, float beta2, float one_minus_b1,
                             float one_minus_b2, float eps, float weight_decay, float step_size,
-                            float bc2_sqrt, float *param, const float *grad, float *exp_avg,
-                            float *exp_avg_sq)
+                            float bc2_sqrt, int decoupled, float decay, float *param,
+                            const float *grad, float *exp_avg, float *exp_avg_sq)
 {
     LN_GRID_STRIDE(i, n)
     {
         float g = grad[i];
-        if (weight_decay != 0.0f)
+        if (decoupled)
+            param[i] = param[i] * decay;
+        else if (weight_decay != 0.0f)
             g = g + weight_decay * param[i];
         float m = exp_avg[i] * beta1 + one_minus_b1 * g;
         float v = exp_avg_sq[i] * beta2 + one_minus_b2 * g * g;
@@ -72,7 +74,8 @@ extern "C" int ln_cuda_adam_step(void *vctx, const ln_adam_params *p, int64_t n,
     LN_CUDA_ENTER(ctx);
     adam_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
         n, p->beta1, p->beta2, 1.0f - p->beta1, 1.0f - p->beta2, p->eps, p->weight_decay,
-        step_size, bc2_sqrt, param, grad, exp_avg, exp_avg_sq);
+        step_size, bc2_sqrt, p->decoupled_weight_decay,
+        (float)(1.0 - (double)p->lr * (double)p->weight_decay), param, grad, exp_avg, exp_avg_sq);
     LN_CUDA_CHECK_LAUNCH("adam_kernel");
     return LN_OK;
 }

@@ -323,5 +323,8 @@ int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
                     const float *grad, float *momentum_buffer);
 int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
                      const float *grad, float *exp_avg, float *exp_avg_sq);
+/* A plain loop with the Adam update's reads and writes, for step_bench. */
+void ln_cpu_stream_update_bench(void *ctx, int64_t n, float *param, const float *grad,
+                                float *exp_avg, float *exp_avg_sq);
 
 #endif

@@ -41,7 +41,8 @@ int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
 }
 
 typedef struct adam_job {
-    float step_size, bc2_sqrt, b1, b2, eps, wd;
+    float step_size, bc2_sqrt, b1, b2, eps, wd, decay;
+    int decoupled;
     float *param, *exp_avg, *exp_avg_sq;
     const float *grad;
 } adam_job;
@@ -51,11 +52,15 @@ static void adam_range(void *arg, int64_t lo, int64_t hi)
     const adam_job *j = arg;
     float step_size = j->step_size, bc2_sqrt = j->bc2_sqrt, b1 = j->b1, b2 = j->b2;
     float one_minus_b1 = 1.0f - b1, one_minus_b2 = 1.0f - b2, eps = j->eps, wd = j->wd;
+    float decay = j->decay;
+    int decoupled = j->decoupled;
     float *param = j->param, *exp_avg = j->exp_avg, *exp_avg_sq = j->exp_avg_sq;
     const float *grad = j->grad;
     for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
-        if (wd != 0.0f)
+        if (decoupled)
+            param[i] = param[i] * decay;
+        else if (wd != 0.0f)
             g = g + wd * param[i];
         float m = exp_avg[i] * b1 + one_minus_b1 * g;
         float v = exp_avg_sq[i] * b2 + one_minus_b2 * g * g;
@@ -72,7 +77,38 @@ int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param
     double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
     double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
     adam_job job = {(float)(p->lr / bc1), (float)sqrt(bc2), p->beta1, p->beta2, p->eps,
-                    p->weight_decay, param, exp_avg, exp_avg_sq, grad};
+                    p->weight_decay, (float)(1.0 - (double)p->lr * (double)p->weight_decay),
+                    p->decoupled_weight_decay, param, exp_avg, exp_avg_sq, grad};
     ln_cpu_parallel_range(ctx, n, adam_range, &job);
     return LN_OK;
+}
+
+/* The yardstick for the Adam update (bench/step_bench.lua only): a plain
+ * fused loop with Adam's memory traffic, reading param, grad, exp_avg and
+ * exp_avg_sq and writing param, exp_avg and exp_avg_sq (28 bytes an
+ * element), with as little arithmetic as keeps every access, split across
+ * the same threads. */
+typedef struct stream_job {
+    float *param, *exp_avg, *exp_avg_sq;
+    const float *grad;
+} stream_job;
+
+static void stream_range(void *arg, int64_t lo, int64_t hi)
+{
+    const stream_job *j = arg;
+    float *param = j->param, *exp_avg = j->exp_avg, *exp_avg_sq = j->exp_avg_sq;
+    const float *grad = j->grad;
+    for (int64_t i = lo; i < hi; i++) {
+        float g = grad[i];
+        exp_avg[i] = exp_avg[i] * 0.5f + g;
+        exp_avg_sq[i] = exp_avg_sq[i] * 0.5f + g;
+        param[i] = param[i] - 1e-9f * g;
+    }
+}
+
+void ln_cpu_stream_update_bench(void *ctx, int64_t n, float *param, const float *grad,
+                                float *exp_avg, float *exp_avg_sq)
+{
+    stream_job job = {param, exp_avg, exp_avg_sq, grad};
+    ln_cpu_parallel_range(ctx, n, stream_range, &job);
 }

@@ -61,6 +61,7 @@ void ln_lua_open_io(lua_State *L);
 void ln_lua_open_transforms(lua_State *L);
 void ln_lua_open_image(lua_State *L);
 void ln_lua_open_nn(lua_State *L);
+void ln_lua_open_step(lua_State *L);
 void ln_lua_open_checkpoint(lua_State *L);
 void ln_lua_open_cpu(lua_State *L);
 

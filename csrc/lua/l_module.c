@@ -65,6 +65,7 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
     ln_lua_open_tensor(L);
     ln_lua_open_io(L);
     ln_lua_open_nn(L);
+    ln_lua_open_step(L);
     ln_lua_open_checkpoint(L);
     ln_lua_open_transforms(L);
     ln_lua_open_image(L);

@@ -444,7 +444,7 @@ static int l_adam_step(lua_State *L)
     ln_tensor *param = ln_lua_check_tensor(L, 1, fname);
     ln_tensor *grad = ln_lua_check_tensor(L, 2, fname);
     ln_tensor *m = ln_lua_check_tensor(L, 3, fname), *v = ln_lua_check_tensor(L, 4, fname);
-    ln_adam_params p;
+    ln_adam_params p = {0};
     p.lr = (float)ln_lua_check_number(L, 5, fname, "lr");
     p.beta1 = (float)ln_lua_check_number(L, 6, fname, "beta1");
     p.beta2 = (float)ln_lua_check_number(L, 7, fname, "beta2");

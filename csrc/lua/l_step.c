@@ -1,0 +1,107 @@
+/* The training step's extras in lunet.core: the loss left on the device,
+ * AdamW's update, the debug counters the step's specs read, and the plain
+ * memory-bound loop bench/step_bench.lua holds the Adam update against. */
+#include "binding.h"
+
+#include "../cpu/cpu.h"
+#include "../host_memory.h"
+#include "../loss_on_device.h"
+#include "../nn_ops.h"
+
+static const char *caller(lua_State *L, int idx, const char *fallback)
+{
+    return lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : fallback;
+}
+
+/* cross_entropy_forward_into(logits, labels, loss|nil, accumulate [, caller]) -> loss
+ * loss: a float32 tensor of 1 element (the mean) or, when accumulating, of 2
+ * (the running {sum, compensation}); nil allocates one of zeros. */
+static int l_cross_entropy_forward_into(lua_State *L)
+{
+    const char *fname = caller(L, 5, "lunet.cross_entropy_forward_into");
+    ln_tensor *logits = ln_lua_check_tensor(L, 1, fname);
+    ln_tensor *labels = ln_lua_check_tensor(L, 2, fname);
+    int accumulate = lua_toboolean(L, 4);
+    ln_tensor *loss;
+    if (lua_isnoneornil(L, 3)) {
+        ln_lua_check_status(L, ln_tensor_check_live(logits), fname);
+        int64_t shape[1] = {accumulate ? 2 : 1};
+        loss = ln_lua_new_tensor(L);
+        ln_lua_check_status(L, ln_tensor_alloc(loss, ln_tensor_device(logits), LN_FLOAT32, 1,
+                                               shape), fname);
+        ln_lua_check_status(L, ln_tensor_fill(loss, 0), fname);
+    } else {
+        loss = ln_lua_check_tensor(L, 3, fname);
+        lua_pushvalue(L, 3);
+    }
+    ln_lua_check_status(L, ln_nn_cross_entropy_forward_into(logits, labels, loss, accumulate),
+                        fname);
+    return 1;
+}
+
+/* adamw_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
+ *            step [, caller]): adam_step with PyTorch's decoupled weight decay. */
+static int l_adamw_step(lua_State *L)
+{
+    const char *fname = caller(L, 11, "lunet.adamw_step");
+    ln_tensor *param = ln_lua_check_tensor(L, 1, fname);
+    ln_tensor *grad = ln_lua_check_tensor(L, 2, fname);
+    ln_tensor *m = ln_lua_check_tensor(L, 3, fname), *v = ln_lua_check_tensor(L, 4, fname);
+    ln_adam_params p = {0};
+    p.lr = (float)ln_lua_check_number(L, 5, fname, "lr");
+    p.beta1 = (float)ln_lua_check_number(L, 6, fname, "beta1");
+    p.beta2 = (float)ln_lua_check_number(L, 7, fname, "beta2");
+    p.eps = (float)ln_lua_check_number(L, 8, fname, "eps");
+    p.weight_decay = (float)ln_lua_check_number(L, 9, fname, "weight_decay");
+    p.step = ln_lua_check_integer(L, 10, fname, "step", 1, INT64_MAX);
+    p.decoupled_weight_decay = 1;
+    ln_lua_check_status(L, ln_nn_adam_step(param, grad, m, v, &p), fname);
+    return 0;
+}
+
+/* debug_counters() -> {host_allocations=, host_reads=, tensor_allocations=}:
+ * host allocations (tensor storage on ref and cpu, and the CPU's scratch),
+ * the times the host waited for a device's result (synchronize, downloads,
+ * values handed to the host), and tensor storages allocated on any device. */
+static int l_debug_counters(lua_State *L)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)ln_host_allocation_count());
+    lua_setfield(L, -2, "host_allocations");
+    lua_pushinteger(L, (lua_Integer)ln_device_host_read_count());
+    lua_setfield(L, -2, "host_reads");
+    lua_pushinteger(L, (lua_Integer)ln_tensor_allocation_count());
+    lua_setfield(L, -2, "tensor_allocations");
+    return 1;
+}
+
+/* bench_stream_update(param, grad, exp_avg, exp_avg_sq): the plain loop with
+ * Adam's reads and writes on the CPU's threads (contiguous float32 CPU
+ * tensors of one size); for bench/step_bench.lua. */
+static int l_bench_stream_update(lua_State *L)
+{
+    const char *fname = "lunet.core.bench_stream_update";
+    ln_tensor *t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = ln_lua_check_tensor(L, i + 1, fname);
+        if (ln_tensor_device(t[i])->type != LN_DEVICE_CPU || t[i]->dtype != LN_FLOAT32
+            || !ln_tensor_is_contiguous(t[i]) || ln_tensor_numel(t[i]) != ln_tensor_numel(t[0]))
+            ln_lua_fail(L, fname, "argument #%d: expected a contiguous float32 CPU tensor of "
+                        "%lld elements", i + 1, (long long)ln_tensor_numel(t[0]));
+    }
+    ln_cpu_stream_update_bench(ln_tensor_device(t[0])->ctx, ln_tensor_numel(t[0]),
+                               ln_tensor_data(t[0]), ln_tensor_data(t[1]),
+                               ln_tensor_data(t[2]), ln_tensor_data(t[3]));
+    return 0;
+}
+
+void ln_lua_open_step(lua_State *L)
+{
+    static const luaL_Reg functions[] = {
+        {"cross_entropy_forward_into", l_cross_entropy_forward_into},
+        {"adamw_step", l_adamw_step},
+        {"debug_counters", l_debug_counters},
+        {"bench_stream_update", l_bench_stream_update},
+        {NULL, NULL}};
+    luaL_setfuncs(L, functions, 0);
+}
