@@ -253,12 +253,46 @@ function nn._constructor_args(m)
   return constructor_args[m]
 end
 
+-- Lazily zeroed gradients (see Module:zero_grad): after zero_grad a module
+-- keeps its gradient tensors in `_lazy_grads`, not in its `grad_<name>`
+-- fields, until its next backward writes them (no zeros written, none read
+-- back). Reading such a field before that zeroes them there and then, so
+-- `m.grad_weight` always reads as the contract says.
+local function materialize_grads(m)
+  local lazy = rawget(m, "_lazy_grads")
+  if not lazy then return end
+  for name, g in pairs(lazy) do
+    if is_live(g) then g:zero() end
+    rawset(m, name, g)
+  end
+  m._lazy_grads = nil
+end
+
+--- Whether m's backward adds into its parameter gradients (true) or writes
+-- them (false: the first backward after zero_grad). Puts lazily zeroed
+-- gradients back in their fields, to be written by the caller.
+local function grads_accumulate(m)
+  local lazy = rawget(m, "_lazy_grads")
+  if not lazy then return true end
+  for name, g in pairs(lazy) do rawset(m, name, g) end
+  m._lazy_grads = nil
+  return false
+end
+nn._grads_accumulate = grads_accumulate
+
 --- Defines nn.<name>, a class inheriting from `parent`; calling the class
 -- builds an instance through its __init (and records its arguments, so
 -- that any class, nested modules as arguments included, can be saved whole).
 local function class(name, parent)
   local cls = {}
-  cls.__index = cls
+  cls.__index = function(m, key)
+    local v = cls[key]
+    if v == nil and rawget(m, "_lazy_grads") and m._lazy_grads[key] then
+      materialize_grads(m)
+      return rawget(m, key)
+    end
+    return v
+  end
   cls.__typename = name
   cls.__name = "lunet.nn." .. name
   -- names the C ops give in their error messages
@@ -322,16 +356,108 @@ function Module:parameters()
   return params, grads
 end
 
+--- Zeroes every parameter gradient, lazily: no memory is written; the next
+-- backward of each module writes its gradients instead of adding to them
+-- (a second backward before zero_grad adds, as the contract says), and a
+-- gradient read before that reads as zeros (see materialize_grads). Modules
+-- inside this one (Sequential's, a block's) are found among its fields.
 function Module:zero_grad()
   check_self(self, "Module", "zero_grad")
-  local _, grads = self:parameters()
-  for i, g in ipairs(grads) do
-    if not is_live(g) then
-      raise("lunet.nn.%s:zero_grad: gradient %d was freed", self.__typename, i)
+  local count = 0
+  for _, name in ipairs(self._params) do
+    local gname = "grad_" .. name
+    if rawget(self, name) ~= nil then
+      count = count + 1
+      local g = rawget(self, gname)
+      if g ~= nil then
+        if not is_live(g) then
+          raise("lunet.nn.%s:zero_grad: gradient %d was freed", self.__typename, count)
+        end
+        local lazy = rawget(self, "_lazy_grads") or {}
+        lazy[gname] = g
+        rawset(self, gname, nil)
+        self._lazy_grads = lazy
+      end
     end
-    g:zero()
+  end
+  for _, child in pairs(self) do
+    if child ~= self and nn.is_module(child) then child:zero_grad() end
   end
   return self
+end
+
+--- The flat buffers of flat_parameters if every parameter and gradient of
+-- `params`, `grads` (from m:parameters()) is still the view it made, else nil.
+local function intact_flat(flat, params, grads)
+  if not flat or #params ~= #flat.param_views then return nil end
+  for i, p in ipairs(params) do
+    if p ~= flat.param_views[i] or grads[i] ~= flat.grad_views[i] then return nil end
+  end
+  if not is_live(flat.params) or not is_live(flat.grads) then return nil end
+  return flat
+end
+nn._intact_flat = intact_flat
+
+--- Every parameter in one flat tensor and every gradient in another, on the
+-- model's device, in m:parameters() order; each module's weight,
+-- grad_weight, bias, grad_bias (BatchNorm's too) becomes a view into them,
+-- holding the values it had. An optimizer then updates the whole model in
+-- one call, and an allreduce sums every gradient at once. Called again it
+-- returns the same two tensors while every field is still their view (after
+-- m:to(device) it flattens anew there: :to keeps a model flat). Tensors taken
+-- from the fields before the call are no longer the model's parameters.
+function Module:flat_parameters()
+  check_self(self, "Module", "flat_parameters")
+  local fname = ("lunet.nn.%s:flat_parameters"):format(self.__typename)
+  local params, grads = self:parameters()
+  local flat = intact_flat(rawget(self, "_flat"), params, grads)
+  if flat then return flat.params, flat.grads end
+  local owner = {}
+  for _, slot in pairs(self:_named_tensors("", {})) do owner[slot[1][slot[2]]] = slot end
+  local total, dev, dtype = 0, nil, nil
+  for i, p in ipairs(params) do
+    if not is_live(p) or not is_live(grads[i]) then
+      raise("%s: parameter %d or its gradient was freed", fname, i)
+    end
+    if owner[p] == nil then
+      raise("%s: parameter %d is not a field of a module inside this one", fname, i)
+    end
+    dev, dtype = dev or p:device(), dtype or p:dtype()
+    if p:device() ~= dev or p:dtype() ~= dtype then
+      raise("%s: the parameters must share one device and dtype (parameter 1 is %s %s, "
+        .. "parameter %d is %s %s)", fname, tostring(dev), dtype, i, tostring(p:device()), p:dtype())
+    end
+    total = total + p:numel()
+  end
+  dev, dtype = dev or lunet.device("cpu"), dtype or "float32"
+  flat = {
+    params = lunet.empty({ total }, { device = dev, dtype = dtype }),
+    grads = lunet.empty({ total }, { device = dev, dtype = dtype }),
+    param_views = {}, grad_views = {},
+  }
+  local offset = 0
+  for i, p in ipairs(params) do
+    local n, shape = p:numel(), p:shape()
+    local pv = flat.params:narrow(1, offset + 1, n):view(shape)
+    local gv = flat.grads:narrow(1, offset + 1, n):view(shape)
+    pv:copy(p)
+    gv:copy(grads[i])
+    local m, name = owner[p][1], owner[p][2]
+    rawset(m, name, pv)
+    rawset(m, "grad_" .. name, gv)
+    flat.param_views[i], flat.grad_views[i] = pv, gv
+    offset = offset + n
+  end
+  self._flat = flat
+  return flat.params, flat.grads
+end
+
+--- After :to(), a model that was flat is flattened again on its new device.
+local function keep_flat(self)
+  if rawget(self, "_flat") then
+    self._flat = nil
+    self:flat_parameters()
+  end
 end
 
 --- Checks a target of m:to() before anything moves, so that a bad one
@@ -381,6 +507,7 @@ function Module:to(target)
     if self[name] then self[name] = self[name]:to(target) end
   end
   for _, name in ipairs(self._caches) do self[name] = nil end
+  keep_flat(self)
   return self
 end
 
@@ -574,8 +701,9 @@ function ConvReLUPool:backward(input, grad_output)
   local conv, relu, pool = self.conv, self.relu, self.pool
   if self._fused then
     local st, pd = conv.stride, conv.padding
+    local accumulate = grads_accumulate(conv)
     conv.grad_input = core.conv_block_backward(input, conv.weight, grad_output, pool._winner, st[1],
-      st[2], pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, true,
+      st[2], pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, accumulate,
       conv._fname.backward)
     relu.grad_input, pool.grad_input = nil, nil
   else
@@ -707,6 +835,7 @@ function Sequential:to(target)
   check_target(self, target)
   for i = 1, #self do self[i]:to(target) end
   self.output, self.grad_input = nil, nil
+  keep_flat(self)
   return self
 end
 
@@ -757,7 +886,8 @@ function Linear:backward(input, grad_output)
   check_self(self, "Linear", "backward")
   local fname = self._fname.backward
   self.grad_input = core.linear_backward_data(grad_output, self.weight, self.grad_input, fname)
-  core.linear_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, true, fname)
+  local accumulate = grads_accumulate(self)
+  core.linear_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, accumulate, fname)
   return self.grad_input
 end
 
@@ -807,8 +937,9 @@ function Conv2d:backward(input, grad_output)
   local s, p, fname = self.stride, self.padding, self._fname.backward
   self.grad_input = core.conv2d_backward_data(input, self.weight, grad_output, s[1], s[2],
     p[1], p[2], self.grad_input, fname)
+  local accumulate = grads_accumulate(self)
   core.conv2d_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, s[1], s[2],
-    p[1], p[2], true, fname)
+    p[1], p[2], accumulate, fname)
   return self.grad_input
 end
 
@@ -1057,13 +1188,14 @@ function BatchNorm2d:backward(input, grad_output)
   if self._forward_training == nil then
     error(fname .. ": call forward before backward", 2)
   end
+  local accumulate = grads_accumulate(self)
   if self._forward_training then
     self.grad_input = core.batchnorm_backward(input, grad_output, self.weight, self._save_mean,
-      self._save_invstd, self.grad_input, self.grad_weight, self.grad_bias, true, fname)
+      self._save_invstd, self.grad_input, self.grad_weight, self.grad_bias, accumulate, fname)
   else
     self.grad_input = core.batchnorm_backward_eval(input, grad_output, self.weight,
       self.running_mean, self.running_var, self.eps, self.grad_input, self.grad_weight,
-      self.grad_bias, true, fname)
+      self.grad_bias, accumulate, fname)
   end
   return self.grad_input
 end
