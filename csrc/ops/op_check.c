@@ -48,12 +48,35 @@ int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *
     return check_shape(what, t, ndim, shape);
 }
 
+/* The bytes [*lo, *hi) of its storage that t's elements lie in. */
+static void byte_span(const ln_tensor *t, size_t *lo, size_t *hi)
+{
+    size_t size = ln_dtype_size(t->dtype);
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) {
+            *lo = *hi = (size_t)t->offset * size;
+            return;
+        }
+        last += (t->shape[d] - 1) * t->stride[d];
+    }
+    *lo = (size_t)t->offset * size;
+    *hi = (size_t)(t->offset + last) * size + size;
+}
+
 /* Kernels read their inputs while writing their outputs: the two must not
- * overlap. */
+ * overlap. Views of one storage are distinct when their elements do not
+ * overlap (the parameters and gradients of a flat model are views of two
+ * buffers). */
 static int check_distinct(const char *out_what, const ln_tensor *out, const char *in_what,
                           const ln_tensor *in)
 {
-    if (in && out->storage == in->storage)
+    size_t out_lo = 0, out_hi = 0, in_lo = 0, in_hi = 0;
+    if (in && out->storage == in->storage) {
+        byte_span(out, &out_lo, &out_hi);
+        byte_span(in, &in_lo, &in_hi);
+    }
+    if (in && out->storage == in->storage && out_lo < in_hi && in_lo < out_hi)
         return ln_error(LN_EINVAL, "%s shares memory with %s; pass a separate tensor",
                         out_what, in_what);
     return LN_OK;
