@@ -1,13 +1,17 @@
 #!/usr/bin/env lua5.4
 --- Times one training step of the session's model (lunet.models.fashion_alexnet)
--- layer by layer: forward and backward of every module, the loss, zero_grad
--- and the Adam step, plus whole steps and a forward-only (inference) pass,
--- on random data of the seed's shape. Warm-up steps are not timed; every
--- number is the median of the timed repeats. The tool behind each step of
+-- layer by layer: forward and backward of every module, the loss (left on
+-- the device, as the session's loop keeps it), zero_grad and the Adam step,
+-- plus whole steps and a forward-only (inference) pass, on random data of the
+-- seed's shape. Warm-up steps are not timed; every number is the median of
+-- the timed repeats. On the CPU it also times the Adam update alone against
+-- a plain fused C loop with the same reads and writes (28 bytes a
+-- parameter), alternating the two. The tool behind each step of
 -- bench/NOTES.md.
 --
 --   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
 --                               [--fuse 0]   (0: no fused conv blocks, for comparisons)
+--                               [--flat 0]   (0: the model not flattened: one Adam call per tensor)
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 if _VERSION ~= "Lua 5.4" then
   io.stderr:write(("step_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
@@ -21,12 +25,12 @@ local lunet = require("lunet")
 local bench = require("lunet.bench")
 local session = require("lunet.session")
 
-local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1 }
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil and key ~= "threads" then
-    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1]\n")
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1]\n")
     os.exit(2)
   end
   args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
@@ -35,7 +39,13 @@ end
 if args.threads then lunet.set_num_threads(args.threads) end
 
 local dev = lunet.device(args.device)
-local model = session.fresh_model(1):to(dev)
+local model = session.fresh_model(1)
+if args.flat == 0 then -- a copy that was never flattened
+  local plain = lunet.models.fashion_alexnet()
+  plain:load_state_dict(model:state_dict())
+  model = plain
+end
+model = model:to(dev)
 model.fuse = args.fuse ~= 0
 local criterion = lunet.nn.CrossEntropyLoss()
 local optimizer = lunet.optim.Adam(model, { lr = 1e-3 })
@@ -45,6 +55,12 @@ for j = 1, args.batch do labels[j] = (j * 7) % 10 + 1 end
 local y = lunet.tensor(labels, { dtype = "int32" }):to(dev)
 
 local names, times = {}, {}
+
+--- Whether the model is flat (its optimizer then makes one call).
+local function nn_flat(m)
+  local params, grads = m:parameters()
+  return lunet.nn._intact_flat(rawget(m, "_flat"), params, grads) ~= nil
+end
 local function record(name, seconds)
   if not times[name] then
     names[#names + 1] = name
@@ -90,7 +106,7 @@ local function timed_step(keep_times)
   timed("zero_grad", function() optimizer:zero_grad() end)()
   local out = model:forward(x)
   local g = timed("loss fwd+bwd", function()
-    criterion:forward(out, y)
+    criterion:forward_tensor(out, y)
     return criterion:backward(out, y)
   end)()
   model:backward(x, g)
@@ -106,8 +122,10 @@ for _ = 1, args["repeat"] do timed_step(true) end
 -- whole steps and inference passes, untimed inside
 for l = 1, #model do model[l].forward, model[l].backward = nil, nil end
 core.conv_block_forward, core.conv_block_backward = block_forward, block_backward
-local step_times = bench.time(function() session.train_step(model, criterion, optimizer, x, y) end,
-  { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
+local loss_sum = criterion.running_sum(dev)
+local step_times = bench.time(function()
+  session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
+end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
 model:eval()
 local infer_times = bench.time(function() model:forward(x) end,
   { device = dev, warmup = 2, ["repeat"] = args["repeat"] })
@@ -128,3 +146,30 @@ local function line(name, t, factor)
 end
 line("train step", step_times, bench.TRAIN_FLOPS_FACTOR)
 line("inference batch", infer_times, 1)
+
+-- The Adam update alone against the memory floor: the optimizer's step on
+-- the model as it is, and the plain loop over tensors of the same size,
+-- taking turns (CPU only: the loop runs on the CPU's threads).
+if dev.type == "cpu" then
+  local params = model:parameters()
+  local n = 0
+  for _, p in ipairs(params) do n = n + p:numel() end
+  local a, b, c, d = lunet.rand({ n }), lunet.rand({ n }), lunet.rand({ n }), lunet.rand({ n })
+  local adam_t, loop_t = {}, {}
+  for r = 1, 2 * args["repeat"] + 2 do
+    local t0 = lunet.clock()
+    if r % 2 == 1 then optimizer:step() else core.bench_stream_update(a, b, c, d) end
+    local t = lunet.clock() - t0
+    if r > 2 then
+      local list = r % 2 == 1 and adam_t or loop_t
+      list[#list + 1] = t
+    end
+  end
+  local sa, sl = bench.stats(adam_t), bench.stats(loop_t)
+  print(("  %-26s %8.2f ms  (min %7.2f)  %5.1f GB/s  (%d parameters, %s)"):format("adam step alone",
+    1e3 * sa.median, 1e3 * sa.min, 28 * n / sa.median / 1e9, n,
+    nn_flat(model) and "one call over the flat buffers" or "one call per tensor"))
+  print(("  %-26s %8.2f ms  (min %7.2f)  %5.1f GB/s  (same 28 bytes a parameter)"):format(
+    "plain fused loop", 1e3 * sl.median, 1e3 * sl.min, 28 * n / sl.median / 1e9))
+  print(("  adam / plain loop: %.2fx (medians), %.2fx (minima)"):format(sa.median / sl.median, sa.min / sl.min))
+end

@@ -67,8 +67,9 @@ parser:option("--eval-max-batches",
   "Cap on test batches for the accuracy and the timed inference (default: --max-batches); " ..
   "0: the whole test set, as bench/cpu_vs_pytorch.sh uses with a capped training run.")
   :convert(integer_at_least(0, "--eval-max-batches"))
-parser:option("--warmup-batches", "Training steps run before the timed epochs and not timed " ..
-  "(warm-up for short throughput runs; they train the model too).", "0")
+parser:option("--warmup-batches", "Training steps run before the timed epochs and not timed, plus " ..
+  "one on the final partial batch's shape when the epochs reach it; the weights and the optimizer's " ..
+  "state are put back afterwards, so the timed run starts from the same state (0: no warm-up).", "3")
   :convert(integer_at_least(0, "--warmup-batches"))
 parser:option("--sgemm-size", "Size n of the n x n x n float32 product that measures each device's " ..
   "matrix-product rate, the yardstick for the achieved GFLOP/s (16 to 16384).", "2048")
@@ -303,9 +304,15 @@ local function run_device(name)
 
   if args.warmup_batches > 0 then -- in a shuffle order of its own (the epoch after the last)
     position.phase, position.batch = "warm-up", 0
-    result.warmup = session.train_epoch({ model = model, criterion = criterion, optimizer = optimizer,
-      loader = train_loader, epoch = args.epochs + 1, epochs = args.epochs,
-      max_batches = args.warmup_batches, device = dev })
+    -- the final partial batch, when the timed epochs reach it
+    local partial = #train % args.batch_size
+    if args.max_batches and args.max_batches < #train_loader then partial = 0 end
+    result.warmup = session.warm_up({ model = model, criterion = criterion, optimizer = optimizer,
+      loader = train_loader, epoch = args.epochs + 1, steps = args.warmup_batches,
+      partial = partial, device = dev })
+    print(("[%s] warm-up: %s (batch sizes %s) in %s; weights and optimizer state restored"):format(
+      name, cli.plural(result.warmup.steps, "untimed step"), table.concat(result.warmup.batch_sizes, ", "),
+      report.format_seconds(result.warmup.seconds)))
   end
   local epochs, total_seconds, total_images, data_wait = {}, 0, 0, 0
   result.training = { epochs = epochs } -- what an interrupted run keeps

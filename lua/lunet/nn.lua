@@ -1218,6 +1218,31 @@ function CrossEntropyLoss:forward(logits, labels)
   return self.output
 end
 
+--- The mean loss as a one-element float32 tensor on the logits' device
+-- (reused from call to call, like an output), so a training step need not
+-- wait for the device. With `running_sum` (a float32 tensor {sum,
+-- compensation} on that device, from nn.CrossEntropyLoss.running_sum) the
+-- mean is added to it instead, and it is returned; its total is
+-- running_sum[1] + running_sum[2] (a compensated sum, as exact as a double).
+function CrossEntropyLoss:forward_tensor(logits, labels, running_sum)
+  check_self(self, "CrossEntropyLoss", "forward_tensor")
+  local fname = "lunet.nn.CrossEntropyLoss:forward_tensor"
+  if running_sum ~= nil then
+    return core.cross_entropy_forward_into(logits, labels, running_sum, true, fname)
+  end
+  local out = self._loss_tensor
+  if not (is_live(out) and lunet.is_tensor(logits) and out:device() == logits:device()) then
+    out = nil
+  end
+  self._loss_tensor = core.cross_entropy_forward_into(logits, labels, out, false, fname)
+  return self._loss_tensor
+end
+
+--- A zero running sum for forward_tensor on `device`.
+function CrossEntropyLoss.running_sum(device)
+  return lunet.zeros({ 2 }, { device = device })
+end
+
 function CrossEntropyLoss:backward(logits, labels)
   check_self(self, "CrossEntropyLoss", "backward")
   local n = 1

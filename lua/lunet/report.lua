@@ -456,7 +456,15 @@ function report.session_markdown(results, files)
     end
   end
   if a.warmup_batches and a.warmup_batches > 0 then
-    add(("- Warm-up: %s before the timed epochs, not timed."):format(cli.plural(a.warmup_batches, "training step")))
+    local warm = {}
+    for _, d in ipairs(results.devices or {}) do
+      if d.warmup and d.warmup.batch_sizes then
+        warm[#warm + 1] = ("%s: %s, batch sizes %s"):format(d.device, cli.plural(d.warmup.steps, "step"),
+          table.concat(d.warmup.batch_sizes, ", "))
+      end
+    end
+    add(("- Warm-up: %s before the timed epochs, not timed (plus one on the final partial batch's shape when the epochs reach it)%s; the weights and optimizer state are then restored, so the timed run starts from the seed's state."):format(
+      cli.plural(a.warmup_batches, "training step"), #warm > 0 and (" — " .. table.concat(warm, "; ")) or ""))
   end
   add(("- Data mode `%s`: %s"):format(a.data_mode or "seed", a.data_mode == "resident"
     and "the dataset is uploaded to the device once (timed apart, as upload time) and each batch is gathered and scaled there."

@@ -121,6 +121,12 @@ function session.progress(opts)
   }, Progress)
 end
 
+--- Whether update would draw now (the training loop reads the loss from
+-- the device only then).
+function Progress:due(batch, batches)
+  return self.tty and (batch == batches or lunet.clock() - self.last >= self.interval)
+end
+
 function Progress:update(s)
   if not self.tty then return end
   local now = lunet.clock()
@@ -152,10 +158,13 @@ end
 
 --- The session's model (lunet.models.fashion_alexnet, or what `build`
 -- returns), built on the CPU after seeding the generator with `seed`: the
--- same weights for every device.
+-- same weights for every device. Flattened (model:flat_parameters(), kept
+-- by :to), so the optimizer updates it in one call.
 function session.fresh_model(seed, build)
   lunet.manual_seed(seed)
-  return build and build() or lunet.models.fashion_alexnet()
+  local model = build and build() or lunet.models.fashion_alexnet()
+  model:flat_parameters()
+  return model
 end
 
 --- One training step on the batch x, y: zero_grad, forward, loss, backward,
@@ -169,45 +178,81 @@ function session.train_step(model, criterion, optimizer, x, y)
   return loss
 end
 
+--- The same step with the loss left on the device: added to `loss_sum`
+-- (CrossEntropyLoss.running_sum) without waiting for it. Criteria without
+-- forward_tensor take the plain step; their loss is added on the host.
+function session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
+  if not criterion.forward_tensor then
+    return session.train_step(model, criterion, optimizer, x, y)
+  end
+  optimizer:zero_grad()
+  local output = model:forward(x)
+  criterion:forward_tensor(output, y, loss_sum)
+  model:backward(x, criterion:backward(output, y))
+  optimizer:step()
+end
+
+--- The total of a running loss sum (one read from the device).
+local function running_total(loss_sum)
+  local pair = loss_sum:totable()
+  return pair[1] + pair[2]
+end
+
 --- One training epoch over `loader` (at most `max_batches` batches):
--- forward, loss, backward, optimizer step, as the notebook's loop does
--- (reading the loss each step, as its `loss.item()` does). Timed from the
--- first batch's preparation to the last step's completion, the device
--- synchronised at both ends. Returns {epoch, seconds, batches, images,
--- mean_loss, images_per_second}.
+-- forward, loss, backward, optimizer step, as the notebook's loop does. The
+-- losses are summed on the device and read once at the end (and for the
+-- progress line, at most every progress.interval seconds), so no step waits
+-- for the device. Timed from the first batch's preparation to the last
+-- step's completion, the device synchronised at both ends. Returns {epoch,
+-- seconds, batches, images, mean_loss, images_per_second}.
 function session.train_epoch(t)
   local model, criterion, optimizer, loader = t.model, t.criterion, t.optimizer, t.loader
   local batches = #loader
   if t.max_batches and t.max_batches < batches then batches = t.max_batches end
   model:train()
+  local on_device = criterion.forward_tensor ~= nil
+  local loss_sum = on_device and criterion.running_sum(loader.device) or nil
   bench.synchronize(t.device)
   local t0 = lunet.clock()
   local waited0 = loader.wait_seconds or 0 -- time spent waiting for image decoding
-  local images, loss_sum, done = 0, 0, 0
+  local images, host_loss_sum, done = 0, 0, 0
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
     if t.epoch == 1 then inject_fault(loader.device, "train", b) end
-    local loss = session.train_step(model, criterion, optimizer, x, y)
+    local loss
+    if on_device then
+      session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
+    else
+      loss = session.train_step(model, criterion, optimizer, x, y)
+      host_loss_sum = host_loss_sum + loss
+    end
     if t.scheduler then t.scheduler:step() end
-    if loss ~= loss then
-      error(("the loss became NaN at epoch %d, batch %d"):format(t.epoch, b), 0)
     end
     images = images + x:size(1)
-    loss_sum = loss_sum + loss
     done = b
-    if t.progress and t.progress.tty then -- off a terminal, update draws nothing: no clock, no table
+    if t.progress and t.progress.tty and t.progress:due(b, batches) then
+      local total = on_device and running_total(loss_sum) or host_loss_sum
+      if total ~= total then
+        error(("the loss became NaN in epoch %d, by batch %d"):format(t.epoch, b), 0)
+      end
       local elapsed = lunet.clock() - t0
       local per_batch = elapsed / b
-      t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches, loss = loss,
-        images_per_second = images / math.max(elapsed, 1e-9),
+      t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches,
+        loss = loss or total / b, images_per_second = images / math.max(elapsed, 1e-9),
         eta = per_batch * ((batches - b) + batches * (t.epochs - t.epoch)) })
     end
   end
   bench.synchronize(t.device)
   if done == 0 then error(("epoch %d trained on no batch (the loader has %d)"):format(t.epoch, #loader), 0) end
   local seconds = lunet.clock() - t0
+  local total = on_device and running_total(loss_sum) or host_loss_sum
+  if loss_sum then loss_sum:free() end
+  if total ~= total then
+    error(("the loss became NaN in epoch %d (read once per epoch: the batch is not known)")
+      :format(t.epoch), 0)
+  end
   return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
-    mean_loss = done > 0 and loss_sum / done or 0 / 0, images_per_second = images / seconds,
+    mean_loss = done > 0 and total / done or 0 / 0, images_per_second = images / seconds,
     data_wait_seconds = (loader.wait_seconds or 0) - waited0 }
 end
 
@@ -225,6 +270,47 @@ function session.loader_rate(loader, device, epoch, batches)
   bench.synchronize(device)
   local seconds = lunet.clock() - t0
   return { seconds = seconds, images = images, images_per_second = images / seconds }
+end
+
+--- Warm-up outside the timing: `steps` training steps on the first batches
+-- of `loader` (in the order of epoch `epoch`), plus one step on a batch of
+-- `partial` images when the timed epochs will meet a final partial batch,
+-- so one-time work (workspace sizing, algorithm searches, lazy kernel
+-- loading, the thread pool's start) happens here for every batch shape.
+-- The model's parameters and buffers and the optimizer's state are then put
+-- back as they were, so the timed run starts from the same state (and gives
+-- the same numbers) as without warm-up. Returns {steps, batch_sizes,
+-- seconds, restored}.
+function session.warm_up(t)
+  local model, optimizer, loader = t.model, t.optimizer, t.loader
+  local saved = model:state_dict()
+  local sizes, seen, steps = {}, {}, 0
+  local loss_sum = t.criterion.forward_tensor and t.criterion.running_sum(loader.device) or nil
+  model:train()
+  bench.synchronize(t.device)
+  local t0 = lunet.clock()
+  local function step(x, y)
+    session.train_step_on_device(model, t.criterion, optimizer, x, y, loss_sum)
+    steps = steps + 1
+    if not seen[x:size(1)] then
+      seen[x:size(1)] = true
+      sizes[#sizes + 1] = x:size(1)
+    end
+  end
+  for x, y, b in loader:iter(t.epoch) do
+    if b > t.steps then break end
+    step(x, y)
+    if b == 1 and t.partial and t.partial > 0 and t.partial < x:size(1) then
+      step(x:narrow(1, 1, t.partial), y:narrow(1, 1, t.partial))
+    end
+  end
+  bench.synchronize(t.device)
+  local seconds = lunet.clock() - t0
+  if loss_sum then loss_sum:free() end
+  model:load_state_dict(saved)
+  require("lunet.optim")._reset_state(optimizer)
+  optimizer:zero_grad()
+  return { steps = steps, batch_sizes = sizes, seconds = seconds, restored = true }
 end
 
 --- Correct predictions of `model` (eval mode) over `loader`, at most
