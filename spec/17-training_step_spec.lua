@@ -1,0 +1,363 @@
+-- The training step as one unit (issue 14): model:flat_parameters(), the
+-- optimizers' single call over a flat model, lazy zero_grad (the first
+-- backward writes, a second adds), the loss left on the device, a steady
+-- step that allocates nothing and never waits for the device, the session's
+-- warm-up that leaves no trace; AdamW and clip_grad_norm against PyTorch
+-- (spec/fixtures/torch_step_reference.json, from make_torch_reference.py).
+local lunet = require("lunet")
+local cjson = require("cjson")
+local core = require("lunet.core")
+local helpers = require("helpers")
+local session = require("lunet.session")
+local nn, optim = lunet.nn, lunet.optim
+
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local reference = (function()
+  local f = assert(io.open(here .. "fixtures/torch_step_reference.json", "r"))
+  local doc = cjson.decode(f:read("a"))
+  f:close()
+  return doc
+end)()
+
+local function from_json(obj)
+  return lunet.tensor(obj.data):reshape(obj.shape)
+end
+
+--- A small CNN with the seed model's layer kinds (a fusable conv block on
+-- the cpu, Linear layers), for 1x12x12 images.
+local function small_cnn(seed)
+  lunet.manual_seed(seed or 5)
+  return nn.Sequential(nn.Conv2d(1, 4, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2),
+    nn.Conv2d(4, 6, 3, { padding = 1 }), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    nn.Linear(6 * 3 * 3, 8), nn.ReLU(), nn.Linear(8, 3))
+end
+
+local function batch(dev, n)
+  n = n or 5
+  local x = helpers.random({ n, 1, 12, 12 }, 77):to(dev)
+  local labels = {}
+  for i = 1, n do labels[i] = i % 3 + 1 end
+  return x, lunet.tensor(labels, { dtype = "int32" }):to(dev)
+end
+
+local function exactly_equal(a, b, what)
+  assert.equal(0, helpers.max_abs_diff(a, b), what)
+end
+
+describe("model:flat_parameters", function()
+  it("puts every parameter and gradient in two flat tensors the modules' fields view", function()
+    local m = small_cnn()
+    local before = {}
+    for i, p in ipairs(m:parameters()) do before[i] = p:clone() end
+    local P, G = m:flat_parameters()
+    local params, grads = m:parameters()
+    local total = 0
+    for i, p in ipairs(params) do
+      exactly_equal(p, before[i], "parameter " .. i .. " kept its values")
+      exactly_equal(P:narrow(1, total + 1, p:numel()):reshape(p:shape()), p, "parameter " .. i .. " at its offset")
+      total = total + p:numel()
+    end
+    assert.same({ total }, P:shape())
+    assert.same({ total }, G:shape())
+    assert.equal("cpu", tostring(P:device()))
+    P:fill(0.5)
+    G:fill(-2)
+    assert.equal(0.5 * m[1].weight:numel(), m[1].weight:sum())
+    assert.equal(-2 * m[10].grad_bias:numel(), grads[#grads]:sum())
+    local P2, G2 = m:flat_parameters()
+    assert.equal(P, P2)
+    assert.equal(G, G2)
+  end)
+
+  it("stays flat through :to(device), state_dict and load_state_dict", function()
+    local m = small_cnn()
+    local P = m:flat_parameters()
+    local values = P:clone()
+    m:to("ref")
+    local P2, G2 = m:flat_parameters()
+    assert.equal("ref", tostring(P2:device()))
+    assert.equal("ref", tostring(G2:device()))
+    exactly_equal(P2, values, "values moved along")
+    P2:fill(1)
+    assert.equal(m[8].weight:numel(), m[8].weight:sum()) -- still views
+    local other = small_cnn(9)
+    other:flat_parameters()
+    other:load_state_dict(m:state_dict())
+    exactly_equal(select(1, other:flat_parameters()), P2:to("cpu"), "load_state_dict wrote into the flat buffer")
+  end)
+
+  it("refuses parameters on several devices", function()
+    local m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    m[2]:to("ref")
+    helpers.assert_error(function() m:flat_parameters() end, "flat_parameters",
+      "the parameters must share one device")
+  end)
+end)
+
+describe("the optimizers on a flat model", function()
+  local configs = {
+    { "SGD", { lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-2 } },
+    { "Adam", { lr = 1e-2, weight_decay = 1e-3 } },
+    { "AdamW", { lr = 1e-2 } },
+  }
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    for _, config in ipairs(configs) do
+      it(("%s on %s: the same numbers flat and not flat, in one call instead of one per tensor"):format(config[1], dev), function()
+        local results, calls = {}, {}
+        local kernel = config[1] == "SGD" and "sgd_step" or config[1] == "AdamW" and "adamw_step" or "adam_step"
+        local real = core[kernel]
+        for _, flat in ipairs({ false, true }) do
+          local m = small_cnn():to(dev)
+          if flat then m:flat_parameters() end
+          local opt = optim[config[1]](m, config[2])
+          local crit = nn.CrossEntropyLoss()
+          local x, y = batch(dev)
+          local n = 0
+          core[kernel] = function(...)
+            n = n + 1
+            return real(...)
+          end
+          local ok, err = pcall(function()
+            for _ = 1, 4 do
+              opt:zero_grad()
+              local out = m:forward(x)
+              crit:forward(out, y)
+              m:backward(x, crit:backward(out, y))
+              opt:step()
+            end
+          end)
+          core[kernel] = real
+          assert(ok, err)
+          results[flat] = m:parameters()
+          calls[flat] = n
+        end
+        assert.equal(4, calls[true])
+        assert.equal(4 * #results[false], calls[false])
+        for i, p in ipairs(results[false]) do
+          exactly_equal(results[true][i], p, "parameter " .. i)
+        end
+      end)
+    end
+  end
+
+  it("reads opt.lr at every step (schedulers change it)", function()
+    local m = nn.Linear(2, 1)
+    m:flat_parameters()
+    local opt = optim.SGD(m, { lr = 0.1 })
+    local w0 = m.weight:get(1, 1)
+    m.grad_weight:fill(1)
+    m.grad_bias:fill(1)
+    opt.lr = 0.5
+    opt:step()
+    assert.is_true(math.abs(m.weight:get(1, 1) - (w0 - 0.5)) < 1e-6)
+  end)
+
+  it("keeps per-parameter state views (opt.state[i]) into its flat state", function()
+    local m = small_cnn()
+    m:flat_parameters()
+    local opt = optim.Adam(m)
+    m:zero_grad()
+    opt:step()
+    local params = m:parameters()
+    for i, p in ipairs(params) do
+      assert.same(p:shape(), opt.state[i].exp_avg:shape())
+      assert.equal(1, opt.state[i].step)
+    end
+  end)
+end)
+
+describe("zero_grad and backward", function()
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    for _, flat in ipairs({ false, true }) do
+      local label = ("%s, %s"):format(dev, flat and "flat" or "not flat")
+      it("the first backward after zero_grad writes, a second adds (" .. label .. ")", function()
+        local fresh = small_cnn():to(dev) -- gradients created as zeros, added to
+        local m = small_cnn():to(dev)
+        if flat then m:flat_parameters() end
+        local x, y = batch(dev)
+        local crit = nn.CrossEntropyLoss()
+        local function backward(model)
+          local out = model:forward(x)
+          crit:forward(out, y)
+          model:backward(x, crit:backward(out, y))
+        end
+        backward(fresh)
+        for _, g in ipairs(select(2, m:parameters())) do g:fill(1e6) end -- stale values
+        m:zero_grad()
+        backward(m)
+        local expected = select(2, fresh:parameters())
+        for i, g in ipairs(select(2, m:parameters())) do exactly_equal(g, expected[i], "gradient " .. i) end
+        backward(m)
+        for i, g in ipairs(select(2, m:parameters())) do
+          helpers.assert_close(g, expected[i] * 2, 1e-6, 1e-7, "gradient " .. i .. " twice")
+        end
+        m:zero_grad()
+        for i, g in ipairs(select(2, m:parameters())) do assert.equal(0, g:sum(), "gradient " .. i) end
+      end)
+
+      it("zero_grad writes no memory; a gradient no backward wrote reads and steps as zero (" .. label .. ")", function()
+        local m = small_cnn():to(dev)
+        local _, G = nil, nil
+        if flat then _, G = m:flat_parameters() end
+        for _, g in ipairs(select(2, m:parameters())) do g:fill(3) end
+        m:zero_grad()
+        if G then assert.equal(3 * G:numel(), G:sum(), "no memory pass over the flat gradient") end
+        local before = {}
+        for i, p in ipairs(m:parameters()) do before[i] = p:clone() end
+        optim.SGD(m, { lr = 1 }):step()
+        for i, p in ipairs(m:parameters()) do exactly_equal(p, before[i], "parameter " .. i) end
+        assert.equal(0, m[8].grad_weight:sum())
+      end)
+    end
+  end
+end)
+
+describe("the loss on the device", function()
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    it("forward_tensor and a running sum agree with forward on " .. dev, function()
+      local crit = nn.CrossEntropyLoss()
+      local sum = crit.running_sum(dev)
+      local expected = 0
+      for k = 1, 6 do
+        local logits = helpers.random({ 7, 5 }, 40 + k, nil, -3, 3):to(dev)
+        local labels = lunet.tensor({ 1, 2, 3, 4, 5, 1, 2 }, { dtype = "int32", device = dev })
+        local value = crit:forward(logits, labels)
+        local t = crit:forward_tensor(logits, labels)
+        assert.same({ 1 }, t:shape())
+        assert.equal(dev, tostring(t:device()))
+        assert.is_true(math.abs(t:get(1) - value) <= 1e-7 * math.abs(value))
+        assert.equal(sum, crit:forward_tensor(logits, labels, sum))
+        expected = expected + value
+      end
+      local pair = sum:totable()
+      assert.is_true(math.abs(pair[1] + pair[2] - expected) <= 1e-12 * expected,
+        ("running sum %.17g, losses %.17g"):format(pair[1] + pair[2], expected))
+    end)
+  end
+
+  it("names a bad label and a bad running sum", function()
+    local crit = nn.CrossEntropyLoss()
+    local logits = lunet.zeros({ 2, 3 })
+    helpers.assert_error(function()
+      crit:forward_tensor(logits, lunet.tensor({ 1, 4 }, { dtype = "int32" }))
+    end, "lunet.nn.CrossEntropyLoss:forward_tensor", "label 4 at position 2 is outside 1..3")
+    helpers.assert_error(function()
+      crit:forward_tensor(logits, lunet.tensor({ 1, 2 }, { dtype = "int32" }), lunet.zeros({ 3 }))
+    end, "lunet.nn.CrossEntropyLoss:forward_tensor", "2 elements")
+  end)
+end)
+
+describe("a steady training step", function()
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    it("allocates nothing and never waits for the device over 20 steps on " .. dev, function()
+      local m = small_cnn():to(dev)
+      m:flat_parameters()
+      local opt = optim.Adam(m)
+      local crit = nn.CrossEntropyLoss()
+      local x, y = batch(dev, 8)
+      local sum = crit.running_sum(dev)
+      for _ = 1, 3 do session.train_step_on_device(m, crit, opt, x, y, sum) end
+      local before = core.debug_counters()
+      for _ = 1, 20 do session.train_step_on_device(m, crit, opt, x, y, sum) end
+      local after = core.debug_counters()
+      assert.equal(before.host_allocations, after.host_allocations, "host allocations")
+      assert.equal(before.tensor_allocations, after.tensor_allocations, "tensor allocations")
+      assert.equal(before.host_reads, after.host_reads, "host reads (synchronize, downloads, values)")
+      -- the counter sees a step that reads its loss
+      session.train_step(m, crit, opt, x, y)
+      assert.equal(after.host_reads + 1, core.debug_counters().host_reads)
+    end)
+  end
+end)
+
+describe("the session's warm-up", function()
+  --- A tiny dataset of 11 images 1x12x12 (batches of 4: the last holds 3).
+  local function dataset()
+    local images = lunet.empty({ 11, 1, 12, 12 }, { dtype = "uint8" })
+    local g = helpers.random({ 11, 1, 12, 12 }, 91, nil, 0, 255)
+    images:copy(g)
+    local labels = lunet.empty({ 11 }, { dtype = "int32" })
+    for i = 1, 11 do labels:set(i % 3 + 1, i) end
+    return { images = images, labels = labels }
+  end
+
+  it("warms every batch shape and leaves the model and optimizer as they were", function()
+    local results = {}
+    for _, warm in ipairs({ false, true }) do
+      local m = small_cnn()
+      m:flat_parameters()
+      local opt = optim.Adam(m, { lr = 1e-2 })
+      local crit = nn.CrossEntropyLoss()
+      local loader = lunet.data.DataLoader(dataset(), { batch_size = 4, shuffle = true, seed = 3 })
+      if warm then
+        local info = session.warm_up({ model = m, criterion = crit, optimizer = opt, loader = loader,
+          epoch = 3, steps = 2, partial = 11 % 4, device = "cpu" })
+        assert.equal(3, info.steps)
+        assert.same({ 4, 3 }, info.batch_sizes)
+        assert.is_true(info.restored)
+      end
+      local e = session.train_epoch({ model = m, criterion = crit, optimizer = opt, loader = loader,
+        epoch = 1, epochs = 1, device = "cpu" })
+      results[warm] = { loss = e.mean_loss, params = m:parameters() }
+    end
+    assert.equal(results[false].loss, results[true].loss)
+    for i, p in ipairs(results[false].params) do exactly_equal(results[true].params[i], p, "parameter " .. i) end
+  end)
+end)
+
+describe("AdamW and clip_grad_norm against PyTorch " .. reference.torch_version, function()
+  for _, dev in ipairs(helpers.devices()) do
+    for _, case in ipairs(reference.adamw) do
+      for _, flat in ipairs({ false, true }) do
+        it(("%s on %s%s: parameters after each of %d steps"):format(case.name, dev, flat and ", flat" or "",
+          #case.trajectory), function()
+          local m = nn.Linear(4, 3)
+          m.weight:copy(from_json(case.weight))
+          m.bias:copy(from_json(case.bias))
+          m:to(dev)
+          if flat then m:flat_parameters() end
+          local opt = optim.AdamW(m, case.opts)
+          for step, grads in ipairs(case.grads) do
+            m.grad_weight:copy(from_json(grads.weight))
+            m.grad_bias:copy(from_json(grads.bias))
+            opt:step()
+            helpers.assert_close(m.weight, from_json(case.trajectory[step].weight), 1e-6, 1e-7, "weight " .. step)
+            helpers.assert_close(m.bias, from_json(case.trajectory[step].bias), 1e-6, 1e-7, "bias " .. step)
+          end
+        end)
+      end
+    end
+
+    for _, case in ipairs(reference.clip_grad_norm) do
+      for _, flat in ipairs({ false, true }) do
+        it(("%s on %s%s"):format(case.name, dev, flat and ", flat" or ""), function()
+          local m = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)):to(dev)
+          if flat then m:flat_parameters() end
+          local _, grads = m:parameters()
+          for i, g in ipairs(grads) do g:copy(from_json(case.grads[i])) end
+          local total = optim.clip_grad_norm(m, case.max_norm)
+          assert.is_true(math.abs(total - case.total_norm) <= 1e-6 * case.total_norm,
+            ("total norm %.9g, PyTorch %.9g"):format(total, case.total_norm))
+          for i, g in ipairs(select(2, m:parameters())) do
+            helpers.assert_close(g, from_json(case.after[i]), 1e-6, 1e-7, "gradient " .. i)
+          end
+        end)
+      end
+    end
+  end
+
+  it("AdamW's defaults are PyTorch's", function()
+    local opt = optim.AdamW(nn.Linear(2, 2))
+    assert.equal(1e-3, opt.lr)
+    assert.same({ 0.9, 0.999 }, opt.betas)
+    assert.equal(1e-8, opt.eps)
+    assert.equal(0.01, opt.weight_decay)
+  end)
+
+  it("clip_grad_norm checks its arguments", function()
+    helpers.assert_error(function() optim.clip_grad_norm({}, 1) end, "lunet.optim.clip_grad_norm",
+      "expected a model")
+    helpers.assert_error(function() optim.clip_grad_norm(nn.Linear(2, 2), -1) end,
+      "lunet.optim.clip_grad_norm", "max_norm must be >= 0")
+  end)
+end)
