@@ -364,7 +364,9 @@ static void test_optim(ln_cuda_context *ctx) {
         }
         CHECK(a == b && ma == mb, "sgd");
     }
-    ln_adam_params ap[] = {{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1}, {3e-3f, 0.8f, 0.9f, 1e-6f, 0.1f, 1}};
+    /* the third is AdamW (decoupled weight decay) */
+    ln_adam_params ap[] = {{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1, 0}, {3e-3f, 0.8f, 0.9f, 1e-6f, 0.1f, 1, 0},
+                           {1e-2f, 0.9f, 0.999f, 1e-8f, 0.5f, 1, 1}};
     for (auto adam : ap) {
         auto a = p0, b = p0; std::vector<float> m1(n), v1(n), m2(n), v2(n);
         for (int step = 1; step <= 4; step++) {
