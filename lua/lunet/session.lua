@@ -279,12 +279,12 @@ end
 -- loading, the thread pool's start) happens here for every batch shape.
 -- The model's parameters and buffers and the optimizer's state are then put
 -- back as they were, so the timed run starts from the same state (and gives
--- the same numbers) as without warm-up. Returns {steps, batch_sizes,
--- seconds, restored}.
+-- the same numbers) as without warm-up. Returns {steps (all of them),
+-- batches (those of the loader's batches), batch_sizes, seconds, restored}.
 function session.warm_up(t)
   local model, optimizer, loader = t.model, t.optimizer, t.loader
   local saved = model:state_dict()
-  local sizes, seen, steps = {}, {}, 0
+  local sizes, seen, steps, batches = {}, {}, 0, 0
   local loss_sum = t.criterion.forward_tensor and t.criterion.running_sum(loader.device) or nil
   model:train()
   bench.synchronize(t.device)
@@ -300,6 +300,7 @@ function session.warm_up(t)
   for x, y, b in loader:iter(t.epoch) do
     if b > t.steps then break end
     step(x, y)
+    batches = b
     if b == 1 and t.partial and t.partial > 0 and t.partial < x:size(1) then
       step(x:narrow(1, 1, t.partial), y:narrow(1, 1, t.partial))
     end
@@ -310,7 +311,7 @@ function session.warm_up(t)
   model:load_state_dict(saved)
   require("lunet.optim")._reset_state(optimizer)
   optimizer:zero_grad()
-  return { steps = steps, batch_sizes = sizes, seconds = seconds, restored = true }
+  return { steps = steps, batches = batches, batch_sizes = sizes, seconds = seconds, restored = true }
 end
 
 --- Correct predictions of `model` (eval mode) over `loader`, at most
