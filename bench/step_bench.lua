@@ -12,6 +12,8 @@
 --   lua5.4 bench/step_bench.lua [--threads 2] [--batch 64] [--repeat 20] [--warmup 3] [--device cpu]
 --                               [--fuse 0]   (0: no fused conv blocks, for comparisons)
 --                               [--flat 0]   (0: the model not flattened: one Adam call per tensor)
+--                               [--compare 0] (1: also the step as it was before issue 14, step for
+--                                             step in turn with today's, to time both under one load)
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 if _VERSION ~= "Lua 5.4" then
   io.stderr:write(("step_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
@@ -25,12 +27,12 @@ local lunet = require("lunet")
 local bench = require("lunet.bench")
 local session = require("lunet.session")
 
-local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1 }
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1, compare = 0 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil and key ~= "threads" then
-    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1]\n")
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1] [--compare 0|1]\n")
     os.exit(2)
   end
   args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
@@ -172,4 +174,59 @@ if dev.type == "cpu" then
   print(("  %-26s %8.2f ms  (min %7.2f)  %5.1f GB/s  (same 28 bytes a parameter)"):format(
     "plain fused loop", 1e3 * sl.median, 1e3 * sl.min, 28 * n / sl.median / 1e9))
   print(("  adam / plain loop: %.2fx (medians), %.2fx (minima)"):format(sa.median / sl.median, sa.min / sl.min))
+end
+
+-- The step before issue 14 against today's, taking turns step by step: a
+-- model that is not flat (Adam: one call per tensor), zero_grad writing
+-- zeros that backward then adds to, and the loss read on the host each
+-- step; against the flat model, lazy zero_grad and the loss summed on the
+-- device. Same weights, same batch.
+if args.compare ~= 0 then
+  local function copy_of(source, flat)
+    local m = lunet.models.fashion_alexnet()
+    m:load_state_dict(source:state_dict())
+    if flat then m:flat_parameters() end
+    m = m:to(dev)
+    m.fuse = args.fuse ~= 0
+    return m
+  end
+  local old_model, new_model = copy_of(model, false), copy_of(model, true)
+  local old_opt, new_opt = lunet.optim.Adam(old_model), lunet.optim.Adam(new_model)
+  local sum = criterion.running_sum(dev)
+  local function old_step()
+    old_opt:zero_grad()
+    old_model:parameters() -- reading the gradients writes their zeros: the old memory pass
+    local out = old_model:forward(x)
+    local loss = criterion:forward(out, y)
+    old_model:backward(x, criterion:backward(out, y)) -- adds into the zeros
+    old_opt:step()
+    return loss
+  end
+  local function new_step()
+    session.train_step_on_device(new_model, criterion, new_opt, x, y, sum)
+  end
+  local old_t, new_t = {}, {}
+  local rounds = 2 * args["repeat"]
+  for r = 1, rounds + 2 do
+    local first, second = old_step, new_step
+    if r % 2 == 0 then first, second = new_step, old_step end
+    for _, fn in ipairs({ first, second }) do
+      dev:synchronize()
+      local t0 = lunet.clock()
+      fn()
+      dev:synchronize()
+      local t = lunet.clock() - t0
+      if r > 2 then
+        local list = fn == old_step and old_t or new_t
+        list[#list + 1] = t
+      end
+    end
+  end
+  local so, sn = bench.stats(old_t), bench.stats(new_t)
+  print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s"):format("step before issue 14", 1e3 * so.median,
+    1e3 * so.min, args.batch / so.median))
+  print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s"):format("step now", 1e3 * sn.median,
+    1e3 * sn.min, args.batch / sn.median))
+  print(("  now / before: %.3fx the time (medians of %d steps each, taking turns), %.3fx (minima)"):format(
+    sn.median / so.median, #new_t, sn.min / so.min))
 end
