@@ -31,7 +31,8 @@ local API = {
   "m:state_dict", "m:load_state_dict", "nn.Sequential", "Sequential:add", "#seq and seq[i]",
   "nn.Linear", "nn.Conv2d", "nn.MaxPool2d", "nn.AvgPool2d", "nn.Dropout", "nn.BatchNorm2d",
   -- optim
-  "optim.SGD", "optim.Adam", "opt:step", "opt:zero_grad",
+  "optim.SGD", "optim.Adam", "opt:step", "opt:zero_grad", "optim.AdamW", "optim.clip_grad_norm",
+  "m:flat_parameters", "crit:forward_tensor",
   -- data
   "datasets.fashion_mnist", "datasets.cifar10", "data.DataLoader", "#loader", "loader:iter",
   -- serialization

@@ -716,6 +716,39 @@ case("opt:step", "a parameter that changed shape", function()
 end, "lunet.optim.Adam:step", "parameter 1 changed shape from [3, 2] to [4, 2]")
 case("opt:zero_grad", "called with a dot", function() local o = optim.SGD(model(), { lr = 1 }); o.zero_grad() end,
   "lunet.optim.Optimizer:zero_grad", "expected an optimizer as self")
+case("optim.AdamW", "a misspelt option", function() optim.AdamW(model(), { weight_deacy = 0.1 }) end,
+  "lunet.optim.AdamW", "unknown option 'weight_deacy'")
+case("optim.AdamW", "a negative weight decay", function() optim.AdamW(model(), { weight_decay = -0.1 }) end,
+  "lunet.optim.AdamW", "weight_decay must be >= 0")
+case("optim.clip_grad_norm", "no model", function() optim.clip_grad_norm(lunet.zeros({ 2 }), 1) end,
+  "lunet.optim.clip_grad_norm", "expected a model", "got a tensor")
+case("optim.clip_grad_norm", "a negative max_norm", function() optim.clip_grad_norm(model(), -1) end,
+  "lunet.optim.clip_grad_norm", "max_norm must be >= 0, got -1")
+case("optim.clip_grad_norm", "a max_norm that is not a number", function() optim.clip_grad_norm(model(), "1") end,
+  "lunet.optim.clip_grad_norm", "max_norm must be a finite number, got string")
+case("m:flat_parameters", "called with a dot", function() local m = model(); m.flat_parameters() end,
+  "lunet.nn.Module:flat_parameters", "expected a module as self")
+case("m:flat_parameters", "parameters on two devices", function()
+  local m = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+  m[2]:to("ref")
+  m:flat_parameters()
+end, "lunet.nn.Sequential:flat_parameters", "the parameters must share one device and dtype")
+case("m:flat_parameters", "a freed parameter", function()
+  local m = model()
+  m[1].bias:free()
+  m:flat_parameters()
+end, "lunet.nn.Sequential:flat_parameters", "parameter 2 or its gradient was freed")
+case("crit:forward_tensor", "a label out of range", function()
+  nn.CrossEntropyLoss():forward_tensor(lunet.zeros({ 2, 3 }), lunet.tensor({ 1, 0 }, { dtype = "int32" }))
+end, "lunet.nn.CrossEntropyLoss:forward_tensor", "label 0 at position 2 is outside 1..3")
+case("crit:forward_tensor", "a running sum of the wrong size", function()
+  nn.CrossEntropyLoss():forward_tensor(lunet.zeros({ 2, 3 }), lunet.tensor({ 1, 2 }, { dtype = "int32" }),
+    lunet.zeros({ 1 }))
+end, "lunet.nn.CrossEntropyLoss:forward_tensor", "must be a contiguous float32 tensor of 2 elements")
+case("crit:forward_tensor", "logits on another device than the running sum", function()
+  nn.CrossEntropyLoss():forward_tensor(lunet.zeros({ 2, 3 }), lunet.tensor({ 1, 2 }, { dtype = "int32" }),
+    on_ref(lunet.zeros({ 2 })))
+end, "lunet.nn.CrossEntropyLoss:forward_tensor", "on cpu")
 
 -- --- data -----------------------------------------------------------------------------------------
 
