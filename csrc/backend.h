@@ -277,6 +277,16 @@ typedef struct ln_backend {
                                            const float *dy, const uint8_t *winner,
                                            float *dx, float *dw, float *db,
                                            int accumulate);
+
+    /* --- the loss left on the device (optional) ----------------------------- */
+    /* cross_entropy_forward's mean loss without waiting for it: loss is
+     * float32 on the device; loss[0] = the mean, or with `accumulate` the
+     * mean (a double) is added to the pair {sum, compensation} in loss[0..1]
+     * (loss_on_device.h). A label outside 1..classes makes the result NaN.
+     * Host-memory backends need none (the core computes it in place). */
+    int (*cross_entropy_forward_device)(void *ctx, int64_t n, int64_t classes,
+                                        const float *logits, const int32_t *labels,
+                                        float *loss, int accumulate);
 } ln_backend;
 
 #endif

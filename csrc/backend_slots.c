@@ -32,6 +32,7 @@ static const struct {
     SLOT(batchnorm_backward), SLOT(cross_entropy_forward), SLOT(cross_entropy_backward),
     SLOT(sgd_step), SLOT(adam_step),
     OPTIONAL_SLOT(conv2d_relu_maxpool2x2_forward), OPTIONAL_SLOT(conv2d_relu_maxpool2x2_backward),
+    OPTIONAL_SLOT(cross_entropy_forward_device),
 };
 
 typedef void (*any_function)(void);

@@ -66,6 +66,19 @@ int ln_nn_cross_entropy_forward_into(const ln_tensor *logits, const ln_tensor *l
             out[0] = (float)mean;
         return LN_OK;
     }
+    if (dev->backend->cross_entropy_forward_device) {
+        ln_tensor cl = {0}, cy = {0};
+        int st = ln_tensor_contiguous(&cl, logits);
+        if (st == LN_OK)
+            st = ln_tensor_contiguous(&cy, labels);
+        if (st == LN_OK)
+            st = dev->backend->cross_entropy_forward_device(
+                dev->ctx, logits->shape[0], logits->shape[1], ln_tensor_data(&cl),
+                ln_tensor_data(&cy), ln_tensor_data(loss), accumulate);
+        ln_tensor_release(&cl);
+        ln_tensor_release(&cy);
+        return st;
+    }
     LN_TRY(ln_nn_cross_entropy_forward(logits, labels, &mean));
     int64_t first = 0, second = 1;
     if (!accumulate)

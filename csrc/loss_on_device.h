@@ -12,10 +12,12 @@
  *    compensation} (a compensated sum: a float32 pair keeps about 48 bits
  *    of the sum over an epoch; the total is sum + compensation), and
  *    the mean (a double) is added to it.
- * On host-memory devices (ref, cpu) nothing waits and nothing is copied.
- * Elsewhere, until the backend has a kernel for it, the value goes through
- * the host (and counts as a host read). A label outside 1..C is an error
- * naming its position, as in ln_nn_cross_entropy_forward. */
+ * On host-memory devices (ref, cpu) nothing waits and nothing is copied, and
+ * a label outside 1..C is an error naming its position, as in
+ * ln_nn_cross_entropy_forward. On a device whose backend has the optional
+ * cross_entropy_forward_device (CUDA) nothing waits either, and a bad label
+ * makes the loss NaN (nothing can report it without waiting). Elsewhere the
+ * value goes through the host (and counts as host reads). */
 int ln_nn_cross_entropy_forward_into(const ln_tensor *logits, const ln_tensor *labels,
                                      ln_tensor *loss, int accumulate);
 

@@ -44,6 +44,7 @@ const ln_backend ln_cuda_backend = {
     .batchnorm_backward = ln_cuda_batchnorm_backward,
     .cross_entropy_forward = ln_cuda_cross_entropy_forward,
     .cross_entropy_backward = ln_cuda_cross_entropy_backward,
+    .cross_entropy_forward_device = ln_cuda_cross_entropy_forward_device,
     .sgd_step = ln_cuda_sgd_step,
     .adam_step = ln_cuda_adam_step,
 };

@@ -71,6 +71,49 @@ extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t clas
     return LN_OK;
 }
 
+/* The mean from the reduced sum, on the device: the same IEEE double
+ * division the host does above; NaN when a label was bad. Written to
+ * loss[0], or added to the running pair {sum, compensation} as
+ * loss_on_device.c's add_to_pair does. */
+__global__ void cross_entropy_finish_kernel(int64_t n, const ln_cuda_scalars *scalars, float *loss,
+                                            int accumulate)
+{
+    if (threadIdx.x != 0 || blockIdx.x != 0)
+        return;
+    double mean = scalars->index != ~0ull ? (double)NAN : scalars->value / (double)n;
+    if (!accumulate) {
+        loss[0] = (float)mean;
+        return;
+    }
+    double total = (double)loss[0] + (double)loss[1] + mean;
+    float head = (float)total;
+    loss[0] = head;
+    loss[1] = (float)(total - (double)head);
+}
+
+extern "C" int ln_cuda_cross_entropy_forward_device(void *vctx, int64_t n, int64_t classes,
+                                                    const float *logits, const int32_t *labels,
+                                                    float *loss, int accumulate)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    if (n == 0 || classes == 0) /* the core never asks: it needs N, C >= 1 */
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    LN_CUDA_CHECK(cudaMemsetAsync(&ctx->scalars->index, 0xff, sizeof ctx->scalars->index,
+                                  ctx->stream));
+    unsigned blocks = ln_capped_blocks(ln_blocks(n), LN_CUDA_MAX_PARTIALS);
+    cross_entropy_rows_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
+        n, classes, logits, labels, ctx->partials, ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
+    ln_add_op add;
+    ln_reduce_partials_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, ctx->partials,
+                                                                0.0, add, ctx->scalars);
+    LN_CUDA_CHECK_LAUNCH("ln_reduce_partials_kernel");
+    cross_entropy_finish_kernel<<<1, 1, 0, ctx->stream>>>(n, ctx->scalars, loss, accumulate);
+    LN_CUDA_CHECK_LAUNCH("cross_entropy_finish_kernel");
+    return LN_OK;
+}
+
 /* dlogits = scale * (softmax(logits) - onehot(labels)); the one-hot term is a
  * comparison, so a bad label is never used as an index. */
 __global__ void cross_entropy_backward_kernel(int64_t n, int64_t classes, const float *logits,

@@ -92,6 +92,9 @@ int ln_cuda_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
 int ln_cuda_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
                                   const float *logits, const int32_t *labels,
                                   double *loss_host, int64_t *bad_index);
+int ln_cuda_cross_entropy_forward_device(void *ctx, int64_t n, int64_t classes,
+                                        const float *logits, const int32_t *labels,
+                                        float *loss, int accumulate);
 int ln_cuda_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
                                    const float *logits, const int32_t *labels,
                                    float scale, float *dlogits);

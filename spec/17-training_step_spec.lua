@@ -213,7 +213,7 @@ describe("zero_grad and backward", function()
 end)
 
 describe("the loss on the device", function()
-  for _, dev in ipairs({ "ref", "cpu" }) do
+  for _, dev in ipairs(helpers.devices()) do
     it("forward_tensor and a running sum agree with forward on " .. dev, function()
       local crit = nn.CrossEntropyLoss()
       local sum = crit.running_sum(dev)
@@ -268,6 +268,25 @@ describe("a steady training step", function()
       assert.equal(after.host_reads + 1, core.debug_counters().host_reads)
     end)
   end
+
+  helpers.cuda_it("allocates nothing and never waits for the device over 20 steps on cuda", function()
+    local dev = lunet.device("cuda")
+    local m = small_cnn():to(dev)
+    m:flat_parameters()
+    local opt = optim.Adam(m)
+    local crit = nn.CrossEntropyLoss()
+    local x, y = batch(dev, 8)
+    local sum = crit.running_sum(dev)
+    for _ = 1, 3 do session.train_step_on_device(m, crit, opt, x, y, sum) end
+    dev:synchronize()
+    local before, stats = core.debug_counters(), lunet.cuda.memory_stats(dev)
+    for _ = 1, 20 do session.train_step_on_device(m, crit, opt, x, y, sum) end
+    local after = core.debug_counters()
+    dev:synchronize()
+    assert.equal(stats.device_allocations, lunet.cuda.memory_stats(dev).device_allocations, "cudaMalloc calls")
+    assert.equal(before.tensor_allocations, after.tensor_allocations, "tensor allocations")
+    assert.equal(before.host_reads, after.host_reads, "host reads (synchronize, downloads, values)")
+  end)
 end)
 
 describe("the session's warm-up", function()

@@ -336,6 +336,20 @@ static void test_loss(ln_cuda_context *ctx) {
         ln_ref_cross_entropy_backward(nullptr, n, k, lg.data(), lab.data(), 1.0f / n, d1.data());
         ln_cuda_cross_entropy_backward(ctx, n, k, lg.data(), lab.data(), 1.0f / n, d2.data());
         CHECK(d1 == d2, "ce bwd");
+        /* the loss left on the device: the same mean, written or added to a
+         * running {sum, compensation} pair (twice: 2 * the mean) */
+        float one[1] = {-1}, pair[2] = {0, 0};
+        ln_cuda_cross_entropy_forward_device(ctx, n, k, lg.data(), lab.data(), one, 0);
+        ln_cuda_cross_entropy_forward_device(ctx, n, k, lg.data(), lab.data(), pair, 1);
+        ln_cuda_cross_entropy_forward_device(ctx, n, k, lg.data(), lab.data(), pair, 1);
+        CHECK(one[0] == (float)l1, "ce fwd device %ld %ld: %g %g", (long)n, (long)k, one[0], l1);
+        CHECK(close_rel((double)pair[0] + (double)pair[1], 2 * l1, 1e-12, 1e-12),
+              "ce fwd device sum: %.17g %.17g", (double)pair[0] + (double)pair[1], 2 * l1);
+        if (n >= 7) {
+            auto l = lab; l[n / 2] = 0;
+            ln_cuda_cross_entropy_forward_device(ctx, n, k, lg.data(), l.data(), pair, 1);
+            CHECK(pair[0] != pair[0], "ce fwd device bad label gives NaN: %g", pair[0]);
+        }
         if (n >= 7) {
             for (int bad : {0, (int)k + 1, -3}) {
                 auto l = lab; l[n - 1] = bad; l[n / 2] = bad;
