@@ -293,6 +293,7 @@ local function class(name, parent)
     end
     return v
   end
+  cls.__lazy_grads = true -- its instances read lazily zeroed gradients as zeros
   cls.__typename = name
   cls.__name = "lunet.nn." .. name
   -- names the C ops give in their error messages
@@ -363,6 +364,8 @@ end
 -- inside this one (Sequential's, a block's) are found among its fields.
 function Module:zero_grad()
   check_self(self, "Module", "zero_grad")
+  -- a class made elsewhere (not by class()) would read a lazy gradient as nil
+  local lazy_ok = rawget(getmetatable(self), "__lazy_grads")
   local count = 0
   for _, name in ipairs(self._params) do
     local gname = "grad_" .. name
@@ -373,10 +376,14 @@ function Module:zero_grad()
         if not is_live(g) then
           raise("lunet.nn.%s:zero_grad: gradient %d was freed", self.__typename, count)
         end
-        local lazy = rawget(self, "_lazy_grads") or {}
-        lazy[gname] = g
-        rawset(self, gname, nil)
-        self._lazy_grads = lazy
+        if lazy_ok then
+          local lazy = rawget(self, "_lazy_grads") or {}
+          lazy[gname] = g
+          rawset(self, gname, nil)
+          self._lazy_grads = lazy
+        else
+          g:zero()
+        end
       end
     end
   end
