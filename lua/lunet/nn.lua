@@ -1373,6 +1373,7 @@ function Residual:to(target)
   check_target(self, target)
   self.block:to(target)
   self.output, self.grad_input = nil, nil
+  keep_flat(self)
   return self
 end
 
