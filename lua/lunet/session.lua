@@ -227,7 +227,6 @@ function session.train_epoch(t)
       host_loss_sum = host_loss_sum + loss
     end
     if t.scheduler then t.scheduler:step() end
-    end
     images = images + x:size(1)
     done = b
     if t.progress and t.progress.tty and t.progress:due(b, batches) then
