@@ -97,11 +97,19 @@ static int l_bench_stream_update(lua_State *L)
 
 void ln_lua_open_step(lua_State *L)
 {
-    static const luaL_Reg functions[] = {
+    static const luaL_Reg ops[] = {
         {"cross_entropy_forward_into", l_cross_entropy_forward_into},
         {"adamw_step", l_adamw_step},
+        {NULL, NULL}};
+    static const luaL_Reg tools[] = {
         {"debug_counters", l_debug_counters},
         {"bench_stream_update", l_bench_stream_update},
         {NULL, NULL}};
-    luaL_setfuncs(L, functions, 0);
+    /* the two ops in lunet.ops (made by ln_lua_open_nn) and at the top level,
+     * as the other ops; the tools at the top level only */
+    luaL_setfuncs(L, ops, 0);
+    luaL_setfuncs(L, tools, 0);
+    if (lua_getfield(L, -1, "ops") == LUA_TTABLE)
+        luaL_setfuncs(L, ops, 0);
+    lua_pop(L, 1);
 }
