@@ -364,6 +364,7 @@ end
 -- inside this one (Sequential's, a block's) are found among its fields.
 function Module:zero_grad()
   check_self(self, "Module", "zero_grad")
+  check_acyclic(self, ("lunet.nn.%s:zero_grad"):format(self.__typename), true)
   -- a class made elsewhere (not by class()) would read a lazy gradient as nil
   local lazy_ok = rawget(getmetatable(self), "__lazy_grads")
   local count = 0
