@@ -146,8 +146,9 @@ describe("a session", function()
     helpers.write_file(out_dir .. "/results.json", '{"complete": true}\n')
     helpers.write_file(out_dir .. "/report.md", "# complete\n")
     local log = dir .. "/log"
-    -- the SIGINT comes once the first epoch is done, in the second
-    local code, out = sh(("cd %s && (%s lua5.4 scripts/gpu_vs_cpu.lua --devices cpu,ref --epochs 3 --max-batches 6 "
+    -- the SIGINT comes once the first epoch is done, in the second (60 batches: an epoch takes
+    -- half a second or more, beyond the 0.2 s wait; with 6 a faster step finished all 3 first)
+    local code, out = sh(("cd %s && (%s lua5.4 scripts/gpu_vs_cpu.lua --devices cpu,ref --epochs 3 --max-batches 60 "
       .. "--batch-size 16 --repeat 1 --sgemm-size 32 --out %s > %s 2>&1 & pid=$!; "
       .. "for i in $(seq 1 300); do grep -q 'epoch 1/3:' %s && break; sleep 0.1; done; sleep 0.2; "
       .. "kill -INT $pid; wait $pid; echo \"session_exit=$?\")")
