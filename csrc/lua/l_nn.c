@@ -147,15 +147,29 @@ static int l_conv2d_backward_filter(lua_State *L)
     return 0;
 }
 
+/* The six sizes of a window (kh, kw, sh, sw, ph, pw from idx on) under the
+ * names the layers' constructors take them by. */
+static ln_pool2d_params window_params(lua_State *L, int idx, const char *fname)
+{
+    ln_pool2d_params p;
+    p.kernel_h = check_int(L, idx, fname, "kernel size");
+    p.kernel_w = check_int(L, idx + 1, fname, "kernel size");
+    p.stride_h = check_int(L, idx + 2, fname, "stride");
+    p.stride_w = check_int(L, idx + 3, fname, "stride");
+    p.pad_h = check_int(L, idx + 4, fname, "padding");
+    p.pad_w = check_int(L, idx + 5, fname, "padding");
+    return p;
+}
+
 /* conv2d_check_params(kh, kw, sh, sw, ph, pw [, caller]): conv2d_forward's rule
  * for the geometry, without tensors (nn.Conv2d checks its arguments with it). */
 static int l_conv2d_check_params(lua_State *L)
 {
     const char *fname = caller(L, 7, "lunet.conv2d_check_params");
-    int kernel_h = check_int(L, 1, fname, "kernel_h");
-    int kernel_w = check_int(L, 2, fname, "kernel_w");
-    ln_conv2d_params p = conv_params(L, 3, fname);
-    ln_lua_check_status(L, ln_nn_conv2d_check_params(kernel_h, kernel_w, &p), fname);
+    ln_pool2d_params w = window_params(L, 1, fname);
+    ln_conv2d_params p = {.stride_h = w.stride_h, .stride_w = w.stride_w, .pad_h = w.pad_h,
+                          .pad_w = w.pad_w};
+    ln_lua_check_status(L, ln_nn_conv2d_check_params(w.kernel_h, w.kernel_w, &p), fname);
     return 0;
 }
 
@@ -289,7 +303,7 @@ static int l_pool2d_backward(lua_State *L)
 static int l_pool2d_check_params(lua_State *L)
 {
     const char *fname = caller(L, 7, "lunet.pool2d_check_params");
-    ln_pool2d_params p = pool_params(L, 1, fname);
+    ln_pool2d_params p = window_params(L, 1, fname);
     ln_lua_check_status(L, ln_nn_pool2d_check_params(&p), fname);
     return 0;
 }
