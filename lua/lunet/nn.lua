@@ -921,7 +921,8 @@ function Flatten:backward(input, grad_output)
   end
   self.grad_input = cached_view(self, "_backward_view", grad_output, input, function(g)
     if g:numel() ~= input:numel() then
-      raise("%s: the output gradient %s does not match the input %s", fname, shape_string(g), shape_string(input))
+      raise("%s: the output gradient %s does not match the input %s", fname, shape_string(g),
+        shape_string(input))
     end
     return input:shape()
   end, fname)
@@ -1084,7 +1085,8 @@ function AdaptiveAvgPool2d:__init(output_size)
   Module.__init(self)
   local size = output_size == nil and { 1, 1 } or check_pair(fname, "output_size", output_size, 1)
   if size[1] ~= 1 or size[2] ~= 1 then
-    raise("%s: only output_size 1 (global average pooling) is supported, got {%d, %d}", fname, size[1], size[2])
+    raise("%s: only output_size 1 (global average pooling) is supported, got {%d, %d}", fname,
+      size[1], size[2])
   end
   self.output_size = size
 end
