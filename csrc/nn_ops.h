@@ -27,6 +27,10 @@ typedef struct ln_pool2d_params {
 
 /* --- convolution: x [N, C, H, W], w [K, C, R, S], bias [K], y [N, K, P, Q] --- */
 
+/* The geometry alone (kernel and stride >= 1, padding >= 0): the rule the
+ * shape check below applies, and that nn.Conv2d's constructor asks for. */
+int ln_nn_conv2d_check_params(int kernel_h, int kernel_w, const ln_conv2d_params *p);
+
 /* Checks x and w against each other and the geometry (stride >= 1, padding
  * >= 0, kernel no larger than the padded input) and fills `s`. */
 int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_params *p,
@@ -70,6 +74,10 @@ int ln_nn_linear_backward_filter(const ln_tensor *x, const ln_tensor *dy, ln_ten
                                  ln_tensor *db, int accumulate);
 
 /* --- pooling: x [N, C, H, W], y [N, C, P, Q] --------------------------------- */
+
+/* The window alone (kernel and stride >= 1, 0 <= padding <= kernel / 2): the
+ * rule the shape check below applies, and that the pools' constructors ask for. */
+int ln_nn_pool2d_check_params(const ln_pool2d_params *p);
 
 /* Checks the window (kernel and stride >= 1, 0 <= padding <= kernel / 2,
  * kernel no larger than the padded input) and fills `s`. */

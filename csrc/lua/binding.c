@@ -43,6 +43,15 @@ static int raise_error(lua_State *L, const char *fname, const char *msg)
     return lua_error(L);
 }
 
+int ln_lua_raise(lua_State *L)
+{
+    const char *msg = luaL_checkstring(L, 1);
+    push_where(L);
+    lua_pushstring(L, msg);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 void ln_lua_check_status(lua_State *L, int st, const char *fname)
 {
     if (st != LN_OK)

@@ -21,6 +21,9 @@
 void ln_lua_check_status(lua_State *L, int st, const char *fname);
 /* Raises "fname: <formatted message>" (never returns). */
 int ln_lua_fail(lua_State *L, const char *fname, const char *fmt, ...);
+/* core._raise(message): the same error path for lunet's Lua modules (the
+ * message already names the function), at the user's line. */
+int ln_lua_raise(lua_State *L);
 
 /* Pushes a new, empty (released) tensor userdata and returns it; fill it with
  * a core function that allocates. */

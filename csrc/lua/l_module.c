@@ -55,6 +55,7 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
                                          {"clock", l_clock},
                                          {"set_num_threads", l_set_num_threads},
                                          {"get_num_threads", l_get_num_threads},
+                                         {"_raise", ln_lua_raise},
                                          {NULL, NULL}};
     if (!ln_device_cpu())
         return luaL_error(L, "lunet: could not open the cpu device: %s", ln_last_error());

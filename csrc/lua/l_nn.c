@@ -147,6 +147,32 @@ static int l_conv2d_backward_filter(lua_State *L)
     return 0;
 }
 
+/* The six sizes of a window (kh, kw, sh, sw, ph, pw from idx on) under the
+ * names the layers' constructors take them by. */
+static ln_pool2d_params window_params(lua_State *L, int idx, const char *fname)
+{
+    ln_pool2d_params p;
+    p.kernel_h = check_int(L, idx, fname, "kernel size");
+    p.kernel_w = check_int(L, idx + 1, fname, "kernel size");
+    p.stride_h = check_int(L, idx + 2, fname, "stride");
+    p.stride_w = check_int(L, idx + 3, fname, "stride");
+    p.pad_h = check_int(L, idx + 4, fname, "padding");
+    p.pad_w = check_int(L, idx + 5, fname, "padding");
+    return p;
+}
+
+/* conv2d_check_params(kh, kw, sh, sw, ph, pw [, caller]): conv2d_forward's rule
+ * for the geometry, without tensors (nn.Conv2d checks its arguments with it). */
+static int l_conv2d_check_params(lua_State *L)
+{
+    const char *fname = caller(L, 7, "lunet.conv2d_check_params");
+    ln_pool2d_params w = window_params(L, 1, fname);
+    ln_conv2d_params p = {.stride_h = w.stride_h, .stride_w = w.stride_w, .pad_h = w.pad_h,
+                          .pad_w = w.pad_w};
+    ln_lua_check_status(L, ln_nn_conv2d_check_params(w.kernel_h, w.kernel_w, &p), fname);
+    return 0;
+}
+
 /* --- the fused block: conv2d, ReLU, 2x2 max pooling ------------------------------ */
 
 /* conv_block_supported(device) -> whether its backend has the fused block */
@@ -270,6 +296,16 @@ static int l_pool2d_backward(lua_State *L)
     ln_tensor *dx = push_output(L, 11, x, 4, x->shape, inputs, 3, fname);
     ln_lua_check_status(L, ln_nn_pool2d_backward(mode, x, y, dy, &p, dx), fname);
     return 1;
+}
+
+/* pool2d_check_params(kh, kw, sh, sw, ph, pw [, caller]): pool2d_forward's rule
+ * for the window, without tensors (the pools check their arguments with it). */
+static int l_pool2d_check_params(lua_State *L)
+{
+    const char *fname = caller(L, 7, "lunet.pool2d_check_params");
+    ln_pool2d_params p = window_params(L, 1, fname);
+    ln_lua_check_status(L, ln_nn_pool2d_check_params(&p), fname);
+    return 0;
 }
 
 /* --- activations and dropout ----------------------------------------------------------- */
@@ -469,6 +505,7 @@ void ln_lua_open_nn(lua_State *L)
         {"conv2d_forward", l_conv2d_forward},
         {"conv2d_backward_data", l_conv2d_backward_data},
         {"conv2d_backward_filter", l_conv2d_backward_filter},
+        {"conv2d_check_params", l_conv2d_check_params},
         {"conv_block_supported", l_conv_block_supported},
         {"conv_block_forward", l_conv_block_forward},
         {"conv_block_backward", l_conv_block_backward},
@@ -477,6 +514,7 @@ void ln_lua_open_nn(lua_State *L)
         {"linear_backward_filter", l_linear_backward_filter},
         {"pool2d_forward", l_pool2d_forward},
         {"pool2d_backward", l_pool2d_backward},
+        {"pool2d_check_params", l_pool2d_check_params},
         {"relu_forward", l_relu_forward},
         {"relu_backward", l_relu_backward},
         {"dropout_forward", l_dropout_forward},

@@ -13,6 +13,11 @@
 
 /* --- convolution ----------------------------------------------------------------- */
 
+int ln_nn_conv2d_check_params(int kernel_h, int kernel_w, const ln_conv2d_params *p)
+{
+    return ln_op_check_window(kernel_h, kernel_w, p->stride_h, p->stride_w, p->pad_h, p->pad_w);
+}
+
 int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_params *p,
                        ln_conv2d_shape *s)
 {
@@ -28,11 +33,9 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     if (x->ndim != 4 || x->shape[1] != w->shape[1])
         return ln_error(LN_EINVAL, "expected input [N, %lld, H, W], got %s",
                         (long long)w->shape[1], ln_tensor_shape_string(x, sx, sizeof sx));
-    LN_TRY(ln_op_check_window(p->stride_h, p->stride_w, p->pad_h, p->pad_w));
     LN_TRY(ln_op_check_fits_int("the input", x));
     LN_TRY(ln_op_check_fits_int("the weight", w));
-    if (p->pad_h > LN_OP_MAX_DIM || p->pad_w > LN_OP_MAX_DIM)
-        return ln_error(LN_EINVAL, "padding {%d, %d} is too large", p->pad_h, p->pad_w);
+    LN_TRY(ln_nn_conv2d_check_params((int)w->shape[2], (int)w->shape[3], p));
     LN_TRY(ln_op_window_output(x, w->shape[2], w->shape[3], p->stride_h, p->stride_w,
                                p->pad_h, p->pad_w, &s->p, &s->q));
     s->n = (int)x->shape[0];

@@ -207,14 +207,35 @@ int ln_op_zero_unless_accumulating(ln_tensor *a, ln_tensor *b, int accumulate)
     return b ? ln_tensor_fill(b, 0) : LN_OK;
 }
 
-int ln_op_check_window(int stride_h, int stride_w, int pad_h, int pad_w)
+/* "3" for {3, 3}, else "{3, 2}": a number or a pair, as the layers take them. */
+static const char *pair_string(int h, int w, char *buf, size_t size)
 {
+    if (h == w)
+        snprintf(buf, size, "%d", h);
+    else
+        snprintf(buf, size, "{%d, %d}", h, w);
+    return buf;
+}
+
+int ln_op_check_window(int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
+                       int pad_w)
+{
+    char s[64];
+    if (kernel_h < 1 || kernel_w < 1)
+        return ln_error(LN_EINVAL, "kernel size must be at least 1, got %s",
+                        pair_string(kernel_h, kernel_w, s, sizeof s));
     if (stride_h < 1 || stride_w < 1)
-        return ln_error(LN_EINVAL, "stride must be at least 1, got {%d, %d}", stride_h,
-                        stride_w);
+        return ln_error(LN_EINVAL, "stride must be at least 1, got %s",
+                        pair_string(stride_h, stride_w, s, sizeof s));
     if (pad_h < 0 || pad_w < 0)
-        return ln_error(LN_EINVAL, "padding must not be negative, got {%d, %d}", pad_h,
-                        pad_w);
+        return ln_error(LN_EINVAL, "padding must not be negative, got %s",
+                        pair_string(pad_h, pad_w, s, sizeof s));
+    if (kernel_h > LN_OP_MAX_DIM || kernel_w > LN_OP_MAX_DIM)
+        return ln_error(LN_EINVAL, "kernel size %s is too large",
+                        pair_string(kernel_h, kernel_w, s, sizeof s));
+    if (pad_h > LN_OP_MAX_DIM || pad_w > LN_OP_MAX_DIM)
+        return ln_error(LN_EINVAL, "padding %s is too large",
+                        pair_string(pad_h, pad_w, s, sizeof s));
     return LN_OK;
 }
 

@@ -59,9 +59,11 @@ int ln_op_check_input_as(const char *what, const ln_tensor *t, const ln_tensor *
                          int ndim, const int64_t *shape);
 /* Every size below LN_OP_MAX_DIM, so kernels can take them as int. */
 int ln_op_check_fits_int(const char *what, const ln_tensor *t);
-/* The rules every sliding window (convolution, pooling) shares: stride at
- * least 1, padding not negative. */
-int ln_op_check_window(int stride_h, int stride_w, int pad_h, int pad_w);
+/* The rules every sliding window (convolution, pooling) shares: kernel and
+ * stride at least 1, padding not negative, sizes that fit the kernels' int
+ * arithmetic. Values are shown as the layers take them: 3 for {3, 3}. */
+int ln_op_check_window(int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
+                       int pad_w);
 /* The output height *p and width *q of a kernel_h x kernel_w window over the
  * NCHW x padded by pad_h, pad_w; refuses a kernel larger than the padded input. */
 int ln_op_window_output(const ln_tensor *x, int64_t kernel_h, int64_t kernel_w, int stride_h,

@@ -12,6 +12,17 @@
 
 /* --- pooling ----------------------------------------------------------------------- */
 
+int ln_nn_pool2d_check_params(const ln_pool2d_params *p)
+{
+    LN_TRY(ln_op_check_window(p->kernel_h, p->kernel_w, p->stride_h, p->stride_w, p->pad_h,
+                              p->pad_w));
+    /* as in PyTorch: every window then holds at least one real element */
+    if (p->pad_h > p->kernel_h / 2 || p->pad_w > p->kernel_w / 2)
+        return ln_error(LN_EINVAL, "padding {%d, %d} must be at most half the kernel "
+                        "size {%d, %d}", p->pad_h, p->pad_w, p->kernel_h, p->kernel_w);
+    return LN_OK;
+}
+
 int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_shape *s)
 {
     char sx[256];
@@ -19,18 +30,8 @@ int ln_nn_pool2d_shape(const ln_tensor *x, const ln_pool2d_params *p, ln_pool2d_
     if (x->ndim != 4)
         return ln_error(LN_EINVAL, "expected input [N, C, H, W], got %s",
                         ln_tensor_shape_string(x, sx, sizeof sx));
-    if (p->kernel_h < 1 || p->kernel_w < 1)
-        return ln_error(LN_EINVAL, "kernel size must be at least 1, got {%d, %d}",
-                        p->kernel_h, p->kernel_w);
-    LN_TRY(ln_op_check_window(p->stride_h, p->stride_w, p->pad_h, p->pad_w));
-    /* as in PyTorch: every window then holds at least one real element */
-    if (p->pad_h > p->kernel_h / 2 || p->pad_w > p->kernel_w / 2)
-        return ln_error(LN_EINVAL, "padding {%d, %d} must be at most half the kernel "
-                        "size {%d, %d}", p->pad_h, p->pad_w, p->kernel_h, p->kernel_w);
+    LN_TRY(ln_nn_pool2d_check_params(p));
     LN_TRY(ln_op_check_fits_int("the input", x));
-    if (p->kernel_h > LN_OP_MAX_DIM || p->kernel_w > LN_OP_MAX_DIM)
-        return ln_error(LN_EINVAL, "kernel size {%d, %d} is too large", p->kernel_h,
-                        p->kernel_w);
     LN_TRY(ln_op_window_output(x, p->kernel_h, p->kernel_w, p->stride_h, p->stride_w,
                                p->pad_h, p->pad_w, &s->p, &s->q));
     s->n = (int)x->shape[0];

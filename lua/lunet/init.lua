@@ -6,7 +6,8 @@ local core = require("lunet.core")
 
 local lunet = {}
 for name, value in pairs(core) do
-  lunet[name] = value
+  -- "_" names (core._raise) are for lunet's own Lua modules
+  if name:sub(1, 1) ~= "_" then lunet[name] = value end
 end
 
 -- Submodules load lazily, so `require("lunet")` stays cheap and a script that

@@ -38,47 +38,45 @@ local function describe(v)
   return type(v)
 end
 
+--- The one error path of lunet's Lua modules: the C binding's own
+-- (csrc/lua/binding.c), which reports the error at the first line outside
+-- lunet's Lua files, the user's, whatever the depth of the call here.
+local function raise(fmt, ...)
+  core._raise(fmt:format(...))
+end
+
 --- An integer >= min (integral floats are accepted), else an error naming
 -- the function and the argument.
 local function check_integer(fname, what, v, min)
   local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))
   if not i then
-    error(("%s: %s must be an integer, got %s"):format(fname, what,
-      type(v) == "number" and tostring(v) or type(v)), 4)
+    raise("%s: %s must be an integer, got %s", fname, what, type(v) == "number" and tostring(v) or type(v))
   end
   if i < min then
-    error(("%s: %s must be at least %d, got %d"):format(fname, what, min, i), 4)
+    raise("%s: %s must be at least %d, got %d", fname, what, min, i)
   end
   return i
 end
 
---- A number or a pair {h, w} of integers >= min, as {h, w}.
-local function check_pair(fname, what, v, min)
+--- A number or a pair {h, w} of integers, as {h, w}. Their ranges are the
+-- C ops' rules (core.conv2d_check_params, core.pool2d_check_params).
+local function check_pair(fname, what, v)
   if type(v) == "table" then
     if #v ~= 2 then
-      error(("%s: %s must be a number or a pair {h, w}, got a table of %d entries")
-        :format(fname, what, #v), 4)
+      raise("%s: %s must be a number or a pair {h, w}, got a table of %d entries", fname, what, #v)
     end
     local h, w = v[1], v[2]
     local hi = math.type(h) == "integer" and h or (type(h) == "number" and math.tointeger(h))
     local wi = math.type(w) == "integer" and w or (type(w) == "number" and math.tointeger(w))
     if not hi or not wi then
-      error(("%s: %s must hold integers, got {%s, %s}"):format(fname, what, tostring(h), tostring(w)), 4)
-    end
-    if hi < min or wi < min then
-      local rule = min == 0 and "must not be negative" or ("must be at least " .. min)
-      error(("%s: %s %s, got {%d, %d}"):format(fname, what, rule, hi, wi), 4)
+      raise("%s: %s must hold integers, got {%s, %s}", fname, what, tostring(h), tostring(w))
     end
     return { hi, wi }
   end
   local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))
   if not i then
-    error(("%s: %s must be an integer or a pair {h, w}, got %s"):format(fname, what,
-      type(v) == "number" and tostring(v) or type(v)), 4)
-  end
-  if i < min then
-    local rule = min == 0 and "must not be negative" or ("must be at least " .. min)
-    error(("%s: %s %s, got %d"):format(fname, what, rule, i), 4)
+    raise("%s: %s must be an integer or a pair {h, w}, got %s", fname, what,
+      type(v) == "number" and tostring(v) or type(v))
   end
   return { i, i }
 end
@@ -88,7 +86,7 @@ end
 local function check_options(fname, opts, defaults, pair_keys)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error(("%s: options must be a table, got %s"):format(fname, type(opts)), 4)
+    raise("%s: options must be a table, got %s", fname, type(opts))
   end
   local out = {}
   for k, v in pairs(opts) do
@@ -96,10 +94,10 @@ local function check_options(fname, opts, defaults, pair_keys)
       local known = {}
       for name in pairs(defaults) do known[#known + 1] = name end
       table.sort(known)
-      error(("%s: unknown option '%s' (known: %s)"):format(fname, tostring(k), table.concat(known, ", ")), 4)
+      raise("%s: unknown option '%s' (known: %s)", fname, tostring(k), table.concat(known, ", "))
     end
     if type(v) ~= type(defaults[k]) and not (pair_keys and pair_keys[k] and type(v) == "table") then
-      error(("%s: option '%s' must be a %s, got %s"):format(fname, k, type(defaults[k]), type(v)), 4)
+      raise("%s: option '%s' must be a %s, got %s", fname, k, type(defaults[k]), type(v))
     end
     out[k] = v
   end
@@ -107,23 +105,6 @@ local function check_options(fname, opts, defaults, pair_keys)
     if out[k] == nil then out[k] = v end
   end
   return out
-end
-
---- "file:line: " of the first caller outside lunet's own Lua files, so an
--- error points at the user's script (as the C functions' errors do).
-local function where()
-  for level = 3, math.huge do
-    local info = debug.getinfo(level, "Sl")
-    if not info then break end
-    if info.currentline > 0 and not info.source:match("[/@]lunet/[^/]*%.lua$") then
-      return info.short_src .. ":" .. info.currentline .. ": "
-    end
-  end
-  return ""
-end
-
-local function raise(fmt, ...)
-  error(where() .. fmt:format(...), 0)
 end
 
 --- The first cycle among `root`'s modules (a module that contains itself,
@@ -338,11 +319,11 @@ function Module:__init()
 end
 
 function Module:forward()
-  error(self._fname.forward .. ": not implemented for this module", 2)
+  raise("%s: not implemented for this module", self._fname.forward)
 end
 
 function Module:backward()
-  error(self._fname.backward .. ": not implemented for this module", 2)
+  raise("%s: not implemented for this module", self._fname.backward)
 end
 
 function Module:parameters()
@@ -556,8 +537,8 @@ function Module:load_state_dict(state)
     -- lunet.load of a saved module gives the module back, not its state
     local hint = nn.is_module(state) and " (a module: pass its :state_dict(), or use the module "
       .. "lunet.load returned as it is)" or ""
-    error(("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s%s")
-      :format(fname, describe(state), hint), 2)
+    raise("%s: expected a table of name -> tensor (from state_dict or lunet.load), got %s%s", fname,
+      describe(state), hint)
   end
   local own = self:_named_tensors("", {})
   local missing, unexpected = {}, {}
@@ -573,26 +554,26 @@ function Module:load_state_dict(state)
     local parts = {}
     if #missing > 0 then parts[#parts + 1] = "missing " .. table.concat(missing, ", ") end
     if #unexpected > 0 then parts[#parts + 1] = "unexpected " .. table.concat(unexpected, ", ") end
-    error(("%s: the names do not match this model: %s"):format(fname, table.concat(parts, "; ")), 2)
+    raise("%s: the names do not match this model: %s", fname, table.concat(parts, "; "))
   end
   -- everything is checked before anything is copied
   for _, name in ipairs(sorted_keys(own)) do
     local t, target = state[name], own[name][1][own[name][2]]
     if not lunet.is_tensor(t) then
-      error(("%s: '%s' must be a tensor, got %s"):format(fname, name, describe(t)), 2)
+      raise("%s: '%s' must be a tensor, got %s", fname, name, describe(t))
     end
     if not is_live(t) then
-      error(("%s: '%s' is a freed tensor"):format(fname, name), 2)
+      raise("%s: '%s' is a freed tensor", fname, name)
     end
     if not is_live(target) then
-      error(("%s: this model's '%s' was freed"):format(fname, name), 2)
+      raise("%s: this model's '%s' was freed", fname, name)
     end
     if shape_string(t) ~= shape_string(target) then
-      error(("%s: '%s' has shape %s, this model needs %s"):format(fname, name,
-        shape_string(t), shape_string(target)), 2)
+      raise("%s: '%s' has shape %s, this model needs %s", fname, name,
+        shape_string(t), shape_string(target))
     end
     if t:dtype() ~= target:dtype() then
-      error(("%s: '%s' is %s, this model needs %s"):format(fname, name, t:dtype(), target:dtype()), 2)
+      raise("%s: '%s' is %s, this model needs %s", fname, name, t:dtype(), target:dtype())
     end
   end
   for name, slot in pairs(own) do
@@ -618,7 +599,7 @@ function Sequential:__init(...)
   end
   for i = 1, n do
     if not nn.is_module(list[i]) then
-      error(("lunet.nn.Sequential: module %d is %s, not a module"):format(i, describe(list[i])), 3)
+      raise("lunet.nn.Sequential: module %d is %s, not a module", i, describe(list[i]))
     end
     self[i] = list[i]
   end
@@ -627,7 +608,7 @@ end
 function Sequential:add(m)
   check_self(self, "Sequential", "add")
   if not nn.is_module(m) then
-    error(("lunet.nn.Sequential:add: expected a module, got %s"):format(describe(m)), 2)
+    raise("lunet.nn.Sequential:add: expected a module, got %s", describe(m))
   end
   self[#self + 1] = m
   return self
@@ -916,12 +897,13 @@ function Conv2d:__init(in_channels, out_channels, kernel, opts)
   Module.__init(self)
   self.in_channels = check_integer(fname, "in_channels", in_channels, 1)
   self.out_channels = check_integer(fname, "out_channels", out_channels, 1)
-  if kernel == nil then error(fname .. ": kernel size is required", 3) end
-  self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
+  if kernel == nil then raise("%s: kernel size is required", fname) end
+  self.kernel_size = check_pair(fname, "kernel size", kernel)
   opts = check_options(fname, opts, { stride = 1, padding = 0, bias = true }, { stride = true, padding = true })
-  self.stride = check_pair(fname, "stride", opts.stride, 1)
-  self.padding = check_pair(fname, "padding", opts.padding, 0)
+  self.stride = check_pair(fname, "stride", opts.stride)
+  self.padding = check_pair(fname, "padding", opts.padding)
   local kh, kw = self.kernel_size[1], self.kernel_size[2]
+  core.conv2d_check_params(kh, kw, self.stride[1], self.stride[2], self.padding[1], self.padding[2], fname)
   local bound = 1 / math.sqrt(self.in_channels * kh * kw)
   local wshape = { self.out_channels, self.in_channels, kh, kw }
   self.weight = uniform(fname, wshape, bound)
@@ -965,16 +947,13 @@ end
 local function pool_init(self, kernel, stride, padding)
   local fname = self._fname.new
   Module.__init(self)
-  if kernel == nil then error(fname .. ": kernel size is required", 3) end
-  self.kernel_size = check_pair(fname, "kernel size", kernel, 1)
+  if kernel == nil then raise("%s: kernel size is required", fname) end
+  self.kernel_size = check_pair(fname, "kernel size", kernel)
   self.stride = stride == nil and { self.kernel_size[1], self.kernel_size[2] }
-    or check_pair(fname, "stride", stride, 1)
-  self.padding = check_pair(fname, "padding", padding or 0, 0)
-  local k, p = self.kernel_size, self.padding
-  if p[1] > k[1] // 2 or p[2] > k[2] // 2 then
-    error(("%s: padding {%d, %d} must be at most half the kernel size {%d, %d}")
-      :format(fname, p[1], p[2], k[1], k[2]), 3)
-  end
+    or check_pair(fname, "stride", stride)
+  self.padding = check_pair(fname, "padding", padding or 0)
+  local k, s, p = self.kernel_size, self.stride, self.padding
+  core.pool2d_check_params(k[1], k[2], s[1], s[2], p[1], p[2], fname)
 end
 
 local function pool_forward(self, mode, input)
@@ -987,7 +966,7 @@ end
 local function pool_backward(self, mode, input, grad_output)
   local k, s, p = self.kernel_size, self.stride, self.padding
   if not self.output then
-    error(self._fname.backward .. ": call forward before backward", 3)
+    raise("%s: call forward before backward", self._fname.backward)
   end
   self.grad_input = core.pool2d_backward(mode, input, self.output, grad_output, k[1], k[2],
     s[1], s[2], p[1], p[2], self.grad_input, self._fname.backward)
@@ -1032,7 +1011,7 @@ end
 function ReLU:backward(input, grad_output)
   check_self(self, "ReLU", "backward")
   if not self.output then
-    error(self._fname.backward .. ": call forward before backward", 2)
+    raise("%s: call forward before backward", self._fname.backward)
   end
   self.grad_input = core.relu_backward(self.output, grad_output, self.grad_input, self._fname.backward)
   return self.grad_input
@@ -1047,11 +1026,11 @@ local Flatten = class("Flatten", Module)
 -- the same tensor and `like` (the tensor that decides the shape) too.
 local function cached_view(self, key, t, like, shape_fn, fname)
   if not lunet.is_tensor(t) then
-    error(("%s: expected a tensor, got %s"):format(fname, describe(t)), 3)
+    raise("%s: expected a tensor, got %s", fname, describe(t))
   end
   local cache = self[key]
   if not is_live(t) then -- a stale view of a freed tensor is never returned
-    error(("%s: the tensor was freed"):format(fname), 3)
+    raise("%s: the tensor was freed", fname)
   end
   if cache and cache.source == t and cache.like == like then return cache.view end
   local view = t:reshape(shape_fn(t))
@@ -1064,8 +1043,7 @@ function Flatten:forward(input)
   local fname = self._fname.forward
   self.output = cached_view(self, "_forward_view", input, input, function(t)
     if t:dim() < 2 then
-      error(("%s: expected input [N, ...] with at least 2 dimensions, got %s")
-        :format(fname, shape_string(t)), 4)
+      raise("%s: expected input [N, ...] with at least 2 dimensions, got %s", fname, shape_string(t))
     end
     local shape, rest = t:shape(), 1
     for d = 2, #shape do rest = rest * shape[d] end
@@ -1078,12 +1056,12 @@ function Flatten:backward(input, grad_output)
   check_self(self, "Flatten", "backward")
   local fname = self._fname.backward
   if not lunet.is_tensor(input) then
-    error(("%s: expected the input tensor, got %s"):format(fname, describe(input)), 2)
+    raise("%s: expected the input tensor, got %s", fname, describe(input))
   end
   self.grad_input = cached_view(self, "_backward_view", grad_output, input, function(g)
     if g:numel() ~= input:numel() then
-      error(("%s: the output gradient %s does not match the input %s")
-        :format(fname, shape_string(g), shape_string(input)), 4)
+      raise("%s: the output gradient %s does not match the input %s", fname, shape_string(g),
+        shape_string(input))
     end
     return input:shape()
   end, fname)
@@ -1106,7 +1084,7 @@ function Dropout:__init(p)
   Module.__init(self)
   p = p == nil and 0.5 or p
   if type(p) ~= "number" or not (p >= 0 and p <= 1) then
-    error(("%s: p must be a probability in [0, 1], got %s"):format(self._fname.new, tostring(p)), 3)
+    raise("%s: p must be a probability in [0, 1], got %s", self._fname.new, tostring(p))
   end
   self.p = p
 end
@@ -1120,7 +1098,7 @@ function Dropout:forward(input)
     self.output = self._train_output
   else
     if not lunet.is_tensor(input) then
-      error(("%s: expected a tensor, got %s"):format(self._fname.forward, describe(input)), 2)
+      raise("%s: expected a tensor, got %s", self._fname.forward, describe(input))
     end
     self.output = input
   end
@@ -1159,9 +1137,9 @@ function BatchNorm2d:__init(num_features, opts)
   Module.__init(self)
   self.num_features = check_integer(fname, "num_features", num_features, 1)
   opts = check_options(fname, opts, { eps = 1e-5, momentum = 0.1 })
-  if not (opts.eps > 0) then error(("%s: eps must be positive, got %g"):format(fname, opts.eps), 3) end
+  if not (opts.eps > 0) then raise("%s: eps must be positive, got %g", fname, opts.eps) end
   if not (opts.momentum >= 0 and opts.momentum <= 1) then
-    error(("%s: momentum must be in [0, 1], got %g"):format(fname, opts.momentum), 3)
+    raise("%s: momentum must be in [0, 1], got %g", fname, opts.momentum)
   end
   self.eps, self.momentum = opts.eps, opts.momentum
   local c = self.num_features
@@ -1175,8 +1153,8 @@ function BatchNorm2d:forward(input)
   check_self(self, "BatchNorm2d", "forward")
   local fname = self._fname.forward
   if lunet.is_tensor(input) and input:dim() ~= 4 then
-    error(("%s: expected input [N, %d, H, W], got %s"):format(fname, self.num_features,
-      shape_string(input)), 2)
+    raise("%s: expected input [N, %d, H, W], got %s", fname, self.num_features,
+      shape_string(input))
   end
   self._forward_training = self.training
   if self.training then
@@ -1194,7 +1172,7 @@ function BatchNorm2d:backward(input, grad_output)
   check_self(self, "BatchNorm2d", "backward")
   local fname = self._fname.backward
   if self._forward_training == nil then
-    error(fname .. ": call forward before backward", 2)
+    raise("%s: call forward before backward", fname)
   end
   local accumulate = grads_accumulate(self)
   if self._forward_training then
@@ -1272,8 +1250,8 @@ function AdaptiveAvgPool2d:__init(output_size)
   Module.__init(self)
   local size = output_size == nil and { 1, 1 } or check_pair(fname, "output_size", output_size, 1)
   if size[1] ~= 1 or size[2] ~= 1 then
-    error(("%s: only output_size 1 (global average pooling) is supported, got {%d, %d}")
-      :format(fname, size[1], size[2]), 3)
+    raise("%s: only output_size 1 (global average pooling) is supported, got {%d, %d}", fname,
+      size[1], size[2])
   end
   self.output_size = size
 end
@@ -1282,10 +1260,10 @@ function AdaptiveAvgPool2d:forward(input)
   check_self(self, "AdaptiveAvgPool2d", "forward")
   local fname = self._fname.forward
   if not lunet.is_tensor(input) then
-    error(("%s: expected a tensor, got %s"):format(fname, describe(input)), 2)
+    raise("%s: expected a tensor, got %s", fname, describe(input))
   end
   if input:dim() ~= 4 then
-    error(("%s: expected input [N, C, H, W], got %s"):format(fname, shape_string(input)), 2)
+    raise("%s: expected input [N, C, H, W], got %s", fname, shape_string(input))
   end
   local h, w = input:size(3), input:size(4)
   self._window = { h, w }
@@ -1297,7 +1275,7 @@ function AdaptiveAvgPool2d:backward(input, grad_output)
   check_self(self, "AdaptiveAvgPool2d", "backward")
   local fname = self._fname.backward
   if not self.output or not self._window then
-    error(fname .. ": call forward before backward", 2)
+    raise("%s: call forward before backward", fname)
   end
   local h, w = self._window[1], self._window[2]
   self.grad_input = core.pool2d_backward("avg", input, self.output, grad_output, h, w, h, w, 0, 0,
@@ -1319,7 +1297,7 @@ local Residual = class("Residual", Module)
 function Residual:__init(block)
   Module.__init(self)
   if not nn.is_module(block) then
-    error(("%s: expected a module as the block, got %s"):format(self._fname.new, describe(block)), 3)
+    raise("%s: expected a module as the block, got %s", self._fname.new, describe(block))
   end
   self.block = block
   self.modules = { block } -- for tools that walk the tree of modules
@@ -1338,12 +1316,12 @@ function Residual:forward(input)
   check_self(self, "Residual", "forward")
   local fname = self._fname.forward
   if not lunet.is_tensor(input) then
-    error(("%s: expected a tensor, got %s"):format(fname, describe(input)), 2)
+    raise("%s: expected a tensor, got %s", fname, describe(input))
   end
   local y = self.block:forward(input)
   if shape_string(y) ~= shape_string(input) then
-    error(("%s: the block's output %s must have the input's shape %s"):format(fname,
-      shape_string(y), shape_string(input)), 2)
+    raise("%s: the block's output %s must have the input's shape %s", fname,
+      shape_string(y), shape_string(input))
   end
   self.output = add_into(self.output, y, input)
   return self.output
