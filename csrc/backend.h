@@ -65,8 +65,34 @@ static inline int ln_strided_is_contiguous(const ln_strided *s)
     return 1;
 }
 
-typedef enum ln_binary_op { LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ } ln_binary_op;
-typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN } ln_reduce_op;
+/* Comparisons write 1 or 0 in the operands' dtype. */
+typedef enum ln_binary_op {
+    LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ, LN_NE, LN_LT, LN_LE, LN_GT, LN_GE
+} ln_binary_op;
+/* LN_MEAN is for reduce_dim only; the whole-tensor `reduce` takes the others. */
+typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN, LN_MEAN } ln_reduce_op;
+
+/* The unary family: one slot, one formula each in formulas.h. */
+typedef enum ln_unary_op {
+    LN_UNARY_EXP,
+    LN_UNARY_LOG,
+    LN_UNARY_SQRT,
+    LN_UNARY_ABS,
+    LN_UNARY_TANH,
+    LN_UNARY_SIGMOID,
+    LN_UNARY_RELU,
+    LN_UNARY_LEAKY_RELU,       /* p.alpha: the negative slope */
+    LN_UNARY_GELU,             /* exact: x * Phi(x), with erf */
+    LN_UNARY_GELU_TANH,        /* PyTorch's approximate="tanh" */
+    LN_UNARY_POW,              /* p.alpha: the exponent */
+    LN_UNARY_CLAMP,            /* p.lo, p.hi: +-INFINITY when absent */
+    LN_UNARY_COUNT
+} ln_unary_op;
+
+typedef struct ln_unary_params {
+    float alpha;
+    float lo, hi;
+} ln_unary_params;
 typedef enum ln_pool_mode { LN_POOL_MAX, LN_POOL_AVG } ln_pool_mode;
 
 /* Device description, for reports. Strings are empty when unknown. */
@@ -150,6 +176,30 @@ typedef struct ln_backend {
     /* *result = reduction of x; waits for the device. */
     int (*reduce)(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
+    /* y = op(x) elementwise, float32; x == y allowed. */
+    int (*unary)(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
+                 const float *x, float *y);
+    /* dx = dy * op'(x) for the activations (sigmoid, tanh, relu, leaky_relu,
+     * gelu, gelu_tanh): x is the forward input, y its output; each formula
+     * reads the one it needs. dx == dy allowed. */
+    int (*unary_backward)(void *ctx, ln_unary_op op, const ln_unary_params *p,
+                          int64_t n, const float *x, const float *y,
+                          const float *dy, float *dx);
+    /* x viewed as [outer, dim, inner], softmax (or log_softmax when `log`)
+     * along dim, max subtracted; float32. */
+    int (*softmax)(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
+                   const float *x, float *y);
+    /* From the forward output y: softmax dx = y * (dy - sum(dy * y)),
+     * log_softmax dx = dy - exp(y) * sum(dy). */
+    int (*softmax_backward)(void *ctx, int log, int64_t outer, int64_t dim,
+                            int64_t inner, const float *y, const float *dy,
+                            float *dx);
+    /* x viewed as [outer, dim, inner] (dim >= 1), float32: values[o, i] =
+     * sum/mean/max/min along dim; for max and min, positions[o, i] = the
+     * 1-based position of the first extreme (a NaN wins), else NULL. */
+    int (*reduce_dim)(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim,
+                      int64_t inner, const float *x, float *values,
+                      int32_t *positions);
     /* x viewed as [outer, dim, inner]: out[o, i] = 1-based position of the
      * first maximum along dim (NaN counts as the maximum, as in PyTorch). */
     int (*argmax)(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../formulas.h"
 #include "../ops_ref.h"
 #include "../status.h"
 #include "cpu.h"
@@ -82,7 +83,7 @@ static void binary_range(void *p, int64_t lo, int64_t hi)
     case LN_SUB: FLOAT_LOOP(x[i] - y[i]); break;
     case LN_MUL: FLOAT_LOOP(x[i] * y[i]); break;
     case LN_DIV: FLOAT_LOOP(x[i] / y[i]); break;
-    case LN_EQ: FLOAT_LOOP(x[i] == y[i] ? 1.0f : 0.0f); break;
+    default: FLOAT_LOOP(ln_f_binary(j->op, x[i], y[i])); break; /* comparisons */
     }
 }
 
@@ -106,7 +107,10 @@ static void scalar_range(void *p, int64_t lo, int64_t hi)
     case LN_SUB: if (j->scalar_first) FLOAT_LOOP(c - x[i]); else FLOAT_LOOP(x[i] - c); break;
     case LN_MUL: FLOAT_LOOP(x[i] * c); break;
     case LN_DIV: if (j->scalar_first) FLOAT_LOOP(c / x[i]); else FLOAT_LOOP(x[i] / c); break;
-    case LN_EQ: FLOAT_LOOP(x[i] == c ? 1.0f : 0.0f); break;
+    default: /* comparisons */
+        if (j->scalar_first) FLOAT_LOOP(ln_f_binary(j->op, c, x[i]));
+        else FLOAT_LOOP(ln_f_binary(j->op, x[i], c));
+        break;
     }
 }
 
