@@ -72,23 +72,18 @@ typedef enum ln_binary_op {
 /* LN_MEAN is for reduce_dim only; the whole-tensor `reduce` takes the others. */
 typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN, LN_MEAN } ln_reduce_op;
 
-/* The unary family: one slot, one formula each in formulas.h. */
-typedef enum ln_unary_op {
-    LN_UNARY_EXP,
-    LN_UNARY_LOG,
-    LN_UNARY_SQRT,
-    LN_UNARY_ABS,
-    LN_UNARY_TANH,
-    LN_UNARY_SIGMOID,
-    LN_UNARY_RELU,
-    LN_UNARY_LEAKY_RELU,       /* p.alpha: the negative slope */
-    LN_UNARY_GELU,             /* exact: x * Phi(x), with erf */
-    LN_UNARY_GELU_TANH,        /* PyTorch's approximate="tanh" */
-    LN_UNARY_POW,              /* p.alpha: the exponent */
-    LN_UNARY_CLAMP,            /* p.lo, p.hi: +-INFINITY when absent */
-    LN_UNARY_COUNT
-} ln_unary_op;
+/* The unary family, one slot for all: X(NAME, "name") per op, its formula
+ * (and, for activations, its gradient) in formulas.h. Adding an op here and
+ * there gives it to every backend, the CPU's loops and the CUDA kernel. */
+#define LN_UNARY_OPS(X)                                                       \
+    X(EXP, "exp") X(LOG, "log") X(SQRT, "sqrt") X(ABS, "abs") X(TANH, "tanh") \
+    X(SIGMOID, "sigmoid") X(RELU, "relu") X(LEAKY_RELU, "leaky_relu")         \
+    X(GELU, "gelu") X(GELU_TANH, "gelu_tanh") X(POW, "pow") X(CLAMP, "clamp")
+#define LN_UNARY_ENUM_ENTRY(name, str) LN_UNARY_##name,
+typedef enum ln_unary_op { LN_UNARY_OPS(LN_UNARY_ENUM_ENTRY) LN_UNARY_COUNT } ln_unary_op;
 
+/* alpha: leaky_relu's slope, pow's exponent; lo, hi: clamp's bounds
+ * (+-INFINITY when absent). */
 typedef struct ln_unary_params {
     float alpha;
     float lo, hi;

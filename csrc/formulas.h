@@ -68,7 +68,17 @@ LN_FORMULA float ln_f_sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-/* NaN passes through every activation, as in PyTorch. */
+/* The op's name ("exp", "leaky_relu", ...), for messages and lookups. */
+static inline const char *ln_unary_name(ln_unary_op op)
+{
+#define LN_UNARY_NAME_ENTRY(name, str) str,
+    static const char *const names[] = {LN_UNARY_OPS(LN_UNARY_NAME_ENTRY)};
+#undef LN_UNARY_NAME_ENTRY
+    return op >= 0 && op < LN_UNARY_COUNT ? names[op] : "unary";
+}
+
+/* NaN passes through every activation, as in PyTorch. gelu is exact (erf);
+ * gelu_tanh is PyTorch's approximate="tanh". */
 LN_FORMULA float ln_f_unary(ln_unary_op op, const ln_unary_params *p, float x)
 {
     switch (op) {

@@ -17,11 +17,11 @@ typedef struct family_job {
     int64_t dim, inner, rows, pieces;
 } family_job;
 
-#define UNARY_CASE(OP)                                                        \
-    case OP:                                                                  \
+#define UNARY_CASE(name, str)                                                 \
+    case LN_UNARY_##name:                                                     \
         for (int64_t i = lo; i < hi; i++)                                     \
-            out[i] = ln_f_unary(OP, p, x[i]);                                 \
-        break
+            out[i] = ln_f_unary(LN_UNARY_##name, p, x[i]);                    \
+        break;
 
 static void unary_range(void *arg, int64_t lo, int64_t hi)
 {
@@ -30,18 +30,7 @@ static void unary_range(void *arg, int64_t lo, int64_t hi)
     float *out = j->out;
     const ln_unary_params *p = &j->p;
     switch (j->op) {
-    UNARY_CASE(LN_UNARY_EXP);
-    UNARY_CASE(LN_UNARY_LOG);
-    UNARY_CASE(LN_UNARY_SQRT);
-    UNARY_CASE(LN_UNARY_ABS);
-    UNARY_CASE(LN_UNARY_TANH);
-    UNARY_CASE(LN_UNARY_SIGMOID);
-    UNARY_CASE(LN_UNARY_RELU);
-    UNARY_CASE(LN_UNARY_LEAKY_RELU);
-    UNARY_CASE(LN_UNARY_GELU);
-    UNARY_CASE(LN_UNARY_GELU_TANH);
-    UNARY_CASE(LN_UNARY_POW);
-    UNARY_CASE(LN_UNARY_CLAMP);
+    LN_UNARY_OPS(UNARY_CASE)
     case LN_UNARY_COUNT: break;
     }
 }

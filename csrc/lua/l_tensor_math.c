@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../ops/broadcast.h"
+#include "../formulas.h"
 #include "../ops/families.h"
 #include "../status.h"
 #include "../tensor_ops.h"
@@ -205,22 +206,19 @@ static int l_log_softmax(lua_State *L) { return softmax(L, "lunet.Tensor:log_sof
 
 /* --- gradients for the nn modules ----------------------------------------------------- */
 
-/* lunet.activation_backward(name, x, y, dy [, alpha]): dx of an activation
- * ("sigmoid", "tanh", "relu", "leaky_relu", "gelu", "gelu_tanh"). */
+/* lunet.activation_backward(name, x, y, dy [, alpha]): dx of an activation of
+ * the unary family with a gradient ("sigmoid", "tanh", "relu", "leaky_relu",
+ * "gelu", "gelu_tanh"), from its input x and output y. */
 static int l_activation_backward(lua_State *L)
 {
     const char *fname = "lunet.activation_backward";
-    static const char *names[] = {"sigmoid", "tanh", "relu", "leaky_relu", "gelu",
-                                  "gelu_tanh", NULL};
-    static const ln_unary_op ops[] = {LN_UNARY_SIGMOID, LN_UNARY_TANH, LN_UNARY_RELU,
-                                      LN_UNARY_LEAKY_RELU, LN_UNARY_GELU, LN_UNARY_GELU_TANH};
     const char *name = luaL_checkstring(L, 1);
     int which = -1;
-    for (int i = 0; names[i]; i++)
-        if (strcmp(name, names[i]) == 0)
-            which = i;
+    for (int op = 0; op < LN_UNARY_COUNT; op++)
+        if (ln_unary_has_backward((ln_unary_op)op) && strcmp(name, ln_unary_name((ln_unary_op)op)) == 0)
+            which = op;
     if (which < 0)
-        ln_lua_fail(L, fname, "argument #1: unknown activation \"%s\"", name);
+        ln_lua_fail(L, fname, "argument #1: \"%s\" is not an activation with a gradient", name);
     ln_tensor *x = ln_lua_check_tensor(L, 2, fname);
     ln_tensor *y = ln_lua_check_tensor(L, 3, fname);
     ln_tensor *dy = ln_lua_check_tensor(L, 4, fname);
@@ -228,7 +226,7 @@ static int l_activation_backward(lua_State *L)
     if (!lua_isnoneornil(L, 5))
         p.alpha = check_float(L, 5, fname, "alpha");
     ln_tensor *out = ln_lua_new_tensor(L);
-    ln_lua_check_status(L, ln_op_unary_backward(out, ops[which], &p, x, y, dy), fname);
+    ln_lua_check_status(L, ln_op_unary_backward(out, (ln_unary_op)which, &p, x, y, dy), fname);
     return 1;
 }
 

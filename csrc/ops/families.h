@@ -8,9 +8,6 @@
 #include "../backend.h"
 #include "../tensor.h"
 
-/* The name of a unary op, for messages ("exp", "leaky_relu", ...). */
-const char *ln_unary_name(ln_unary_op op);
-
 /* out = op(x), a new float32 tensor of x's shape (other dtypes are read as
  * float32). */
 int ln_op_unary(ln_tensor *out, ln_unary_op op, const ln_unary_params *p, const ln_tensor *x);

@@ -7,14 +7,6 @@
 #include "../formulas.h"
 #include "../status.h"
 
-const char *ln_unary_name(ln_unary_op op)
-{
-    static const char *names[LN_UNARY_COUNT] = {
-        "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "leaky_relu", "gelu",
-        "gelu (tanh)", "pow", "clamp"};
-    return op >= 0 && op < LN_UNARY_COUNT ? names[op] : "unary";
-}
-
 int ln_contiguous_float(ln_tensor *out, const ln_tensor *t)
 {
     if (t->dtype == LN_FLOAT32)
