@@ -238,7 +238,7 @@ describe("tostring and summary", function()
   end)
   it("summary lists output shapes, parameters and FLOPs with totals", function()
     local m = model()
-    local text, info = m:summary({ 8, 1, 28, 28 })
+    local text, info = m:summary({ 8, 1, 28, 28 }), m:summary_table({ 8, 1, 28, 28 })
     assert.are.equal("string", type(text))
     local conv, linear = info.rows[2], info.rows[6]
     assert.are.same({ 8, 4, 28, 28 }, conv.output_shape)

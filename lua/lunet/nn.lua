@@ -1459,14 +1459,10 @@ local function submodules(m)
   return {}
 end
 
---- A table like torchsummary's: each module's output shape, parameter count
--- and forward FLOPs for an input of `input_shape` (batch included), then the
--- totals. Returns the text and the rows ({name, type, output_shape, params,
--- flops, depth}) with the totals.
-function Module:summary(input_shape)
-  check_self(self, "Module", "summary")
-  local fname = ("lunet.nn.%s:summary"):format(self.__typename)
-  check_shape_arg(fname, input_shape)
+--- The numbers of m:summary: {rows = {{name, type, output_shape, params,
+-- flops, depth, container}, ...}, total_params, total_flops}; rows[1] is the
+-- model itself.
+local function summary_rows(self, input_shape)
   local rows = {}
   local function visit(m, name, depth, shape)
     local kids = submodules(m)
@@ -1486,8 +1482,25 @@ function Module:summary(input_shape)
     return out
   end
   visit(self, "model", 0, input_shape)
-  local total_params, total_flops = 0, rows[1].flops
+  local total_params = 0
   for _, r in ipairs(rows) do total_params = total_params + r.params end
+  return { rows = rows, total_params = total_params, total_flops = rows[1].flops }
+end
+
+function Module:summary_table(input_shape)
+  check_self(self, "Module", "summary_table")
+  check_shape_arg(("lunet.nn.%s:summary_table"):format(self.__typename), input_shape)
+  return summary_rows(self, input_shape)
+end
+
+--- A table like torchsummary's, as text: each module's output shape,
+-- parameter count and forward FLOPs for an input of `input_shape` (batch
+-- included), then the totals. m:summary_table gives the numbers.
+function Module:summary(input_shape)
+  check_self(self, "Module", "summary")
+  check_shape_arg(("lunet.nn.%s:summary"):format(self.__typename), input_shape)
+  local info = summary_rows(self, input_shape)
+  local rows, total_params, total_flops = info.rows, info.total_params, info.total_flops
   local lines = {
     ("%-32s %-22s %14s %16s"):format("Layer (type)", "Output Shape", "Param #", "FLOPs"),
     ("="):rep(87),
@@ -1504,7 +1517,7 @@ function Module:summary(input_shape)
   lines[#lines + 1] = ("Output shape: %s"):format(shape_text(rows[1].output_shape))
   lines[#lines + 1] = ("Total params: %d"):format(total_params)
   lines[#lines + 1] = ("Forward FLOPs: %d"):format(total_flops)
-  return table.concat(lines, "\n"), { rows = rows, total_params = total_params, total_flops = total_flops }
+  return table.concat(lines, "\n")
 end
 
 -- --- CrossEntropyLoss -------------------------------------------------------------------------------
