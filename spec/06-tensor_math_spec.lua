@@ -341,3 +341,85 @@ describe("softmax and log_softmax", function()
       "lunet.softmax_backward", "[3, 2]", "[2, 3]")
   end)
 end)
+
+describe("the reduce_dim family (lunet.reduce_dim; t:sum(dim) and friends use it)", function()
+  local function lua_reduce(x, op, dim)
+    local shape, fx = x:shape(), flat(x)
+    local inner, outer = 1, 1
+    for d = dim + 1, #shape do inner = inner * shape[d] end
+    for d = 1, dim - 1 do outer = outer * shape[d] end
+    local n, vals, pos = shape[dim], {}, {}
+    for o = 0, outer - 1 do
+      for i = 0, inner - 1 do
+        local acc, best = 0, 1
+        if op == "sum" or op == "mean" then
+          acc = 0
+          for k = 0, n - 1 do acc = acc + fx[o * n * inner + k * inner + i + 1] end
+          if op == "mean" then acc = acc / n end
+          acc = f32(acc)
+        else
+          acc = fx[o * n * inner + i + 1]
+          for k = 1, n - 1 do
+            local v = fx[o * n * inner + k * inner + i + 1]
+            if acc == acc and (v ~= v or (op == "max" and v > acc or op == "min" and v < acc)) then
+              acc, best = v, k + 1
+            end
+          end
+        end
+        vals[#vals + 1], pos[#pos + 1] = acc, best
+      end
+    end
+    return vals, pos
+  end
+  for _, dev in ipairs(devices) do
+    it(dev .. ": sum, mean, max, min along every dim against Lua, with NaN, keepdim", function()
+      local x = helpers.random({ 4, 5, 6 }, 71, dev, -3, 3)
+      x:set(0 / 0, 2, 3, 4)
+      x:set(x:get(1, 1, 1), 1, 2, 1) -- a tie: the first extreme wins
+      for _, op in ipairs({ "sum", "mean", "max", "min" }) do
+        for dim = 1, 3 do
+          local want_v, want_p = lua_reduce(x, op, dim)
+          local v, p = lunet.reduce_dim(x, op, dim)
+          local got = flat(v)
+          for i = 1, #want_v do
+            local a, b = got[i], want_v[i]
+            assert(a == b or (a ~= a and b ~= b) or math.abs(a - b) <= 1e-6 * math.abs(b),
+              ("%s dim %d: %.9g vs %.9g"):format(op, dim, a, b))
+          end
+          if p then assert.are.same(want_p, flat(p)) end
+          local kv = lunet.reduce_dim(x, op, dim - 4, true)
+          local ks = x:shape()
+          ks[dim] = 1
+          assert.are.same(ks, kv:shape())
+        end
+      end
+    end)
+    it(dev .. ": empty dimensions: a sum is 0, a mean NaN, max an error naming the shape", function()
+      local z = lunet.zeros({ 3, 0 }, { device = dev })
+      assert.are.same({ 0, 0, 0 }, flat(lunet.reduce_dim(z, "sum", 2)))
+      local m = flat(lunet.reduce_dim(z, "mean", 2))
+      assert(m[1] ~= m[1])
+      assert.are.same({ 0 }, lunet.reduce_dim(z, "max", 1):shape())
+      helpers.assert_error(function() return lunet.reduce_dim(z, "max", 2) end,
+        "lunet.reduce_dim", "[3, 0]", "empty")
+      helpers.assert_error(function() return lunet.reduce_dim(z, "sum", 3) end,
+        "lunet.reduce_dim", "[3, 0]")
+    end)
+  end
+  it("fast devices give the reference's bits", function()
+    local x = helpers.random({ 7, 300, 65 }, 72, "ref", -3, 3)
+    x:set(0 / 0, 3, 100, 9)
+    for _, dev in ipairs(devices) do
+      if dev ~= "ref" then
+        for _, op in ipairs({ "sum", "mean", "max", "min" }) do
+          for dim = 1, 3 do
+            local vr, pr = lunet.reduce_dim(x, op, dim)
+            local vd, pd = lunet.reduce_dim(x:to(dev), op, dim)
+            assert.are.equal(0, helpers.max_abs_diff(vr, vd), op .. " " .. dim)
+            if pr then assert.are.same(flat(pr), flat(pd)) end
+          end
+        end
+      end
+    end
+  end)
+end)

@@ -107,10 +107,63 @@ int ln_cpu_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim, int6
     return LN_OK;
 }
 
+/* Reductions with inner > 1 walk x[o, k, i] row by row over k, keeping one
+ * accumulator per i of a block of INNER_BLOCK columns: contiguous reads,
+ * where the per-row formula would stride through memory. Each (o, i) still
+ * sees its values in the order k = 0, 1, ... with the formula's rules (sums
+ * in double; the first extreme; a NaN wins and ends the search), so the
+ * results are the reference's bit for bit. */
+#define INNER_BLOCK 256
+
+static void reduce_columns(const family_job *j, int64_t o, int64_t i0, int64_t i1)
+{
+    double acc[INNER_BLOCK];
+    float best[INNER_BLOCK];
+    int32_t pos[INNER_BLOCK];
+    const int64_t w = i1 - i0, n = j->dim, inner = j->inner;
+    const float *base = j->x + o * n * inner + i0;
+    float *values = j->out + o * inner + i0;
+    if (j->reduce == LN_SUM || j->reduce == LN_MEAN) {
+        for (int64_t t = 0; t < w; t++)
+            acc[t] = 0;
+        for (int64_t k = 0; k < n; k++)
+            for (int64_t t = 0; t < w; t++)
+                acc[t] += (double)base[k * inner + t];
+        for (int64_t t = 0; t < w; t++)
+            values[t] = (float)(j->reduce == LN_MEAN ? acc[t] / (double)n : acc[t]);
+        return;
+    }
+    const int is_max = j->reduce == LN_MAX;
+    for (int64_t t = 0; t < w; t++) {
+        best[t] = base[t];
+        pos[t] = 0;
+    }
+    for (int64_t k = 1; k < n; k++)
+        for (int64_t t = 0; t < w; t++) {
+            float b = best[t], v = base[k * inner + t];
+            if (b == b && (v != v || (is_max ? v > b : v < b))) {
+                best[t] = v;
+                pos[t] = (int32_t)k;
+            }
+        }
+    for (int64_t t = 0; t < w; t++) {
+        values[t] = best[t];
+        if (j->positions)
+            j->positions[o * inner + i0 + t] = pos[t] + 1;
+    }
+}
+
 static void reduce_piece(void *arg, int64_t piece, int thread)
 {
     (void)thread;
     const family_job *j = arg;
+    if (j->inner > 1) { /* piece = one block of columns of one o */
+        int64_t blocks = (j->inner + INNER_BLOCK - 1) / INNER_BLOCK;
+        int64_t o = piece / blocks, i0 = (piece % blocks) * INNER_BLOCK;
+        int64_t i1 = i0 + INNER_BLOCK < j->inner ? i0 + INNER_BLOCK : j->inner;
+        reduce_columns(j, o, i0, i1);
+        return;
+    }
     int64_t lo = piece * j->rows / j->pieces, hi = (piece + 1) * j->rows / j->pieces;
     for (int64_t r = lo; r < hi; r++)
         ln_f_reduce_row(j->reduce, j->dim, j->inner, j->x + row_start(j, r), &j->out[r],
@@ -122,6 +175,13 @@ int ln_cpu_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim, in
 {
     family_job job = {.reduce = op, .x = x, .out = values, .positions = positions,
                       .dim = dim, .inner = inner, .rows = outer * inner};
+    if (inner > 1) {
+        int64_t pieces = outer * ((inner + INNER_BLOCK - 1) / INNER_BLOCK);
+        if (pieces > 0)
+            ln_cpu_parallel(ctx, ln_cpu_threads_for(ctx, outer * dim * inner), pieces,
+                            reduce_piece, &job);
+        return LN_OK;
+    }
     run_rows(ctx, &job, reduce_piece);
     return LN_OK;
 }

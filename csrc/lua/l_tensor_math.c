@@ -242,6 +242,25 @@ static int l_softmax_backward(lua_State *L)
     return 1;
 }
 
+/* lunet.reduce_dim(t, "sum"|"mean"|"max"|"min", dim [, keepdim]): the
+ * reduce_dim family on float32 t; values, and for max/min the int32 1-based
+ * positions (t:sum(dim) and friends are the user's form of it). */
+static int l_reduce_dim(lua_State *L)
+{
+    const char *fname = "lunet.reduce_dim";
+    static const char *const names[] = {"sum", "mean", "max", "min", NULL};
+    static const ln_reduce_op ops[] = {LN_SUM, LN_MEAN, LN_MAX, LN_MIN};
+    ln_tensor *t = ln_lua_check_tensor(L, 1, fname);
+    ln_reduce_op op = ops[luaL_checkoption(L, 2, NULL, names)];
+    int dim = check_dim(L, 3, fname, t);
+    int keepdim = lua_toboolean(L, 4);
+    int with_positions = op == LN_MAX || op == LN_MIN;
+    ln_tensor *values = ln_lua_new_tensor(L);
+    ln_tensor *positions = with_positions ? ln_lua_new_tensor(L) : NULL;
+    ln_lua_check_status(L, ln_op_reduce_dim(values, positions, t, op, dim, keepdim), fname);
+    return with_positions ? 2 : 1;
+}
+
 void ln_lua_open_tensor_math(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -253,7 +272,8 @@ void ln_lua_open_tensor_math(lua_State *L)
         {"log_softmax", l_log_softmax}, {NULL, NULL}};
     static const luaL_Reg functions[] = {
         {"activation_backward", l_activation_backward},
-        {"softmax_backward", l_softmax_backward}, {NULL, NULL}};
+        {"softmax_backward", l_softmax_backward}, {"reduce_dim", l_reduce_dim},
+        {NULL, NULL}};
     lua_getfield(L, -1, "Tensor"); /* the methods table ln_lua_open_tensor made */
     luaL_setfuncs(L, methods, 0);
     lua_pop(L, 1);
