@@ -321,4 +321,22 @@ typedef struct ln_backend {
                                            int accumulate);
 } ln_backend;
 
+/* The family slots' prototypes for a backend whose functions are named
+ * <prefix>_unary, <prefix>_softmax, ... (ops_ref.h, cpu/cpu.h, cuda/lunet_cuda.h),
+ * written once. */
+#define LN_DECLARE_FAMILY_OPS(prefix)                                                    \
+    int prefix##_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,   \
+                       const float *x, float *y);                                        \
+    int prefix##_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p,     \
+                                int64_t n, const float *x, const float *y,               \
+                                const float *dy, float *dx);                             \
+    int prefix##_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,  \
+                         const float *x, float *y);                                      \
+    int prefix##_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim,        \
+                                  int64_t inner, const float *y, const float *dy,        \
+                                  float *dx);                                            \
+    int prefix##_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim,      \
+                            int64_t inner, const float *x, float *values,                \
+                            int32_t *positions);
+
 #endif

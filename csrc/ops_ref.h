@@ -13,16 +13,7 @@ int ln_ref_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                   const void *a, const void *b, void *out);
 int ln_ref_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
-int ln_ref_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                 const float *x, float *y);
-int ln_ref_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                          const float *x, const float *y, const float *dy, float *dx);
-int ln_ref_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                   const float *x, float *y);
-int ln_ref_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                            const float *y, const float *dy, float *dx);
-int ln_ref_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim, int64_t inner,
-                      const float *x, float *values, int32_t *positions);
+LN_DECLARE_FAMILY_OPS(ln_ref)
 int ln_ref_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
 int ln_ref_argmax(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,

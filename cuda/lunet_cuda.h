@@ -42,16 +42,7 @@ int ln_cuda_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
 int ln_cuda_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                           const void *a, double s, int scalar_first, void *out);
 /* The unary, softmax and reduce_dim families (families.cu). */
-int ln_cuda_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                  const float *x, float *y);
-int ln_cuda_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                           const float *x, const float *y, const float *dy, float *dx);
-int ln_cuda_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                    const float *x, float *y);
-int ln_cuda_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                             const float *y, const float *dy, float *dx);
-int ln_cuda_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim, int64_t inner,
-                       const float *x, float *values, int32_t *positions);
+LN_DECLARE_FAMILY_OPS(ln_cuda)
 int ln_cuda_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                    const void *x, double *result);
 int ln_cuda_argmax(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,

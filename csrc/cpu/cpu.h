@@ -188,16 +188,7 @@ int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
 int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
 /* The unary, softmax and reduce_dim families (families.c). */
-int ln_cpu_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                 const float *x, float *y);
-int ln_cpu_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
-                          const float *x, const float *y, const float *dy, float *dx);
-int ln_cpu_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                   const float *x, float *y);
-int ln_cpu_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
-                            const float *y, const float *dy, float *dx);
-int ln_cpu_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim, int64_t inner,
-                      const float *x, float *values, int32_t *positions);
+LN_DECLARE_FAMILY_OPS(ln_cpu)
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
