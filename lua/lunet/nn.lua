@@ -1460,9 +1460,23 @@ local function submodules(m)
 end
 
 --- The numbers of m:summary: {rows = {{name, type, output_shape, params,
--- flops, depth, container}, ...}, total_params, total_flops}; rows[1] is the
--- model itself.
+-- flops, depth, container}, ...}, total_params, total_flops, input_shape};
+-- rows[1] is the model itself. A shape without the batch dimension (as
+-- torchsummary takes it, {1, 28, 28}) is read as a batch of one when the
+-- shape as given does not fit the model.
+local summary_rows_of
 local function summary_rows(self, input_shape)
+  local ok, info = pcall(summary_rows_of, self, input_shape)
+  if ok then return info end
+  local batched = { 1, table.unpack(input_shape) }
+  if #batched <= 8 then
+    local ok1, info1 = pcall(summary_rows_of, self, batched)
+    if ok1 then return info1 end
+  end
+  error(info, 0)
+end
+
+function summary_rows_of(self, input_shape)
   local rows = {}
   local function visit(m, name, depth, shape)
     local kids = submodules(m)
@@ -1484,7 +1498,8 @@ local function summary_rows(self, input_shape)
   visit(self, "model", 0, input_shape)
   local total_params = 0
   for _, r in ipairs(rows) do total_params = total_params + r.params end
-  return { rows = rows, total_params = total_params, total_flops = rows[1].flops }
+  return { rows = rows, total_params = total_params, total_flops = rows[1].flops,
+    input_shape = input_shape }
 end
 
 function Module:summary_table(input_shape)
@@ -1513,7 +1528,7 @@ function Module:summary(input_shape)
     end
   end
   lines[#lines + 1] = ("="):rep(87)
-  lines[#lines + 1] = ("Input shape: %s"):format(shape_text(input_shape))
+  lines[#lines + 1] = ("Input shape: %s"):format(shape_text(info.input_shape))
   lines[#lines + 1] = ("Output shape: %s"):format(shape_text(rows[1].output_shape))
   lines[#lines + 1] = ("Total params: %d"):format(total_params)
   lines[#lines + 1] = ("Forward FLOPs: %d"):format(total_flops)
