@@ -63,9 +63,9 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
     lua_setfield(L, -2, "version");
     ln_lua_open_device(L);
     ln_lua_open_tensor(L);
-    ln_lua_open_tensor_math(L);
     ln_lua_open_io(L);
     ln_lua_open_nn(L);
+    ln_lua_open_tensor_math(L); /* after nn: its entry points join lunet.ops */
     ln_lua_open_checkpoint(L);
     ln_lua_open_transforms(L);
     ln_lua_open_image(L);

@@ -277,5 +277,10 @@ void ln_lua_open_tensor_math(lua_State *L)
     lua_getfield(L, -1, "Tensor"); /* the methods table ln_lua_open_tensor made */
     luaL_setfuncs(L, methods, 0);
     lua_pop(L, 1);
+    /* low-level entry points: in lunet.ops (ln_lua_open_nn made it), and at
+     * the top level as aliases, like the others */
     luaL_setfuncs(L, functions, 0);
+    if (lua_getfield(L, -1, "ops") == LUA_TTABLE)
+        luaL_setfuncs(L, functions, 0);
+    lua_pop(L, 1);
 }
