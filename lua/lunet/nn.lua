@@ -1400,6 +1400,15 @@ local geometry = {
     end
     return shape, total
   end,
+  ConvReLUPool = function(m, shape)
+    local total = 0
+    for _, part in ipairs({ m.conv, m.relu, m.pool }) do
+      local f
+      shape, f = part:_geometry(shape)
+      total = total + f
+    end
+    return shape, total
+  end,
   Residual = function(m, shape)
     local out, f = m.block:_geometry(shape)
     if shape_text(out) ~= shape_text(shape) then
@@ -1448,15 +1457,18 @@ function Module:flops(input_shape)
   return f
 end
 
---- The modules inside a container (Sequential's positions, Residual's block).
+--- The modules inside a container, in order, with the names they get in a
+-- summary: Sequential's positions, ConvReLUPool's parts, Residual's block.
 local function submodules(m)
-  if m.__typename == "Sequential" then
-    local list = {}
-    for i = 1, #m do list[i] = m[i] end
-    return list
+  local list = {}
+  if m.__typename == "ConvReLUPool" then
+    for _, field in ipairs({ "conv", "relu", "pool" }) do list[#list + 1] = { m[field], field } end
+  elseif m.__typename == "Sequential" then
+    for i = 1, #m do list[i] = { m[i], tostring(i) } end
+  elseif nn.is_module(m.block) then
+    list[1] = { m.block, "block" }
   end
-  if nn.is_module(m.block) then return { m.block } end
-  return {}
+  return list
 end
 
 --- The numbers of m:summary: {rows = {{name, type, output_shape, params,
@@ -1487,11 +1499,9 @@ function summary_rows_of(self, input_shape)
     end
     rows[#rows + 1] = { name = name, type = m.__typename, output_shape = out, params = params,
       flops = f, depth = depth, container = #kids > 0 }
-    local s = shape
-    for i, kid in ipairs(kids) do
-      local child_name = m.__typename == "Sequential" and (name .. "." .. i) or (name .. ".block")
-      s = visit(kid, child_name, depth + 1, s)
-      if m.__typename ~= "Sequential" then s = shape end
+    local s = shape -- the children run one after the other
+    for _, kid in ipairs(kids) do
+      s = visit(kid[1], name .. "." .. kid[2], depth + 1, s)
     end
     return out
   end
