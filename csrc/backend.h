@@ -65,8 +65,29 @@ static inline int ln_strided_is_contiguous(const ln_strided *s)
     return 1;
 }
 
-typedef enum ln_binary_op { LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ } ln_binary_op;
-typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN } ln_reduce_op;
+/* Comparisons write 1 or 0 in the operands' dtype. */
+typedef enum ln_binary_op {
+    LN_ADD, LN_SUB, LN_MUL, LN_DIV, LN_EQ, LN_NE, LN_LT, LN_LE, LN_GT, LN_GE
+} ln_binary_op;
+/* LN_MEAN is for reduce_dim only; the whole-tensor `reduce` takes the others. */
+typedef enum ln_reduce_op { LN_SUM, LN_MAX, LN_MIN, LN_MEAN } ln_reduce_op;
+
+/* The unary family, one slot for all: X(NAME, "name") per op, its formula
+ * (and, for activations, its gradient) in formulas.h. Adding an op here and
+ * there gives it to every backend, the CPU's loops and the CUDA kernel. */
+#define LN_UNARY_OPS(X)                                                       \
+    X(EXP, "exp") X(LOG, "log") X(SQRT, "sqrt") X(ABS, "abs") X(TANH, "tanh") \
+    X(SIGMOID, "sigmoid") X(RELU, "relu") X(LEAKY_RELU, "leaky_relu")         \
+    X(GELU, "gelu") X(GELU_TANH, "gelu_tanh") X(POW, "pow") X(CLAMP, "clamp")
+#define LN_UNARY_ENUM_ENTRY(name, str) LN_UNARY_##name,
+typedef enum ln_unary_op { LN_UNARY_OPS(LN_UNARY_ENUM_ENTRY) LN_UNARY_COUNT } ln_unary_op;
+
+/* alpha: leaky_relu's slope, pow's exponent; lo, hi: clamp's bounds
+ * (+-INFINITY when absent). */
+typedef struct ln_unary_params {
+    float alpha;
+    float lo, hi;
+} ln_unary_params;
 typedef enum ln_pool_mode { LN_POOL_MAX, LN_POOL_AVG } ln_pool_mode;
 
 /* Device description, for reports. Strings are empty when unknown. */
@@ -153,6 +174,30 @@ typedef struct ln_backend {
     /* *result = reduction of x; waits for the device. */
     int (*reduce)(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
+    /* y = op(x) elementwise, float32; x == y allowed. */
+    int (*unary)(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
+                 const float *x, float *y);
+    /* dx = dy * op'(x) for the activations (sigmoid, tanh, relu, leaky_relu,
+     * gelu, gelu_tanh): x is the forward input, y its output; each formula
+     * reads the one it needs. dx == dy allowed. */
+    int (*unary_backward)(void *ctx, ln_unary_op op, const ln_unary_params *p,
+                          int64_t n, const float *x, const float *y,
+                          const float *dy, float *dx);
+    /* x viewed as [outer, dim, inner], softmax (or log_softmax when `log`)
+     * along dim, max subtracted; float32. */
+    int (*softmax)(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
+                   const float *x, float *y);
+    /* From the forward output y: softmax dx = y * (dy - sum(dy * y)),
+     * log_softmax dx = dy - exp(y) * sum(dy). */
+    int (*softmax_backward)(void *ctx, int log, int64_t outer, int64_t dim,
+                            int64_t inner, const float *y, const float *dy,
+                            float *dx);
+    /* x viewed as [outer, dim, inner] (dim >= 1), float32: values[o, i] =
+     * sum/mean/max/min along dim; for max and min, positions[o, i] = the
+     * 1-based position of the first extreme (a NaN wins), else NULL. */
+    int (*reduce_dim)(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim,
+                      int64_t inner, const float *x, float *values,
+                      int32_t *positions);
     /* x viewed as [outer, dim, inner]: out[o, i] = 1-based position of the
      * first maximum along dim (NaN counts as the maximum, as in PyTorch). */
     int (*argmax)(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,
@@ -288,5 +333,23 @@ typedef struct ln_backend {
                                         const float *logits, const int32_t *labels,
                                         float *loss, int accumulate);
 } ln_backend;
+
+/* The family slots' prototypes for a backend whose functions are named
+ * <prefix>_unary, <prefix>_softmax, ... (ops_ref.h, cpu/cpu.h, cuda/lunet_cuda.h),
+ * written once. */
+#define LN_DECLARE_FAMILY_OPS(prefix)                                                    \
+    int prefix##_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,   \
+                       const float *x, float *y);                                        \
+    int prefix##_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p,     \
+                                int64_t n, const float *x, const float *y,               \
+                                const float *dy, float *dx);                             \
+    int prefix##_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,  \
+                         const float *x, float *y);                                      \
+    int prefix##_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim,        \
+                                  int64_t inner, const float *y, const float *dy,        \
+                                  float *dx);                                            \
+    int prefix##_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim,      \
+                            int64_t inner, const float *x, float *values,                \
+                            int32_t *positions);
 
 #endif

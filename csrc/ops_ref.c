@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "formulas.h"
 #include "host_memory.h"
 #include "philox.h"
 #include "status.h"
@@ -58,32 +59,6 @@ int ln_ref_fill(void *ctx, const ln_strided *dst, double value)
 
 /* --- elementwise ---------------------------------------------------------- */
 
-static float float_op(ln_binary_op op, float a, float b)
-{
-    switch (op) {
-    case LN_ADD: return a + b;
-    case LN_SUB: return a - b;
-    case LN_MUL: return a * b;
-    case LN_DIV: return a / b;
-    case LN_EQ: return a == b ? 1.0f : 0.0f;
-    }
-    return 0;
-}
-
-/* Integer arithmetic wraps around, as in PyTorch, done in unsigned arithmetic
- * because signed overflow is undefined in C. Division is refused by the core. */
-static int64_t int_op(ln_binary_op op, int64_t a, int64_t b)
-{
-    switch (op) {
-    case LN_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-    case LN_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-    case LN_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-    case LN_DIV: return b ? a / b : 0;
-    case LN_EQ: return a == b;
-    }
-    return 0;
-}
-
 static void store_int(void *out, ln_dtype dtype, int64_t i, int64_t v)
 {
     if (dtype == LN_INT32)
@@ -111,12 +86,12 @@ int ln_ref_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
         const float *x = a, *y = b;
         float *z = out;
         for (int64_t i = 0; i < n; i++)
-            z[i] = float_op(op, x[i], y[i]);
+            z[i] = ln_f_binary(op, x[i], y[i]);
         return LN_OK;
     }
     if (dtype == LN_INT32 || dtype == LN_UINT8) {
         for (int64_t i = 0; i < n; i++)
-            store_int(out, dtype, i, int_op(op, load_int(a, dtype, i), load_int(b, dtype, i)));
+            store_int(out, dtype, i, ln_i_binary(op, load_int(a, dtype, i), load_int(b, dtype, i)));
         return LN_OK;
     }
     return unsupported_dtype("elementwise arithmetic", dtype);
@@ -130,18 +105,71 @@ int ln_ref_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
         const float *x = a;
         float *z = out, fs = (float)s;
         for (int64_t i = 0; i < n; i++)
-            z[i] = scalar_first ? float_op(op, fs, x[i]) : float_op(op, x[i], fs);
+            z[i] = scalar_first ? ln_f_binary(op, fs, x[i]) : ln_f_binary(op, x[i], fs);
         return LN_OK;
     }
     if (dtype == LN_INT32 || dtype == LN_UINT8) {
         int64_t is = (int64_t)s;
         for (int64_t i = 0; i < n; i++) {
             int64_t v = load_int(a, dtype, i);
-            store_int(out, dtype, i, scalar_first ? int_op(op, is, v) : int_op(op, v, is));
+            store_int(out, dtype, i, scalar_first ? ln_i_binary(op, is, v) : ln_i_binary(op, v, is));
         }
         return LN_OK;
     }
     return unsupported_dtype("elementwise arithmetic", dtype);
+}
+
+/* --- the unary and softmax families (formulas.h) ------------------------------ */
+
+int ln_ref_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
+                 const float *x, float *y)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = ln_f_unary(op, p, x[i]);
+    return LN_OK;
+}
+
+int ln_ref_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
+                          const float *x, const float *y, const float *dy, float *dx)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = ln_f_unary_backward(op, p, x ? x[i] : 0.0f, y ? y[i] : 0.0f, dy[i]);
+    return LN_OK;
+}
+
+int ln_ref_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
+                   const float *x, float *y)
+{
+    (void)ctx;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            ln_f_softmax_row(log, dim, inner, x + o * dim * inner + i, y + o * dim * inner + i);
+    return LN_OK;
+}
+
+int ln_ref_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
+                            const float *y, const float *dy, float *dx)
+{
+    (void)ctx;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t at = o * dim * inner + i;
+            ln_f_softmax_backward_row(log, dim, inner, y + at, dy + at, dx + at);
+        }
+    return LN_OK;
+}
+
+int ln_ref_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim, int64_t inner,
+                      const float *x, float *values, int32_t *positions)
+{
+    (void)ctx;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++)
+            ln_f_reduce_row(op, dim, inner, x + o * dim * inner + i, &values[o * inner + i],
+                            positions ? &positions[o * inner + i] : NULL);
+    return LN_OK;
 }
 
 /* --- reductions ----------------------------------------------------------- */
@@ -794,6 +822,11 @@ const ln_backend ln_ref_backend = {
     .binary_scalar = ln_ref_binary_scalar,
     .reduce = ln_ref_reduce,
     .argmax = ln_ref_argmax,
+    .unary = ln_ref_unary,
+    .unary_backward = ln_ref_unary_backward,
+    .softmax = ln_ref_softmax,
+    .softmax_backward = ln_ref_softmax_backward,
+    .reduce_dim = ln_ref_reduce_dim,
     .gemm = ln_ref_gemm,
     .rand_uniform = ln_ref_rand_uniform,
     .rand_normal = ln_ref_rand_normal,

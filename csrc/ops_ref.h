@@ -13,6 +13,7 @@ int ln_ref_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                   const void *a, const void *b, void *out);
 int ln_ref_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
+LN_DECLARE_FAMILY_OPS(ln_ref)
 int ln_ref_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
 int ln_ref_argmax(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/broadcast.h"
 #include "random.h"
 #include "status.h"
 
@@ -33,15 +34,12 @@ static int check_arith_dtype(ln_binary_op op, ln_dtype dtype)
 
 int ln_op_binary(ln_tensor *out, ln_binary_op op, const ln_tensor *a, const ln_tensor *b)
 {
-    char sa[256], sb[256];
     memset(out, 0, sizeof *out);
     LN_TRY(ln_tensor_check_live(a));
     LN_TRY(ln_tensor_check_live(b));
     LN_TRY(ln_check_same_device("the operands", a, b));
     if (!ln_tensor_same_shape(a, b))
-        return ln_error(LN_EINVAL, "shapes %s and %s differ",
-                        ln_tensor_shape_string(a, sa, sizeof sa),
-                        ln_tensor_shape_string(b, sb, sizeof sb));
+        return ln_op_binary_broadcast(out, op, a, b);
     if (a->dtype != b->dtype)
         return ln_error(LN_EINVAL, "dtypes %s and %s differ; convert one with "
                         "t:to(dtype)", ln_dtype_name(a->dtype), ln_dtype_name(b->dtype));

@@ -6,7 +6,8 @@
 
 #include "tensor.h"
 
-/* out = a OP b (equal shapes, devices and dtypes); LN_EQ gives 1/0 in a's dtype. */
+/* out = a OP b (same devices and dtypes; shapes broadcast as in PyTorch, see
+ * ops/broadcast.h); comparisons give 1/0 in a's dtype. */
 int ln_op_binary(ln_tensor *out, ln_binary_op op, const ln_tensor *a, const ln_tensor *b);
 /* out = a OP s, or s OP a when scalar_first. */
 int ln_op_binary_scalar(ln_tensor *out, ln_binary_op op, const ln_tensor *a,

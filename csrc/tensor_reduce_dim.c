@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/families.h"
 #include "status.h"
 
 static const char *reduction_name(ln_dim_reduction op)
@@ -124,6 +125,14 @@ int ln_tensor_reduce_dim(ln_tensor *values, ln_tensor *positions, const ln_tenso
     if (with_positions && n > INT32_MAX)
         return ln_error(LN_EINVAL, "dimension %d of shape %s is too long for int32 "
                         "positions", dim + 1, ln_tensor_shape_string(t, s, sizeof s));
+
+    /* float32 runs on the tensor's device through the reduce_dim family
+     * (ops/reduce.c): the formula every backend shares, no round trip to the
+     * host on a GPU. The other dtypes take the host path below. */
+    if (t->dtype == LN_FLOAT32) {
+        static const ln_reduce_op family_op[] = {LN_SUM, LN_MEAN, LN_MAX, LN_MIN};
+        return ln_op_reduce_dim(values, positions, t, family_op[op], dim, keepdim);
+    }
 
     int64_t out_shape[LN_MAX_DIMS], outer = 1, inner = 1;
     int out_ndim = 0;

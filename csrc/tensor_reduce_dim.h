@@ -1,12 +1,11 @@
 /* Reductions along one dimension: sum, mean, max and min, with PyTorch's
  * semantics (max/min give the first extreme's 1-based position, and a NaN wins).
  *
- * Stopgap until the reduce_dim backend family (issue 12) exists, so no new
- * backend slot: the tensor is read on the host (in place on host-memory
- * devices, else through a download; strided inputs are first made
- * contiguous by the device's copy) and reduced there with double
- * accumulators, and the result is written on the tensor's device. Correct on
- * every device and dtype; on a GPU it costs a round trip. */
+ * float32 tensors run on their device through the reduce_dim backend family
+ * (csrc/ops/reduce.c). Other dtypes (int32, uint8, and the 16-bit floats of
+ * CUDA) are read on the host (in place on host-memory devices, else through a
+ * download) and reduced there with double accumulators, the result written
+ * on the tensor's device. */
 #ifndef LUNET_TENSOR_REDUCE_DIM_H
 #define LUNET_TENSOR_REDUCE_DIM_H
 

@@ -5,29 +5,7 @@
  * round once to nearest even. */
 #include "kernels.cuh"
 
-__device__ __forceinline__ float float_op(ln_binary_op op, float a, float b)
-{
-    switch (op) {
-    case LN_ADD: return a + b;
-    case LN_SUB: return a - b;
-    case LN_MUL: return a * b;
-    case LN_DIV: return a / b;
-    case LN_EQ: return a == b ? 1.0f : 0.0f;
-    }
-    return 0;
-}
-
-__device__ __forceinline__ int64_t int_op(ln_binary_op op, int64_t a, int64_t b)
-{
-    switch (op) {
-    case LN_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-    case LN_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-    case LN_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
-    case LN_DIV: return b ? a / b : 0;
-    case LN_EQ: return a == b;
-    }
-    return 0;
-}
+#include "formulas.h"
 
 template <typename T>
 __device__ __forceinline__ T wrap_int(int64_t v)
@@ -51,13 +29,13 @@ __device__ __forceinline__ void store_half(void *p, ln_dtype dtype, int64_t i, f
 __global__ void binary_float_kernel(ln_binary_op op, int64_t n, const float *a,
                                     const float *b, float *out)
 {
-    LN_GRID_STRIDE(i, n) { out[i] = float_op(op, a[i], b[i]); }
+    LN_GRID_STRIDE(i, n) { out[i] = ln_f_binary(op, a[i], b[i]); }
 }
 
 template <typename T>
 __global__ void binary_int_kernel(ln_binary_op op, int64_t n, const T *a, const T *b, T *out)
 {
-    LN_GRID_STRIDE(i, n) { out[i] = wrap_int<T>(int_op(op, (int64_t)a[i], (int64_t)b[i])); }
+    LN_GRID_STRIDE(i, n) { out[i] = wrap_int<T>(ln_i_binary(op, (int64_t)a[i], (int64_t)b[i])); }
 }
 
 __global__ void binary_half_kernel(ln_binary_op op, ln_dtype dtype, int64_t n, const void *a,
@@ -65,14 +43,14 @@ __global__ void binary_half_kernel(ln_binary_op op, ln_dtype dtype, int64_t n, c
 {
     LN_GRID_STRIDE(i, n)
     {
-        store_half(out, dtype, i, float_op(op, load_half(a, dtype, i), load_half(b, dtype, i)));
+        store_half(out, dtype, i, ln_f_binary(op, load_half(a, dtype, i), load_half(b, dtype, i)));
     }
 }
 
 __global__ void scalar_float_kernel(ln_binary_op op, int64_t n, const float *a, float s,
                                     int scalar_first, float *out)
 {
-    LN_GRID_STRIDE(i, n) { out[i] = scalar_first ? float_op(op, s, a[i]) : float_op(op, a[i], s); }
+    LN_GRID_STRIDE(i, n) { out[i] = scalar_first ? ln_f_binary(op, s, a[i]) : ln_f_binary(op, a[i], s); }
 }
 
 template <typename T>
@@ -82,7 +60,7 @@ __global__ void scalar_int_kernel(ln_binary_op op, int64_t n, const T *a, int64_
     LN_GRID_STRIDE(i, n)
     {
         int64_t v = (int64_t)a[i];
-        out[i] = wrap_int<T>(scalar_first ? int_op(op, s, v) : int_op(op, v, s));
+        out[i] = wrap_int<T>(scalar_first ? ln_i_binary(op, s, v) : ln_i_binary(op, v, s));
     }
 }
 
@@ -92,7 +70,7 @@ __global__ void scalar_half_kernel(ln_binary_op op, ln_dtype dtype, int64_t n, c
     LN_GRID_STRIDE(i, n)
     {
         float v = load_half(a, dtype, i);
-        store_half(out, dtype, i, scalar_first ? float_op(op, s, v) : float_op(op, v, s));
+        store_half(out, dtype, i, scalar_first ? ln_f_binary(op, s, v) : ln_f_binary(op, v, s));
     }
 }
 

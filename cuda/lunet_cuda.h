@@ -41,6 +41,8 @@ int ln_cuda_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                    const void *a, const void *b, void *out);
 int ln_cuda_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                           const void *a, double s, int scalar_first, void *out);
+/* The unary, softmax and reduce_dim families (families.cu). */
+LN_DECLARE_FAMILY_OPS(ln_cuda)
 int ln_cuda_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                    const void *x, double *result);
 int ln_cuda_argmax(void *ctx, ln_dtype dtype, int64_t outer, int64_t dim,

@@ -213,7 +213,7 @@ describe("tensor arithmetic", function()
 
   it("rejects mismatches with the shapes", function()
     local a = lunet.zeros({ 2, 3 })
-    helpers.assert_error(function() return a + lunet.zeros({ 3, 2 }) end, "shapes [2, 3] and [3, 2] differ")
+    helpers.assert_error(function() return a + lunet.zeros({ 3, 2 }) end, "shapes [2, 3] and [3, 2] cannot be broadcast")
     helpers.assert_error(function() return a + lunet.zeros({ 2, 3 }, { dtype = "int32" }) end, "dtypes float32 and int32")
     helpers.assert_error(function() return a + "x" end, "expected tensors or numbers")
     helpers.assert_error(function() return lunet.ones({ 2 }, { dtype = "int32" }) / 2 end, "division of int32")

@@ -11,7 +11,7 @@ local entry_points = {
   "linear_backward_filter", "pool2d_forward", "pool2d_backward", "relu_forward", "relu_backward",
   "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
   "batchnorm_backward_eval", "cross_entropy_forward", "cross_entropy_backward", "sgd_step",
-  "adam_step",
+  "adam_step", "activation_backward", "softmax_backward", "reduce_dim",
 }
 
 describe("lunet.ops", function()

@@ -636,6 +636,82 @@ for _, dev in ipairs(gpu_names()) do
       end
     end
 
+    -- --- the op families of issue 13 (unary, softmax, broadcasting, modules) ---
+
+    cuda_it("broadcasting arithmetic and comparisons match the reference bit for bit", function()
+      local mt = getmetatable(lunet.empty({ 0 }))
+      for _, shapes in ipairs({ { { 3, 1, 5 }, { 4, 1 } }, { { 2, 3 }, { 3 } }, { { 0, 3 }, { 1, 3 } },
+        { { 1 }, { 70001 } } }) do
+        local a_r, a_g = pair(helpers.random(shapes[1], 81, nil, -2, 2), dev)
+        local b_r, b_g = pair(helpers.random(shapes[2], 82, nil, 0.5, 2), dev)
+        for _, op in ipairs({ "__add", "__sub", "__mul", "__div" }) do
+          close(mt[op](a_g, b_g), mt[op](a_r, b_r), 0, op)
+        end
+        for _, op in ipairs({ "eq", "ne", "lt", "le", "gt", "ge" }) do
+          close(a_g[op](a_g, b_g), a_r[op](a_r, b_r), 0, op)
+          close(a_g[op](a_g, 0.5), a_r[op](a_r, 0.5), 0, op .. " number")
+        end
+        local t_r, t_g = pair(helpers.random({ 3, 4, 5 }, 83), dev)
+        local u_r, u_g = pair(helpers.random({ 4, 1 }, 84, nil, 0.5, 2), dev)
+        for _, op in ipairs({ "add_", "sub_", "mul_", "div_" }) do
+          t_r[op](t_r, u_r)
+          t_g[op](t_g, u_g)
+          close(t_g, t_r, 0, op)
+        end
+      end
+    end)
+
+    -- the GPU's expf, tanhf, erff, powf are its own (within 2 ulp of glibc's)
+    cuda_it("the unary family and softmax match the reference to 1e-6", function()
+      local x_r, x_g = pair(helpers.random({ 70001 }, 85, nil, -6, 6), dev)
+      for _, c in ipairs({ { "exp" }, { "log" }, { "sqrt" }, { "abs" }, { "tanh" }, { "sigmoid" },
+        { "relu" }, { "pow", 2.5 }, { "pow", 3 }, { "clamp", -0.5, 0.7 }, { "clamp", nil, 0.1 },
+        { "leaky_relu", 0.2 }, { "gelu", "none" }, { "gelu", "tanh" } }) do
+        helpers.assert_close(x_g[c[1]](x_g, c[2], c[3]), x_r[c[1]](x_r, c[2], c[3]), 1e-6, 1e-30, c[1])
+      end
+      local s_r, s_g = pair(helpers.random({ 37, 41, 3 }, 86, nil, -20, 20), dev)
+      local g_r, g_g = pair(helpers.random({ 37, 41, 3 }, 87, nil, -1, 1), dev)
+      for _, dim in ipairs({ 1, 2, -1 }) do
+        for _, log in ipairs({ false, true }) do
+          local yr = log and s_r:log_softmax(dim) or s_r:softmax(dim)
+          local yg = log and s_g:log_softmax(dim) or s_g:softmax(dim)
+          helpers.assert_close(yg, yr, 1e-6, 1e-30, "softmax")
+          helpers.assert_close(lunet.softmax_backward(yg, g_g, dim, log),
+            lunet.softmax_backward(yr, g_r, dim, log), 1e-6, 1e-7, "softmax_backward")
+        end
+      end
+    end)
+
+    cuda_it("activation modules and the new losses match the reference", function()
+      local nn = lunet.nn
+      local x_r, x_g = pair(helpers.random({ 6, 5, 4 }, 88, nil, -3, 3), dev)
+      local g_r, g_g = pair(helpers.random({ 6, 5, 4 }, 89, nil, -1, 1), dev)
+      for _, make in ipairs({ function() return nn.Sigmoid() end, function() return nn.Tanh() end,
+        function() return nn.LeakyReLU(0.1) end, function() return nn.GELU() end,
+        function() return nn.GELU("tanh") end, function() return nn.Softmax(2) end,
+        function() return nn.LogSoftmax(-1) end }) do
+        local mr, mg = make(), make()
+        helpers.assert_close(mg:forward(x_g), mr:forward(x_r), 1e-6, 1e-7, tostring(mr))
+        helpers.assert_close(mg:backward(x_g, g_g), mr:backward(x_r, g_r), 1e-6, 1e-7, tostring(mr))
+      end
+      local l_r, l_g = pair(helpers.random({ 8, 5 }, 90, nil, -3, 3), dev)
+      local lab = lunet.tensor({ 1, 5, 3, 2, 2, 4, 5, 1 }, { dtype = "int32" })
+      for _, make in ipairs({ function() return nn.NLLLoss() end,
+        function() return nn.CrossEntropyLoss({ label_smoothing = 0.1 }) end }) do
+        local cr, cg = make(), make()
+        local a, b = cg:forward(l_g, lab:to(dev)), cr:forward(l_r, lab:to("ref"))
+        assert.is_true(math.abs(a - b) <= 1e-6 * math.abs(b))
+        helpers.assert_close(cg:backward(l_g, lab:to(dev)), cr:backward(l_r, lab:to("ref")), 1e-6, 1e-8)
+      end
+      local t_r, t_g = pair(helpers.random({ 8, 5 }, 91), dev)
+      for _, make in ipairs({ function() return nn.MSELoss() end, function() return nn.BCEWithLogitsLoss() end }) do
+        local cr, cg = make(), make()
+        local a, b = cg:forward(l_g, t_g), cr:forward(l_r, t_r)
+        assert.is_true(math.abs(a - b) <= 1e-6 * math.abs(b))
+        helpers.assert_close(cg:backward(l_g, t_g), cr:backward(l_r, t_r), 1e-6, 1e-8)
+      end
+    end)
+
     cuda_it("SGD steps match the reference", function()
       local optim = lunet.optim
       check_optimizer("SGD", function(m) return optim.SGD(m, { lr = 0.1 }) end)

@@ -307,8 +307,8 @@ case("Tensor:argmax", "a dimension past the end", function() f32({ 2, 3 }):argma
   "lunet.Tensor:argmax", "dim = 3 is out of range")
 case("Tensor:argmax", "along an empty dimension", function() lunet.zeros({ 3, 0 }):argmax(2) end,
   "lunet.Tensor:argmax", "argmax along an empty dimension 2 of shape [3, 0]")
-case("Tensor:eq", "another shape", function() f32({ 2, 3 }):eq(f32({ 3 })) end,
-  "lunet.Tensor:eq", "shapes [2, 3] and [3] differ")
+case("Tensor:eq", "a shape that does not broadcast", function() f32({ 2, 3 }):eq(f32({ 2 })) end,
+  "lunet.Tensor:eq", "shapes [2, 3] and [2] cannot be broadcast")
 case("Tensor:eq", "another dtype", function() f32({ 2 }):eq(i32({ 1, 2 })) end,
   "lunet.Tensor:eq", "dtypes float32 and int32 differ")
 case("Tensor:eq", "another device", function() f32({ 2 }):eq(on_ref(f32({ 2 }))) end,
@@ -316,7 +316,7 @@ case("Tensor:eq", "another device", function() f32({ 2 }):eq(on_ref(f32({ 2 })))
 case("Tensor:eq", "a string", function() f32({ 2 }):eq("x") end,
   "lunet.Tensor:eq", "expected tensors or numbers, got userdata and string")
 case("Tensor:add (+)", "another shape", function() return f32({ 2, 3 }) + f32({ 3, 2 }) end,
-  "lunet.Tensor:add (+)", "shapes [2, 3] and [3, 2] differ")
+  "lunet.Tensor:add (+)", "shapes [2, 3] and [3, 2] cannot be broadcast")
 case("Tensor:add (+)", "another device", function() return f32({ 2 }) + on_ref(f32({ 2 })) end,
   "lunet.Tensor:add (+)", "on different devices (cpu and ref)", "t:to(device)")
 case("Tensor:add (+)", "a table", function() return f32({ 2 }) + { 1, 2 } end,
@@ -328,7 +328,7 @@ case("Tensor:sub (-)", "another dtype", function() return f32({ 2 }) - i32({ 1, 
 case("Tensor:sub (-)", "a string on the left", function() return "1" - f32({ 2 }) end,
   "lunet.Tensor:sub (-)", "got string and userdata")
 case("Tensor:mul (*)", "another shape", function() return f32({ 4 }) * f32({ 2, 2 }) end,
-  "lunet.Tensor:mul (*)", "shapes [4] and [2, 2] differ")
+  "lunet.Tensor:mul (*)", "shapes [4] and [2, 2] cannot be broadcast")
 case("Tensor:mul (*)", "a freed tensor on the left", function(c) return c.freed() * 2 end,
   "lunet.Tensor:mul (*)", "the tensor was freed")
 case("Tensor:div (/)", "int32 tensors", function() return i32({ 1 }) / 0 end,

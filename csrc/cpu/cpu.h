@@ -187,6 +187,8 @@ int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                   const void *a, const void *b, void *out);
 int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
                          const void *a, double s, int scalar_first, void *out);
+/* The unary, softmax and reduce_dim families (families.c). */
+LN_DECLARE_FAMILY_OPS(ln_cpu)
 int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
                   const void *x, double *result);
 int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,

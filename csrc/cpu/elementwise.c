@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../formulas.h"
 #include "../ops_ref.h"
 #include "../status.h"
 #include "cpu.h"
@@ -72,18 +73,20 @@ int ln_cpu_fill(void *ctx, const ln_strided *dst, double value)
             z[i] = (expr);                                                    \
     } while (0)
 
+/* One loop per op, the switch outside: each loop is formulas.h's ln_f_binary
+ * with a constant op, which the compiler folds to the one operation (and
+ * vectorises), so the CPU runs the reference's formula at full speed. */
+#define BINARY_OPS(X) X(LN_ADD) X(LN_SUB) X(LN_MUL) X(LN_DIV) X(LN_EQ) X(LN_NE) \
+    X(LN_LT) X(LN_LE) X(LN_GT) X(LN_GE)
+
+#define BINARY_CASE(OP) case OP: FLOAT_LOOP(ln_f_binary(OP, x[i], y[i])); break;
+
 static void binary_range(void *p, int64_t lo, int64_t hi)
 {
     const elementwise_job *j = p;
     const float *x = j->x, *y = j->y;
     float *z = j->z;
-    switch (j->op) {
-    case LN_ADD: FLOAT_LOOP(x[i] + y[i]); break;
-    case LN_SUB: FLOAT_LOOP(x[i] - y[i]); break;
-    case LN_MUL: FLOAT_LOOP(x[i] * y[i]); break;
-    case LN_DIV: FLOAT_LOOP(x[i] / y[i]); break;
-    case LN_EQ: FLOAT_LOOP(x[i] == y[i] ? 1.0f : 0.0f); break;
-    }
+    switch (j->op) { BINARY_OPS(BINARY_CASE) }
 }
 
 int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
@@ -96,17 +99,18 @@ int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
     return LN_OK;
 }
 
+#define SCALAR_CASE(OP) case OP: FLOAT_LOOP(ln_f_binary(OP, x[i], c)); break;
+#define SCALAR_FIRST_CASE(OP) case OP: FLOAT_LOOP(ln_f_binary(OP, c, x[i])); break;
+
 static void scalar_range(void *p, int64_t lo, int64_t hi)
 {
     const elementwise_job *j = p;
     const float *x = j->x;
     float *z = j->z, c = j->c;
-    switch (j->op) {
-    case LN_ADD: FLOAT_LOOP(x[i] + c); break;
-    case LN_SUB: if (j->scalar_first) FLOAT_LOOP(c - x[i]); else FLOAT_LOOP(x[i] - c); break;
-    case LN_MUL: FLOAT_LOOP(x[i] * c); break;
-    case LN_DIV: if (j->scalar_first) FLOAT_LOOP(c / x[i]); else FLOAT_LOOP(x[i] / c); break;
-    case LN_EQ: FLOAT_LOOP(x[i] == c ? 1.0f : 0.0f); break;
+    if (j->scalar_first) {
+        switch (j->op) { BINARY_OPS(SCALAR_FIRST_CASE) }
+    } else {
+        switch (j->op) { BINARY_OPS(SCALAR_CASE) }
     }
 }
 

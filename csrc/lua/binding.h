@@ -59,6 +59,7 @@ const char *ln_lua_check_path(lua_State *L, int idx, const char *fname);
 
 /* Registration of each part of the binding into the module table at -1. */
 void ln_lua_open_tensor(lua_State *L);
+void ln_lua_open_tensor_math(lua_State *L); /* after ln_lua_open_tensor and _nn */
 void ln_lua_open_device(lua_State *L);
 void ln_lua_open_io(lua_State *L);
 void ln_lua_open_transforms(lua_State *L);

@@ -67,6 +67,7 @@ LUNET_EXPORT int luaopen_lunet_core(lua_State *L)
     ln_lua_open_io(L);
     ln_lua_open_nn(L);
     ln_lua_open_step(L);
+    ln_lua_open_tensor_math(L); /* after nn: its entry points join lunet.ops */
     ln_lua_open_checkpoint(L);
     ln_lua_open_transforms(L);
     ln_lua_open_image(L);

@@ -1190,6 +1190,479 @@ function BatchNorm2d:__repr()
   return ("nn.BatchNorm2d(%d, eps = %g, momentum = %g)"):format(self.num_features, self.eps, self.momentum)
 end
 
+-- --- activations, softmax, Identity and losses of the op families (issue 13) ---------
+-- Forward runs the tensor methods of the unary and softmax families; backward
+-- their gradients (core.activation_backward, core.softmax_backward), on the
+-- input's device. Errors name the module's method, with the shapes.
+
+--- Calls f(...) and re-raises an error of a tensor method under `fname`, so a
+-- message names the module (lunet.nn.Sigmoid:forward) and the user's line.
+local function call_named(fname, f, ...)
+  local ok, result = pcall(f, ...)
+  if not ok then
+    raise("%s: %s", fname, (tostring(result):gsub("^.-lunet%.[%w_]+[.:][%w_]+[^:]*: ", "")))
+  end
+  return result
+end
+
+local function check_tensor_arg(fname, what, v)
+  if not lunet.is_tensor(v) then raise("%s: %s must be a tensor, got %s", fname, what, describe(v)) end
+  if not is_live(v) then raise("%s: %s was freed", fname, what) end
+end
+
+--- An elementwise activation: forward(input) = input:<method>(alpha), and
+-- backward from the input and the output kept by forward.
+local function activation(name, method, grad_name, alpha_field)
+  local A = class(name, Module)
+  function A:forward(input)
+    check_self(self, name, "forward")
+    local fname = self._fname.forward
+    check_tensor_arg(fname, "input", input)
+    self.output = call_named(fname, input[method], input, alpha_field and self[alpha_field])
+    return self.output
+  end
+  function A:backward(input, grad_output)
+    check_self(self, name, "backward")
+    local fname = self._fname.backward
+    if not self.output then raise("%s: call forward before backward", fname) end
+    check_tensor_arg(fname, "input", input)
+    check_tensor_arg(fname, "grad_output", grad_output)
+    local alpha = alpha_field and self[alpha_field]
+    self.grad_input = call_named(fname, core.activation_backward, grad_name(self), input,
+      self.output, grad_output, type(alpha) == "number" and alpha or nil)
+    return self.grad_input
+  end
+  return A
+end
+
+activation("Sigmoid", "sigmoid", function() return "sigmoid" end)
+activation("Tanh", "tanh", function() return "tanh" end)
+
+--- LeakyReLU([negative_slope = 0.01]): x where x > 0, else slope * x.
+local LeakyReLU = activation("LeakyReLU", "leaky_relu", function() return "leaky_relu" end,
+  "negative_slope")
+function LeakyReLU:__init(negative_slope)
+  Module.__init(self)
+  if negative_slope == nil then negative_slope = 0.01 end
+  if type(negative_slope) ~= "number" or negative_slope ~= negative_slope then
+    error(("%s: negative_slope must be a number, got %s"):format(self._fname.new,
+      tostring(negative_slope)), 3)
+  end
+  self.negative_slope = negative_slope
+end
+function LeakyReLU:__repr()
+  return ("nn.LeakyReLU(%g)"):format(self.negative_slope)
+end
+
+--- GELU([{approximate = "none" | "tanh"}]) (or the string itself): x * Phi(x),
+-- exactly (erf) or with PyTorch's tanh approximation.
+local GELU = activation("GELU", "gelu", function(self)
+  return self.approximate == "tanh" and "gelu_tanh" or "gelu"
+end, "approximate")
+function GELU:__init(opts)
+  Module.__init(self)
+  if type(opts) == "string" then opts = { approximate = opts } end
+  opts = check_options(self._fname.new, opts, { approximate = "none" })
+  if opts.approximate ~= "none" and opts.approximate ~= "tanh" then
+    error(("%s: approximate must be \"none\" or \"tanh\", got \"%s\""):format(self._fname.new,
+      opts.approximate), 3)
+  end
+  self.approximate = opts.approximate
+end
+function GELU:__repr()
+  return self.approximate == "tanh" and 'nn.GELU(approximate = "tanh")' or "nn.GELU()"
+end
+
+--- Softmax(dim) and LogSoftmax(dim): along `dim` (negative counts from the end).
+for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
+  local S = class(name, Module)
+  local method = log and "log_softmax" or "softmax"
+  function S:__init(dim)
+    Module.__init(self)
+    local d = math.type(dim) == "integer" and dim or (type(dim) == "number" and math.tointeger(dim))
+    if not d or d == 0 then
+      error(("%s: dim must be a non-zero integer (1-based, or negative from the end), got %s")
+        :format(self._fname.new, tostring(dim)), 3)
+    end
+    self.dim = d
+  end
+  function S:forward(input)
+    check_self(self, name, "forward")
+    local fname = self._fname.forward
+    check_tensor_arg(fname, "input", input)
+    self.output = call_named(fname, input[method], input, self.dim)
+    return self.output
+  end
+  function S:backward(input, grad_output)
+    check_self(self, name, "backward")
+    local fname = self._fname.backward
+    if not self.output then raise("%s: call forward before backward", fname) end
+    check_tensor_arg(fname, "grad_output", grad_output)
+    self.grad_input = call_named(fname, core.softmax_backward, self.output, grad_output, self.dim, log)
+    return self.grad_input
+  end
+  function S:__repr()
+    return ("nn.%s(dim = %d)"):format(name, self.dim)
+  end
+end
+
+--- Identity: the input itself, and the gradient itself.
+local Identity = class("Identity", Module)
+function Identity:forward(input)
+  check_self(self, "Identity", "forward")
+  self.output = input
+  return input
+end
+function Identity:backward(_, grad_output)
+  check_self(self, "Identity", "backward")
+  self.grad_input = grad_output
+  return grad_output
+end
+
+-- --- losses: forward returns the mean loss as a Lua number, backward its gradient ---
+
+local function check_same_shape(fname, a, b, what_a, what_b)
+  check_tensor_arg(fname, what_a, a)
+  check_tensor_arg(fname, what_b, b)
+  local sa, sb = shape_string(a), shape_string(b)
+  if sa ~= sb then raise("%s: %s %s and %s %s must have the same shape", fname, what_a, sa, what_b, sb) end
+end
+
+--- Logits or log-probabilities {N, C} (float32) and labels {N} (int32, 1..C),
+-- on one device; returns N, C.
+local function check_classification(fname, scores, labels, what)
+  check_tensor_arg(fname, what, scores)
+  check_tensor_arg(fname, "labels", labels)
+  if scores:dim() ~= 2 then raise("%s: expected %s [N, C], got %s", fname, what, shape_string(scores)) end
+  if scores:dtype() ~= "float32" then raise("%s: %s must be float32, got %s", fname, what, scores:dtype()) end
+  if labels:dtype() ~= "int32" then raise("%s: labels must be int32 (1..C), got %s", fname, labels:dtype()) end
+  local n, c = scores:size(1), scores:size(2)
+  if labels:dim() ~= 1 or labels:size(1) ~= n then
+    raise("%s: expected labels [%d] for %s %s, got %s", fname, n, what, shape_string(scores),
+      shape_string(labels))
+  end
+  if labels:device() ~= scores:device() then
+    raise("%s: labels are on %s, %s on %s", fname, tostring(labels:device()), what,
+      tostring(scores:device()))
+  end
+  if n > 0 then
+    local lo, hi = labels:min(), labels:max()
+    if lo < 1 or hi > c then
+      raise("%s: labels must be in 1..%d for %s %s, got a label %d", fname, c, what,
+        shape_string(scores), lo < 1 and lo or hi)
+    end
+  end
+  return n, c
+end
+
+--- One-hot float32 {N, C} of labels {N} (1..C): a broadcast comparison with 1..C.
+local function one_hot(labels, c)
+  local classes = {}
+  for i = 1, c do classes[i] = i end
+  local row = lunet.tensor({ classes }, { dtype = "int32", device = labels:device() })
+  return labels:reshape({ labels:size(1), 1 }):eq(row):to("float32")
+end
+
+--- MSELoss: mean((input - target)^2) over every element.
+local MSELoss = class("MSELoss", Module)
+function MSELoss:forward(input, target)
+  check_self(self, "MSELoss", "forward")
+  local fname = self._fname.forward
+  check_same_shape(fname, input, target, "input", "target")
+  local diff = call_named(fname, function() return input - target end)
+  self.output = (diff * diff):sum() / input:numel()
+  return self.output
+end
+function MSELoss:backward(input, target)
+  check_self(self, "MSELoss", "backward")
+  local fname = self._fname.backward
+  check_same_shape(fname, input, target, "input", "target")
+  self.grad_input = call_named(fname, function() return (input - target) * (2 / input:numel()) end)
+  return self.grad_input
+end
+
+--- NLLLoss: -mean(log_probs[i, labels[i]]) of log-probabilities {N, C} (after
+-- LogSoftmax) and labels {N} (int32, 1..C).
+local NLLLoss = class("NLLLoss", Module)
+function NLLLoss:forward(log_probs, labels)
+  check_self(self, "NLLLoss", "forward")
+  local n, c = check_classification(self._fname.forward, log_probs, labels, "log_probs")
+  self.output = -(log_probs * one_hot(labels, c)):sum() / n
+  return self.output
+end
+function NLLLoss:backward(log_probs, labels)
+  check_self(self, "NLLLoss", "backward")
+  local n, c = check_classification(self._fname.backward, log_probs, labels, "log_probs")
+  self.grad_input = one_hot(labels, c) * (-1 / math.max(n, 1))
+  return self.grad_input
+end
+
+--- BCEWithLogitsLoss: mean binary cross-entropy of sigmoid(input) against
+-- targets in [0, 1], computed stably as max(x, 0) - x * t + log(1 + exp(-|x|)).
+local BCEWithLogitsLoss = class("BCEWithLogitsLoss", Module)
+function BCEWithLogitsLoss:forward(input, target)
+  check_self(self, "BCEWithLogitsLoss", "forward")
+  local fname = self._fname.forward
+  check_same_shape(fname, input, target, "input", "target")
+  local loss = call_named(fname, function()
+    return input:clamp(0, nil) - input * target + ((-input:abs()):exp() + 1):log()
+  end)
+  self.output = loss:sum() / input:numel()
+  return self.output
+end
+function BCEWithLogitsLoss:backward(input, target)
+  check_self(self, "BCEWithLogitsLoss", "backward")
+  local fname = self._fname.backward
+  check_same_shape(fname, input, target, "input", "target")
+  self.grad_input = call_named(fname, function()
+    return (input:sigmoid() - target) * (1 / input:numel())
+  end)
+  return self.grad_input
+end
+
+--- The label-smoothed cross-entropy (PyTorch's rule): the target is
+-- (1 - eps) * onehot + eps / C, so loss_i = -(1 - eps) * logp[i, y_i] -
+-- eps / C * sum_c logp[i, c], and the gradient (softmax - target) / N.
+local function smoothed_target(labels, c, eps)
+  return one_hot(labels, c) * (1 - eps) + eps / c
+end
+
+local function smoothed_cross_entropy(self, logits, labels)
+  local n, c = check_classification(self._fname.forward, logits, labels, "logits")
+  local target = smoothed_target(labels, c, self.label_smoothing)
+  return -(logits:log_softmax(2) * target):sum() / n
+end
+
+local function smoothed_cross_entropy_backward(self, logits, labels)
+  local n, c = check_classification(self._fname.backward, logits, labels, "logits")
+  return (logits:softmax(2) - smoothed_target(labels, c, self.label_smoothing)) * (1 / math.max(n, 1))
+end
+
+-- --- geometry: m:output_shape(input_shape), m:flops(input_shape), m:summary() -------
+-- Stopgap until issue 12's modules own their geometry: one table, by type
+-- name, of each module's output shape and forward FLOPs (a multiply-add
+-- counts 2, as bench.model_flops; elementwise ops one per element). Shapes
+-- are full shapes, batch included. A type missing here is taken as
+-- elementwise (same shape, one FLOP per element).
+
+local function numel_of(shape)
+  local n = 1
+  for _, v in ipairs(shape) do n = n * v end
+  return n
+end
+
+local function shape_text(shape)
+  return "[" .. table.concat(shape, ", ") .. "]"
+end
+
+local function spatial(m, shape, what)
+  if #shape ~= 4 then
+    raise("lunet.nn.%s:output_shape: expected input [N, C, H, W], got %s", m.__typename, shape_text(shape))
+  end
+  local k, s, p = m.kernel_size, m.stride or m.kernel_size, m.padding or { 0, 0 }
+  local h = (shape[3] + 2 * p[1] - k[1]) // s[1] + 1
+  local w = (shape[4] + 2 * p[2] - k[2]) // s[2] + 1
+  if h < 1 or w < 1 then
+    raise("lunet.nn.%s:output_shape: input %s is smaller than the %s %dx%d", m.__typename,
+      shape_text(shape), what, k[1], k[2])
+  end
+  return h, w
+end
+
+local geometry = {
+  Linear = function(m, shape)
+    if #shape < 1 or shape[#shape] ~= m.in_features then
+      raise("lunet.nn.Linear:output_shape: expected input [N, %d], got %s", m.in_features, shape_text(shape))
+    end
+    local out = { table.unpack(shape) }
+    out[#out] = m.out_features
+    local rows = numel_of(shape) // m.in_features
+    return out, rows * m.out_features * (2 * m.in_features + (m.bias and 1 or 0))
+  end,
+  Conv2d = function(m, shape)
+    if #shape ~= 4 or shape[2] ~= m.in_channels then
+      raise("lunet.nn.Conv2d:output_shape: expected input [N, %d, H, W], got %s", m.in_channels,
+        shape_text(shape))
+    end
+    local h, w = spatial(m, shape, "kernel")
+    local out = { shape[1], m.out_channels, h, w }
+    local k = m.kernel_size
+    return out, numel_of(out) * (2 * m.in_channels * k[1] * k[2] + (m.bias and 1 or 0))
+  end,
+  Flatten = function(_, shape)
+    if #shape < 2 then raise("lunet.nn.Flatten:output_shape: expected input [N, ...], got %s", shape_text(shape)) end
+    return { shape[1], numel_of(shape) // math.max(shape[1], 1) }, 0
+  end,
+  Identity = function(_, shape) return { table.unpack(shape) }, 0 end,
+  Dropout = function(_, shape) return { table.unpack(shape) }, numel_of(shape) end,
+  BatchNorm2d = function(m, shape)
+    if #shape ~= 4 or shape[2] ~= m.num_features then
+      raise("lunet.nn.BatchNorm2d:output_shape: expected input [N, %d, H, W], got %s", m.num_features,
+        shape_text(shape))
+    end
+    return { table.unpack(shape) }, 2 * numel_of(shape)
+  end,
+  AdaptiveAvgPool2d = function(m, shape)
+    if #shape ~= 4 then
+      raise("lunet.nn.AdaptiveAvgPool2d:output_shape: expected input [N, C, H, W], got %s", shape_text(shape))
+    end
+    return { shape[1], shape[2], 1, 1 }, numel_of(shape)
+  end,
+  Softmax = function(_, shape) return { table.unpack(shape) }, 3 * numel_of(shape) end,
+  Sequential = function(m, shape)
+    local total = 0
+    for i = 1, #m do
+      local f
+      shape, f = m[i]:_geometry(shape)
+      total = total + f
+    end
+    return shape, total
+  end,
+  ConvReLUPool = function(m, shape)
+    local total = 0
+    for _, part in ipairs({ m.conv, m.relu, m.pool }) do
+      local f
+      shape, f = part:_geometry(shape)
+      total = total + f
+    end
+    return shape, total
+  end,
+  Residual = function(m, shape)
+    local out, f = m.block:_geometry(shape)
+    if shape_text(out) ~= shape_text(shape) then
+      raise("lunet.nn.Residual:output_shape: the block maps %s to %s; it must keep the shape",
+        shape_text(shape), shape_text(out))
+    end
+    return out, f + numel_of(shape)
+  end,
+}
+geometry.LogSoftmax = geometry.Softmax
+for _, name in ipairs({ "MaxPool2d", "AvgPool2d" }) do
+  geometry[name] = function(m, shape)
+    local h, w = spatial(m, shape, "window")
+    local out = { shape[1], shape[2], h, w }
+    return out, numel_of(out) * m.kernel_size[1] * m.kernel_size[2]
+  end
+end
+
+--- output shape and forward FLOPs for an input of `shape`.
+function Module:_geometry(shape)
+  local g = geometry[self.__typename]
+  if g then return g(self, shape) end
+  return { table.unpack(shape) }, numel_of(shape)
+end
+
+local function check_shape_arg(fname, shape)
+  if type(shape) ~= "table" or #shape == 0 then
+    raise("%s: input_shape must be an array of sizes, e.g. {64, 1, 28, 28}, got %s", fname,
+      type(shape) == "table" and "an empty table" or type(shape))
+  end
+  for i, v in ipairs(shape) do
+    if math.type(v) ~= "integer" or v < 0 then
+      raise("%s: input_shape[%d] must be a non-negative integer, got %s", fname, i, tostring(v))
+    end
+  end
+end
+
+function Module:output_shape(input_shape)
+  check_shape_arg(("lunet.nn.%s:output_shape"):format(self.__typename), input_shape)
+  return (self:_geometry(input_shape))
+end
+
+function Module:flops(input_shape)
+  check_shape_arg(("lunet.nn.%s:flops"):format(self.__typename), input_shape)
+  local _, f = self:_geometry(input_shape)
+  return f
+end
+
+--- The modules inside a container, in order, with the names they get in a
+-- summary: Sequential's positions, ConvReLUPool's parts, Residual's block.
+local function submodules(m)
+  local list = {}
+  if m.__typename == "ConvReLUPool" then
+    for _, field in ipairs({ "conv", "relu", "pool" }) do list[#list + 1] = { m[field], field } end
+  elseif m.__typename == "Sequential" then
+    for i = 1, #m do list[i] = { m[i], tostring(i) } end
+  elseif nn.is_module(m.block) then
+    list[1] = { m.block, "block" }
+  end
+  return list
+end
+
+--- The numbers of m:summary: {rows = {{name, type, output_shape, params,
+-- flops, depth, container}, ...}, total_params, total_flops, input_shape};
+-- rows[1] is the model itself. A shape without the batch dimension (as
+-- torchsummary takes it, {1, 28, 28}) is read as a batch of one when the
+-- shape as given does not fit the model.
+local summary_rows_of
+local function summary_rows(self, input_shape)
+  local ok, info = pcall(summary_rows_of, self, input_shape)
+  if ok then return info end
+  local batched = { 1, table.unpack(input_shape) }
+  if #batched <= 8 then
+    local ok1, info1 = pcall(summary_rows_of, self, batched)
+    if ok1 then return info1 end
+  end
+  error(info, 0)
+end
+
+function summary_rows_of(self, input_shape)
+  local rows = {}
+  local function visit(m, name, depth, shape)
+    local kids = submodules(m)
+    local out, f = m:_geometry(shape)
+    local params = 0
+    if #kids == 0 then
+      for _, p in ipairs((m:parameters())) do params = params + p:numel() end
+    end
+    rows[#rows + 1] = { name = name, type = m.__typename, output_shape = out, params = params,
+      flops = f, depth = depth, container = #kids > 0 }
+    local s = shape -- the children run one after the other
+    for _, kid in ipairs(kids) do
+      s = visit(kid[1], name .. "." .. kid[2], depth + 1, s)
+    end
+    return out
+  end
+  visit(self, "model", 0, input_shape)
+  local total_params = 0
+  for _, r in ipairs(rows) do total_params = total_params + r.params end
+  return { rows = rows, total_params = total_params, total_flops = rows[1].flops,
+    input_shape = input_shape }
+end
+
+function Module:summary_table(input_shape)
+  check_self(self, "Module", "summary_table")
+  check_shape_arg(("lunet.nn.%s:summary_table"):format(self.__typename), input_shape)
+  return summary_rows(self, input_shape)
+end
+
+--- A table like torchsummary's, as text: each module's output shape,
+-- parameter count and forward FLOPs for an input of `input_shape` (batch
+-- included), then the totals. m:summary_table gives the numbers.
+function Module:summary(input_shape)
+  check_self(self, "Module", "summary")
+  check_shape_arg(("lunet.nn.%s:summary"):format(self.__typename), input_shape)
+  local info = summary_rows(self, input_shape)
+  local rows, total_params, total_flops = info.rows, info.total_params, info.total_flops
+  local lines = {
+    ("%-32s %-22s %14s %16s"):format("Layer (type)", "Output Shape", "Param #", "FLOPs"),
+    ("="):rep(87),
+  }
+  for _, r in ipairs(rows) do
+    if r.depth > 0 or not r.container then
+      local label = ("  "):rep(math.max(r.depth - 1, 0)) .. r.type .. " (" .. r.name .. ")"
+      lines[#lines + 1] = ("%-32s %-22s %14s %16s"):format(label, shape_text(r.output_shape),
+        r.container and "" or tostring(r.params), tostring(r.flops))
+    end
+  end
+  lines[#lines + 1] = ("="):rep(87)
+  lines[#lines + 1] = ("Input shape: %s"):format(shape_text(info.input_shape))
+  lines[#lines + 1] = ("Output shape: %s"):format(shape_text(rows[1].output_shape))
+  lines[#lines + 1] = ("Total params: %d"):format(total_params)
+  lines[#lines + 1] = ("Forward FLOPs: %d"):format(total_flops)
+  return table.concat(lines, "\n")
+end
+
 -- --- CrossEntropyLoss -------------------------------------------------------------------------------
 
 --- Mean softmax cross-entropy of logits {N, C} (float32) against labels {N}
@@ -1198,8 +1671,25 @@ end
 -- (softmax - onehot) / N.
 local CrossEntropyLoss = class("CrossEntropyLoss", Module)
 
+--- CrossEntropyLoss([{label_smoothing = 0}]): with smoothing in (0, 1], the
+-- target is (1 - eps) * onehot + eps / C, as PyTorch's label_smoothing.
+function CrossEntropyLoss:__init(opts)
+  local fname = self._fname.new
+  Module.__init(self)
+  opts = check_options(fname, opts, { label_smoothing = 0 })
+  if not (opts.label_smoothing >= 0 and opts.label_smoothing <= 1) then
+    error(("%s: label_smoothing must be in [0, 1], got %s"):format(fname,
+      tostring(opts.label_smoothing)), 3)
+  end
+  self.label_smoothing = opts.label_smoothing
+end
+
 function CrossEntropyLoss:forward(logits, labels)
   check_self(self, "CrossEntropyLoss", "forward")
+  if (self.label_smoothing or 0) > 0 then
+    self.output = smoothed_cross_entropy(self, logits, labels)
+    return self.output
+  end
   self.output = core.cross_entropy_forward(logits, labels, self._fname.forward)
   return self.output
 end
@@ -1231,6 +1721,10 @@ end
 
 function CrossEntropyLoss:backward(logits, labels)
   check_self(self, "CrossEntropyLoss", "backward")
+  if (self.label_smoothing or 0) > 0 then
+    self.grad_input = smoothed_cross_entropy_backward(self, logits, labels)
+    return self.grad_input
+  end
   local n = 1
   if lunet.is_tensor(logits) and logits:dim() >= 1 and logits:size(1) > 0 then n = logits:size(1) end
   self.grad_input = core.cross_entropy_backward(logits, labels, 1 / n, self.grad_input,

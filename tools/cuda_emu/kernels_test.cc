@@ -16,6 +16,7 @@ extern "C" {
 extern "C" {
 #include "ops_ref.h"
 }
+#include "formulas.h"
 
 /* check.c stand-ins */
 extern "C" int ln_cuda_error(int code, const char *fmt, ...) { fprintf(stderr, "ln_cuda_error: %s\n", fmt); return code; }
@@ -51,7 +52,7 @@ static void test_binary(ln_cuda_context *ctx) {
     lcg g{1};
     for (int64_t n : {1, 7, 1000, 70001, 300000}) {
         auto a = randf(g, n, -3, 3), b = randf(g, n, 0.5f, 3);
-        for (int op = 0; op < 5; op++) {
+        for (int op = 0; op <= LN_GE; op++) {
             std::vector<float> o1(n), o2(n);
             ln_ref_binary(nullptr, (ln_binary_op)op, LN_FLOAT32, n, a.data(), b.data(), o1.data());
             CHECK(ln_cuda_binary(ctx, (ln_binary_op)op, LN_FLOAT32, n, a.data(), b.data(), o2.data()) == 0, "rc");
@@ -65,7 +66,7 @@ static void test_binary(ln_cuda_context *ctx) {
         std::vector<int32_t> ia(n), ib(n), i1(n), i2(n);
         std::vector<uint8_t> ua(n), ub(n), u1(n), u2(n);
         for (int64_t i = 0; i < n; i++) { ia[i] = (int32_t)g.next(); ib[i] = (int32_t)g.next(); ua[i] = (uint8_t)g.next(); ub[i] = (uint8_t)g.next(); }
-        for (int op = 0; op < 5; op++) {
+        for (int op = 0; op <= LN_GE; op++) {
             if (op == LN_DIV) continue;
             ln_ref_binary(nullptr, (ln_binary_op)op, LN_INT32, n, ia.data(), ib.data(), i1.data());
             ln_cuda_binary(ctx, (ln_binary_op)op, LN_INT32, n, ia.data(), ib.data(), i2.data());
@@ -87,12 +88,12 @@ static void test_binary(ln_cuda_context *ctx) {
             std::vector<uint16_t> ha(n), hb(n), ho(n);
             for (int64_t i = 0; i < n; i++) { ha[i] = dt == LN_FLOAT16 ? ln_float_to_half(a[i] * 30) : ln_float_to_bfloat16(a[i] * 30);
                                               hb[i] = dt == LN_FLOAT16 ? ln_float_to_half(b[i]) : ln_float_to_bfloat16(b[i]); }
-            for (int op = 0; op < 5; op++) {
+            for (int op = 0; op <= LN_GE; op++) {
                 ln_cuda_binary(ctx, (ln_binary_op)op, dt, n, ha.data(), hb.data(), ho.data());
                 bool ok = true;
                 for (int64_t i = 0; i < n && ok; i++) {
                     float x = (float)ln_load_as_double(ha.data(), dt, i), y = (float)ln_load_as_double(hb.data(), dt, i);
-                    float r = op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : op == 3 ? x / y : (x == y ? 1.0f : 0.0f);
+                    float r = ln_f_binary((ln_binary_op)op, x, y);
                     uint16_t e = dt == LN_FLOAT16 ? ln_float_to_half(r) : ln_float_to_bfloat16(r);
                     ok = e == ho[i];
                 }
@@ -394,11 +395,68 @@ static void test_optim(ln_cuda_context *ctx) {
 }
 
 extern long ln_emu_launches, ln_emu_barriers;
+
+/* The unary, softmax and reduce_dim families: every op, forward and backward,
+ * on odd sizes, bit for bit against the reference (the same formulas.h). */
+static void test_families(ln_cuda_context *ctx) {
+    lcg g{11};
+    for (int64_t n : {1, 7, 1000, 70001}) {
+        auto x = randf(g, n, -6, 6), dy = randf(g, n, -1, 1);
+        if (n > 3) { x[1] = NAN; x[2] = 0.0f; }
+        for (int op = 0; op < LN_UNARY_COUNT; op++) {
+            ln_unary_params p = {op == LN_UNARY_POW ? 2.5f : 0.15f, -0.5f, 0.7f};
+            std::vector<float> y1(n), y2(n), d1(n), d2(n);
+            ln_ref_unary(nullptr, (ln_unary_op)op, &p, n, x.data(), y1.data());
+            CHECK(ln_cuda_unary(ctx, (ln_unary_op)op, &p, n, x.data(), y2.data()) == 0, "rc");
+            bool same = true;
+            for (int64_t i = 0; i < n; i++) same = same && feq(y1[i], y2[i]);
+            CHECK(same, "unary %s n %ld", ln_unary_name((ln_unary_op)op), (long)n);
+            if (!ln_unary_has_backward((ln_unary_op)op)) continue;
+            ln_ref_unary_backward(nullptr, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d1.data());
+            ln_cuda_unary_backward(ctx, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d2.data());
+            same = true;
+            for (int64_t i = 0; i < n; i++) same = same && feq(d1[i], d2[i]);
+            CHECK(same, "unary_backward %s n %ld", ln_unary_name((ln_unary_op)op), (long)n);
+        }
+    }
+    int64_t shapes[][3] = {{1, 1, 1}, {1, 10, 1}, {3, 7, 5}, {257, 13, 1}, {1, 131, 257}, {4, 1, 9}, {2, 3000, 3}};
+    for (auto &s : shapes) {
+        int64_t n = s[0] * s[1] * s[2], rows = s[0] * s[2];
+        auto x = randf(g, n, -30, 30), dy = randf(g, n, -1, 1);
+        if (n > 20) x[g.below((int)n)] = NAN;
+        for (int log = 0; log < 2; log++) {
+            std::vector<float> y1(n), y2(n), d1(n), d2(n);
+            ln_ref_softmax(nullptr, log, s[0], s[1], s[2], x.data(), y1.data());
+            ln_cuda_softmax(ctx, log, s[0], s[1], s[2], x.data(), y2.data());
+            bool same = true;
+            for (int64_t i = 0; i < n; i++) same = same && feq(y1[i], y2[i]);
+            CHECK(same, "softmax log %d shape %ld %ld %ld", log, (long)s[0], (long)s[1], (long)s[2]);
+            ln_ref_softmax_backward(nullptr, log, s[0], s[1], s[2], y1.data(), dy.data(), d1.data());
+            ln_cuda_softmax_backward(ctx, log, s[0], s[1], s[2], y1.data(), dy.data(), d2.data());
+            same = true;
+            for (int64_t i = 0; i < n; i++) same = same && feq(d1[i], d2[i]);
+            CHECK(same, "softmax_backward log %d", log);
+        }
+        for (int op = 0; op <= LN_MEAN; op++) {
+            bool pos = op == LN_MAX || op == LN_MIN;
+            std::vector<float> v1(rows), v2(rows);
+            std::vector<int32_t> p1(rows), p2(rows);
+            ln_ref_reduce_dim(nullptr, (ln_reduce_op)op, s[0], s[1], s[2], x.data(), v1.data(), pos ? p1.data() : nullptr);
+            ln_cuda_reduce_dim(ctx, (ln_reduce_op)op, s[0], s[1], s[2], x.data(), v2.data(), pos ? p2.data() : nullptr);
+            bool same = true;
+            for (int64_t i = 0; i < rows; i++) same = same && feq(v1[i], v2[i]);
+            CHECK(same, "reduce_dim op %d values", op);
+            CHECK(!pos || p1 == p2, "reduce_dim op %d positions", op);
+        }
+    }
+}
+
 int main() {
     ln_cuda_context *ctx = make_ctx();
     test_binary(ctx); fprintf(stderr, "binary done\n");
     test_reduce(ctx); fprintf(stderr, "reduce done\n");
     test_argmax(ctx); fprintf(stderr, "argmax done\n");
+    test_families(ctx); fprintf(stderr, "families done\n");
     test_copy(ctx); fprintf(stderr, "copy done\n");
     test_gather(ctx);
     test_random(ctx); fprintf(stderr, "random done\n");

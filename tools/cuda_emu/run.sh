@@ -10,7 +10,7 @@ cuda_include=${CUDA_PATH:-/usr/local/cuda}/include
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 inc="-I$here -I$root/csrc -I$root/cuda -I$cuda_include"
-for f in copy elementwise reduce random pool activation batchnorm loss optim; do
+for f in copy elementwise reduce random pool activation batchnorm loss optim families; do
   python3 "$here/to_host.py" "$root/cuda/$f.cu" > "$work/$f.cc"
   g++ -O2 -std=c++17 -include emu.h $inc -c "$work/$f.cc" -o "$work/$f.o"
 done

@@ -1,0 +1,40 @@
+/* The core side of the unary, softmax and reduce_dim op families: each checks
+ * its arguments once, makes its inputs contiguous float32, calls its backend
+ * slot and releases what it made. Errors name the shapes; the binding adds
+ * the function's name. */
+#ifndef LUNET_OPS_FAMILIES_H
+#define LUNET_OPS_FAMILIES_H
+
+#include "../backend.h"
+#include "../tensor.h"
+
+/* out = op(x), a new float32 tensor of x's shape (other dtypes are read as
+ * float32). */
+int ln_op_unary(ln_tensor *out, ln_unary_op op, const ln_unary_params *p, const ln_tensor *x);
+
+/* dx = dy * op'(x) for an activation, from its forward input x and output y
+ * (same shape, float32, same device). */
+int ln_op_unary_backward(ln_tensor *dx, ln_unary_op op, const ln_unary_params *p,
+                         const ln_tensor *x, const ln_tensor *y, const ln_tensor *dy);
+
+/* out = softmax (log_softmax when `log`) of x along 0-based `dim`. */
+int ln_op_softmax(ln_tensor *out, int log, const ln_tensor *x, int dim);
+
+/* dx from the forward output y and the gradient dy of the same shape. */
+int ln_op_softmax_backward(ln_tensor *dx, int log, const ln_tensor *y, const ln_tensor *dy,
+                           int dim);
+
+/* Reduction of float32 x along 0-based `dim` (removed, or kept with size 1):
+ * values float32; positions (int32, 1-based, first extreme, NaN wins) for
+ * LN_MAX and LN_MIN, NULL for LN_SUM and LN_MEAN. On failure both are left
+ * released. */
+int ln_op_reduce_dim(ln_tensor *values, ln_tensor *positions, const ln_tensor *x,
+                     ln_reduce_op op, int dim, int keepdim);
+
+/* x viewed as [outer, shape[dim], inner]. */
+void ln_split_at_dim(const ln_tensor *x, int dim, int64_t *outer, int64_t *inner);
+
+/* A contiguous float32 version of t (shared when it already is one). */
+int ln_contiguous_float(ln_tensor *out, const ln_tensor *t);
+
+#endif
