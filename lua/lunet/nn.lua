@@ -1245,8 +1245,7 @@ function LeakyReLU:__init(negative_slope)
   Module.__init(self)
   if negative_slope == nil then negative_slope = 0.01 end
   if type(negative_slope) ~= "number" or negative_slope ~= negative_slope then
-    error(("%s: negative_slope must be a number, got %s"):format(self._fname.new,
-      tostring(negative_slope)), 3)
+    raise("%s: negative_slope must be a number, got %s", self._fname.new, tostring(negative_slope))
   end
   self.negative_slope = negative_slope
 end
@@ -1264,8 +1263,8 @@ function GELU:__init(opts)
   if type(opts) == "string" then opts = { approximate = opts } end
   opts = check_options(self._fname.new, opts, { approximate = "none" })
   if opts.approximate ~= "none" and opts.approximate ~= "tanh" then
-    error(("%s: approximate must be \"none\" or \"tanh\", got \"%s\""):format(self._fname.new,
-      opts.approximate), 3)
+    raise("%s: approximate must be \"none\" or \"tanh\", got \"%s\"", self._fname.new,
+      tostring(opts.approximate))
   end
   self.approximate = opts.approximate
 end
@@ -1281,8 +1280,8 @@ for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
     Module.__init(self)
     local d = math.type(dim) == "integer" and dim or (type(dim) == "number" and math.tointeger(dim))
     if not d or d == 0 then
-      error(("%s: dim must be a non-zero integer (1-based, or negative from the end), got %s")
-        :format(self._fname.new, tostring(dim)), 3)
+      raise("%s: dim must be a non-zero integer (1-based, or negative from the end), got %s",
+        self._fname.new, tostring(dim))
     end
     self.dim = d
   end
@@ -1596,14 +1595,14 @@ end
 -- shape as given does not fit the model.
 local summary_rows_of
 local function summary_rows(self, input_shape)
-  local ok, info = pcall(summary_rows_of, self, input_shape)
-  if ok then return info end
+  local ok, result = pcall(summary_rows_of, self, input_shape)
+  if ok then return result end
   local batched = { 1, table.unpack(input_shape) }
   if #batched <= 8 then
     local ok1, info1 = pcall(summary_rows_of, self, batched)
     if ok1 then return info1 end
   end
-  error(info, 0)
+  error(result, 0) -- the first attempt's error, already located, passed on untouched
 end
 
 function summary_rows_of(self, input_shape)
@@ -1678,8 +1677,7 @@ function CrossEntropyLoss:__init(opts)
   Module.__init(self)
   opts = check_options(fname, opts, { label_smoothing = 0 })
   if not (opts.label_smoothing >= 0 and opts.label_smoothing <= 1) then
-    error(("%s: label_smoothing must be in [0, 1], got %s"):format(fname,
-      tostring(opts.label_smoothing)), 3)
+    raise("%s: label_smoothing must be in [0, 1], got %s", fname, tostring(opts.label_smoothing))
   end
   self.label_smoothing = opts.label_smoothing
 end
