@@ -235,6 +235,26 @@ describe("the loss on the device", function()
     end)
   end
 
+  for _, dev in ipairs(helpers.devices()) do
+    it("forward_tensor honours label smoothing, as forward does, on " .. dev, function()
+      local crit = nn.CrossEntropyLoss({ label_smoothing = 0.2 })
+      local sum = crit.running_sum(dev)
+      local expected = 0
+      for k = 1, 3 do
+        local logits = helpers.random({ 7, 5 }, 60 + k, nil, -3, 3):to(dev)
+        local labels = lunet.tensor({ 1, 2, 3, 4, 5, 1, 2 }, { dtype = "int32", device = dev })
+        local value = crit:forward(logits, labels)
+        local t = crit:forward_tensor(logits, labels)
+        assert.same({ 1 }, t:shape())
+        assert.is_true(math.abs(t:get(1) - value) <= 1e-6 * math.abs(value), ("%.9g vs %.9g"):format(t:get(1), value))
+        crit:forward_tensor(logits, labels, sum)
+        expected = expected + value
+      end
+      local pair = sum:totable()
+      assert.is_true(math.abs(pair[1] + pair[2] - expected) <= 1e-6 * expected)
+    end)
+  end
+
   it("names a bad label and a bad running sum", function()
     local crit = nn.CrossEntropyLoss()
     local logits = lunet.zeros({ 2, 3 })

@@ -1701,6 +1701,19 @@ end
 function CrossEntropyLoss:forward_tensor(logits, labels, running_sum)
   check_self(self, "CrossEntropyLoss", "forward_tensor")
   local fname = "lunet.nn.CrossEntropyLoss:forward_tensor"
+  if (self.label_smoothing or 0) > 0 then
+    -- the smoothed loss by the tensor ops, as a {1} tensor on the logits' device
+    local n, c = check_classification(fname, logits, labels, "logits")
+    local target = smoothed_target(labels, c, self.label_smoothing)
+    local loss = (logits:log_softmax(2) * target):sum(2):sum(1, true) * (-1 / math.max(n, 1))
+    if running_sum ~= nil then
+      check_tensor_arg(fname, "running_sum", running_sum)
+      running_sum:narrow(1, 1, 1):add_(loss)
+      return running_sum
+    end
+    self._loss_tensor = loss
+    return loss
+  end
   if running_sum ~= nil then
     return core.cross_entropy_forward_into(logits, labels, running_sum, true, fname)
   end
