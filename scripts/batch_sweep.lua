@@ -14,12 +14,15 @@ end
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local find_lunet = loadfile(here .. "/find_lunet.lua")
 if find_lunet then find_lunet(here .. "/..") end
+local cli = require("lunet.cli")
+-- the rest of this file is the body of cli.main: a Ctrl-C outside the measuring loop
+-- (loading the data, writing) ends it with one line and exit status 130
+cli.main("batch_sweep.lua", function(interrupt_guard)
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
-local cli = require("lunet.cli")
 
 local function integer_at_least(lo, what) return cli.integer(what, lo) end
 local positive_number = cli.positive_number
@@ -85,7 +88,9 @@ if not writable then die("--out: " .. werr) end
 if args.threads then lunet.set_num_threads(args.threads) end
 lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 
+interrupt_guard.doing = "loading the data"
 local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
+if not ok and cli.is_interrupt(train) then error(train, 0) end -- to interrupt_guard: exit 130
 if not ok then
   die((args.data and ("--data " .. args.data .. ": ") or "") .. tostring(train):gsub("pass root=DIR", "pass --data DIR"))
 end
@@ -100,6 +105,7 @@ if not gpu_ok then
     :format(report.short_reason(gpu_reason)))
 end
 
+interrupt_guard.doing = "building the model"
 local forward_flops = bench.model_flops(session.fresh_model(args.seed), { 1, 28, 28 })
 
 --- Images/s of `steps` batches of `work` (a function of x, y), after one
@@ -163,6 +169,7 @@ local sweep = {
 }
 
 local interrupted
+interrupt_guard.doing = "between two measurements" -- the loop below handles a Ctrl-C inside one
 for _, name in ipairs(devices) do
   local entry = { device = name, info = lunet.device(name):info(), points = {} }
   for _, b in ipairs(args.batch_sizes) do
@@ -190,7 +197,16 @@ for _, name in ipairs(devices) do
 end
 
 sweep.interrupted = interrupted
+interrupt_guard.doing = "writing the results"
+interrupt_guard.kept = ("the batch_sweep%s files in %s may be part this sweep's, part an earlier one's")
+  :format(interrupted and ".interrupted" or "", args.out)
 local written, paths = pcall(report.write_sweep, sweep, args.out, { suffix = interrupted and ".interrupted" or nil })
+if not written and cli.is_interrupt(paths) then error(paths, 0) end
 if not written then die(tostring(paths)) end
 print("wrote " .. table.concat(paths, ", "))
-if interrupted then os.exit(130) end
+if interrupted then
+  print("The sweep was interrupted: these files hold the points measured; a complete " ..
+    "batch_sweep.json in that folder is left as it was.")
+  os.exit(130)
+end
+end) -- cli.main

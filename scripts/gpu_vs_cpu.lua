@@ -17,12 +17,15 @@ end
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 local find_lunet = loadfile(here .. "/find_lunet.lua")
 if find_lunet then find_lunet(here .. "/..") end
+local cli = require("lunet.cli")
+-- the rest of this file is the body of cli.main: a Ctrl-C outside the device loop
+-- (loading the data, writing) ends it with one line and exit status 130
+cli.main("gpu_vs_cpu.lua", function(interrupt_guard)
 local argparse = require("argparse")
 local lunet = require("lunet")
 local bench = require("lunet.bench")
 local report = require("lunet.report")
 local session = require("lunet.session")
-local cli = require("lunet.cli")
 
 local function integer_at_least(lo, what) return cli.integer(what, lo) end
 local positive_number = cli.positive_number
@@ -178,8 +181,10 @@ local IMAGENET_MEAN, IMAGENET_STD = { 0.485, 0.456, 0.406 }, { 0.229, 0.224, 0.2
 local T = lunet.transforms
 local recipe, train, test, image_shape
 print(("Loading %s%s ..."):format(args.dataset, args.data and (" from " .. args.data) or ""))
+interrupt_guard.doing, interrupt_guard.tty = "loading the data", session.stdout_is_tty()
 local function load(fn, opts)
   local ok, ds = pcall(fn, opts)
+  if not ok and cli.is_interrupt(ds) then error(ds, 0) end -- to interrupt_guard: exit 130
   if not ok then die(data_error(ds)) end
   return ds
 end
@@ -257,6 +262,7 @@ local function make_optimizer(model)
 end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
+interrupt_guard.doing = "building the model"
 local probe = session.fresh_model(args.seed, build_model)
 local probe_ok, probe_err = pcall(function()
   probe:eval():forward(lunet.zeros({ 1, table.unpack(image_shape) }))
@@ -432,6 +438,7 @@ local function where(p)
 end
 
 local interrupted
+interrupt_guard.doing = "between two devices" -- the loop below handles a Ctrl-C inside a device's run
 for i, name in ipairs(devices) do
   print(("== %s: %s"):format(name, lunet.device(name):info().name))
   local ok, result = pcall(run_device, name)
@@ -463,8 +470,12 @@ end
 results.interrupted = interrupted
 -- an interrupted run goes to files of its own (results.interrupted.json, ...):
 -- never over a complete report
+interrupt_guard.doing = "writing the results"
+interrupt_guard.kept = ("the %sfiles in %s may be part this run's, part an earlier one's")
+  :format(interrupted and "*.interrupted.* " or "", args.out)
 local written_ok, paths = pcall(report.write_session, results, args.out,
   { suffix = interrupted and ".interrupted" or nil })
+if not written_ok and cli.is_interrupt(paths) then error(paths, 0) end
 if not written_ok then die(tostring(paths)) end
 
 print()
@@ -483,3 +494,4 @@ end
 local failed = 0
 for _, r in ipairs(results.devices) do if r.status ~= "ok" then failed = failed + 1 end end
 os.exit(failed == #results.devices and 1 or 0)
+end) -- cli.main

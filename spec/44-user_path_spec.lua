@@ -3,6 +3,7 @@
 -- checkout; Ctrl-C stops a session and keeps a complete report; --compare;
 -- paths relative to the caller; the entry points under the wrong Lua.
 local cjson = require("cjson")
+local lunet = require("lunet")
 local helpers = require("helpers")
 local xml_check = require("xml_check")
 
@@ -135,6 +136,36 @@ describe("a session", function()
 
   local quick = "--epochs 1 --max-batches 2 --batch-size 16 --repeat 1 --sgemm-size 32"
 
+  --- Runs scripts/<script> in the background with LUNET_DEBUG_PAUSE=`pause`
+  -- (lunet/interrupt.lua: the script waits at that point and says so), sends
+  -- it SIGINT once it waits there, and returns its exit code and output: the
+  -- signal lands in the chosen phase whatever the machine's speed.
+  local function interrupted_run(script, argv, pause)
+    local log = dir .. "/log"
+    local code, out = sh(("cd %s && (LUNET_DEBUG_PAUSE=%s %s lua5.4 scripts/%s %s > %s 2>&1 & pid=$!; "
+      .. "for i in $(seq 1 600); do grep -q 'paused at' %s && break; sleep 0.1; done; "
+      .. "kill -INT $pid; wait $pid; echo \"session_exit=$?\")")
+      :format(q(ROOT), q(pause), lua_env(), script, argv, q(log), q(log)))
+    local session_out = read(log) or ""
+    assert.truthy(session_out:find("lunet: paused at " .. pause:gsub(":.*", ""), 1, true),
+      "never reached the pause point: " .. session_out)
+    return tonumber(out:match("session_exit=(%d+)")), session_out
+  end
+
+  local function generate_image_folder(root)
+    for _, split in ipairs({ "train", "val" }) do
+      for c, class in ipairs({ "ant", "bee" }) do
+        local d = ("%s/%s/%s"):format(root, split, class)
+        assert(os.execute("mkdir -p " .. q(d)))
+        for i = 1, 4 do
+          lunet.manual_seed(c * 10 + i)
+          lunet.image_write(("%s/%d.%s"):format(d, i, i % 2 == 0 and "png" or "jpg"),
+            (lunet.rand({ 3, 24, 30 }) * 30 + c * 90):to("uint8"))
+        end
+      end
+    end
+  end
+
   it("stops at Ctrl-C: no next device, what finished kept apart, the complete report untouched, exit 130", function()
     if not have_data() then
       pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
@@ -145,30 +176,98 @@ describe("a session", function()
     os.execute("mkdir -p " .. q(out_dir))
     helpers.write_file(out_dir .. "/results.json", '{"complete": true}\n')
     helpers.write_file(out_dir .. "/report.md", "# complete\n")
-    local log = dir .. "/log"
-    -- the SIGINT comes once the first epoch is done, in the second (60 batches: an epoch takes
-    -- half a second or more, beyond the 0.2 s wait; with 6 a faster step finished all 3 first)
-    local code, out = sh(("cd %s && (%s lua5.4 scripts/gpu_vs_cpu.lua --devices cpu,ref --epochs 3 --max-batches 60 "
-      .. "--batch-size 16 --repeat 1 --sgemm-size 32 --out %s > %s 2>&1 & pid=$!; "
-      .. "for i in $(seq 1 300); do grep -q 'epoch 1/3:' %s && break; sleep 0.1; done; sleep 0.2; "
-      .. "kill -INT $pid; wait $pid; echo \"session_exit=$?\")")
-      :format(q(ROOT), lua_env(), q(out_dir), q(log), q(log)))
-    local session_out = read(log) or ""
-    assert.truthy(out:find("session_exit=130", 1, true), out .. session_out)
-    assert.truthy(session_out:find("Interrupted (Ctrl-C) on cpu", 1, true), session_out)
+    -- no warm-up: the training loader's second epoch is its second start ("loader:2"), so the
+    -- SIGINT lands as epoch 2 begins, epoch 1 done
+    local code, session_out = interrupted_run("gpu_vs_cpu.lua", "--devices cpu,ref --epochs 3 --max-batches 3 "
+      .. "--warmup-batches 0 --batch-size 16 --repeat 1 --sgemm-size 32 --out " .. q(out_dir), "loader:2")
+    assert.equal(130, code, session_out)
+    assert.truthy(session_out:find("Interrupted (Ctrl-C) on cpu, training epoch 2, batch 1", 1, true), session_out)
     assert.is_nil(session_out:find("== ref", 1, true), "went on to the next device: " .. session_out)
     assert.is_nil(session_out:find("FAILED", 1, true), session_out)
+    assert.is_nil(session_out:find("traceback", 1, true), session_out)
     assert.equal('{"complete": true}\n', read(out_dir .. "/results.json"))
     assert.equal("# complete\n", read(out_dir .. "/report.md"))
     local partial = cjson.decode((assert(read(out_dir .. "/results.interrupted.json"))))
     assert.equal("cpu", partial.interrupted.device)
+    assert.equal(2, partial.interrupted.epoch)
     assert.same({ "ref" }, partial.interrupted.devices_not_run)
     assert.equal("interrupted", partial.devices[1].status)
-    assert.is_true(#partial.devices[1].training.epochs >= 1, "the finished epoch is kept")
+    assert.equal(1, #partial.devices[1].training.epochs, "the finished epoch is kept")
     local md = assert(read(out_dir .. "/report.interrupted.md"))
     assert.truthy(md:find("^# INTERRUPTED, partial results"), md)
-    assert.truthy(md:find("Interrupted (Ctrl-C) on cpu, training epoch", 1, true), md)
+    assert.truthy(md:find("Interrupted (Ctrl-C) on cpu, training epoch 2", 1, true), md)
     xml_check.check_svg(assert(read(out_dir .. "/training_time.interrupted.svg")))
+  end)
+
+  it("stops at Ctrl-C while the data loads: one line, no traceback, nothing written, exit 130", function()
+    if not have_data() then
+      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+      return
+    end
+    for _, script in ipairs({ "gpu_vs_cpu.lua", "batch_sweep.lua" }) do
+      local out_dir = dir .. "/out-" .. script
+      local code, out = interrupted_run(script, "--devices cpu --out " .. q(out_dir), "dataset")
+      assert.equal(130, code, out)
+      assert.truthy(out:find(script .. ": interrupted (Ctrl-C) while loading the data: nothing was written.\n",
+        1, true), out)
+      assert.is_nil(out:find("traceback", 1, true), out)
+      assert.is_nil(out:find("interrupted!", 1, true), out)
+      assert.same({}, helpers.list_dir(out_dir), out) -- made, as the option was checked; left empty
+    end
+  end)
+
+  it("stops at Ctrl-C while an image folder's first batches are decoded: partial results apart, exit 130", function()
+    if not (lunet.image_formats().jpeg and lunet.image_formats().png) then
+      pending("lunet built without libjpeg or libpng")
+      return
+    end
+    generate_image_folder(dir .. "/img")
+    local out_dir = dir .. "/out"
+    os.execute("mkdir -p " .. q(out_dir))
+    helpers.write_file(out_dir .. "/results.json", '{"complete": true}\n')
+    -- the first start of a loader: the warm-up's, with --prefetch 2 workers decoding
+    local code, out = interrupted_run("gpu_vs_cpu.lua", "--dataset image-folder --data " .. q(dir .. "/img")
+      .. " --model cifar_resnet --width 4 --image-size 32 --devices cpu,ref --epochs 1 --batch-size 2 "
+      .. "--prefetch 2 --repeat 1 --sgemm-size 32 --out " .. q(out_dir), "loader")
+    assert.equal(130, code, out)
+    assert.truthy(out:find("Interrupted (Ctrl-C) on cpu, warm-up: stopping the session.", 1, true), out)
+    assert.is_nil(out:find("== ref", 1, true), out)
+    assert.is_nil(out:find("traceback", 1, true), out)
+    assert.equal('{"complete": true}\n', read(out_dir .. "/results.json"))
+    local partial = cjson.decode((assert(read(out_dir .. "/results.interrupted.json"))))
+    assert.equal("warm-up", partial.interrupted.phase)
+    assert.equal("interrupted", partial.devices[1].status)
+  end)
+
+  it("the sweep stops at Ctrl-C: the points measured kept apart, a complete sweep untouched, exit 130", function()
+    if not have_data() then
+      pending("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+      return
+    end
+    local out_dir = dir .. "/out"
+    os.execute("mkdir -p " .. q(out_dir))
+    helpers.write_file(out_dir .. "/batch_sweep.json", '{"complete": true}\n')
+    helpers.write_file(out_dir .. "/batch_sweep.svg", "<svg/>\n")
+    -- a measurement starts its loader more than once: the 4th start is past the first point
+    local code, out = interrupted_run("batch_sweep.lua", "--devices cpu,ref --batch-sizes 8,16,32 --images 32 "
+      .. "--min-steps 2 --out " .. q(out_dir), "loader:4")
+    assert.equal(130, code, out)
+    assert.truthy(out:find("Interrupted (Ctrl-C) on cpu, batch size ", 1, true), out)
+    assert.is_nil(out:find("[ref]", 1, true), "went on to the next device: " .. out)
+    assert.is_nil(out:find("FAILED", 1, true), out)
+    assert.is_nil(out:find("traceback", 1, true), out)
+    assert.equal('{"complete": true}\n', read(out_dir .. "/batch_sweep.json"))
+    assert.equal("<svg/>\n", read(out_dir .. "/batch_sweep.svg"))
+    local partial = cjson.decode((assert(read(out_dir .. "/batch_sweep.interrupted.json"))))
+    assert.truthy(partial.interrupted.at:find("^on cpu, batch size %d+$"), partial.interrupted.at)
+    local points = partial.devices[1].points
+    assert.is_true(#points >= 1, "the finished point is kept")
+    assert.equal(8, points[1].batch_size)
+    assert.is_true(points[1].training.images_per_second > 0)
+    assert.is_nil(partial.interrupted.at:find("batch size 8$"), "interrupted in a finished point")
+    local chart = assert(read(out_dir .. "/batch_sweep.interrupted.svg"))
+    xml_check.check_svg(chart)
+    assert.truthy(chart:find("INTERRUPTED (Ctrl-C): partial results", 1, true), chart)
   end)
 
   it("draws the devices of earlier results.json files beside its own (--compare), labelled and apart", function()

@@ -1,7 +1,8 @@
 --- What the command-line scripts (lunet-gpu-vs-cpu, lunet-batch-sweep) share:
 -- option converters whose messages name the option, the value and the
 -- allowed range; negative numbers as option values; paths relative to the
--- caller's folder; telling a Ctrl-C from a device failure.
+-- caller's folder; telling a Ctrl-C from a device failure, and ending on one
+-- with exit status 130.
 local cli = {}
 
 --- An argparse converter: an integer from `lo` to `hi` (hi optional).
@@ -87,8 +88,33 @@ end
 
 --- Whether an error is the Lua interpreter's answer to SIGINT (Ctrl-C):
 -- lua5.4 raises "interrupted!" at the next Lua instruction.
-function cli.is_interrupt(err)
-  return tostring(err):find("interrupted!", 1, true) ~= nil
+cli.is_interrupt = require("lunet.interrupt").is_interrupt
+
+--- Runs a script's body, `body(guard)`: a Ctrl-C that reaches it -- while
+-- the data loads, the model is built or the files are written, outside a loop
+-- that handles Ctrl-C itself -- ends the script with one line and exit status
+-- 130 instead of Lua's traceback; any other error ends it as lua5.4 would
+-- (the message and a traceback, exit status 1). The body keeps guard.doing
+-- ("loading the data") and guard.kept ("nothing was written") up to date for
+-- that line; guard.tty: a progress line may be open. (A function, not a
+-- to-be-closed variable: the scripts must parse under Lua 5.1 to say they
+-- need 5.4.)
+function cli.main(script, body)
+  local guard = { doing = "starting", kept = "nothing was written" }
+  local ok, err = xpcall(body, function(e)
+    if cli.is_interrupt(e) then return e end
+    return debug.traceback(tostring(e), 2)
+  end, guard)
+  if ok then return end
+  if cli.is_interrupt(err) then
+    if guard.tty then io.stdout:write("\n") end
+    io.stdout:flush()
+    io.stderr:write(("%s: interrupted (Ctrl-C) while %s: %s.\n"):format(script, guard.doing, guard.kept))
+    os.exit(130)
+  end
+  io.stdout:flush()
+  io.stderr:write(script, ": ", tostring(err), "\n")
+  os.exit(1)
 end
 
 --- "1 pass", "3 passes": a count with the right form of its noun.

@@ -46,6 +46,7 @@
 -- up the time the loop waited for decoding (a data-bound run shows there).
 local core = require("lunet.core")
 local transforms = require("lunet.transforms")
+local interrupt = require("lunet.interrupt")
 
 local data = {}
 
@@ -326,6 +327,7 @@ function DataLoader:iter(epoch)
   end
   local b = 0
   if self.files then self:start_decoding() end
+  interrupt.pause_point("loader") -- the test hook: the decoding workers are busy now
   return function()
     b = b + 1
     local v = self.views[b]
@@ -427,10 +429,13 @@ end
 --- Waits for every batch still being decoded, and drops them.
 function DataLoader:stop_decoding()
   if self.pending and self.decoder then
+    local ctrl_c
     for b, ticket in pairs(self.pending) do
-      pcall(self.decoder.wait, self.decoder, ticket)
+      local ok, err = pcall(self.decoder.wait, self.decoder, ticket)
+      if not ok and interrupt.is_interrupt(err) then ctrl_c = err end
       self.pending[b] = nil
     end
+    if ctrl_c then error(ctrl_c, 0) end -- dropped batches' errors are moot; a Ctrl-C is not
   end
 end
 

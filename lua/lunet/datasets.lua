@@ -8,6 +8,7 @@
 -- and `#dataset` is N. The C readers (csrc/io/) validate the bytes; this
 -- module finds the files and checks they are the ones expected.
 local core = require("lunet.core")
+local interrupt = require("lunet.interrupt")
 
 local datasets = {}
 
@@ -93,8 +94,10 @@ end
 --- Reads a file with a C reader, turning its error into one that names the
 -- dataset function, the file, and what to do about it.
 local function read_with(reader, fname, hint, path)
+  interrupt.pause_point("dataset")
   local ok, a, b = pcall(reader, path)
   if not ok then
+    interrupt.rethrow(a) -- a Ctrl-C is not a damaged file
     local msg = tostring(a):gsub("^lunet%.read_%a+: ", "")
     error(("%s: %s; %s"):format(fname, msg, hint), 0)
   end
@@ -277,6 +280,7 @@ function ImageFolder:get(i)
     return images:narrow(1, i, 1):reshape(self:image_shape()), self.labels:get(i)
   end
   local ok, img = pcall(core.image_load, self.paths[i], self.size[1], self.size[2])
+  if not ok then interrupt.rethrow(img) end
   if not ok then error("lunet.ImageFolder:get: " .. tostring(img):gsub("^.-lunet%.image_load: ", ""), 2) end
   return img, self.labels:get(i)
 end
@@ -356,6 +360,7 @@ function datasets.image_folder(opts)
   end
   local ok, entries = pcall(core.list_dir, root)
   if not ok then
+    interrupt.rethrow(entries)
     error(("%s: %s; %s"):format(fname, tostring(entries):gsub("^.-lunet%.list_dir: ", ""),
       IMAGE_FOLDER_HOWTO), 0)
   end
@@ -367,6 +372,7 @@ function datasets.image_folder(opts)
     error(("%s: %s has no class folders; %s"):format(fname, root, IMAGE_FOLDER_HOWTO), 0)
   end
   local paths, labels, skipped, ignored = {}, {}, {}, 0
+  interrupt.pause_point("dataset")
   for label, class in ipairs(classes) do
     local dir = root .. "/" .. class
     for _, e in ipairs(core.list_dir(dir)) do
@@ -381,6 +387,7 @@ function datasets.image_folder(opts)
           paths[#paths + 1] = path
           labels[#labels + 1] = label
         else
+          interrupt.rethrow(why) -- a Ctrl-C is not a bad file to skip
           why = tostring(why):gsub("^.-lunet%.image_probe: ", "")
           if why:find("built without", 1, true) then error(("%s: %s"):format(fname, why), 0) end
           if not opts.skip_bad then
