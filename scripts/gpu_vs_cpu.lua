@@ -35,13 +35,15 @@ local parser = argparse("gpu_vs_cpu.lua",
   "time training and inference honestly, and write results.json, report.md, " ..
   "training_time.svg and inference_time.svg.")
 parser:epilog("Example: lua5.4 scripts/gpu_vs_cpu.lua --epochs 1 --max-batches 30 --out /tmp/quick\n" ..
-  "Without --data, the data comes from the first of $LUNET_DATA/fashion-mnist, ./data/fashion-mnist and " ..
-  "/usr/share/datasets/fashion-mnist (apt-get install dataset-fashion-mnist).\n" ..
+  "Without --data, the data comes from the first of $LUNET_DATA/NAME, ./data/NAME and " ..
+  "/usr/share/datasets/NAME, where NAME is fashion-mnist (apt-get install dataset-fashion-mnist) or, " ..
+  "for --dataset cifar10, cifar-10 or cifar-10-batches-bin (CIFAR-10's binary version: see the README).\n" ..
   "Ctrl-C stops the whole session: what finished is written as results.interrupted.json and " ..
-  "report.interrupted.md, never over a complete report; the exit status is then 130.")
+  "report.interrupted.md, never over a complete report (before training starts: nothing is written); " ..
+  "the exit status is then 130.")
 parser:option("--devices",
   "Devices to run on, comma-separated (cpu, cuda, cuda:N), or all: every available device.", "all")
-parser:option("--epochs", "Training epochs over the 60,000 training images (at least 1).", "2")
+parser:option("--epochs", "Training epochs over the training set (60,000 images for Fashion-MNIST; at least 1).", "2")
   :convert(integer_at_least(1, "--epochs"))
 parser:option("--batch-size", "Training batch size, from 1 to the training set's size " ..
   "(the last batch of an epoch may be smaller).", "64")

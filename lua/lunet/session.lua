@@ -86,7 +86,8 @@ function session.resolve_devices(spec)
     else
       local ok, dev = pcall(lunet.device, name)
       if not ok then
-        local why = tostring(dev):gsub("^lunet%.device: ", "")
+        -- the reason alone: no source position, no second "device ... is not available"
+        local why = tostring(dev):gsub("^.-lunet%.device: ", ""):gsub("^device '[^']*' is not available: ", "")
         return nil, ("device %q is not available: %s (available: %s)"):format(name, why,
           table.concat(lunet.devices(), ", "))
       end
