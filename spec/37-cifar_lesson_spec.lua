@@ -124,6 +124,8 @@ describe("damaged CIFAR-10 files", function()
       assert.truthy(err:find("lunet.datasets.cifar10", 1, true), err)
       assert.truthy(err:find(dir .. "/test_batch.bin", 1, true), err)
       assert.truthy(err:find(case[2], 1, true), err)
+      assert.is_nil(err:find("%.lua:%d+:"), "a source position in the user's message: " .. err)
+      assert.is_nil(err:find("lunet.read_cifar", 1, true), err)
     end
   end)
 end)

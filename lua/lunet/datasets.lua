@@ -98,7 +98,7 @@ local function read_with(reader, fname, hint, path)
   local ok, a, b = pcall(reader, path)
   if not ok then
     interrupt.rethrow(a) -- a Ctrl-C is not a damaged file
-    local msg = tostring(a):gsub("^lunet%.read_%a+: ", "")
+    local msg = tostring(a):gsub("^.-lunet%.read_%a+: ", "") -- no source position either
     error(("%s: %s; %s"):format(fname, msg, hint), 0)
   end
   return a, b
