@@ -265,6 +265,8 @@ end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
 interrupt_guard.doing = "building the model"
+print(("Building %s (%s images of %s) ..."):format(recipe.model, train.name or args.dataset,
+  table.concat(image_shape, "x")))
 local probe = session.fresh_model(args.seed, build_model)
 local probe_ok, probe_err = pcall(function()
   probe:eval():forward(lunet.zeros({ 1, table.unpack(image_shape) }))
@@ -312,14 +314,16 @@ local function run_device(name)
 
   if args.warmup_batches > 0 then -- in a shuffle order of its own (the epoch after the last)
     position.phase, position.batch = "warm-up", 0
+    -- a line before every phase that can take long (decoding an image folder's first batches)
+    print(("[%s] warm-up: %s ..."):format(name, cli.plural(args.warmup_batches, "untimed training step")))
     -- the final partial batch, when the timed epochs reach it
     local partial = #train % args.batch_size
     if args.max_batches and args.max_batches < #train_loader then partial = 0 end
     result.warmup = session.warm_up({ model = model, criterion = criterion, optimizer = optimizer,
       loader = train_loader, epoch = args.epochs + 1, steps = args.warmup_batches,
       partial = partial, device = dev })
-    print(("[%s] warm-up: %s (batch sizes %s) in %s; weights and optimizer state restored"):format(
-      name, cli.plural(result.warmup.steps, "untimed step"), table.concat(result.warmup.batch_sizes, ", "),
+    print(("[%s] warm-up done: %s (batch sizes %s) in %s; weights and optimizer state restored"):format(
+      name, cli.plural(result.warmup.steps, "step"), table.concat(result.warmup.batch_sizes, ", "),
       report.format_seconds(result.warmup.seconds)))
   end
   local epochs, total_seconds, total_images, data_wait = {}, 0, 0, 0
@@ -354,6 +358,7 @@ local function run_device(name)
       report.format_seconds(total_seconds)))
   end
   -- the data path alone, beside the step: the same batches, no training
+  print(("[%s] timing the training loader alone (no step) ..."):format(name))
   local rate = session.loader_rate(train_loader, dev, args.epochs + 2, args.max_batches)
   result.loader = { images_per_second = rate.images_per_second, seconds = rate.seconds, images = rate.images,
     transform_where = train_loader.transform_where, prefetch = train_loader.files and train_loader.prefetch or nil,
