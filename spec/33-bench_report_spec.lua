@@ -252,6 +252,13 @@ describe("lunet.report", function()
     assert.truthy(inf_svg:find("10,000 test images", 1, true))
     assert.truthy(md:find("1,000 parameters", 1, true))
     assert.truthy(inf_svg:find("8.00 s (1,250 img/s)", 1, true))
+    -- one timed pass is named as one: no "median of 1"
+    results.arguments["repeat"] = 1
+    local one = report.inference_chart(results)
+    assert.truthy(one:find("10,000 test images, 1 timed pass after a warm-up", 1, true), one)
+    assert.is_nil(one:find("median of 1", 1, true), one)
+    local one_md = report.session_markdown(results, { training = "t.svg", inference = "i.svg" })
+    assert.truthy(one_md:find("then 1 timed pass.", 1, true), one_md)
   end)
 
   it("names the data mode and, in resident mode, the upload time", function()

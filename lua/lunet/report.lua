@@ -322,9 +322,10 @@ function report.session_markdown(results, files)
   add()
   add("## Inference")
   add()
-  add(("The test set (%s images, batch size %s) in eval mode: one warm-up pass, excluded, then %s: median, min and max."):format(
+  add(("The test set (%s images, batch size %s) in eval mode: one warm-up pass, excluded, then %s%s."):format(
     results.inference_images and svg.format_number(results.inference_images) or "?",
-    tostring(a.eval_batch_size or a.batch_size), cli.plural(a["repeat"] or "?", "timed pass", "timed passes")))
+    tostring(a.eval_batch_size or a.batch_size), cli.plural(a["repeat"] or "?", "timed pass", "timed passes"),
+    a["repeat"] == 1 and "" or ": median, min and max"))
   add()
   add(row({ "device", "median", "min – max", "images/s", "GFLOP/s", "of sgemm" }))
   add(align("l r r r r r"))
@@ -573,9 +574,10 @@ end
 function report.inference_chart(results)
   local a = results.arguments or {}
   local subtitle = {}
-  subtitle[1] = ("%s test images, median of %s after a warm-up; lower is better"):format(
+  -- "the median of 1" says nothing: one pass is named as such
+  subtitle[1] = ("%s test images, %s%s after a warm-up; lower is better"):format(
     results.inference_images and svg.format_number(results.inference_images) or "?",
-    cli.plural(a["repeat"] or "?", "timed pass", "timed passes"))
+    a["repeat"] == 1 and "" or "median of ", cli.plural(a["repeat"] or "?", "timed pass", "timed passes"))
   subtitle[#subtitle + 1] = no_gpu_line(results)
   if results.interrupted then subtitle[#subtitle + 1] = "INTERRUPTED (Ctrl-C): partial results" end
   return svg.bar_chart({

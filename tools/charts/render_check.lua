@@ -48,7 +48,7 @@ local cases = {
       "Training time: fashion_alexnet on Fashion-MNIST", "2 epochs, batch size 64" } },
   { name = "no_gpu_one_pass", chart = "inference", results = results({ gpu_available = false, ["repeat"] = 1,
       devices = { device("cpu", 77, 2.5) } }),
-    expect = { "median of 1 timed pass after a warm-up", "no GPU here (CUDA driver error: cudaGetDeviceCount returned 35)",
+    expect = { "10,000 test images, 1 timed pass after a warm-up", "no GPU here (CUDA driver error: cudaGetDeviceCount returned 35)",
       "2.50 s (4,000 img/s)" } },
   { name = "compare_recorded", chart = "training", results = results({ gpu_available = false, devices = { device("cpu", 77, 2.5) },
       compared = { (function()
