@@ -59,12 +59,15 @@ parser:option("--dataset", "fashion-mnist: the lesson's small AlexNet on Fashion
   "fashion-mnist"):choices({ "fashion-mnist", "cifar10", "image-folder" })
 parser:option("--model", "The model, instead of the dataset's own: fashion_alexnet, cifar_resnet or alexnet.")
   :choices({ "fashion_alexnet", "cifar_resnet", "alexnet" })
-parser:option("--width", "Channels of cifar_resnet's first layer (64: the full ResNet-9).", "64")
-  :convert(integer_at_least(1, "--width"))
-parser:option("--image-size", "image-folder: images are scaled and centre-cropped to this size (AlexNet: 224).", "224")
-  :convert(integer_at_least(8, "--image-size"))
-parser:option("--prefetch", "image-folder: batches decoded ahead of the training step by worker threads.", "2")
-  :convert(integer_at_least(0, "--prefetch"))
+parser:option("--width", "Channels of cifar_resnet's first layer, 1 to 512 (64: the full ResNet-9; " ..
+  "the parameters grow with its square).", "64")
+  :convert(cli.integer("--width", 1, 512, "512: 420 million parameters"))
+parser:option("--image-size", "image-folder: images are scaled and centre-cropped to this size, 8 to 1024 " ..
+  "(AlexNet: 224).", "224")
+  :convert(cli.integer("--image-size", 8, 1024, "a 1024x1024 batch of 64 is 800 MB of input"))
+parser:option("--prefetch", "image-folder: batches decoded ahead of the training step by worker threads, " ..
+  "0 to 64.", "2")
+  :convert(cli.integer("--prefetch", 0, 64, "each batch ahead is held decoded in memory"))
 parser:option("--max-batches",
   "Stop each epoch, and each pass over the test set, after N batches: a quick run, not the full lesson.")
   :convert(integer_at_least(1, "--max-batches"))
