@@ -268,8 +268,7 @@ end
 
 -- The model: built on the CPU from the seed, the same weights for every device.
 interrupt_guard.doing = "building the model"
-print(("Building %s (%s images of %s) ..."):format(recipe.model, train.name or args.dataset,
-  table.concat(image_shape, "x")))
+print(("Building the model %s for %s images ..."):format(recipe.model, table.concat(image_shape, "x")))
 local probe = session.fresh_model(args.seed, build_model)
 local probe_ok, probe_err = pcall(function()
   probe:eval():forward(lunet.zeros({ 1, table.unpack(image_shape) }))
