@@ -189,8 +189,13 @@ for _, name in ipairs(devices) do
       point = { batch_size = b, error = tostring(point) }
     end
     entry.points[#entry.points + 1] = point
-    collectgarbage()
-    collectgarbage()
+    -- freeing the point's memory takes a moment: a Ctrl-C then stops the sweep, keeping this point
+    local freed, gc_err = pcall(function() collectgarbage() collectgarbage() end)
+    if not freed and cli.is_interrupt(gc_err) then
+      interrupted = { at = ("on %s, after batch size %d"):format(name, b) }
+      print("Interrupted (Ctrl-C) " .. interrupted.at .. ": stopping the sweep.")
+      break
+    end
   end
   sweep.devices[#sweep.devices + 1] = entry
   if interrupted then break end

@@ -449,8 +449,11 @@ end
 local interrupted
 interrupt_guard.doing = "between two devices" -- the loop below handles a Ctrl-C inside a device's run
 for i, name in ipairs(devices) do
-  print(("== %s: %s"):format(name, lunet.device(name):info().name))
-  local ok, result = pcall(run_device, name)
+  position = { device = name, phase = "setup" } -- a Ctrl-C before run_device's first line: not the last device's result
+  local ok, result = pcall(function()
+    print(("== %s: %s"):format(name, lunet.device(name):info().name))
+    return run_device(name)
+  end)
   if not ok and cli.is_interrupt(result) then
     -- Ctrl-C: stop the whole session; keep what finished (earlier devices,
     -- this device's finished epochs), marked as such
@@ -472,8 +475,15 @@ for i, name in ipairs(devices) do
     pcall(function() result.info = lunet.device(name):info() end)
   end
   results.devices[#results.devices + 1] = result
-  collectgarbage()
-  collectgarbage()
+  -- freeing the device's memory takes a moment: a Ctrl-C then stops the session, keeping this device
+  local freed, gc_err = pcall(function() collectgarbage() collectgarbage() end)
+  if not freed and cli.is_interrupt(gc_err) then
+    if tty then io.stdout:write("\n") end
+    interrupted = { at = ("on %s, after its run finished"):format(name), device = name, phase = "done",
+      devices_not_run = { table.unpack(devices, i + 1) } }
+    print("Interrupted (Ctrl-C) " .. interrupted.at .. ": stopping the session.")
+    break
+  end
 end
 
 results.interrupted = interrupted
