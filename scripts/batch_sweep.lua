@@ -90,7 +90,7 @@ lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
 
 interrupt_guard.doing = "loading the data"
 local ok, train = pcall(lunet.datasets.fashion_mnist, { split = "train", root = args.data })
-if not ok and cli.is_interrupt(train) then error(train, 0) end -- to interrupt_guard: exit 130
+if not ok and cli.is_interrupt(train) then error(train, 0) end -- on to cli.main: one line, exit 130
 if not ok then
   die((args.data and ("--data " .. args.data .. ": ") or "") .. tostring(train):gsub("pass root=DIR", "pass --data DIR"))
 end

@@ -189,7 +189,7 @@ print(("Loading %s%s ..."):format(args.dataset, args.data and (" from " .. args.
 interrupt_guard.doing, interrupt_guard.tty = "loading the data", session.stdout_is_tty()
 local function load(fn, opts)
   local ok, ds = pcall(fn, opts)
-  if not ok and cli.is_interrupt(ds) then error(ds, 0) end -- to interrupt_guard: exit 130
+  if not ok and cli.is_interrupt(ds) then error(ds, 0) end -- on to cli.main: one line, exit 130
   if not ok then die(data_error(ds)) end
   return ds
 end
