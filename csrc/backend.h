@@ -332,6 +332,17 @@ typedef struct ln_backend {
     int (*cross_entropy_forward_device)(void *ctx, int64_t n, int64_t classes,
                                         const float *logits, const int32_t *labels,
                                         float *loss, int accumulate);
+
+    /* --- reading without waiting (optional; async_read.h) ------------------- */
+    /* read_async_begin queues a copy of `bytes` (at most 32) from device
+     * memory `src` into the staging behind *token (made on the first call,
+     * NULL before, and reused), after every op queued so far, and returns
+     * without waiting; read_async_poll says whether the last queued copy is
+     * complete (*ready) and then puts its bytes in dst; read_async_free
+     * releases the staging. Host-memory backends need none. */
+    int (*read_async_begin)(void *ctx, const void *src, size_t bytes, void **token);
+    int (*read_async_poll)(void *ctx, void *token, void *dst, int *ready);
+    void (*read_async_free)(void *ctx, void *token);
 } ln_backend;
 
 /* The family slots' prototypes for a backend whose functions are named

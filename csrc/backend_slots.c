@@ -34,6 +34,7 @@ static const struct {
     SLOT(sgd_step), SLOT(adam_step),
     OPTIONAL_SLOT(conv2d_relu_maxpool2x2_forward), OPTIONAL_SLOT(conv2d_relu_maxpool2x2_backward),
     OPTIONAL_SLOT(cross_entropy_forward_device),
+    OPTIONAL_SLOT(read_async_begin), OPTIONAL_SLOT(read_async_poll), OPTIONAL_SLOT(read_async_free),
 };
 
 typedef void (*any_function)(void);

@@ -309,6 +309,115 @@ describe("a steady training step", function()
   end)
 end)
 
+describe("the session's step with accuracy counting", function()
+  --- The correct predictions of logits for labels, counted on the host.
+  local function host_correct(logits, labels)
+    local rows, y, hits = logits:totable(), labels:totable(), 0
+    for i, row in ipairs(rows) do
+      local best = 1
+      for j = 2, #row do if row[j] > row[best] then best = j end end
+      if best == y[i] then hits = hits + 1 end
+    end
+    return hits
+  end
+
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    it("counts the argmax hits on the device as the host does, and as the tensor ops do, on " .. dev, function()
+      local logits = helpers.random({ 37, 7 }, 12):to(dev)
+      local labels = {}
+      for i = 1, 37 do labels[i] = (i * 5) % 7 + 1 end
+      local y = lunet.tensor(labels, { dtype = "int32" }):to(dev)
+      local counters, _, correct = session.epoch_counters(dev)
+      correct:add_(3) -- counts add to what is there
+      session.count_correct(logits, y, correct)
+      local want = host_correct(logits, y)
+      assert.is_true(want > 0 and want < 37, "a test that can fail")
+      assert.equal(want + 3, counters:totable()[3])
+      assert.same({ 0, 0 }, counters:narrow(1, 1, 2):totable())
+      -- the composed path (devices without host memory) gives the same
+      local by_ops = lunet.zeros({ 1 }, { device = dev })
+      by_ops:add_(logits:argmax(2):eq(y):to("float32"):sum(1, true))
+      assert.equal(want, by_ops:totable()[1])
+      -- ties go to the first maximum, as argmax
+      local tie = lunet.tensor({ { 1, 5, 5 }, { 2, 2, 2 } }):to(dev)
+      local c = lunet.zeros({ 1 }, { device = dev })
+      session.count_correct(tie, lunet.tensor({ 2, 1 }, { dtype = "int32" }):to(dev), c)
+      assert.equal(2, c:totable()[1])
+    end)
+
+    it("allocates nothing and never waits for the device over 20 steps with loss and correct counts, "
+      .. "nor when the progress path reads them, on " .. dev, function()
+      local m = small_cnn():to(dev)
+      m:flat_parameters()
+      local opt = optim.Adam(m)
+      local crit = nn.CrossEntropyLoss()
+      local x, y = batch(dev, 8)
+      local counters, sum, correct = session.epoch_counters(dev)
+      local reader = core.async_reader()
+      for b = 1, 3 do
+        session.train_step_on_device(m, crit, opt, x, y, sum, correct)
+        reader:poll(counters, b)
+      end
+      local before = core.debug_counters()
+      local seen
+      for b = 4, 23 do
+        session.train_step_on_device(m, crit, opt, x, y, sum, correct)
+        seen = reader:poll(counters, b)
+      end
+      local after = core.debug_counters()
+      assert.equal(before.host_allocations, after.host_allocations, "host allocations")
+      assert.equal(before.tensor_allocations, after.tensor_allocations, "tensor allocations")
+      assert.equal(before.host_reads, after.host_reads, "host reads (synchronize, downloads, values)")
+      -- the reader saw what the epoch's one read sees (host memory: the current values)
+      local read = counters:totable()
+      assert.same(read, seen)
+      assert.is_true(read[1] > 0 and read[3] >= 0 and read[3] <= 23 * 8)
+      reader:close()
+    end)
+  end
+
+  it("a reader refuses what it cannot carry", function()
+    local reader = core.async_reader()
+    helpers.assert_error(function() reader:poll(lunet.zeros({ 9 })) end,
+      "async_reader:poll", "1 to 8 elements")
+    helpers.assert_error(function() reader:poll(lunet.zeros({ 2 }, { dtype = "int32" })) end,
+      "async_reader:poll", "float32")
+    helpers.assert_error(function() core.async_reader().poll({}, lunet.zeros({ 1 })) end,
+      "async_reader:poll", "async reader")
+  end)
+
+  it("an epoch reports the training accuracy it counted on the device", function()
+    local images = lunet.empty({ 10, 1, 12, 12 }, { dtype = "uint8" })
+    images:copy(helpers.random({ 10, 1, 12, 12 }, 93, nil, 0, 255))
+    local labels = lunet.empty({ 10 }, { dtype = "int32" })
+    for i = 1, 10 do labels:set(i % 3 + 1, i) end
+    local m = small_cnn()
+    m:flat_parameters()
+    local opt = optim.Adam(m, { lr = 1e-2 })
+    local crit = nn.CrossEntropyLoss()
+    local loader = lunet.data.DataLoader({ images = images, labels = labels }, { batch_size = 4 })
+    -- the same steps by hand, counting on the host
+    local twin = small_cnn()
+    twin:flat_parameters()
+    local twin_opt = optim.Adam(twin, { lr = 1e-2 })
+    local hits, losses = 0, 0
+    for x, y in loader:iter(1) do
+      twin_opt:zero_grad()
+      local out = twin:forward(x)
+      hits = hits + host_correct(out, y)
+      losses = losses + crit:forward(out, y)
+      twin:backward(x, crit:backward(out, y))
+      twin_opt:step()
+    end
+    local e = session.train_epoch({ model = m, criterion = crit, optimizer = opt, loader = loader,
+      epoch = 1, epochs = 1, device = "cpu" })
+    assert.equal(hits, e.correct)
+    assert.equal(10, e.images)
+    assert.equal(hits / 10, e.accuracy)
+    assert.is_true(math.abs(e.mean_loss - losses / 3) <= 1e-6 * math.abs(losses / 3))
+  end)
+end)
+
 describe("the session's warm-up", function()
   --- A tiny dataset of 11 images 1x12x12 (batches of 4: the last holds 3).
   local function dataset()

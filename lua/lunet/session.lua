@@ -8,6 +8,7 @@
 -- every clock read.
 local lunet = require("lunet")
 local bench = require("lunet.bench")
+local core = require("lunet.core") -- count_correct_into, async_reader: the step's device-side counters
 
 local session = {}
 
@@ -179,40 +180,71 @@ function session.train_step(model, criterion, optimizer, x, y)
   return loss
 end
 
+--- Adds the number of rows of `output` {N, C} whose argmax is the label in
+-- `y` to `correct` (a float32 tensor of 1 element on their device), without
+-- waiting for the device: in place on ref and cpu (nothing allocated),
+-- elsewhere by argmax, eq and sum, which stay on the device.
+function session.count_correct(output, y, correct)
+  if core.count_correct_into(output, y, correct, "session.count_correct") then return end
+  local predicted = output:argmax(2)
+  local hits = predicted:eq(y)
+  local as_float = hits:to("float32")
+  local count = as_float:sum(1, true)
+  correct:add_(count)
+  for _, t in ipairs({ predicted, hits, as_float, count }) do
+    if t ~= correct then t:free() end
+  end
+end
+
 --- The same step with the loss left on the device: added to `loss_sum`
--- (CrossEntropyLoss.running_sum) without waiting for it. Criteria without
--- forward_tensor take the plain step; their loss is added on the host.
-function session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
+-- (CrossEntropyLoss.running_sum) without waiting for it, and with `correct`
+-- (optional) the step's correct predictions added to it (count_correct).
+-- Criteria without forward_tensor take the plain step; their loss is added
+-- on the host.
+function session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum, correct)
   if not criterion.forward_tensor then
-    return session.train_step(model, criterion, optimizer, x, y)
+    optimizer:zero_grad()
+    local output = model:forward(x)
+    if correct then session.count_correct(output, y, correct) end
+    local loss = criterion:forward(output, y)
+    model:backward(x, criterion:backward(output, y))
+    optimizer:step()
+    return loss
   end
   optimizer:zero_grad()
   local output = model:forward(x)
+  if correct then session.count_correct(output, y, correct) end
   criterion:forward_tensor(output, y, loss_sum)
   model:backward(x, criterion:backward(output, y))
   optimizer:step()
 end
 
---- The total of a running loss sum (one read from the device).
-local function running_total(loss_sum)
-  local pair = loss_sum:totable()
-  return pair[1] + pair[2]
+--- The epoch's counters on `device`: one float32 tensor {loss sum,
+-- compensation, correct predictions}, so one read gives all three; returns
+-- it and its two views (the running loss pair, the correct count).
+function session.epoch_counters(device)
+  local counters = lunet.zeros({ 3 }, { device = device })
+  return counters, counters:narrow(1, 1, 2), counters:narrow(1, 3, 1)
 end
 
 --- One training epoch over `loader` (at most `max_batches` batches):
 -- forward, loss, backward, optimizer step, as the notebook's loop does. The
--- losses are summed on the device and read once at the end (and for the
--- progress line, at most every progress.interval seconds), so no step waits
--- for the device. Timed from the first batch's preparation to the last
--- step's completion, the device synchronised at both ends. Returns {epoch,
--- seconds, batches, images, mean_loss, images_per_second}.
+-- losses and the correct predictions are summed on the device and read once
+-- at the end, so no step waits for the device; the progress line (at most
+-- every progress.interval seconds) reads them through core.async_reader,
+-- which never waits either (it shows the last completed read). Timed from
+-- the first batch's preparation to the last step's completion, the device
+-- synchronised at both ends. Returns {epoch, seconds, batches, images,
+-- mean_loss, correct, accuracy (of the training batches, as the model was
+-- when it saw each), images_per_second}.
 function session.train_epoch(t)
   local model, criterion, optimizer, loader = t.model, t.criterion, t.optimizer, t.loader
   local batches = #loader
   if t.max_batches and t.max_batches < batches then batches = t.max_batches end
   model:train()
   local on_device = criterion.forward_tensor ~= nil
-  local loss_sum = on_device and criterion.running_sum(loader.device) or nil
+  local counters, loss_sum, correct = session.epoch_counters(loader.device)
+  local reader = t.progress and t.progress.tty and core.async_reader() or nil
   bench.synchronize(t.device)
   local t0 = lunet.clock()
   local waited0 = loader.wait_seconds or 0 -- time spent waiting for image decoding
@@ -220,40 +252,41 @@ function session.train_epoch(t)
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
     if t.epoch == 1 then inject_fault(loader.device, "train", b) end
-    local loss
-    if on_device then
-      session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
-    else
-      loss = session.train_step(model, criterion, optimizer, x, y)
-      host_loss_sum = host_loss_sum + loss
-    end
+    local loss = session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum, correct)
+    if loss then host_loss_sum = host_loss_sum + loss end
     if t.scheduler then t.scheduler:step() end
     images = images + x:size(1)
     done = b
-    if t.progress and t.progress.tty and t.progress:due(b, batches) then
-      local total = on_device and running_total(loss_sum) or host_loss_sum
-      if total ~= total then
-        error(("the loss became NaN in epoch %d, by batch %d"):format(t.epoch, b), 0)
+    if reader and t.progress:due(b, batches) then
+      local values, at = reader:poll(counters, b)
+      if values then
+        local total = on_device and values[1] + values[2] or host_loss_sum
+        if total ~= total then
+          error(("the loss became NaN in epoch %d, by batch %d"):format(t.epoch, at), 0)
+        end
+        local elapsed = lunet.clock() - t0
+        local per_batch = elapsed / b
+        t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches,
+          loss = loss or total / at, images_per_second = images / math.max(elapsed, 1e-9),
+          eta = per_batch * ((batches - b) + batches * (t.epochs - t.epoch)) })
       end
-      local elapsed = lunet.clock() - t0
-      local per_batch = elapsed / b
-      t.progress:update({ epoch = t.epoch, epochs = t.epochs, batch = b, batches = batches,
-        loss = loss or total / b, images_per_second = images / math.max(elapsed, 1e-9),
-        eta = per_batch * ((batches - b) + batches * (t.epochs - t.epoch)) })
     end
   end
+  if reader then reader:close() end
   bench.synchronize(t.device)
   if done == 0 then error(("epoch %d trained on no batch (the loader has %d)"):format(t.epoch, #loader), 0) end
   local seconds = lunet.clock() - t0
-  local total = on_device and running_total(loss_sum) or host_loss_sum
-  if loss_sum then loss_sum:free() end
+  local read = counters:totable() -- the epoch's one read
+  counters:free()
+  local total = on_device and read[1] + read[2] or host_loss_sum
   if total ~= total then
     error(("the loss became NaN in epoch %d (read once per epoch: the batch is not known)")
       :format(t.epoch), 0)
   end
+  local hits = math.tointeger(read[3]) or read[3]
   return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
-    mean_loss = done > 0 and total / done or 0 / 0, images_per_second = images / seconds,
-    data_wait_seconds = (loader.wait_seconds or 0) - waited0 }
+    mean_loss = done > 0 and total / done or 0 / 0, correct = hits, accuracy = hits / images,
+    images_per_second = images / seconds, data_wait_seconds = (loader.wait_seconds or 0) - waited0 }
 end
 
 --- The loader alone: `batches` batches (or all) of epoch `epoch` gathered,
