@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "async_read_slots.h"
 #include "backend_slots.h"
 #include "lunet_cuda.h"
 
@@ -50,6 +51,11 @@ const ln_backend ln_cuda_backend = {
     .cross_entropy_forward = ln_cuda_cross_entropy_forward,
     .cross_entropy_backward = ln_cuda_cross_entropy_backward,
     .cross_entropy_forward_device = ln_cuda_cross_entropy_forward_device,
+#ifdef LUNET_CUDA_ASYNC_READ /* emulator-checked, not yet run on a GPU (async_read_slots.h) */
+    .read_async_begin = ln_cuda_read_async_begin,
+    .read_async_poll = ln_cuda_read_async_poll,
+    .read_async_free = ln_cuda_read_async_free,
+#endif
     .sgd_step = ln_cuda_sgd_step,
     .adam_step = ln_cuda_adam_step,
 };

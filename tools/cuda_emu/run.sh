@@ -24,4 +24,8 @@ g++ "$work"/*.o -o "$work/kernels_test" -lm
 gcc -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=address,undefined $inc \
   "$here/alloc_test.c" "$root/cuda/allocator.c" "$root/cuda/transfer.c" -o "$work/alloc_test"
 ASAN_OPTIONS=detect_leaks=0 "$work/alloc_test"
+gcc -O1 -g -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=address,undefined $inc \
+  "$here/async_read_test.c" "$root/cuda/async_read.c" "$root/csrc/async_read.c" \
+  "$root/csrc/status.c" -o "$work/async_read_test"
+"$work/async_read_test"
 "$work/kernels_test"
