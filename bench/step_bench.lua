@@ -124,9 +124,9 @@ for _ = 1, args["repeat"] do timed_step(true) end
 -- whole steps and inference passes, untimed inside
 for l = 1, #model do model[l].forward, model[l].backward = nil, nil end
 core.conv_block_forward, core.conv_block_backward = block_forward, block_backward
-local loss_sum = criterion.running_sum(dev)
-local step_times = bench.time(function()
-  session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum)
+local _, loss_sum, correct = session.epoch_counters(dev)
+local step_times = bench.time(function() -- the session's step: loss and correct counts on the device
+  session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum, correct)
 end, { device = dev, warmup = 1, ["repeat"] = args["repeat"] })
 model:eval()
 local infer_times = bench.time(function() model:forward(x) end,
@@ -192,7 +192,7 @@ if args.compare ~= 0 then
   end
   local old_model, new_model = copy_of(model, false), copy_of(model, true)
   local old_opt, new_opt = lunet.optim.Adam(old_model), lunet.optim.Adam(new_model)
-  local sum = criterion.running_sum(dev)
+  local _, sum, hits = session.epoch_counters(dev)
   local function old_step()
     old_opt:zero_grad()
     old_model:parameters() -- reading the gradients writes their zeros: the old memory pass
@@ -203,7 +203,7 @@ if args.compare ~= 0 then
     return loss
   end
   local function new_step()
-    session.train_step_on_device(new_model, criterion, new_opt, x, y, sum)
+    session.train_step_on_device(new_model, criterion, new_opt, x, y, sum, hits)
   end
   local old_t, new_t = {}, {}
   local rounds = 2 * args["repeat"]

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Two builds of lunet on the seed workload, side by side in one run: the
+# session's training (scripts/gpu_vs_cpu.lua --devices cpu, as
+# bench/cpu_vs_pytorch.sh runs it: the small AlexNet on Fashion-MNIST, batch
+# 64, Adam, the same untimed warm-up) from checkout OLD and from checkout
+# NEW, taking turns going first, each pair with the same seed. Each checkout
+# runs its own scripts and Lua modules with its own build (DIR/build from
+# `cmake -B build`, or DIR/.luarocks from ./scripts/test).
+#
+# Prints training images/s of both (medians), their ratio, whether each
+# pair's mean losses agree, and writes bench/results/session_ab-<UTC date>.json
+# with every run's numbers, the load averages and both commits.
+#
+#   bench/session_ab.sh --old DIR --new DIR [--repeats 5] [--batches 100] [--warmup 10]
+#                       [--threads 2] [--batch-size 64] [--out bench/results]
+set -euo pipefail
+
+old="" new="" repeats=5 batches=100 warmup=10 threads=2 batch_size=64 out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --old) old="$2"; shift 2 ;;
+    --new) new="$2"; shift 2 ;;
+    --repeats) repeats="$2"; shift 2 ;;
+    --batches) batches="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --batch-size) batch_size="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "session_ab.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$old" ] && [ -n "$new" ] || { echo "session_ab.sh: --old DIR and --new DIR are required" >&2; exit 2; }
+for v in "$repeats" "$batches" "$warmup" "$threads" "$batch_size"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || { echo "session_ab.sh: expected a whole number, got '$v'" >&2; exit 2; }
+done
+[ "$repeats" -ge 1 ] && [ "$batches" -ge 1 ] && [ "$threads" -ge 1 ] && [ "$batch_size" -ge 1 ] \
+  || { echo "session_ab.sh: repeats, batches, threads and batch size must be at least 1" >&2; exit 2; }
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${out:-$here/results}"
+mkdir -p "$out"
+
+# the Lua paths of a checkout: its lua/ first, then its build
+lua_paths() {
+  local dir="$1"
+  if [ -f "$dir/build/lunet/core.so" ]; then
+    echo "$dir/lua/?.lua;$dir/lua/?/init.lua;;" "$dir/build/?.so;;"
+  elif [ -f "$dir/.luarocks/lib/lua/5.4/lunet/core.so" ]; then
+    echo "$dir/lua/?.lua;$dir/lua/?/init.lua;;" "$dir/.luarocks/lib/lua/5.4/?.so;;"
+  else
+    echo "session_ab.sh: $dir has no build of lunet (cmake -B build && cmake --build build, or ./scripts/test)" >&2
+    return 1
+  fi
+}
+for d in "$old" "$new"; do
+  [ -f "$d/scripts/gpu_vs_cpu.lua" ] || { echo "session_ab.sh: $d is not a lunet checkout" >&2; exit 2; }
+  lua_paths "$d" >/dev/null || exit 2
+done
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+run_side() { # side repeat
+  local side="$1" r="$2" dir paths
+  if [ "$side" = old ]; then dir="$old"; else dir="$new"; fi
+  read -r lp lcp <<<"$(lua_paths "$dir")"
+  echo "[$r/$repeats] $side (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  cut -d' ' -f1-3 /proc/loadavg >"$work/$side-$r.load"
+  LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 "$dir/scripts/gpu_vs_cpu.lua" --devices cpu --threads "$threads" \
+    --epochs 1 --max-batches "$batches" --warmup-batches "$warmup" --eval-max-batches 1 --repeat 1 \
+    --sgemm-size 256 --batch-size "$batch_size" --seed "$r" --out "$work/$side-$r" >"$work/$side-$r.log" 2>&1 \
+    || { cat "$work/$side-$r.log" >&2; exit 1; }
+}
+for r in $(seq 1 "$repeats"); do
+  if [ $((r % 2)) -eq 1 ]; then run_side old "$r"; run_side new "$r"; else run_side new "$r"; run_side old "$r"; fi
+done
+
+stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
+result="$out/session_ab-$stamp.json"
+commit() { git -C "$1" rev-parse --short HEAD 2>/dev/null || echo unknown; }
+lua5.4 - "$work" "$repeats" "$result" "$batches" "$warmup" "$threads" "$batch_size" \
+  "$(commit "$old")" "$(commit "$new")" "$old" "$new" <<'LUA'
+local cjson = require("cjson")
+local work, repeats, result = arg[1], tonumber(arg[2]), arg[3]
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+end
+local runs, rates, ratios, same_loss = {}, { old = {}, new = {} }, {}, true
+for r = 1, repeats do
+  local pair = {}
+  for _, side in ipairs({ "old", "new" }) do
+    local doc = cjson.decode(read(("%s/%s-%d/results.json"):format(work, side, r)))
+    local cpu = doc.devices[1]
+    local e = cpu.training.epochs[1]
+    pair[side] = { images_per_second = cpu.training.images_per_second, seconds = cpu.training.seconds,
+      images = cpu.training.images, mean_loss = e.mean_loss, correct = e.correct,
+      load = read(("%s/%s-%d.load"):format(work, side, r)):gsub("%s+$", ""),
+      warmup = cpu.warmup }
+    rates[side][r] = pair[side].images_per_second
+  end
+  pair.repeat_ = r
+  pair.first = r % 2 == 1 and "old" or "new"
+  pair.same_mean_loss = pair.old.mean_loss == pair.new.mean_loss
+  same_loss = same_loss and pair.same_mean_loss
+  ratios[r] = pair.new.images_per_second / pair.old.images_per_second
+  runs[r] = pair
+end
+local summary = {
+  old_images_per_second = median(rates.old), new_images_per_second = median(rates.new),
+  new_over_old_medians = median(rates.new) / median(rates.old), new_over_old_pairs_median = median(ratios),
+  same_mean_loss_every_pair = same_loss,
+}
+local doc = {
+  schema = "lunet-session-ab/1", workload = "seed (small AlexNet, Fashion-MNIST, Adam), scripts/gpu_vs_cpu.lua --devices cpu",
+  settings = { repeats = repeats, timed_training_batches = tonumber(arg[4]), warmup_batches = tonumber(arg[5]),
+    threads = tonumber(arg[6]), batch_size = tonumber(arg[7]) },
+  old = { commit = arg[8], dir = arg[10] }, new = { commit = arg[9], dir = arg[11] },
+  summary = summary, runs = runs,
+}
+local f = assert(io.open(result, "w"))
+f:write(cjson.encode(doc), "\n")
+f:close()
+print(("training images/s, medians of %d: old %.0f, new %.0f: new/old %.3fx (median of the pairs' ratios %.3fx); "
+  .. "mean losses %s"):format(repeats, summary.old_images_per_second, summary.new_images_per_second,
+  summary.new_over_old_medians, summary.new_over_old_pairs_median,
+  same_loss and "identical in every pair" or "DIFFER in some pair"))
+print("wrote " .. result)
+LUA
