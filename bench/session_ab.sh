@@ -9,7 +9,10 @@
 #
 # Prints training images/s of both (medians), their ratio, whether each
 # pair's mean losses agree, and writes bench/results/session_ab-<UTC date>.json
-# with every run's numbers, the load averages and both commits.
+# with every run's numbers, the load averages and both commits. The losses
+# can only agree with --warmup 0 when OLD predates issue 14: its warm-up
+# steps trained the model the timed epoch then continued from (today's
+# warm-up puts the model and optimizer back).
 #
 #   bench/session_ab.sh --old DIR --new DIR [--repeats 5] [--batches 100] [--warmup 10]
 #                       [--threads 2] [--batch-size 64] [--out bench/results]
@@ -118,6 +121,9 @@ local summary = {
   old_images_per_second = median(rates.old), new_images_per_second = median(rates.new),
   new_over_old_medians = median(rates.new) / median(rates.old), new_over_old_pairs_median = median(ratios),
   same_mean_loss_every_pair = same_loss,
+  losses_note = tonumber(arg[5]) > 0 and "with warm-up, a build from before issue 14 trains on its "
+    .. "warm-up batches (today's restores the model), so the losses differ by design; compare them with --warmup 0"
+    or "no warm-up on either side: the same steps from the same weights",
 }
 local doc = {
   schema = "lunet-session-ab/1", workload = "seed (small AlexNet, Fashion-MNIST, Adam), scripts/gpu_vs_cpu.lua --devices cpu",
@@ -132,6 +138,7 @@ f:close()
 print(("training images/s, medians of %d: old %.0f, new %.0f: new/old %.3fx (median of the pairs' ratios %.3fx); "
   .. "mean losses %s"):format(repeats, summary.old_images_per_second, summary.new_images_per_second,
   summary.new_over_old_medians, summary.new_over_old_pairs_median,
-  same_loss and "identical in every pair" or "DIFFER in some pair"))
+  same_loss and "identical in every pair" or ("differ in some pair" .. (tonumber(arg[5]) > 0
+    and " (an OLD from before issue 14 trains on its warm-up: compare with --warmup 0)" or ""))))
 print("wrote " .. result)
 LUA

@@ -376,6 +376,33 @@ describe("the session's step with accuracy counting", function()
     end)
   end
 
+  it("an epoch reads the device as often with a progress line drawn at every batch as with none", function()
+    local images = lunet.empty({ 12, 1, 12, 12 }, { dtype = "uint8" })
+    images:copy(helpers.random({ 12, 1, 12, 12 }, 94, nil, 0, 255))
+    local labels = lunet.empty({ 12 }, { dtype = "int32" })
+    for i = 1, 12 do labels:set(i % 3 + 1, i) end
+    local reads, drawn = {}, {}
+    for _, with_progress in ipairs({ false, true }) do
+      local m = small_cnn()
+      m:flat_parameters()
+      local opt = optim.Adam(m, { lr = 1e-2 })
+      local loader = lunet.data.DataLoader({ images = images, labels = labels }, { batch_size = 2 })
+      local sink = { text = {} }
+      function sink:write(...) for _, v in ipairs({ ... }) do self.text[#self.text + 1] = v end end
+      function sink:flush() end
+      local progress = with_progress and session.progress({ tty = true, label = "cpu", out = sink, interval = 0 }) or nil
+      local before = core.debug_counters().host_reads
+      local e = session.train_epoch({ model = m, criterion = nn.CrossEntropyLoss(), optimizer = opt,
+        loader = loader, epoch = 1, epochs = 1, device = "cpu", progress = progress })
+      reads[with_progress] = core.debug_counters().host_reads - before
+      drawn[with_progress] = select(2, table.concat(sink.text):gsub("batch %d+/6", ""))
+      assert.equal(6, e.batches)
+    end
+    assert.equal(0, drawn[false])
+    assert.equal(6, drawn[true], "a line for every batch")
+    assert.equal(reads[false], reads[true], "host reads in the epoch")
+  end)
+
   it("a reader refuses what it cannot carry", function()
     local reader = core.async_reader()
     helpers.assert_error(function() reader:poll(lunet.zeros({ 9 })) end,

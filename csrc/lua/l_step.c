@@ -1,6 +1,8 @@
-/* The training step's extras in lunet.core: the loss left on the device,
- * AdamW's update, the debug counters the step's specs read, and the plain
- * memory-bound loop bench/step_bench.lua holds the Adam update against. */
+/* The training step's extras in lunet.core: the loss and the correct
+ * predictions left on the device, the reader that takes them to the
+ * progress line without waiting, AdamW's update, the debug counters the
+ * step's specs read, and the plain memory-bound loop bench/step_bench.lua
+ * holds the Adam update against. */
 #include "binding.h"
 
 #include <string.h>
