@@ -68,9 +68,12 @@ run_side() { # side repeat
   read -r lp lcp <<<"$(lua_paths "$dir")"
   echo "[$r/$repeats] $side (load $(cut -d' ' -f1-3 /proc/loadavg))"
   cut -d' ' -f1-3 /proc/loadavg >"$work/$side-$r.load"
-  LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 "$dir/scripts/gpu_vs_cpu.lua" --devices cpu --threads "$threads" \
+  # the whole run's CPU seconds (user + system) too: on a shared machine the
+  # work done is steadier than the wall clock
+  local TIMEFORMAT='%U %S'
+  { time LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 "$dir/scripts/gpu_vs_cpu.lua" --devices cpu --threads "$threads" \
     --epochs 1 --max-batches "$batches" --warmup-batches "$warmup" --eval-max-batches 1 --repeat 1 \
-    --sgemm-size 256 --batch-size "$batch_size" --seed "$r" --out "$work/$side-$r" >"$work/$side-$r.log" 2>&1 \
+    --sgemm-size 256 --batch-size "$batch_size" --seed "$r" --out "$work/$side-$r" >"$work/$side-$r.log" 2>&1 ; } 2>"$work/$side-$r.cpu" \
     || { cat "$work/$side-$r.log" >&2; exit 1; }
 }
 for r in $(seq 1 "$repeats"); do
@@ -98,6 +101,7 @@ local function median(list)
   return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
 end
 local runs, rates, ratios, same_loss = {}, { old = {}, new = {} }, {}, true
+local cpu_seconds = { old = {}, new = {} }
 for r = 1, repeats do
   local pair = {}
   for _, side in ipairs({ "old", "new" }) do
@@ -108,6 +112,9 @@ for r = 1, repeats do
       images = cpu.training.images, mean_loss = e.mean_loss, correct = e.correct,
       load = read(("%s/%s-%d.load"):format(work, side, r)):gsub("%s+$", ""),
       warmup = cpu.warmup }
+    local user, sys = read(("%s/%s-%d.cpu"):format(work, side, r)):match("([%d.]+)%s+([%d.]+)")
+    pair[side].process_cpu_seconds = tonumber(user) + tonumber(sys)
+    cpu_seconds[side][r] = pair[side].process_cpu_seconds
     rates[side][r] = pair[side].images_per_second
   end
   pair.repeat_ = r
@@ -120,6 +127,7 @@ end
 local summary = {
   old_images_per_second = median(rates.old), new_images_per_second = median(rates.new),
   new_over_old_medians = median(rates.new) / median(rates.old), new_over_old_pairs_median = median(ratios),
+  old_process_cpu_seconds = median(cpu_seconds.old), new_process_cpu_seconds = median(cpu_seconds.new),
   same_mean_loss_every_pair = same_loss,
   losses_note = tonumber(arg[5]) > 0 and "with warm-up, a build from before issue 14 trains on its "
     .. "warm-up batches (today's restores the model), so the losses differ by design; compare them with --warmup 0"
@@ -136,8 +144,9 @@ local f = assert(io.open(result, "w"))
 f:write(cjson.encode(doc), "\n")
 f:close()
 print(("training images/s, medians of %d: old %.0f, new %.0f: new/old %.3fx (median of the pairs' ratios %.3fx); "
-  .. "mean losses %s"):format(repeats, summary.old_images_per_second, summary.new_images_per_second,
-  summary.new_over_old_medians, summary.new_over_old_pairs_median,
+  .. "whole runs' CPU seconds old %.1f, new %.1f; mean losses %s"):format(repeats, summary.old_images_per_second,
+  summary.new_images_per_second, summary.new_over_old_medians, summary.new_over_old_pairs_median,
+  summary.old_process_cpu_seconds, summary.new_process_cpu_seconds,
   same_loss and "identical in every pair" or ("differ in some pair" .. (tonumber(arg[5]) > 0
     and " (an OLD from before issue 14 trains on its warm-up: compare with --warmup 0)" or ""))))
 print("wrote " .. result)
