@@ -3,7 +3,8 @@
 -- a training epoch, test accuracy, timed inference passes, progress lines.
 --
 -- Everything here uses only lunet's public API (devices, tensors, the
--- DataLoader, nn modules and optimizers), so the same code runs on every
+-- DataLoader, nn modules and optimizers) and lunet.core's two step counters
+-- (count_correct_into, async_reader), so the same code runs on every
 -- device. Timing follows lunet.bench: the device is synchronised before
 -- every clock read.
 local lunet = require("lunet")
