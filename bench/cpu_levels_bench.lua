@@ -63,18 +63,18 @@ core.conv_block_backward = function(xx, ...)
 end
 for l = 1, #model do
   local m = model[l]
-  if m.__typename == "Linear" and m.weight:size(2) > 1000 then
-    local mt = getmetatable(m)
+  if m.__typename == "Linear" then
+    local mt, name = getmetatable(m), m.weight:size(2) > 1000 and "fc1" or "fc2"
     m.forward = function(self, ...)
       local t0 = lunet.clock()
       local out = mt.forward(self, ...)
-      record("fwd  fc1", lunet.clock() - t0)
+      record("fwd  " .. name, lunet.clock() - t0)
       return out
     end
     m.backward = function(self, ...)
       local t0 = lunet.clock()
       local out = mt.backward(self, ...)
-      record("bwd  fc1", lunet.clock() - t0)
+      record("bwd  " .. name, lunet.clock() - t0)
       return out
     end
   end
