@@ -77,8 +77,13 @@ describe("bf16 products on the cpu", function()
   it("matrix products equal float32 products of the bf16-rounded operands (odd shapes)", function()
     if not bf16_level then pending("this CPU has no AVX512-BF16") return end
     -- {batch, inputs, outputs}: odd depth, column tails under 16 and 32, rows not
-    -- a multiple of 12, a single row; each big enough for the bf16 path
-    for i, shape in ipairs({ { 37, 2001, 333 }, { 13, 4097, 31 }, { 70, 129, 513 }, { 1, 3000, 1000 } }) do
+    -- a multiple of 12, a single row; each big enough for the bf16 path. The
+    -- task grids of bf16.c: a batch over 128 (the weight rounded up front, not
+    -- by the tasks), inputs and outputs both small (the tasks convert both
+    -- operands), a depth that leaves a task 12 rows of the weight, and one too
+    -- deep for a task to hold its rows (rounded up front).
+    for i, shape in ipairs({ { 37, 2001, 333 }, { 13, 4097, 31 }, { 70, 129, 513 }, { 1, 3000, 1000 },
+                             { 150, 301, 200 }, { 40, 120, 700 }, { 5, 9001, 300 }, { 3, 16391, 40 } }) do
       local n, fin, fout = shape[1], shape[2], shape[3]
       local x = helpers.random({ n, fin }, 10 + i, nil, -1, 1)
       local w = helpers.random({ fout, fin }, 20 + i, nil, -1, 1)
@@ -102,6 +107,23 @@ describe("bf16 products on the cpu", function()
         local e = relative_error(y, core.linear_forward(x:to("ref"), w:to("ref")))
         assert.is_true(e > 1e-4, ("%s: bf16 ran (error against float32 %g)"):format(what, e))
       end
+    end
+  end)
+
+  it("lunet.matmul in bf16 equals float32 products of the bf16-rounded operands (task grids)", function()
+    if not bf16_level then pending("this CPU has no AVX512-BF16") return end
+    -- rows over 96 and columns over 128 (both operands converted up front, 2-D
+    -- grid with column tails), few rows and columns (both converted by the
+    -- tasks), few rows, many columns and an odd depth over two depth blocks
+    for i, s in ipairs({ { 300, 257, 515 }, { 50, 333, 100 }, { 7, 801, 1300 } }) do
+      local a = helpers.random({ s[1], s[2] }, 100 + i, nil, -1, 1)
+      local b = helpers.random({ s[2], s[3] }, 110 + i, nil, -1, 1)
+      local got = at("avx512bf16", "bfloat16", function() return lunet.matmul(a, b) end)
+      local want = lunet.matmul(bf16(a):to("ref"), bf16(b):to("ref"))
+      local what = table.concat(s, "x")
+      local e = relative_error(got, want)
+      assert.is_true(e < 1e-5, ("%s: %g"):format(what, e))
+      assert.is_true(relative_error(got, lunet.matmul(a:to("ref"), b:to("ref"))) > 1e-4, what .. ": bf16 ran")
     end
   end)
 
@@ -136,7 +158,7 @@ describe("bf16 products on the cpu", function()
     end
   end)
 
-  it("bf16 weight gradients are the same, bit for bit, with 1 or 2 threads", function()
+  it("bf16 weight gradients and products are the same, bit for bit, with 1 or 2 threads", function()
     if not bf16_level then pending("this CPU has no AVX512-BF16") return end
     local x = helpers.random({ 11, 16, 8, 8 }, 81, nil, -1, 1)
     local w = helpers.random({ 16, 16, 3, 3 }, 82, nil, -1, 1)
@@ -151,12 +173,14 @@ describe("bf16 products on the cpu", function()
         core.conv2d_backward_filter(x, dy, gw, nil, 1, 1, 1, 1, false)
         local lw = lunet.zeros(fw:shape())
         core.linear_backward_filter(fx, fdy, lw, nil, false)
-        return { gw, lw }
+        return { gw, lw, core.linear_forward(fx, fw), core.linear_backward_data(fdy, fw) }
       end)
     end
     lunet.set_num_threads(before)
     helpers.assert_close(grads[2][1], grads[1][1], 0, 0, "convolution weight gradient")
     helpers.assert_close(grads[2][2], grads[1][2], 0, 0, "linear weight gradient")
+    helpers.assert_close(grads[2][3], grads[1][3], 0, 0, "linear forward")
+    helpers.assert_close(grads[2][4], grads[1][4], 0, 0, "linear input gradient")
   end)
 
   it("below avx512bf16 the setting changes nothing: float32 results, bit for bit", function()
