@@ -136,6 +136,14 @@ end
 args.out, args.data = cli.absolute(args.out), cli.absolute(args.data)
 -- the compute precision holds for every run below, distributed ones included
 lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
+if args.precision == "bf16" then
+  -- the CPU's bf16 kernels need AVX512-BF16; without it autocast changes nothing there
+  local kernels = lunet.device("cpu"):info().kernels or "?"
+  if not kernels:match("^avx512bf16") then
+    io.stderr:write(("gpu_vs_cpu: --precision bf16: the cpu device's kernels (%s) have no bf16 "
+      .. "products (they need AVX512-BF16): it computes in float32; CUDA devices compute in bf16\n"):format(kernels))
+  end
+end
 if args.distributed then
   if args.dataset ~= "fashion-mnist" then
     parser:error("--distributed trains the Fashion-MNIST lesson only (--dataset fashion-mnist)")
