@@ -12,8 +12,9 @@
 # ones reversed), so a change in the machine's load hits all of them. Prints
 # and writes bench/results/cpu_peers-<UTC date>.json: every run, the medians,
 # the ratios (lunet fp32 against the best peer, lunet bf16 against lunet fp32
-# and PyTorch bf16), the peers' versions, the CPU model and its vector flags,
-# and the load averages.
+# and PyTorch bf16), issue 16's goals (each ratio's bar, in training and
+# inference, met or not), the peers' versions, the CPU model and its vector
+# flags, and the load averages.
 #
 # The peers go into a virtual environment under the build folder
 # (build/peers-venv, or $LUNET_PEERS_VENV), installed from PyPI on the first
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
     --peers) peers="$2"; shift 2 ;;
     --no-install) install=0; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_peers.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -231,6 +232,18 @@ for _, kind in ipairs({ "train", "infer" }) do
     ratio("lunet_bf16_vs_pytorch_bf16_" .. kind, lb[k], medians["pytorch-bf16"] and medians["pytorch-bf16"][k])
   end
 end
+-- issue 16's goals, each in both phases: met when both ratios reach the bar
+-- (absent ratios, e.g. a skipped peer, leave the goal open: met = nil)
+local goals = {}
+local function goal(name, key, at_least)
+  local train, infer = ratios[key .. "_train"], ratios[key .. "_infer"]
+  local met
+  if train and infer then met = train >= at_least and infer >= at_least end
+  goals[#goals + 1] = { goal = name, at_least = at_least, train = train, infer = infer, met = met }
+end
+goal("lunet fp32 against the best fp32 peer", "lunet_fp32_vs_best_fp32_peer", 1.5)
+goal("lunet bf16 against lunet fp32", "lunet_bf16_vs_lunet_fp32", 1.6)
+goal("lunet bf16 against PyTorch bf16 autocast", "lunet_bf16_vs_pytorch_bf16", 1.5)
 local skipped = {}
 for line in (read(work .. "/skipped") or ""):gmatch("[^\n]+") do
   local who, why = line:match("^([^\t]+)\t(.*)$")
@@ -253,6 +266,9 @@ local doc = {
   runs = runs,
   median = medians,
   ratios = ratios,
+  goals = goals,
+  note = "ratios of medians; the load averages of each run are in runs[]: on a shared machine "
+    .. "(load above ~1 on 2 cores) the ratios move by tens of percent from run to run",
 }
 report.write_file(result, report.json(doc) .. "\n")
 
@@ -270,6 +286,11 @@ table.sort(keys)
 for _, k in ipairs(keys) do
   local v = ratios[k]
   print(("  %-40s %s"):format(k, type(v) == "number" and ("%.2fx"):format(v) or tostring(v)))
+end
+for _, g in ipairs(goals) do
+  local function f(v) return v and ("%.2fx"):format(v) or "-" end
+  print(("  goal: %-42s at least %.1fx: train %s, infer %s: %s"):format(g.goal, g.at_least, f(g.train),
+    f(g.infer), g.met == nil and "not measured" or g.met and "met" or "NOT met"))
 end
 for _, s in ipairs(skipped) do print(("  skipped %s: %s"):format(s.runner, s.reason)) end
 print("wrote " .. result)
