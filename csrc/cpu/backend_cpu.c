@@ -57,7 +57,7 @@ static int cpu_open(int index, void **out)
     if (mb && atol(mb) > 0)
         ctx->conv_workspace_bytes = (size_t)atol(mb) << 20;
     const char *winograd = getenv("LUNET_CPU_WINOGRAD");
-    ctx->winograd = !(winograd && strcmp(winograd, "0") == 0);
+    ctx->winograd = !winograd ? 1 : strcmp(winograd, "0") == 0 ? 0 : strcmp(winograd, "2") == 0 ? 2 : 1;
     const char *gemm = getenv("LUNET_CPU_GEMM");
     ctx->own_gemm = !(gemm && strcmp(gemm, "blas") == 0);
     ctx->threads = default_threads();

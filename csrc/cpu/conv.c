@@ -244,8 +244,16 @@ static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const f
                           const float *w, const float *bias, float *y, uint8_t *winner)
 {
 #ifdef LN_CPU_AVX2
+#ifdef LN_CPU_AVX512
+    if (uses_winograd(ctx, s) && ctx->winograd == 1 && ln_cpu_winograd4_applies(s))
+        return ln_cpu_winograd4_forward(ctx, s, x, w, bias, y, winner);
+#endif
     if (uses_winograd(ctx, s))
         return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
+#endif
+#ifdef LN_CPU_AVX512
+    if (winner && ln_cpu_direct_block_applies(s))
+        return ln_cpu_direct_block_forward(ctx, s, x, w, bias, y, winner);
 #endif
     int64_t pq = (int64_t)s->p * s->q;
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);

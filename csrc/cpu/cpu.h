@@ -32,6 +32,12 @@
 #define ln_cpu_small_dot_gemm LN_LEVELED(ln_cpu_small_dot_gemm)
 #define ln_cpu_gemm_tiles LN_LEVELED(ln_cpu_gemm_tiles)
 #define ln_cpu_winograd_applies LN_LEVELED(ln_cpu_winograd_applies)
+#define ln_cpu_winograd4_applies LN_LEVELED(ln_cpu_winograd4_applies)
+#define ln_cpu_winograd4_forward LN_LEVELED(ln_cpu_winograd4_forward)
+#define ln_cpu_winograd_to_channels_last LN_LEVELED(ln_cpu_winograd_to_channels_last)
+#define ln_cpu_winograd_from_channels_last LN_LEVELED(ln_cpu_winograd_from_channels_last)
+#define ln_cpu_direct_block_applies LN_LEVELED(ln_cpu_direct_block_applies)
+#define ln_cpu_direct_block_forward LN_LEVELED(ln_cpu_direct_block_forward)
 #define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
 #define ln_cpu_winograd_backward LN_LEVELED(ln_cpu_winograd_backward)
 #define ln_cpu_gemm_bf16 LN_LEVELED(ln_cpu_gemm_bf16)
@@ -86,8 +92,10 @@ typedef struct ln_cpu_context {
      * winograd.c, through ln_cpu_gradient_groups): fewer groups beyond it.
      * $LUNET_CPU_WORKSPACE_MB sets it (default 256). */
     size_t conv_workspace_bytes;
-    /* Winograd's algorithm for the 3x3 convolutions it applies to; on unless
-     * $LUNET_CPU_WINOGRAD=0 (to compare with im2col). */
+    /* Winograd's algorithm for the 3x3 convolutions it applies to: 1 (the
+     * default) F(4x4, 3x3) forward where it applies at the AVX-512 levels,
+     * F(2x2, 3x3) otherwise; 2 ($LUNET_CPU_WINOGRAD=2) F(2x2) everywhere; 0
+     * ($LUNET_CPU_WINOGRAD=0) im2col (both to compare). */
     int winograd;
     /* float32 matrix products by our own AVX-512 kernels where they apply,
      * unless $LUNET_CPU_GEMM=blas (to compare with OpenBLAS) */
@@ -257,6 +265,15 @@ int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m
                      float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                      float *c, int ldc);
 
+#ifdef LN_CPU_AVX512
+/* The fused block's forward pass computed directly for 3x3 convolutions of
+ * stride 1 with at most 3 input channels (conv_pool_direct.c), one pooled
+ * row of 16 windows per vector. */
+int ln_cpu_direct_block_applies(const ln_conv2d_shape *s);
+int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                                const float *w, const float *bias, float *y, uint8_t *winner);
+#endif
+
 /* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
  * stride 1, padding up to 2 and channel counts that are multiples of 8.
  * Forward: y = the convolution (+ bias); with `winner`, y and winner are the
@@ -269,6 +286,21 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
 int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                              const float *w, const float *dy, const uint8_t *winner, float *dx,
                              float *dw, float *db, int accumulate);
+/* x [c, h, w] into dst [rows, cols, c] at (top, left), zeros around it; y [c,
+ * h, w] = src [rows, cols, c]'s first h rows and w columns (+ bias). For
+ * channel counts that are multiples of 8. */
+void ln_cpu_winograd_to_channels_last(const float *x, int c, int h, int w, float *dst, int rows,
+                                      int cols, int top, int left);
+void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float *y, int h,
+                                        int w, const float *bias);
+#ifdef LN_CPU_AVX512
+/* The forward pass by F(4x4, 3x3) (winograd4.c) where F(2x2) applies and
+ * the channel counts are multiples of 16, in float32 (autocast's bf16 keeps
+ * F(2x2)'s bf16 products); same arguments as ln_cpu_winograd_forward. */
+int ln_cpu_winograd4_applies(const ln_conv2d_shape *s);
+int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                             const float *w, const float *bias, float *y, uint8_t *winner);
+#endif
 #endif
 
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c; the loss is

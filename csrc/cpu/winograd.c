@@ -199,6 +199,19 @@ static void from_channels_last(const float *src, int c, int cols, float *y, int 
             }
 }
 
+/* The two copies for winograd4.c (F(4x4, 3x3)), which uses the same layout. */
+void ln_cpu_winograd_to_channels_last(const float *x, int c, int h, int w, float *dst, int rows,
+                                      int cols, int top, int left)
+{
+    to_channels_last(x, c, h, w, dst, rows, cols, top, left);
+}
+
+void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float *y, int h,
+                                        int w, const float *bias)
+{
+    from_channels_last(src, c, cols, y, h, w, bias);
+}
+
 /* V[xi][t0 + tile][ci] = B^T d B for every tile of one image (src channels-last,
  * padded); each V[xi] has `rows` rows. In bf16 (into v16) when v16 is given. */
 static void input_transform(const tiling *t, const float *src, float *v, uint16_t *v16,

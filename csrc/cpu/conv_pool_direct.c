@@ -1,0 +1,227 @@
+/* The fused Conv2d -> ReLU -> MaxPool2d(2) block's forward pass for 3x3
+ * convolutions with few input channels (the seed model's first layer: one
+ * channel, 9 taps), computed directly, one pooled row at a time, at the
+ * AVX-512 levels.
+ *
+ * The im2col path (conv.c) writes the whole convolution output of an image
+ * (64 x 28 x 28 floats, 200 KB) and reads it back to pool it, with shuffles
+ * that split even and odd columns; on that layer it ran ~9x above its
+ * memory floor. Here each input image is split once into the even and the
+ * odd columns of its zero-padded copy; the four candidates of the 2x2
+ * windows of pooled row p, columns q..q+15 (top-left, top-right,
+ * bottom-left, bottom-right), are then four vectors that read those planes
+ * with plain contiguous loads:
+ *     candidate (dr, dc) = sum over (r, s) of w[r][s] x[2p + dr + r][2q + dc + s]
+ * where padded column 2q + o (o = dc + s in 0..3) is column q + o / 2 of the
+ * plane of parity o % 2. So a pooled row of one output channel is 36 FMAs on
+ * 16 lanes, its 16 input vectors stay in registers across the output
+ * channels (one input channel), and nothing but the pooled values and the
+ * winners is written. Values and winners follow the fused block's rule
+ * (backend.h: first maximum, NaN counts as the maximum, ReLU after). */
+#include "cpu.h"
+
+#ifdef LN_CPU_AVX512
+#include <immintrin.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "../status.h"
+
+/* Convolutions with at most this many input channels: the taps' input rows
+ * are reloaded per output channel beyond one, from L1. */
+#define DIRECT_MAX_CHANNELS 3
+
+int ln_cpu_direct_block_applies(const ln_conv2d_shape *s)
+{
+    return s->r == 3 && s->s == 3 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h <= 2
+           && s->pad_w <= 2 && s->c >= 1 && s->c <= DIRECT_MAX_CHANNELS && s->p >= 2
+           && s->q >= 2;
+}
+
+/* The even/odd planes of one image: per input channel two planes of `rows`
+ * rows x `cols` columns (zero beyond the image). */
+typedef struct planes {
+    int rows, cols;
+    int64_t plane;             /* floats per plane, a multiple of 16 */
+} planes;
+
+static planes planes_of(const ln_conv2d_shape *s)
+{
+    int pooled_w = s->q / 2;
+    planes pl;
+    pl.rows = 2 * (s->p / 2) + 2;
+    pl.cols = ((pooled_w + 15) / 16) * 16 + 16;
+    pl.plane = ((int64_t)pl.rows * pl.cols + 15) & ~(int64_t)15;
+    return pl;
+}
+
+/* The image [c, h, w] zero-padded, split into even and odd padded columns:
+ * planes[2 c + parity][row][col] = padded x[c][row][2 col + parity]. */
+static void split_image(const ln_conv2d_shape *s, const planes *pl, const float *x, float *dst)
+{
+    memset(dst, 0, sizeof(float) * (size_t)(2 * s->c * pl->plane));
+    for (int c = 0; c < s->c; c++)
+        for (int y = 0; y < s->h; y++) {
+            int row = y + s->pad_h;
+            if (row >= pl->rows)
+                break;
+            const float *in = x + ((int64_t)c * s->h + y) * s->w;
+            for (int v = 0; v < s->w; v++) {
+                int col = v + s->pad_w;
+                if (col / 2 >= pl->cols)
+                    break;
+                dst[(2 * c + col % 2) * pl->plane + (int64_t)row * pl->cols + col / 2] = in[v];
+            }
+        }
+}
+
+/* The window rule on 16 windows: pooled values (ReLU applied) and codes
+ * 0..3 for the winner, 4 where the maximum is not positive. */
+static inline __m512 relu_window_max16(const __m512 c[4], __m512i *code)
+{
+    __m512 best;
+    __m512i won;
+    __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)
+                    | _mm512_cmp_ps_mask(c[2], c[3], _CMP_UNORD_Q);
+    if (__builtin_expect(nan == 0, 1)) {
+        /* no NaN: the maximum, and the first candidate equal to it */
+        best = _mm512_max_ps(_mm512_max_ps(c[0], c[1]), _mm512_max_ps(c[2], c[3]));
+        won = _mm512_set1_epi32(3);
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[2], best, _CMP_EQ_OQ),
+                                    _mm512_set1_epi32(2));
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[1], best, _CMP_EQ_OQ),
+                                    _mm512_set1_epi32(1));
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[0], best, _CMP_EQ_OQ),
+                                    _mm512_setzero_si512());
+    } else {
+        /* in window order: a larger value or a first NaN takes over */
+        best = c[0];
+        won = _mm512_setzero_si512();
+        for (int i = 1; i < 4; i++) {
+            __mmask16 take = _mm512_cmp_ps_mask(c[i], best, _CMP_GT_OQ)
+                             | (_mm512_cmp_ps_mask(c[i], c[i], _CMP_UNORD_Q)
+                                & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+            best = _mm512_mask_mov_ps(best, take, c[i]);
+            won = _mm512_mask_mov_epi32(won, take, _mm512_set1_epi32(i));
+        }
+    }
+    __mmask16 positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+    *code = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), positive, won);
+    /* vmaxps(0, best): best unless 0 > best, and best (NaN) when unordered:
+     * negative becomes 0, NaN and -0 stay, as in the reference */
+    return _mm512_max_ps(_mm512_setzero_ps(), best);
+}
+
+/* The 16 input vectors of one input channel for pooled row p, columns q..:
+ * v[R][o] = padded x[2p + R][2q + o], R, o in 0..3. */
+static inline void load_inputs(const float *even, const float *odd, int cols, int p, int q,
+                               __m512 v[4][4])
+{
+    for (int r = 0; r < 4; r++) {
+        int64_t at = (int64_t)(2 * p + r) * cols + q;
+        v[r][0] = _mm512_loadu_ps(even + at);
+        v[r][1] = _mm512_loadu_ps(odd + at);
+        v[r][2] = _mm512_loadu_ps(even + at + 1);
+        v[r][3] = _mm512_loadu_ps(odd + at + 1);
+    }
+}
+
+/* acc[2 dr + dc] += the 9 taps of filter g (3x3) on the inputs v. */
+static inline void add_taps(const float *g, __m512 v[4][4], __m512 acc[4])
+{
+    for (int r = 0; r < 3; r++)
+        for (int s = 0; s < 3; s++) {
+            __m512 wv = _mm512_set1_ps(g[r * 3 + s]);
+            for (int dr = 0; dr < 2; dr++)
+                for (int dc = 0; dc < 2; dc++)
+                    acc[2 * dr + dc] = _mm512_fmadd_ps(wv, v[dr + r][dc + s], acc[2 * dr + dc]);
+        }
+}
+
+static int nowin;
+static inline void store_pooled(float *y, uint8_t *winner, __mmask16 lanes, const __m512 acc[4])
+{
+    if (nowin) {
+    __m512 best = _mm512_max_ps(_mm512_max_ps(acc[0], acc[1]), _mm512_max_ps(acc[2], acc[3]));
+    _mm512_mask_storeu_ps(y, lanes, _mm512_max_ps(best, _mm512_setzero_ps()));
+    return;
+    }
+    __m512i code;
+    __m512 best = relu_window_max16(acc, &code);
+    _mm512_mask_storeu_ps(y, lanes, best);
+    __m128i bytes = _mm512_cvtepi32_epi8(code);
+    __asm__("" : "+x"(bytes));
+    _mm_mask_storeu_epi8(winner, lanes, bytes);
+}
+
+typedef struct direct_job {
+    const ln_conv2d_shape *s;
+    planes pl;
+    const float *x, *w, *bias;
+    float *y;
+    uint8_t *winner;
+    float *ws;
+    int64_t ws_stride;
+} direct_job;
+
+static void direct_image(void *arg, int64_t b, int thread)
+{
+    const direct_job *j = arg;
+    const ln_conv2d_shape *s = j->s;
+    const planes *pl = &j->pl;
+    int ph = s->p / 2, pw = s->q / 2, taps = 9 * s->c;
+    int64_t pooled = (int64_t)ph * pw;
+    float *split = j->ws + thread * j->ws_stride;
+    split_image(s, pl, j->x + b * (int64_t)s->c * s->h * s->w, split);
+    float *y = j->y + b * s->k * pooled;
+    uint8_t *winner = j->winner + b * s->k * pooled;
+    for (int p = 0; p < ph; p++)
+        for (int q = 0; q < pw; q += 16) {
+            int n = pw - q < 16 ? pw - q : 16;
+            __mmask16 lanes = (__mmask16)((1u << n) - 1);
+            int64_t out = (int64_t)p * pw + q;
+            if (s->c == 1) {
+                /* one input channel: its 16 vectors serve every output channel */
+                __m512 v[4][4];
+                load_inputs(split, split + pl->plane, pl->cols, p, q, v);
+                for (int k = 0; k < s->k; k++) {
+                    __m512 b0 = _mm512_set1_ps(j->bias ? j->bias[k] : 0.0f);
+                    __m512 acc[4] = {b0, b0, b0, b0};
+                    add_taps(j->w + (int64_t)k * 9, v, acc);
+                    store_pooled(y + k * pooled + out, winner + k * pooled + out, lanes, acc);
+                }
+                continue;
+            }
+            for (int k = 0; k < s->k; k++) {
+                __m512 b0 = _mm512_set1_ps(j->bias ? j->bias[k] : 0.0f);
+                __m512 acc[4] = {b0, b0, b0, b0};
+                for (int c = 0; c < s->c; c++) {
+                    __m512 v[4][4];
+                    const float *even = split + 2 * c * pl->plane;
+                    load_inputs(even, even + pl->plane, pl->cols, p, q, v);
+                    add_taps(j->w + (int64_t)k * taps + 9 * c, v, acc);
+                }
+                store_pooled(y + k * pooled + out, winner + k * pooled + out, lanes, acc);
+            }
+        }
+}
+
+int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                                const float *w, const float *bias, float *y, uint8_t *winner)
+{
+    planes pl = planes_of(s);
+    nowin = getenv("NOWIN") != NULL;
+    int64_t stride = 2 * s->c * pl.plane + 16; /* 16: a row's last load may read past the plane */
+    int64_t macs = (int64_t)s->n * s->k * 9 * s->c * s->p * s->q;
+    int threads = ln_cpu_threads_for_macs(ctx, macs);
+    if (threads > s->n)
+        threads = s->n;
+    float *ws = ln_cpu_scratch(ctx, (size_t)(stride * threads) * sizeof(float));
+    if (!ws)
+        return LN_ENOMEM;
+    direct_job job = {s, pl, x, w, bias, y, winner, ws, stride};
+    ln_cpu_parallel(ctx, threads, s->n, direct_image, &job);
+    return LN_OK;
+}
+
+#endif

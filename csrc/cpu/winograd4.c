@@ -1,0 +1,384 @@
+/* Forward 3x3 convolutions with stride 1 by Winograd's F(4x4, 3x3) (Lavin
+ * and Gray, 2016), at the AVX-512 levels: each 4x4 block of outputs comes
+ * from a 6x6 block of inputs through 36 products instead of 144 (F(2x2,
+ * 3x3), winograd.c: 16 for 36, so 2.25x; here 4x). On the seed model's
+ * second layer (14 x 14 outputs) the tiles cover 16 x 16, so the products
+ * drop 784 -> 576 per channel pair and image (1.36x), not 1.78x.
+ *
+ *     y = A^T [(G g G^T) . (B^T d B)] A          (. elementwise)
+ * with B^T, G and A^T below.
+ *
+ * The 36 products M[xi] = V[xi] U[xi] run the same register tile as F(2x2)
+ * (ln_cpu_gemm_tiles); the transforms work channels-last on 16 channels per
+ * register. Only the forward pass (and the fused block's forward), which is
+ * all inference runs: the backward passes stay F(2x2), whose smaller
+ * transforms keep the gradients closer to the exact ones (F(4x4)'s rounding
+ * error is about twice F(2x2)'s, below). */
+#include "cpu.h"
+
+#ifdef LN_CPU_AVX512
+#include <immintrin.h>
+#include <string.h>
+
+#include "../precision.h"
+#include "../status.h"
+
+/* Tiles per chunk of images: the products' row count. U (36 x 64 x 128
+ * floats for the seed's second layer, 1.2 MB) no longer fits in L2 beside V
+ * and M, so smaller chunks did better (measured 16 / 32 / 48 / 96 tiles:
+ * bench/NOTES.md). */
+#define TILES_PER_CHUNK 32
+
+int ln_cpu_winograd4_applies(const ln_conv2d_shape *s)
+{
+    return ln_cpu_winograd_applies(s) && s->c % 16 == 0 && s->k % 16 == 0
+           && ln_precision_get() != LN_PRECISION_BFLOAT16;
+}
+
+typedef struct tiling4 {
+    int ci, co, out_h, out_w, tp, tq, src_h, src_w;
+} tiling4;
+
+static tiling4 make_tiling4(const ln_conv2d_shape *s)
+{
+    tiling4 t;
+    t.ci = s->c;
+    t.co = s->k;
+    t.out_h = s->p;
+    t.out_w = s->q;
+    t.tp = (t.out_h + 3) / 4;
+    t.tq = (t.out_w + 3) / 4;
+    t.src_h = 4 * t.tp + 2;
+    t.src_w = 4 * t.tq + 2;
+    return t;
+}
+
+/* The transform matrices for the interpolation points 0, -1, 1, 1/2, -2
+ * (and infinity). The textbook points 0, 1, -1, 2, -2 give integer
+ * matrices and fewer operations, but their transformed tiles reach 100x the
+ * inputs, and the rounding errors grow with them: on random 64-channel tiles
+ * the worst error relative to the tile's largest output was 1.3e-5 with those
+ * and 4.1e-6 with these (F(2x2): 2.1e-6; Barabasz et al., 2020, chose
+ * points the same way). All entries are exact in binary but the 1/3 and 1/15
+ * of G, which is computed in double. */
+static const float BT4[6][6] = {{1, -1.5f, -2, 1.5f, 1, 0},   {0, 1, -2.5f, 0.5f, 1, 0},
+                                {0, -1, 0.5f, 2.5f, 1, 0},    {0, -2, -1, 2, 1, 0},
+                                {0, 0.5f, -1, -0.5f, 1, 0},   {0, 1, -1.5f, -2, 1.5f, 1}};
+static const double G4[6][3] = {{1, 0, 0},
+                                {-1.0 / 3, 1.0 / 3, -1.0 / 3},
+                                {1.0 / 3, 1.0 / 3, 1.0 / 3},
+                                {-16.0 / 15, -8.0 / 15, -4.0 / 15},
+                                {1.0 / 15, -2.0 / 15, 4.0 / 15},
+                                {0, 0, 1}};
+static const float AT4[4][6] = {{1, 1, 1, 1, 1, 0},
+                                {0, -1, 1, 0.5f, -2, 0},
+                                {0, 1, 1, 0.25f, 4, 0},
+                                {0, -1, 1, 0.125f, -8, 1}};
+
+/* out[i] = sum of mat[i][j] in[j]; unrolled, so the constant entries fold
+ * (zeros vanish, ones become additions). */
+static inline __attribute__((always_inline)) __m512 row_times(const float *row, const __m512 *in)
+{
+    __m512 acc = _mm512_setzero_ps();
+    int started = 0;
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) {
+        float a = row[j];
+        if (a == 0.0f)
+            continue;
+        if (!started) {
+            acc = a == 1.0f ? in[j] : _mm512_mul_ps(_mm512_set1_ps(a), in[j]);
+            started = 1;
+        } else if (a == 1.0f) {
+            acc = _mm512_add_ps(acc, in[j]);
+        } else if (a == -1.0f) {
+            acc = _mm512_sub_ps(acc, in[j]);
+        } else {
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(a), in[j], acc);
+        }
+    }
+    return acc;
+}
+
+/* B^T d on six vectors. */
+static inline __attribute__((always_inline)) void input_1d(const __m512 d[6], __m512 t[6])
+{
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++)
+        t[i] = row_times(BT4[i], d);
+}
+
+/* A^T m on six vectors. */
+static inline __attribute__((always_inline)) void output_1d(const __m512 m[6], __m512 y[4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        y[i] = row_times(AT4[i], m);
+}
+
+/* V[xi][t0 + tile][c] = B^T d B for every tile of one image (src
+ * channels-last [src_h, src_w, ci], padded); each V[xi] has `rows` rows. */
+static void input_transform4(const tiling4 *t, const float *src, float *v, int64_t rows,
+                             int64_t t0)
+{
+    int ci = t->ci;
+    int64_t plane = rows * ci;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++) {
+            const float *base = src + ((int64_t)(4 * i) * t->src_w + 4 * j) * ci;
+            float *out = v + (t0 + (int64_t)i * t->tq + j) * ci;
+            for (int c = 0; c < ci; c += 16) {
+                __m512 cols[6][6]; /* [s][r]: B^T applied down each column */
+                for (int s = 0; s < 6; s++) {
+                    __m512 d[6];
+                    for (int r = 0; r < 6; r++)
+                        d[r] = _mm512_loadu_ps(base + ((int64_t)r * t->src_w + s) * ci + c);
+                    input_1d(d, cols[s]);
+                }
+                for (int r = 0; r < 6; r++) {
+                    __m512 d[6], e[6];
+                    for (int s = 0; s < 6; s++)
+                        d[s] = cols[s][r];
+                    input_1d(d, e);
+                    for (int s = 0; s < 6; s++)
+                        _mm512_storeu_ps(out + (6 * r + s) * plane + c, e[s]);
+                }
+            }
+        }
+}
+
+/* The 4x4 outputs y[r][s] of tile `tile` for channels c..c+15: A^T m A. */
+static inline void output_tile4(const float *m, int64_t plane, int co, int64_t tile, int c,
+                                __m512 y[4][4])
+{
+    const float *base = m + tile * co + c;
+    __m512 rows[4][6]; /* A^T applied down each column: [r][s] */
+    for (int s = 0; s < 6; s++) {
+        __m512 col[6], out[4];
+        for (int r = 0; r < 6; r++)
+            col[r] = _mm512_loadu_ps(base + (6 * r + s) * plane);
+        output_1d(col, out);
+        for (int r = 0; r < 4; r++)
+            rows[r][s] = out[r];
+    }
+    for (int r = 0; r < 4; r++)
+        output_1d(rows[r], y[r]);
+}
+
+/* U[xi][c][k] = G g G^T of every filter, in double then rounded; filters of
+ * output channels [k0, k1). */
+/* U[xi][c][k] = G g G^T of the filters of output channels k0..k0+15 (all
+ * input channels), in double on eight filters per register, then rounded
+ * to float: U's 36 rows per filter are stored 16 output channels at a time. */
+static void filter_transform4(const float *w, int k_count, int c_count, int k0, float *u)
+{
+    int64_t plane = (int64_t)k_count * c_count;
+    for (int c = 0; c < c_count; c++) {
+        double g[9][16];
+        for (int l = 0; l < 16; l++)
+            for (int e = 0; e < 9; e++)
+                g[e][l] = w[((int64_t)(k0 + l) * c_count + c) * 9 + e];
+        for (int half = 0; half < 2; half++) {
+            __m512d gv[9], t[6][3];
+            for (int e = 0; e < 9; e++)
+                gv[e] = _mm512_loadu_pd(&g[e][8 * half]);
+            for (int a = 0; a < 6; a++)
+                for (int s = 0; s < 3; s++)
+                    t[a][s] = _mm512_fmadd_pd(
+                        _mm512_set1_pd(G4[a][0]), gv[s],
+                        _mm512_fmadd_pd(_mm512_set1_pd(G4[a][1]), gv[3 + s],
+                                        _mm512_mul_pd(_mm512_set1_pd(G4[a][2]), gv[6 + s])));
+            float *out = u + (int64_t)c * k_count + k0 + 8 * half;
+            for (int a = 0; a < 6; a++)
+                for (int b = 0; b < 6; b++) {
+                    __m512d v = _mm512_fmadd_pd(
+                        t[a][0], _mm512_set1_pd(G4[b][0]),
+                        _mm512_fmadd_pd(t[a][1], _mm512_set1_pd(G4[b][1]),
+                                        _mm512_mul_pd(t[a][2], _mm512_set1_pd(G4[b][2]))));
+                    _mm256_storeu_ps(out + (6 * a + b) * plane, _mm512_cvtpd_ps(v));
+                }
+        }
+    }
+}
+
+typedef struct filter_job4 {
+    const float *w;
+    int k_count, c_count;
+    float *u;
+} filter_job4;
+
+static void filter_task4(void *p, int64_t item, int thread)
+{
+    (void)thread;
+    const filter_job4 *j = p;
+    filter_transform4(j->w, j->k_count, j->c_count, (int)item * 16, j->u);
+}
+
+/* One image's outputs channels-last [4 tp, 4 tq, co] from M (its tiles
+ * start at t0). */
+static void output_channels_last4(const tiling4 *t, const float *m, int64_t rows, int64_t t0,
+                                  float *out)
+{
+    int co = t->co, cols = 4 * t->tq;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++)
+            for (int c = 0; c < co; c += 16) {
+                __m512 y[4][4];
+                output_tile4(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                for (int r = 0; r < 4; r++)
+                    for (int s = 0; s < 4; s++)
+                        _mm512_storeu_ps(out + ((int64_t)(4 * i + r) * cols + 4 * j + s) * co + c,
+                                         y[r][s]);
+            }
+}
+
+/* The fused block's rule on 16 windows (conv_pool_direct.c has the same):
+ * ReLU of the first maximum, NaN counting as the maximum; codes 0..3, or 4
+ * where the maximum is not positive. */
+static inline __m512 relu_window_max16(const __m512 c[4], __m512i *code)
+{
+    __m512 best;
+    __m512i won;
+    __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)
+                    | _mm512_cmp_ps_mask(c[2], c[3], _CMP_UNORD_Q);
+    if (__builtin_expect(nan == 0, 1)) {
+        best = _mm512_max_ps(_mm512_max_ps(c[0], c[1]), _mm512_max_ps(c[2], c[3]));
+        won = _mm512_set1_epi32(3);
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[2], best, _CMP_EQ_OQ),
+                                    _mm512_set1_epi32(2));
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[1], best, _CMP_EQ_OQ),
+                                    _mm512_set1_epi32(1));
+        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[0], best, _CMP_EQ_OQ),
+                                    _mm512_setzero_si512());
+    } else {
+        best = c[0];
+        won = _mm512_setzero_si512();
+        for (int i = 1; i < 4; i++) {
+            __mmask16 take = _mm512_cmp_ps_mask(c[i], best, _CMP_GT_OQ)
+                             | (_mm512_cmp_ps_mask(c[i], c[i], _CMP_UNORD_Q)
+                                & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+            best = _mm512_mask_mov_ps(best, take, c[i]);
+            won = _mm512_mask_mov_epi32(won, take, _mm512_set1_epi32(i));
+        }
+    }
+    __mmask16 positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+    *code = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), positive, won);
+    return _mm512_max_ps(_mm512_setzero_ps(), best);
+}
+
+/* The fused block's epilogue: bias, ReLU and 2x2 max pooling of the four
+ * windows of each tile, into pooled [co, out_h/2, out_w/2] and its winners. */
+static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64_t t0,
+                           const float *bias, float *pooled, uint8_t *winner)
+{
+    int co = t->co, ph = t->out_h / 2, pw = t->out_w / 2;
+    int64_t plane = (int64_t)ph * pw;
+    for (int i = 0; i < t->tp; i++)
+        for (int j = 0; j < t->tq; j++)
+            for (int c = 0; c < co; c += 16) {
+                __m512 y[4][4];
+                output_tile4(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                __m512 b = bias ? _mm512_loadu_ps(bias + c) : _mm512_setzero_ps();
+                for (int a = 0; a < 2; a++)
+                    for (int e = 0; e < 2; e++) {
+                        int pi = 2 * i + a, pj = 2 * j + e;
+                        if (pi >= ph || pj >= pw)
+                            continue;
+                        __m512 cand[4] = {_mm512_add_ps(y[2 * a][2 * e], b),
+                                          _mm512_add_ps(y[2 * a][2 * e + 1], b),
+                                          _mm512_add_ps(y[2 * a + 1][2 * e], b),
+                                          _mm512_add_ps(y[2 * a + 1][2 * e + 1], b)};
+                        __m512i code;
+                        float values[16];
+                        uint8_t bytes[16];
+                        _mm512_storeu_ps(values, relu_window_max16(cand, &code));
+                        _mm_storeu_si128((__m128i *)bytes, _mm512_cvtepi32_epi8(code));
+                        int64_t at = (int64_t)c * plane + (int64_t)pi * pw + pj;
+                        for (int l = 0; l < 16; l++) {
+                            pooled[at + l * plane] = values[l];
+                            winner[at + l * plane] = bytes[l];
+                        }
+                    }
+            }
+}
+
+typedef struct forward_job4 {
+    const ln_conv2d_shape *s;
+    const tiling4 *t;
+    const float *x, *u, *bias;
+    float *y;
+    uint8_t *winner;
+    float *threads_base;       /* per thread: the padded plane, V, M, an output plane */
+    int64_t thread_floats, src_floats, v_floats, m_floats;
+    int chunk;
+    int64_t rows;
+} forward_job4;
+
+static void forward_chunk4(void *p, int64_t ch, int thread)
+{
+    const forward_job4 *j = p;
+    const ln_conv2d_shape *s = j->s;
+    const tiling4 *t = j->t;
+    int64_t per_image = (int64_t)t->tp * t->tq, chw = (int64_t)s->c * s->h * s->w;
+    int64_t pooled = (int64_t)(s->p / 2) * (s->q / 2);
+    float *src = j->threads_base + thread * j->thread_floats;
+    float *v = src + j->src_floats, *m = v + j->v_floats, *out = m + j->m_floats;
+    int first = (int)ch * j->chunk, count = s->n - first < j->chunk ? s->n - first : j->chunk;
+    for (int b = 0; b < count; b++) {
+        ln_cpu_winograd_to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src,
+                                         t->src_h, t->src_w, s->pad_h, s->pad_w);
+        input_transform4(t, src, v, j->rows, b * per_image);
+    }
+    int64_t used = per_image * count;
+    for (int xi = 0; xi < 36; xi++)
+        ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * j->rows * s->c, s->c, 1,
+                          j->u + (int64_t)xi * s->c * s->k, s->k, m + xi * j->rows * s->k, s->k,
+                          0);
+    for (int b = 0; b < count; b++) {
+        int64_t image = first + b;
+        if (j->winner) {
+            output_pooled4(t, m, j->rows, b * per_image, j->bias, j->y + image * s->k * pooled,
+                           j->winner + image * s->k * pooled);
+        } else {
+            output_channels_last4(t, m, j->rows, b * per_image, out);
+            ln_cpu_winograd_from_channels_last(out, s->k, 4 * t->tq,
+                                               j->y + image * s->k * s->p * s->q, s->p, s->q,
+                                               j->bias);
+        }
+    }
+}
+
+static int64_t round16(int64_t floats)
+{
+    return (floats + 15) & ~(int64_t)15;
+}
+
+int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                             const float *w, const float *bias, float *y, uint8_t *winner)
+{
+    tiling4 t = make_tiling4(s);
+    int64_t per_image = (int64_t)t.tp * t.tq;
+    int64_t chunk64 = TILES_PER_CHUNK / per_image;
+    int chunk = chunk64 < 1 ? 1 : chunk64 > s->n ? s->n : (int)chunk64;
+    int chunks = (s->n + chunk - 1) / chunk;
+    int64_t rows = per_image * chunk;
+    int64_t u_floats = round16(36 * (int64_t)s->c * s->k);
+    int64_t src_floats = round16((int64_t)t.src_h * t.src_w * s->c);
+    int64_t v_floats = round16(36 * rows * s->c), m_floats = round16(36 * rows * s->k);
+    int64_t out_floats = round16((int64_t)4 * t.tp * 4 * t.tq * s->k);
+    int64_t thread_floats = src_floats + v_floats + m_floats + out_floats;
+    int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 36 * s->c * s->k);
+    if (threads > chunks)
+        threads = chunks;
+    float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + threads * thread_floats) * sizeof(float));
+    if (!u)
+        return LN_ENOMEM;
+    filter_job4 fj = {w, s->k, s->c, u};
+    ln_cpu_parallel(ctx, threads, (s->k + 15) / 16, filter_task4, &fj);
+    forward_job4 job = {s, &t, x, u, bias, y, winner, u + u_floats, thread_floats, src_floats,
+                        v_floats, m_floats, chunk, rows};
+    ln_cpu_parallel(ctx, threads, chunks, forward_chunk4, &job);
+    return LN_OK;
+}
+
+#endif
