@@ -35,6 +35,16 @@ int ln_cpu_winograd4_applies(const ln_conv2d_shape *s)
            && ln_precision_get() != LN_PRECISION_BFLOAT16;
 }
 
+/* The distance between the 36 planes V[xi] (or M[xi]) of `rows` rows of
+ * `ch` channels: one cache line more than the plane, so that a tile's 36
+ * values (one per plane) do not all fall into the same L1 set, as they did
+ * with plane sizes that are multiples of 4 KB (32 tiles x 64 or 128
+ * channels). */
+static int64_t xi_stride(int64_t rows, int ch)
+{
+    return rows * ch + 16;
+}
+
 typedef struct tiling4 {
     int ci, co, out_h, out_w, tp, tq, src_h, src_w;
 } tiling4;
@@ -122,7 +132,7 @@ static void input_transform4(const tiling4 *t, const float *src, float *v, int64
                              int64_t t0)
 {
     int ci = t->ci;
-    int64_t plane = rows * ci;
+    int64_t plane = xi_stride(rows, ci);
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = src + ((int64_t)(4 * i) * t->src_w + 4 * j) * ci;
@@ -224,7 +234,7 @@ static void output_channels_last4(const tiling4 *t, const float *m, int64_t rows
         for (int j = 0; j < t->tq; j++)
             for (int c = 0; c < co; c += 16) {
                 __m512 y[4][4];
-                output_tile4(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                output_tile4(m, xi_stride(rows, co), co, t0 + (int64_t)i * t->tq + j, c, y);
                 for (int r = 0; r < 4; r++)
                     for (int s = 0; s < 4; s++)
                         _mm512_storeu_ps(out + ((int64_t)(4 * i + r) * cols + 4 * j + s) * co + c,
@@ -277,7 +287,7 @@ static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64
         for (int j = 0; j < t->tq; j++)
             for (int c = 0; c < co; c += 16) {
                 __m512 y[4][4];
-                output_tile4(m, rows * co, co, t0 + (int64_t)i * t->tq + j, c, y);
+                output_tile4(m, xi_stride(rows, co), co, t0 + (int64_t)i * t->tq + j, c, y);
                 __m512 b = bias ? _mm512_loadu_ps(bias + c) : _mm512_setzero_ps();
                 for (int a = 0; a < 2; a++)
                     for (int e = 0; e < 2; e++) {
@@ -331,8 +341,8 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
     }
     int64_t used = per_image * count;
     for (int xi = 0; xi < 36; xi++)
-        ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * j->rows * s->c, s->c, 1,
-                          j->u + (int64_t)xi * s->c * s->k, s->k, m + xi * j->rows * s->k, s->k,
+        ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * xi_stride(j->rows, s->c), s->c, 1,
+                          j->u + (int64_t)xi * s->c * s->k, s->k, m + xi * xi_stride(j->rows, s->k), s->k,
                           0);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
@@ -364,7 +374,7 @@ int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t rows = per_image * chunk;
     int64_t u_floats = round16(36 * (int64_t)s->c * s->k);
     int64_t src_floats = round16((int64_t)t.src_h * t.src_w * s->c);
-    int64_t v_floats = round16(36 * rows * s->c), m_floats = round16(36 * rows * s->k);
+    int64_t v_floats = 36 * xi_stride(rows, s->c), m_floats = 36 * xi_stride(rows, s->k);
     int64_t out_floats = round16((int64_t)4 * t.tp * 4 * t.tq * s->k);
     int64_t thread_floats = src_floats + v_floats + m_floats + out_floats;
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 36 * s->c * s->k);
