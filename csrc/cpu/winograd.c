@@ -144,8 +144,8 @@ static void clear_border(float *dst, int c, int h, int w, int rows, int cols, in
 }
 
 /* dst [rows, cols, c] = x [c, h, w] at (top, left), zero elsewhere: 8x8
- * blocks transposed in registers. Partial blocks go through a small buffer:
- * masked stores are slow on AMD's cores. */
+ * blocks transposed in registers (a row's last, partial block loaded
+ * through a mask). */
 static void to_channels_last(const float *x, int c, int h, int w, float *dst, int rows, int cols,
                              int top, int left)
 {
@@ -157,13 +157,8 @@ static void to_channels_last(const float *x, int c, int h, int w, float *dst, in
                 __m256 r[8];
                 for (int i = 0; i < 8; i++) {
                     const float *in = x + ((int64_t)(c0 + i) * h + y) * w + x0;
-                    if (n == 8) {
-                        r[i] = _mm256_loadu_ps(in);
-                    } else {
-                        float part[8] = {0};
-                        memcpy(part, in, sizeof(float) * (size_t)n);
-                        r[i] = _mm256_loadu_ps(part);
-                    }
+                    /* masked loads are cheap (only masked stores are slow on AMD) */
+                    r[i] = n == 8 ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, ln_lanes(n));
                 }
                 transpose8(r);
                 float *out = dst + ((int64_t)(y + top) * cols + x0 + left) * c + c0;
