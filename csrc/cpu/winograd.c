@@ -186,9 +186,14 @@ static void from_channels_last(const float *src, int c, int cols, float *y, int 
                     if (n == 8) {
                         _mm256_storeu_ps(out, v);
                     } else {
+#ifdef LN_CPU_AVX512
+                        /* AVX-512's masked stores are fast, unlike vmaskmovps */
+                        _mm256_mask_storeu_ps(out, (__mmask8)((1u << n) - 1), v);
+#else
                         float part[8];
                         _mm256_storeu_ps(part, v);
                         memcpy(out, part, sizeof(float) * (size_t)n);
+#endif
                     }
                 }
             }

@@ -277,12 +277,19 @@ static inline __m512 relu_window_max16(const __m512 c[4], __m512i *code)
 }
 
 /* The fused block's epilogue: bias, ReLU and 2x2 max pooling of the four
- * windows of each tile, into pooled [co, out_h/2, out_w/2] and its winners. */
+ * windows of each tile, into pooled [co, out_h/2, out_w/2] and its winners.
+ * The windows come out 16 channels to a register, so they are collected
+ * channels-last in `stage` (values, then the codes as 32-bit words: 2 x
+ * pooled positions x co words) and transposed in 8x8 blocks at the end,
+ * instead of 32 scalar stores per register; the codes are then narrowed to
+ * bytes (via `codes`, co x pooled positions words). */
 static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64_t t0,
-                           const float *bias, float *pooled, uint8_t *winner)
+                           const float *bias, float *stage, int32_t *codes, float *pooled,
+                           uint8_t *winner)
 {
     int co = t->co, ph = t->out_h / 2, pw = t->out_w / 2;
-    int64_t plane = (int64_t)ph * pw;
+    int64_t positions = (int64_t)ph * pw;
+    float *stage_codes = stage + positions * co;
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++)
             for (int c = 0; c < co; c += 16) {
@@ -299,17 +306,20 @@ static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64
                                           _mm512_add_ps(y[2 * a + 1][2 * e], b),
                                           _mm512_add_ps(y[2 * a + 1][2 * e + 1], b)};
                         __m512i code;
-                        float values[16];
-                        uint8_t bytes[16];
-                        _mm512_storeu_ps(values, relu_window_max16(cand, &code));
-                        _mm_storeu_si128((__m128i *)bytes, _mm512_cvtepi32_epi8(code));
-                        int64_t at = (int64_t)c * plane + (int64_t)pi * pw + pj;
-                        for (int l = 0; l < 16; l++) {
-                            pooled[at + l * plane] = values[l];
-                            winner[at + l * plane] = bytes[l];
-                        }
+                        int64_t at = ((int64_t)pi * pw + pj) * co + c;
+                        _mm512_storeu_ps(stage + at, relu_window_max16(cand, &code));
+                        _mm512_storeu_si512(stage_codes + at, code);
                     }
             }
+    /* the codes move as raw 32-bit patterns: the transpose does no arithmetic */
+    ln_cpu_winograd_from_channels_last(stage, co, pw, pooled, ph, pw, NULL);
+    ln_cpu_winograd_from_channels_last(stage_codes, co, pw, (float *)codes, ph, pw, NULL);
+    int64_t n = positions * co, l = 0;
+    for (; l + 16 <= n; l += 16)
+        _mm_storeu_si128((__m128i *)(winner + l),
+                         _mm512_cvtepi32_epi8(_mm512_loadu_si512(codes + l)));
+    for (; l < n; l++)
+        winner[l] = (uint8_t)codes[l];
 }
 
 typedef struct forward_job4 {
@@ -347,7 +357,9 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->winner) {
-            output_pooled4(t, m, j->rows, b * per_image, j->bias, j->y + image * s->k * pooled,
+            /* the output plane's space holds the staging (3 x pooled x k <= 16 x tiles x k) */
+            output_pooled4(t, m, j->rows, b * per_image, j->bias, out,
+                           (int32_t *)out + 2 * pooled * s->k, j->y + image * s->k * pooled,
                            j->winner + image * s->k * pooled);
         } else {
             output_channels_last4(t, m, j->rows, b * per_image, out);
