@@ -27,6 +27,52 @@ static inline void ln_store_first(float *dst, __m256 v, int n)
         dst[i] = part[i];
 }
 
+/* 8x8 transpose in registers. */
+static inline void ln_transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8x8 blocks in
+ * registers, the edges one by one. */
+static inline void ln_transpose(const float *src, int64_t lds, float *dst, int64_t ldd,
+                                int64_t rows, int64_t cols)
+{
+    int64_t i = 0;
+    for (; i + 8 <= rows; i += 8) {
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8) {
+            __m256 r[8];
+            for (int l = 0; l < 8; l++)
+                r[l] = _mm256_loadu_ps(src + (i + l) * lds + j);
+            ln_transpose8(r);
+            for (int l = 0; l < 8; l++)
+                _mm256_storeu_ps(dst + (j + l) * ldd + i, r[l]);
+        }
+        for (; j < cols; j++)
+            for (int l = 0; l < 8; l++)
+                dst[j * ldd + i + l] = src[(i + l) * lds + j];
+    }
+    for (; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            dst[j * ldd + i] = src[i * lds + j];
+}
+
 /* Eight windows' candidates c[0..3] (top-left, top-right, bottom-left,
  * bottom-right): the winner of each as a mask per candidate (exactly one set
  * per lane) and the winning value, by the reference's rule: the first

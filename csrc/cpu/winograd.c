@@ -107,27 +107,6 @@ static int64_t tiles_of(const tiling *t)
     return (int64_t)t->tp * t->tq;
 }
 
-/* 8x8 transpose in registers. */
-static inline void transpose8(__m256 r[8])
-{
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /* Zeros in dst [rows, cols, c] around the h x w block at (top, left): the
  * block itself is written next, so clearing it too would write it twice. */
 static void clear_border(float *dst, int c, int h, int w, int rows, int cols, int top, int left)
@@ -160,7 +139,7 @@ static void to_channels_last(const float *x, int c, int h, int w, float *dst, in
                     /* masked loads are cheap (only masked stores are slow on AMD) */
                     r[i] = n == 8 ? _mm256_loadu_ps(in) : _mm256_maskload_ps(in, ln_lanes(n));
                 }
-                transpose8(r);
+                ln_transpose8(r);
                 float *out = dst + ((int64_t)(y + top) * cols + x0 + left) * c + c0;
                 for (int j = 0; j < n; j++)
                     _mm256_storeu_ps(out + (int64_t)j * c, r[j]);
@@ -179,7 +158,7 @@ static void from_channels_last(const float *src, int c, int cols, float *y, int 
                 const float *in = src + ((int64_t)row * cols + x0) * c + c0;
                 for (int j = 0; j < 8; j++)
                     r[j] = j < n ? _mm256_loadu_ps(in + (int64_t)j * c) : _mm256_setzero_ps();
-                transpose8(r);
+                ln_transpose8(r);
                 for (int i = 0; i < 8; i++) {
                     __m256 v = bias ? _mm256_add_ps(r[i], _mm256_set1_ps(bias[c0 + i])) : r[i];
                     float *out = y + ((int64_t)(c0 + i) * h + row) * w + x0;
