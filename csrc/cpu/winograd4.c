@@ -25,9 +25,9 @@
 
 /* Tiles per chunk of images: the products' row count. U (36 x 64 x 128
  * floats for the seed's second layer, 1.2 MB) no longer fits in L2 beside V
- * and M, so smaller chunks did better (measured 16 / 32 / 48 / 96 tiles:
+ * and M, so smaller chunks did better (measured 16 / 32 / 48 / 64 / 96 tiles:
  * bench/NOTES.md). */
-#define TILES_PER_CHUNK 32
+#define TILES_PER_CHUNK 48
 
 int ln_cpu_winograd4_applies(const ln_conv2d_shape *s)
 {
