@@ -111,7 +111,7 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
 
   --- Forward, input gradient and parameter gradients of one convolution on
   -- the cpu and the reference, with the worst normwise relative error.
-  local function conv_against_ref(xshape, wshape, stride, pad, threads)
+  local function conv_against_ref(xshape, wshape, stride, pad, threads, forward_rtol)
     local x = helpers.random(xshape, 21, nil, -1, 1)
     local w = helpers.random(wshape, 22, nil, -0.5, 0.5)
     local b = helpers.random({ wshape[1] }, 23, nil, -0.5, 0.5)
@@ -131,7 +131,8 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     for _, name in ipairs({ "y", "gx", "gw", "gb" }) do
       local e = results.ref[name]
       local scale = math.max(math.abs(e:max()), math.abs(e:min()), 1e-6)
-      helpers.assert_close(results.cpu[name], e, 1e-5, 2e-6 * scale,
+      local rel = name == "y" and forward_rtol or 2e-6
+      helpers.assert_close(results.cpu[name], e, 1e-5, rel * scale,
         ("%s of x %s, w %s, %d threads"):format(name, table.concat(xshape, "x"), table.concat(wshape, "x"), threads))
     end
   end
@@ -159,6 +160,17 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     conv_against_ref({ 5, 16, 4, 4 }, { 16, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2)   -- fewer images than a chunk
   end)
 
+  it("Winograd F(4x4, 3x3) forward (AVX-512 levels): channels in multiples of 16, odd shapes", function()
+    -- F(4x4)'s rounding error is a few times F(2x2)'s (bench/winograd_accuracy.lua:
+    -- 1-2.5e-6 of the output's largest magnitude), so its forward gets 1e-5 of it;
+    -- the backward passes are F(2x2)'s and keep 2e-6
+    conv_against_ref({ 3, 16, 11, 13 }, { 32, 16, 3, 3 }, { 1, 1 }, { 1, 1 }, 2, 1e-5) -- partial tiles both ways
+    conv_against_ref({ 1, 32, 6, 6 }, { 16, 32, 3, 3 }, { 1, 1 }, { 0, 0 }, 1, 1e-5)   -- one 4x4 tile
+    conv_against_ref({ 7, 16, 9, 9 }, { 16, 16, 3, 3 }, { 1, 1 }, { 2, 2 }, 2, 1e-5)   -- 11x11, a short last chunk
+    conv_against_ref({ 2, 16, 5, 6 }, { 48, 16, 3, 3 }, { 1, 1 }, { 2, 0 }, 2, 1e-5)   -- padding {2, 0}
+    conv_against_ref({ 4, 64, 14, 14 }, { 128, 64, 3, 3 }, { 1, 1 }, { 1, 1 }, 2, 1e-5) -- the seed's second layer
+  end)
+
   it("Winograd agrees with im2col (LUNET_CPU_WINOGRAD=0) on the seed's second layer", function()
     if not lunet.device("cpu"):info().kernels:find("winograd", 1, true) then
       pending("this build has no Winograd kernels (they need AVX2 and FMA)")
@@ -166,7 +178,7 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     end
     local dir = helpers.tmpdir()
     local results = {}
-    for _, setting in ipairs({ "1", "0" }) do
+    for _, setting in ipairs({ "1", "2", "0" }) do
       local path = ("%s/winograd-%s.lunet"):format(dir, setting)
       local ok, out = helpers.run_child(([[
         local lunet = require("lunet")
@@ -187,10 +199,18 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     for _, name in ipairs({ "y", "dx", "dw" }) do
       local e = results["0"][name]
       local scale = math.max(math.abs(e:max()), math.abs(e:min()))
-      helpers.assert_close(results["1"][name], e, 1e-5, 2e-6 * scale, name)
-      local d = (results["1"][name] - e):reshape({ -1 })
-      assert.is_true(math.max(d:max(), -d:min()) > 0, name .. ": the two paths differ in rounding, so both ran")
+      for _, setting in ipairs({ "1", "2" }) do -- 1: F(4x4) forward at the AVX-512 levels; 2: F(2x2) only
+        helpers.assert_close(results[setting][name], e, 1e-5, (name == "y" and 1e-5 or 2e-6) * scale,
+          name .. ", LUNET_CPU_WINOGRAD=" .. setting)
+        local d = (results[setting][name] - e):reshape({ -1 })
+        assert.is_true(math.max(d:max(), -d:min()) > 0, name .. ": the two paths differ in rounding, so both ran")
+      end
     end
+    -- F(4x4) runs the forward pass at the AVX-512 levels, F(2x2) elsewhere
+    local d = (results["1"].y - results["2"].y):reshape({ -1 })
+    assert.equal(level:match("^avx512") ~= nil, math.max(d:max(), -d:min()) > 0,
+      "the forward passes of LUNET_CPU_WINOGRAD=1 and 2 differ exactly where F(4x4) runs")
+    helpers.assert_close(results["1"].dx, results["2"].dx, 0, 0, "the input gradient is F(2x2)'s in both")
   end)
 
   it("matrix products (Linear's three, matmul) on odd shapes, 1 and 2 threads", function()
