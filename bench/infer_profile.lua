@@ -55,7 +55,7 @@ local b1, w1 = core.conv_block_forward(x, conv1.weight, conv1.bias, 1, 1, 1, 1)
 local b2, w2 = core.conv_block_forward(p1, conv2.weight, conv2.bias, 1, 1, 1, 1)
 local big_in, big_out = lunet.rand({ 16 * 1024 * 1024 }), lunet.empty({ 16 * 1024 * 1024 })
 
-local F, B = 4, 4 -- bytes per float, per winner byte
+local F = 4 -- bytes per float (a winner is one byte)
 local ops = {
   -- name, FLOPs (the direct convolution's for Winograd's layers), least bytes moved, run
   { "conv1", 2 * n * 64 * 9 * 784, F * (n * 784 + n * 64 * 784),
@@ -80,17 +80,17 @@ local ops = {
   { "whole pass (model:forward, eval)", nil, nil, function() model:forward(x) end },
   { "stream (relu 64 MB -> 64 MB)", nil, nil, function() core.relu_forward(big_in, big_out) end },
 }
-local _ = B
 
-local times = {}
-for k = 1, #ops do times[k] = {} end
+local times, cpu = {}, {}
+for k = 1, #ops do times[k], cpu[k] = {}, {} end
 for _ = 1, 2 do for k = 1, #ops do ops[k][4]() end end -- warm-up
 for round = 1, math.tointeger(args.rounds) do
   for j = 1, #ops do
     local k = round % 2 == 1 and j or #ops + 1 - j
-    local t0 = lunet.clock()
+    local t0, c0 = lunet.clock(), os.clock()
     ops[k][4]()
     times[k][#times[k] + 1] = lunet.clock() - t0
+    cpu[k][#cpu[k] + 1] = os.clock() - c0
   end
 end
 
@@ -102,16 +102,21 @@ print(("infer_profile: %d threads, batch %d, %d rounds (medians; min in brackets
   load and load:read("l") or "?"))
 if load then load:close() end
 print(("  peak %.0f GFLOP/s (given), stream %.1f GB/s (measured)"):format(args.peak, bandwidth / 1e9))
-print(("  %-34s %8s %8s %9s %8s %8s %7s"):format("op", "ms", "(min)", "GFLOP/s", "flop-fl", "mem-fl", "x floor"))
+-- cpu: the processor time of all threads (os.clock), which a loaded machine
+-- inflates far less than the wall-clock time; floors are wall-clock times on
+-- all threads, so "x floor" compares them with the wall-clock median
+print(("  %-34s %8s %8s %8s %9s %8s %8s %7s"):format("op", "ms", "(min)", "cpu ms", "GFLOP/s", "flop-fl",
+  "mem-fl", "x floor"))
 for k, op in ipairs(ops) do
   local st = bench.stats(times[k])
   if op[2] then
     local flop_floor = op[2] / (args.peak * 1e9)
     local mem_floor = op[3] / bandwidth
     local floor = math.max(flop_floor, mem_floor)
-    print(("  %-34s %8.3f %8.3f %9.1f %8.3f %8.3f %7.1f"):format(op[1], 1e3 * st.median, 1e3 * st.min,
-      op[2] / st.median / 1e9, 1e3 * flop_floor, 1e3 * mem_floor, st.median / floor))
+    print(("  %-34s %8.3f %8.3f %8.3f %9.1f %8.3f %8.3f %7.1f"):format(op[1], 1e3 * st.median, 1e3 * st.min,
+      1e3 * bench.stats(cpu[k]).median, op[2] / st.median / 1e9, 1e3 * flop_floor, 1e3 * mem_floor, st.median / floor))
   else
-    print(("  %-34s %8.3f %8.3f    (%5.0f img/s)"):format(op[1], 1e3 * st.median, 1e3 * st.min, n / st.median))
+    print(("  %-34s %8.3f %8.3f %8.3f    (%5.0f img/s)"):format(op[1], 1e3 * st.median, 1e3 * st.min,
+      1e3 * bench.stats(cpu[k]).median, n / st.median))
   end
 end
