@@ -171,6 +171,26 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     conv_against_ref({ 4, 64, 14, 14 }, { 128, 64, 3, 3 }, { 1, 1 }, { 1, 1 }, 2, 1e-5) -- the seed's second layer
   end)
 
+  it("Winograd F(4x4)'s cached filter transform follows weights changed in place", function()
+    local x = helpers.random({ 2, 16, 8, 8 }, 41, nil, -1, 1)
+    local w = helpers.random({ 16, 16, 3, 3 }, 42, nil, -1, 1)
+    local function check(what)
+      local y = core.conv2d_forward(x, w, nil, 1, 1, 1, 1)
+      local e = core.conv2d_forward(x:to("ref"), w:to("ref"), nil, 1, 1, 1, 1)
+      local scale = math.max(math.abs(e:max()), math.abs(e:min()))
+      helpers.assert_close(y, e, 1e-5, 1e-5 * scale, what)
+    end
+    check("first call")
+    check("same weights again")
+    w:reshape({ -1 }):set(5, 100) -- one element of one filter, in place
+    check("after one weight changed")
+    w:mul_(0.5)
+    check("after all weights changed")
+    local w2 = helpers.random({ 32, 16, 3, 3 }, 43, nil, -1, 1) -- another shape between
+    core.conv2d_forward(x, w2, nil, 1, 1, 1, 1)
+    check("after another layer's weights")
+  end)
+
   it("Winograd agrees with im2col (LUNET_CPU_WINOGRAD=0) on the seed's second layer", function()
     if not lunet.device("cpu"):info().kernels:find("winograd", 1, true) then
       pending("this build has no Winograd kernels (they need AVX2 and FMA)")

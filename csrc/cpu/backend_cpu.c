@@ -85,6 +85,7 @@ static void cpu_close(void *vctx)
     ln_cpu_context *ctx = vctx;
     ln_cpu_pool_close(ctx);
     ln_host_free(NULL, ctx->scratch);
+    free(ctx->filter_cache);
     free(ctx);
 }
 

@@ -103,6 +103,12 @@ typedef struct ln_cpu_context {
     /* the instruction-set level in use (dispatch.c): cpuid's best, or
      * $LUNET_CPU_LEVEL's */
     const ln_cpu_kernels *kernels;
+    /* Winograd F(4x4)'s last filter transform (winograd4.c): a copy of the
+     * weights [k, c, 3, 3], then their U, reused while a call brings the
+     * same weights (inference batch after batch); NULL until the first */
+    float *filter_cache;
+    size_t filter_cache_floats;
+    int filter_cache_k, filter_cache_c;
 } ln_cpu_context;
 
 /* dispatch.c: the levels this binary holds, best last (NULL-terminated),

@@ -18,6 +18,7 @@
 
 #ifdef LN_CPU_AVX512
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../precision.h"
@@ -375,6 +376,43 @@ static int64_t round16(int64_t floats)
     return (floats + 15) & ~(int64_t)15;
 }
 
+/* U for the weights w [k, c, 3, 3]: the context's cached one when w is the
+ * same as last time (bit for bit: an inference pass keeps its weights, a
+ * training step changes them and the comparison stops at the first
+ * difference), else transformed on the pool's threads and cached. The cache
+ * is [w's copy, U]. NULL (error set) when out of memory. */
+static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, const float *w,
+                                            int k, int c, int64_t u_floats)
+{
+    int64_t w_floats = round16((int64_t)k * c * 9);
+    size_t need = (size_t)(w_floats + u_floats);
+    float *cache = ctx->filter_cache;
+    size_t w_bytes = sizeof(float) * (size_t)k * (size_t)c * 9;
+    if (cache && ctx->filter_cache_k == k && ctx->filter_cache_c == c
+        && memcmp(cache, w, w_bytes) == 0)
+        return cache + w_floats;
+    if (need > ctx->filter_cache_floats) {
+        free(ctx->filter_cache);
+        ctx->filter_cache = NULL;
+        ctx->filter_cache_floats = 0;
+        cache = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        if (!cache) {
+            ln_error(LN_ENOMEM, "out of host memory for Winograd's filters (%zu bytes)",
+                     need * sizeof(float));
+            return NULL;
+        }
+        ctx->filter_cache = cache;
+        ctx->filter_cache_floats = need;
+    }
+    ctx->filter_cache_k = 0; /* invalid until U is complete */
+    filter_job4 fj = {w, k, c, cache + w_floats};
+    ln_cpu_parallel(ctx, threads, (k + 15) / 16, filter_task4, &fj);
+    memcpy(cache, w, w_bytes);
+    ctx->filter_cache_k = k;
+    ctx->filter_cache_c = c;
+    return cache + w_floats;
+}
+
 int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                              const float *w, const float *bias, float *y, uint8_t *winner)
 {
@@ -392,12 +430,13 @@ int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 36 * s->c * s->k);
     if (threads > chunks)
         threads = chunks;
-    float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + threads * thread_floats) * sizeof(float));
+    float *base = ln_cpu_scratch(ctx, (size_t)(threads * thread_floats) * sizeof(float));
+    if (!base)
+        return LN_ENOMEM;
+    const float *u = filter_transform_cached(ctx, threads, w, s->k, s->c, u_floats);
     if (!u)
         return LN_ENOMEM;
-    filter_job4 fj = {w, s->k, s->c, u};
-    ln_cpu_parallel(ctx, threads, (s->k + 15) / 16, filter_task4, &fj);
-    forward_job4 job = {s, &t, x, u, bias, y, winner, u + u_floats, thread_floats, src_floats,
+    forward_job4 job = {s, &t, x, u, bias, y, winner, base, thread_floats, src_floats,
                         v_floats, m_floats, chunk, rows};
     ln_cpu_parallel(ctx, threads, chunks, forward_chunk4, &job);
     return LN_OK;
