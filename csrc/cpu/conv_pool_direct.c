@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "../status.h"
+#include "simd.h"
 
 /* Convolutions with at most this many input channels: the taps' input rows
  * are reloaded per output channel beyond one, from L1. */
@@ -74,43 +75,6 @@ static void split_image(const ln_conv2d_shape *s, const planes *pl, const float 
         }
 }
 
-/* The window rule on 16 windows: pooled values (ReLU applied) and codes
- * 0..3 for the winner, 4 where the maximum is not positive. */
-static inline __m512 relu_window_max16(const __m512 c[4], __m512i *code)
-{
-    __m512 best;
-    __m512i won;
-    __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)
-                    | _mm512_cmp_ps_mask(c[2], c[3], _CMP_UNORD_Q);
-    if (__builtin_expect(nan == 0, 1)) {
-        /* no NaN: the maximum, and the first candidate equal to it */
-        best = _mm512_max_ps(_mm512_max_ps(c[0], c[1]), _mm512_max_ps(c[2], c[3]));
-        won = _mm512_set1_epi32(3);
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[2], best, _CMP_EQ_OQ),
-                                    _mm512_set1_epi32(2));
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[1], best, _CMP_EQ_OQ),
-                                    _mm512_set1_epi32(1));
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[0], best, _CMP_EQ_OQ),
-                                    _mm512_setzero_si512());
-    } else {
-        /* in window order: a larger value or a first NaN takes over */
-        best = c[0];
-        won = _mm512_setzero_si512();
-        for (int i = 1; i < 4; i++) {
-            __mmask16 take = _mm512_cmp_ps_mask(c[i], best, _CMP_GT_OQ)
-                             | (_mm512_cmp_ps_mask(c[i], c[i], _CMP_UNORD_Q)
-                                & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-            best = _mm512_mask_mov_ps(best, take, c[i]);
-            won = _mm512_mask_mov_epi32(won, take, _mm512_set1_epi32(i));
-        }
-    }
-    __mmask16 positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
-    *code = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), positive, won);
-    /* vmaxps(0, best): best unless 0 > best, and best (NaN) when unordered:
-     * negative becomes 0, NaN and -0 stay, as in the reference */
-    return _mm512_max_ps(_mm512_setzero_ps(), best);
-}
-
 /* The 16 input vectors of one input channel for pooled row p, columns q..:
  * v[R][o] = padded x[2p + R][2q + o], R, o in 0..3. */
 static inline void load_inputs(const float *even, const float *odd, int cols, int p, int q,
@@ -140,7 +104,7 @@ static inline void add_taps(const float *g, __m512 v[4][4], __m512 acc[4])
 static inline void store_pooled(float *y, uint8_t *winner, __mmask16 lanes, const __m512 acc[4])
 {
     __m512i code;
-    __m512 best = relu_window_max16(acc, &code);
+    __m512 best = ln_relu_window_max16(acc, &code);
     _mm512_mask_storeu_ps(y, lanes, best);
     __m128i bytes = _mm512_cvtepi32_epi8(code);
     /* kept in a register: GCC would otherwise fold the conversion into a

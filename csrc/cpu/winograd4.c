@@ -12,8 +12,8 @@
  * (ln_cpu_gemm_tiles); the transforms work channels-last on 16 channels per
  * register. Only the forward pass (and the fused block's forward), which is
  * all inference runs: the backward passes stay F(2x2), whose smaller
- * transforms keep the gradients closer to the exact ones (F(4x4)'s rounding
- * error is about twice F(2x2)'s, below). */
+ * transforms keep the gradients closer to the exact ones (F(4x4)'s forward
+ * rounds 4-8x more than F(2x2)'s, bench/NOTES.md step 23). */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
@@ -23,6 +23,7 @@
 
 #include "../precision.h"
 #include "../status.h"
+#include "simd.h"
 
 /* Tiles per chunk of images: the products' row count. U (36 x 64 x 128
  * floats for the seed's second layer, 1.2 MB) no longer fits in L2 beside V
@@ -243,40 +244,6 @@ static void output_channels_last4(const tiling4 *t, const float *m, int64_t rows
             }
 }
 
-/* The fused block's rule on 16 windows (conv_pool_direct.c has the same):
- * ReLU of the first maximum, NaN counting as the maximum; codes 0..3, or 4
- * where the maximum is not positive. */
-static inline __m512 relu_window_max16(const __m512 c[4], __m512i *code)
-{
-    __m512 best;
-    __m512i won;
-    __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)
-                    | _mm512_cmp_ps_mask(c[2], c[3], _CMP_UNORD_Q);
-    if (__builtin_expect(nan == 0, 1)) {
-        best = _mm512_max_ps(_mm512_max_ps(c[0], c[1]), _mm512_max_ps(c[2], c[3]));
-        won = _mm512_set1_epi32(3);
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[2], best, _CMP_EQ_OQ),
-                                    _mm512_set1_epi32(2));
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[1], best, _CMP_EQ_OQ),
-                                    _mm512_set1_epi32(1));
-        won = _mm512_mask_mov_epi32(won, _mm512_cmp_ps_mask(c[0], best, _CMP_EQ_OQ),
-                                    _mm512_setzero_si512());
-    } else {
-        best = c[0];
-        won = _mm512_setzero_si512();
-        for (int i = 1; i < 4; i++) {
-            __mmask16 take = _mm512_cmp_ps_mask(c[i], best, _CMP_GT_OQ)
-                             | (_mm512_cmp_ps_mask(c[i], c[i], _CMP_UNORD_Q)
-                                & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-            best = _mm512_mask_mov_ps(best, take, c[i]);
-            won = _mm512_mask_mov_epi32(won, take, _mm512_set1_epi32(i));
-        }
-    }
-    __mmask16 positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
-    *code = _mm512_mask_mov_epi32(_mm512_set1_epi32(4), positive, won);
-    return _mm512_max_ps(_mm512_setzero_ps(), best);
-}
-
 /* The fused block's epilogue: bias, ReLU and 2x2 max pooling of the four
  * windows of each tile, into pooled [co, out_h/2, out_w/2] and its winners.
  * The windows come out 16 channels to a register, so they are collected
@@ -308,7 +275,7 @@ static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64
                                           _mm512_add_ps(y[2 * a + 1][2 * e + 1], b)};
                         __m512i code;
                         int64_t at = ((int64_t)pi * pw + pj) * co + c;
-                        _mm512_storeu_ps(stage + at, relu_window_max16(cand, &code));
+                        _mm512_storeu_ps(stage + at, ln_relu_window_max16(cand, &code));
                         _mm512_storeu_si512(stage_codes + at, code);
                     }
             }
