@@ -278,10 +278,10 @@ void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, i
  *  - op(B) = B^T, B [n, k]: P = C^T = B op(A)^T, R = B's rows, Q = op(A)^T
  *    (A [k, m] in place, or A [m, k] transposed into the workspace), and P
  *    copied back transposed.
- * P is cut into tasks of 48 rows x 512 columns, handed out dynamically; a
- * task runs over the depth in blocks, so a 32-column strip of Q (DEPTH_F32 x
+ * P is cut into tasks of up to 192 rows (f32_task_rows) x 512 columns,
+ * handed out dynamically; a task runs over the depth in blocks, so a 32-column strip of Q (DEPTH_F32 x
  * 32 floats, 24 KB) stays in L1 while the task's row blocks use it. */
-#define TASK_ROWS 48
+#define TASK_ROWS_MAX 192
 #define TASK_COLS 512
 #define DEPTH_F32 192
 
@@ -292,15 +292,27 @@ typedef struct f32_job {
     float *p;
     int64_t ldp;
     int accumulate;
-    int col_tasks;
+    int col_tasks, task_rows;
 } f32_job;
+
+/* Rows per task: whole 12-row tiles, about two tasks per thread, so that no
+ * thread is left with a last task while the other waits (fc1's 512 rows in
+ * tasks of 48 made 11: six for one thread, five for the other, 12% over the
+ * even split), and at most TASK_ROWS_MAX (a task's results, rows x 512
+ * columns, stay in L2 across the depth blocks). */
+static int f32_task_rows(int rows, int workers)
+{
+    int tiles = (rows + 11) / 12, per = workers > 0 ? 2 * workers : 2;
+    int task = 12 * ((tiles + per - 1) / per);
+    return task < 12 ? 12 : task > TASK_ROWS_MAX ? TASK_ROWS_MAX : task;
+}
 
 static void f32_task(void *arg, int64_t t, int thread)
 {
     (void)thread;
     const f32_job *j = arg;
-    int r0 = (int)(t / j->col_tasks) * TASK_ROWS, c0 = (int)(t % j->col_tasks) * TASK_COLS;
-    int r1 = r0 + TASK_ROWS < j->rows ? r0 + TASK_ROWS : j->rows;
+    int r0 = (int)(t / j->col_tasks) * j->task_rows, c0 = (int)(t % j->col_tasks) * TASK_COLS;
+    int r1 = r0 + j->task_rows < j->rows ? r0 + j->task_rows : j->rows;
     int c1 = c0 + TASK_COLS < j->cols ? c0 + TASK_COLS : j->cols;
     for (int d = 0; d < j->depth; d += DEPTH_F32) {
         int depth = j->depth - d < DEPTH_F32 ? j->depth - d : DEPTH_F32;
@@ -361,11 +373,12 @@ int ln_cpu_gemm_f32(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n,
         p = work + q_floats;
         ldp = cols8;
     }
-    int col_tasks = (int)((cols8 + TASK_COLS - 1) / TASK_COLS);
-    int64_t tasks = (int64_t)((rows + TASK_ROWS - 1) / TASK_ROWS) * col_tasks;
-    f32_job job = {rows, (int)(trans_b ? cols8 : cols), k, r, q, r_row, r_col, ldq, p, ldp,
-                   !trans_b && beta == 1.0f, col_tasks};
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)m * n * k);
+    int col_tasks = (int)((cols8 + TASK_COLS - 1) / TASK_COLS);
+    int task_rows = f32_task_rows(rows, threads * col_tasks);
+    int64_t tasks = (int64_t)((rows + task_rows - 1) / task_rows) * col_tasks;
+    f32_job job = {rows, (int)(trans_b ? cols8 : cols), k, r, q, r_row, r_col, ldq, p, ldp,
+                   !trans_b && beta == 1.0f, col_tasks, task_rows};
     ln_cpu_parallel(ctx, threads < tasks ? threads : (int)tasks, tasks, f32_task, &job);
     if (trans_b && beta == 0.0f)
         ln_transpose(p, ldp, c, ldc, n, m);
