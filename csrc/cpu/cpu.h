@@ -7,8 +7,9 @@
 
 #include "../backend.h"
 
-/* Kernel levels (dispatch.c). conv.c, pool.c, winograd.c, small_gemm.c and
- * kernels.c are compiled once per instruction-set level the compiler knows
+/* Kernel levels (dispatch.c). conv.c, conv_pool_direct.c, pool.c,
+ * winograd.c, winograd4.c, small_gemm.c, bf16.c and kernels.c (CMakeLists.txt's
+ * LUNET_CPU_LEVELED) are compiled once per instruction-set level the compiler knows
  * (CMakeLists.txt: portable, avx2, avx512, avx512bf16), each time with
  * LN_CPU_LEVEL set to the level's name and that level's -m flags; their
  * public names get the level as a suffix here, so one binary holds every
