@@ -13,7 +13,7 @@
  * register. Only the forward pass (and the fused block's forward), which is
  * all inference runs: the backward passes stay F(2x2), whose smaller
  * transforms keep the gradients closer to the exact ones (F(4x4)'s forward
- * rounds 4-8x more than F(2x2)'s, bench/NOTES.md step 23). */
+ * rounds 4-8x more than F(2x2)'s, bench/NOTES.md step 24). */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
