@@ -30,8 +30,12 @@
 
 /* What a backend may call back into the core for. Handed over by `attach`,
  * because a backend built as its own shared library cannot link to the core. */
+struct ln_backend;
 typedef struct ln_host_api {
     int (*error)(int code, const char *fmt, ...);
+    /* The reference backend (ops_ref.c), on host memory: what a device runs
+     * host-staged where it keeps a kernel off (cuda/host_staged.c). */
+    const struct ln_backend *reference;
     /* An allocator in the host's page-locked memory may be offered here later. */
 } ln_host_api;
 
