@@ -58,6 +58,9 @@ ln_backend ln_cuda_backend = {
     .read_async_poll = ln_cuda_read_async_poll,
     .read_async_free = ln_cuda_read_async_free,
 #endif
+    .augment_random_crop = ln_cuda_augment_random_crop,
+    .augment_random_hflip = ln_cuda_augment_random_hflip,
+    .augment_normalize = ln_cuda_augment_normalize,
     .sgd_step = ln_cuda_sgd_step,
     .adam_step = ln_cuda_adam_step,
 };

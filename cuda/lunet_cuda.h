@@ -102,6 +102,14 @@ int ln_cuda_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
                                    const float *logits, const int32_t *labels,
                                    float scale, float *dlogits);
 
+/* --- augmentation (augment.cu) ------------------------------------------------- */
+int ln_cuda_augment_random_crop(void *ctx, int64_t n, const ln_augment_geometry *g,
+                                uint64_t seed, uint64_t counter, const float *in, float *out);
+int ln_cuda_augment_random_hflip(void *ctx, int64_t n, int64_t c, int64_t h, int64_t w,
+                                 double p, uint64_t seed, uint64_t counter, float *data);
+int ln_cuda_augment_normalize(void *ctx, int64_t n, int64_t c, int64_t plane,
+                              const float *mean, const float *std, float *data);
+
 /* --- optimizers ---------------------------------------------------------------- */
 int ln_cuda_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
                      const float *grad, float *momentum_buffer);

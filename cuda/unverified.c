@@ -8,9 +8,9 @@
  *   - loss.cu's cross_entropy_forward_device (the loss left on the device)
  *   - augment.cu: the resident loader's crop, flip and normalize
  * Off (the default): those slots run host-staged (host_staged.c) on the
- * reference backend; the optional loss slot is left empty, so the core takes
- * the loss through the host (csrc/loss_on_device.c); the loader augments on
- * the host. On: the kernels.
+ * reference backend; the optional loss and augmentation slots are left
+ * empty, so the core takes the loss through the host (csrc/loss_on_device.c)
+ * and the loader augments on the host (lua/lunet/data.lua). On: the kernels.
  *
  * The build's default is the CMake option LUNET_CUDA_UNVERIFIED_KERNELS; the
  * environment variable of the same name (0 or 1) overrides it when lunet.cuda
@@ -67,6 +67,9 @@ void ln_cuda_choose_kernels(ln_backend *b, int unverified)
     b->binary_scalar = unverified ? ln_cuda_binary_scalar : binary_scalar_staging_comparisons;
     b->adam_step = unverified ? ln_cuda_adam_step : adam_staging_adamw;
     b->cross_entropy_forward_device = unverified ? ln_cuda_cross_entropy_forward_device : NULL;
+    b->augment_random_crop = unverified ? ln_cuda_augment_random_crop : NULL;
+    b->augment_random_hflip = unverified ? ln_cuda_augment_random_hflip : NULL;
+    b->augment_normalize = unverified ? ln_cuda_augment_normalize : NULL;
 }
 
 void ln_cuda_set_unverified_kernels(int on)

@@ -16,6 +16,7 @@ extern "C" {
 extern "C" {
 #include "ops_ref.h"
 #include "device.h"
+#include "augment_image.h"
 }
 #include "formulas.h"
 
@@ -461,6 +462,53 @@ static void test_families(ln_cuda_context *ctx) {
 }
 
 
+/* augment.cu against csrc/augment_image.c (the host path's loops), bit for
+ * bit: crops with padding wider than the crop, 1-pixel images, odd widths,
+ * flips with p = 0, 1 and between, normalize over many channels. */
+static void test_augment(ln_cuda_context *ctx) {
+    lcg g{31};
+    struct { int64_t n, c, h, w, oh, ow; int padding; } cases[] = {
+        {5, 3, 8, 8, 8, 8, 2}, {7, 1, 5, 7, 3, 4, 0}, {4, 2, 4, 4, 2, 2, 5}, {3, 3, 1, 1, 1, 1, 0},
+        {2, 1, 3, 9, 5, 11, 1}, {33, 3, 32, 32, 32, 32, 4}, {1, 70, 3, 5, 3, 5, 1}, {0, 3, 4, 4, 4, 4, 1}};
+    for (auto &t : cases) {
+        ln_augment_geometry geo = {t.c, t.h, t.w, t.oh, t.ow, t.padding,
+                                   (int)(t.h + 2 * t.padding - t.oh + 1), (int)(t.w + 2 * t.padding - t.ow + 1)};
+        int64_t in_n = t.n * t.c * t.h * t.w, out_n = t.n * t.c * t.oh * t.ow;
+        auto in = randf(g, in_n, -1, 1);
+        for (uint64_t seed : {1ull, 0x7fffffffffffffffull}) {
+            uint64_t counter = (3ull << 32) + 17;
+            std::vector<float> o1(out_n, 9.0f), o2(out_n, -9.0f);
+            for (int64_t i = 0; i < t.n; i++) ln_augment_crop_image(&geo, o1.data(), in.data(), i, seed, counter);
+            CHECK(ln_cuda_augment_random_crop(ctx, t.n, &geo, seed, counter, in.data(), o2.data()) == 0, "crop rc");
+            CHECK(same_bytes(o1.data(), o2.data(), out_n * 4), "crop %ldx%ldx%ldx%ld -> %ldx%ld pad %d",
+                  (long)t.n, (long)t.c, (long)t.h, (long)t.w, (long)t.oh, (long)t.ow, t.padding);
+            for (double p : {0.0, 0.5, 1.0, 0.3}) {
+                auto f1 = o1, f2 = o1;
+                for (int64_t i = 0; i < t.n; i++) ln_augment_flip_image(f1.data(), t.c, t.oh, t.ow, i, p, seed, counter);
+                CHECK(ln_cuda_augment_random_hflip(ctx, t.n, t.c, t.oh, t.ow, p, seed, counter, f2.data()) == 0, "flip rc");
+                CHECK(same_bytes(f1.data(), f2.data(), out_n * 4), "flip p %g n %ld w %ld", p, (long)t.n, (long)t.ow);
+            }
+        }
+        std::vector<float> mean(t.c), std_(t.c);
+        for (int64_t k = 0; k < t.c; k++) { mean[k] = (float)g.unit(); std_[k] = 0.1f + (float)g.unit(); }
+        auto n1 = in, n2 = in;
+        for (int64_t i = 0; i < t.n; i++) ln_augment_normalize_image(n1.data(), t.c, t.h * t.w, i, mean.data(), std_.data());
+        CHECK(ln_cuda_augment_normalize(ctx, t.n, t.c, t.h * t.w, mean.data(), std_.data(), n2.data()) == 0, "normalize rc");
+        CHECK(same_bytes(n1.data(), n2.data(), in_n * 4), "normalize c %ld", (long)t.c);
+    }
+    /* the draws: every offset in range is reached, flips near p */
+    int seen[13] = {0}, flips = 0;
+    for (int64_t i = 0; i < 4000; i++) {
+        int dy, dx;
+        ln_augment_crop_offsets(5, 0, i, 13, 1, &dy, &dx);
+        seen[dy]++;
+        flips += ln_augment_flip_drawn(5, 0, i, 0.25);
+    }
+    bool all = true;
+    for (int k : seen) all = all && k > 0;
+    CHECK(all && flips > 800 && flips < 1200, "draws: offsets cover the range, flips %d of 4000 at p 0.25", flips);
+}
+
 /* The switch (unverified.c) and the host-staged slots (host_staged.c): off,
  * the unverified kernels' slots give the reference's results bit for bit,
  * in place as well, moving each buffer once; on, the kernels are in place. */
@@ -470,10 +518,13 @@ static void test_host_staged(ln_cuda_context *ctx) {
     ln_cuda_choose_kernels(&on, 1);
     CHECK(on.unary == ln_cuda_unary && on.softmax_backward == ln_cuda_softmax_backward && on.reduce_dim == ln_cuda_reduce_dim
           && on.binary == ln_cuda_binary && on.binary_scalar == ln_cuda_binary_scalar && on.adam_step == ln_cuda_adam_step
-          && on.cross_entropy_forward_device == ln_cuda_cross_entropy_forward_device, "switch on: the kernels");
+          && on.cross_entropy_forward_device == ln_cuda_cross_entropy_forward_device
+          && on.augment_random_crop == ln_cuda_augment_random_crop && on.augment_random_hflip == ln_cuda_augment_random_hflip
+          && on.augment_normalize == ln_cuda_augment_normalize, "switch on: the kernels");
     CHECK(off.unary == ln_cuda_staged_unary && off.unary_backward == ln_cuda_staged_unary_backward
           && off.softmax == ln_cuda_staged_softmax && off.softmax_backward == ln_cuda_staged_softmax_backward
           && off.reduce_dim == ln_cuda_staged_reduce_dim && off.cross_entropy_forward_device == nullptr
+          && !off.augment_random_crop && !off.augment_random_hflip && !off.augment_normalize
           && off.binary && off.binary != ln_cuda_binary && off.adam_step && off.adam_step != ln_cuda_adam_step,
           "switch off: host-staged slots, no device loss");
     lcg g{21};
@@ -600,6 +651,7 @@ int main() {
     test_loss(ctx); fprintf(stderr, "loss done\n");
     test_optim(ctx);
     test_host_staged(ctx); fprintf(stderr, "host-staged done\n");
+    test_augment(ctx); fprintf(stderr, "augment done\n");
     printf("%d checks, %d failures (%ld launches, %ld barriers)\n", checks, failures, ln_emu_launches, ln_emu_barriers);
     return failures != 0;
 }

@@ -13,7 +13,7 @@ cuda_include=${CUDA_PATH:-/usr/local/cuda}/include
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 inc="-I$here -I$root/csrc -I$root/cuda -I$cuda_include"
-for f in copy elementwise reduce random pool activation batchnorm loss optim families; do
+for f in copy elementwise reduce random pool activation batchnorm loss optim families augment; do
   python3 "$here/to_host.py" "$root/cuda/$f.cu" > "$work/$f.cc"
   g++ -O2 -std=c++17 -include emu.h $inc -c "$work/$f.cc" -o "$work/$f.o"
 done
@@ -23,7 +23,7 @@ done
 for f in emu kernels_test; do
   g++ -O2 -std=c++17 -include emu.h $inc -c "$here/$f.cc" -o "$work/$f.o"
 done
-for f in ops_ref dtype host_memory status; do
+for f in ops_ref dtype host_memory status augment_image; do
   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -I"$root/csrc" -c "$root/csrc/$f.c" -o "$work/c_$f.o"
 done
 g++ "$work"/*.o -o "$work/kernels_test" -lm
