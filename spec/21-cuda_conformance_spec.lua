@@ -75,6 +75,8 @@ for _, dev in ipairs(gpu_names()) do
       assert.matches("^%d+%.%d+", info.cublas_version)
       assert.matches("^%d+%.%d+", info.driver_version)
       assert.matches("^%d+%.%d+", info.runtime_version)
+      -- one line on the kernels never run on a GPU (cuda/unverified.c)
+      assert.equal(select(2, lunet.cuda.get_unverified_kernels()), info.kernels)
       d:synchronize()
       assert.equal(d, lunet.zeros({ 1 }, { device = dev }):device())
     end)
