@@ -543,7 +543,7 @@ static void test_host_staged(ln_cuda_context *ctx) {
             downloaded = uploaded = 0;
             off.unary(ctx, (ln_unary_op)op, &p, n, z.data(), z.data());
             CHECK(same_bytes(y1.data(), z.data(), n * 4), "staged unary in place %d", op);
-            CHECK(downloaded == (size_t)n * 4 && uploaded == (size_t)n * 4, "in place: staged once");
+            CHECK(downloaded == (size_t)n * 4 && uploaded == (size_t)n * 4, "in place: one download, one upload");
             if (!ln_unary_has_backward((ln_unary_op)op)) continue;
             ln_ref_unary_backward(nullptr, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d1.data());
             off.unary_backward(ctx, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d2.data());
@@ -604,6 +604,13 @@ static void test_host_staged(ln_cuda_context *ctx) {
                 auto z = a;
                 off.binary(ctx, (ln_binary_op)op, dt, n, z.data(), b.data(), z.data());
                 CHECK(same_bytes(o1.data(), z.data(), bytes), "staged binary in place op %d %s", op, ln_dtype_name(dt));
+                /* out = a OP a in place: one buffer, staged once (as the reference sees it) */
+                std::vector<char> q1(bytes), q2 = a;
+                ln_cuda_binary(ctx, (ln_binary_op)op, dt, n, a.data(), a.data(), q1.data());
+                downloaded = uploaded = 0;
+                off.binary(ctx, (ln_binary_op)op, dt, n, q2.data(), q2.data(), q2.data());
+                CHECK(same_bytes(q1.data(), q2.data(), bytes), "staged binary a OP a in place op %d %s", op, ln_dtype_name(dt));
+                CHECK(op <= LN_EQ || (downloaded == bytes && uploaded == bytes), "a OP a in place: staged once (%zu down)", downloaded);
                 for (int sf = 0; sf < 2; sf++) {
                     ln_cuda_binary_scalar(ctx, (ln_binary_op)op, dt, n, a.data(), 1.0, sf, o1.data());
                     off.binary_scalar(ctx, (ln_binary_op)op, dt, n, a.data(), 1.0, sf, o2.data());
