@@ -1,14 +1,11 @@
 #include "augment.h"
 
-#include <math.h>
-#include <string.h>
-
 #include "augment_image.h"
 #include "cpu/cpu.h"
 #include "device.h"
 #include "status.h"
 
-/* Whether t's device runs the augmentations: host memory (this file's loops),
+/* Whether dev runs the augmentations: host memory (this file's loops),
  * or a backend with the three optional slots (CUDA's kernels, when switched on). */
 int ln_augment_on_device(const ln_device *dev)
 {
