@@ -30,8 +30,12 @@
 
 /* What a backend may call back into the core for. Handed over by `attach`,
  * because a backend built as its own shared library cannot link to the core. */
+struct ln_backend;
 typedef struct ln_host_api {
     int (*error)(int code, const char *fmt, ...);
+    /* The reference backend (ops_ref.c), on host memory: what a device runs
+     * host-staged where it keeps a kernel off (cuda/host_staged.c). */
+    const struct ln_backend *reference;
     /* An allocator in the host's page-locked memory may be offered here later. */
 } ln_host_api;
 
@@ -123,6 +127,15 @@ typedef struct ln_pool2d_shape {
     int pad_h, pad_w;
     int p, q;
 } ln_pool2d_shape;
+
+/* A batch's geometry for the augmentations (lunet.transforms): images
+ * [c, h, w]; the crop's output [c, oh, ow] from the input padded by
+ * `padding`, whose window offsets range over range_y = h + 2 padding - oh + 1
+ * and range_x = w + 2 padding - ow + 1. */
+typedef struct ln_augment_geometry {
+    int64_t c, h, w, oh, ow;
+    int padding, range_y, range_x;
+} ln_augment_geometry;
 
 /* One optimizer update over a flat run of parameters. */
 typedef struct ln_sgd_params {
@@ -343,6 +356,21 @@ typedef struct ln_backend {
     int (*read_async_begin)(void *ctx, const void *src, size_t bytes, void **token);
     int (*read_async_poll)(void *ctx, void *token, void *dst, int *ready);
     void (*read_async_free)(void *ctx, void *token);
+
+    /* --- augmentation on the device (optional) ------------------------------ */
+    /* lunet.transforms on float32 batches of n images [c, h, w] in device
+     * memory, drawing as csrc/augment_image.h does, so a seed gives the very
+     * batches of the host path (csrc/augment.c, which host-memory devices run
+     * instead). Crop: out = each image's window (zeros outside the image).
+     * Flip: in place, image i when drawn with probability p. Normalize: in
+     * place, (x - mean[k]) / std[k] for channel k; mean and std are host
+     * arrays of c floats. */
+    int (*augment_random_crop)(void *ctx, int64_t n, const ln_augment_geometry *g,
+                               uint64_t seed, uint64_t counter, const float *in, float *out);
+    int (*augment_random_hflip)(void *ctx, int64_t n, int64_t c, int64_t h, int64_t w,
+                                double p, uint64_t seed, uint64_t counter, float *data);
+    int (*augment_normalize)(void *ctx, int64_t n, int64_t c, int64_t plane,
+                             const float *mean, const float *std, float *data);
 } ln_backend;
 
 /* The family slots' prototypes for a backend whose functions are named

@@ -35,6 +35,8 @@ static const struct {
     OPTIONAL_SLOT(conv2d_relu_maxpool2x2_forward), OPTIONAL_SLOT(conv2d_relu_maxpool2x2_backward),
     OPTIONAL_SLOT(cross_entropy_forward_device),
     OPTIONAL_SLOT(read_async_begin), OPTIONAL_SLOT(read_async_poll), OPTIONAL_SLOT(read_async_free),
+    OPTIONAL_SLOT(augment_random_crop), OPTIONAL_SLOT(augment_random_hflip),
+    OPTIONAL_SLOT(augment_normalize),
 };
 
 typedef void (*any_function)(void);

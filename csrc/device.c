@@ -7,7 +7,7 @@
 #include "backend_slots.h"
 #include "status.h"
 
-static const ln_host_api host_api = {.error = ln_error};
+static const ln_host_api host_api = {.error = ln_error, .reference = &ln_ref_backend};
 
 static ln_device cpu_device = {LN_DEVICE_CPU, 0, "cpu", 1, &ln_cpu_backend, NULL};
 static ln_device ref_device = {LN_DEVICE_REF, 0, "ref", 1, &ln_ref_backend, NULL};

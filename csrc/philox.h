@@ -7,6 +7,7 @@
 #ifndef LUNET_PHILOX_H
 #define LUNET_PHILOX_H
 
+#include <math.h>
 #include <stdint.h>
 
 #if defined(__CUDACC__)

@@ -1,4 +1,6 @@
-/* The CUDA backend: every slot of ln_backend (csrc/backend.h) filled. */
+/* The CUDA backend: every slot of ln_backend (csrc/backend.h) filled. The
+ * slots of kernels never run on a GPU are switched by unverified.c when
+ * lunet.cuda loads (off by default: host-staged); listed here as kernels. */
 #include <stddef.h>
 #include <string.h>
 
@@ -6,7 +8,7 @@
 #include "backend_slots.h"
 #include "lunet_cuda.h"
 
-const ln_backend ln_cuda_backend = {
+ln_backend ln_cuda_backend = {
     .abi = LN_BACKEND_ABI,
     .name = "cuda",
     .attach = ln_cuda_attach,
@@ -56,6 +58,9 @@ const ln_backend ln_cuda_backend = {
     .read_async_poll = ln_cuda_read_async_poll,
     .read_async_free = ln_cuda_read_async_free,
 #endif
+    .augment_random_crop = ln_cuda_augment_random_crop,
+    .augment_random_hflip = ln_cuda_augment_random_hflip,
+    .augment_normalize = ln_cuda_augment_normalize,
     .sgd_step = ln_cuda_sgd_step,
     .adam_step = ln_cuda_adam_step,
 };

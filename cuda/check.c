@@ -18,6 +18,11 @@ void ln_cuda_set_host(const ln_host_api *host)
     host_api = host;
 }
 
+const ln_backend *ln_cuda_reference(void)
+{
+    return host_api ? host_api->reference : NULL;
+}
+
 int ln_cuda_error(int code, const char *fmt, ...)
 {
     va_list ap;

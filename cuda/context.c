@@ -212,6 +212,7 @@ int ln_cuda_info(void *vctx, ln_device_info *out)
     LN_CUDA_CHECK(cudaRuntimeGetVersion(&out->runtime_version));
     out->cudnn_version = (int)cudnnGetVersion();
     LN_CUBLAS_CHECK(cublasGetVersion(ctx->cublas, &out->cublas_version));
+    snprintf(out->kernels, sizeof out->kernels, "%s", ln_cuda_kernels_note());
     return LN_OK;
 }
 

@@ -95,6 +95,8 @@ typedef struct ln_cuda_context {
  * (cuda/conv.c:88)" given to the core's ln_error (see attach), and the
  * function returns LN_ENOMEM for allocation failures, else LN_EDEVICE. */
 void ln_cuda_set_host(const ln_host_api *host);
+/* The core's reference backend (NULL before attach): host_staged.c runs it. */
+const ln_backend *ln_cuda_reference(void);
 int ln_cuda_error(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

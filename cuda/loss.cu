@@ -38,17 +38,12 @@ __global__ void cross_entropy_rows_kernel(int64_t n, int64_t classes, const floa
         partials[blockIdx.x] = acc;
 }
 
-extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t classes,
-                                             const float *logits, const int32_t *labels,
-                                             double *loss_host, int64_t *bad_index)
+/* The rows' losses summed into ctx->scalars->value, and the smallest bad
+ * row into ctx->scalars->index (all ones when every label is good), queued
+ * on the stream: both forward slots start here. */
+static int queue_loss_sum(ln_cuda_context *ctx, int64_t n, int64_t classes, const float *logits,
+                          const int32_t *labels)
 {
-    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
-    *bad_index = -1;
-    *loss_host = NAN;
-    if (n == 0 || classes == 0)
-        return LN_OK;
-    LN_CUDA_ENTER(ctx);
-    /* index = all ones: "no bad label" until a row says otherwise */
     LN_CUDA_CHECK(cudaMemsetAsync(&ctx->scalars->index, 0xff, sizeof ctx->scalars->index,
                                   ctx->stream));
     unsigned blocks = ln_capped_blocks(ln_blocks(n), LN_CUDA_MAX_PARTIALS);
@@ -59,6 +54,20 @@ extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t clas
     ln_reduce_partials_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, ctx->partials,
                                                                 0.0, add, ctx->scalars);
     LN_CUDA_CHECK_LAUNCH("ln_reduce_partials_kernel");
+    return LN_OK;
+}
+
+extern "C" int ln_cuda_cross_entropy_forward(void *vctx, int64_t n, int64_t classes,
+                                             const float *logits, const int32_t *labels,
+                                             double *loss_host, int64_t *bad_index)
+{
+    ln_cuda_context *ctx = (ln_cuda_context *)vctx;
+    *bad_index = -1;
+    *loss_host = NAN;
+    if (n == 0 || classes == 0)
+        return LN_OK;
+    LN_CUDA_ENTER(ctx);
+    LN_TRY(queue_loss_sum(ctx, n, classes, logits, labels));
     LN_CUDA_CHECK(cudaMemcpyAsync(ctx->scalars_host, ctx->scalars, sizeof(ln_cuda_scalars),
                                   cudaMemcpyDeviceToHost, ctx->stream));
     LN_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
@@ -99,16 +108,7 @@ extern "C" int ln_cuda_cross_entropy_forward_device(void *vctx, int64_t n, int64
     if (n == 0 || classes == 0) /* the core never asks: it needs N, C >= 1 */
         return LN_OK;
     LN_CUDA_ENTER(ctx);
-    LN_CUDA_CHECK(cudaMemsetAsync(&ctx->scalars->index, 0xff, sizeof ctx->scalars->index,
-                                  ctx->stream));
-    unsigned blocks = ln_capped_blocks(ln_blocks(n), LN_CUDA_MAX_PARTIALS);
-    cross_entropy_rows_kernel<<<blocks, LN_THREADS, 0, ctx->stream>>>(
-        n, classes, logits, labels, ctx->partials, ctx->scalars);
-    LN_CUDA_CHECK_LAUNCH("cross_entropy_rows_kernel");
-    ln_add_op add;
-    ln_reduce_partials_kernel<<<1, LN_THREADS, 0, ctx->stream>>>((int)blocks, ctx->partials,
-                                                                0.0, add, ctx->scalars);
-    LN_CUDA_CHECK_LAUNCH("ln_reduce_partials_kernel");
+    LN_TRY(queue_loss_sum(ctx, n, classes, logits, labels));
     cross_entropy_finish_kernel<<<1, 1, 0, ctx->stream>>>(n, ctx->scalars, loss, accumulate);
     LN_CUDA_CHECK_LAUNCH("cross_entropy_finish_kernel");
     return LN_OK;

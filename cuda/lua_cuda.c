@@ -5,6 +5,9 @@
  * CUDA device (csrc/lua/l_device.c). The other fields are CUDA-only
  * controls, reachable as lunet.cuda.* (lua/lunet/init.lua):
  *   set_tf32(bool), get_tf32()       TF32 math for float32 GEMM/convolution
+ *   set_unverified_kernels(bool),    the kernels never run on a GPU (off:
+ *   get_unverified_kernels()         host-staged; see unverified.c): the
+ *                                    state and its one-line note
  *   available()                      true, or false and the reason
  *   device_count()                   number of devices (and the reason if 0)
  *   memory_stats([device])           the caching allocator's counters
@@ -35,6 +38,36 @@ static int l_set_tf32(lua_State *L)
         return luaL_error(L, "lunet.cuda.set_tf32: expected true or false, got %s",
                           luaL_typename(L, 1));
     ln_cuda_set_tf32(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_set_unverified_kernels(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TBOOLEAN)
+        return luaL_error(L, "lunet.cuda.set_unverified_kernels: expected true or false, got %s",
+                          luaL_typename(L, 1));
+    ln_cuda_set_unverified_kernels(lua_toboolean(L, 1));
+    return 0;
+}
+
+static int l_get_unverified_kernels(lua_State *L)
+{
+    lua_pushboolean(L, ln_cuda_get_unverified_kernels());
+    lua_pushstring(L, ln_cuda_kernels_note());
+    return 2;
+}
+
+/* LUNET_CUDA_UNVERIFIED_KERNELS=0|1 overrides the build's default. */
+static int unverified_kernels_from_environment(lua_State *L)
+{
+    const char *v = getenv("LUNET_CUDA_UNVERIFIED_KERNELS");
+    if (!v)
+        ln_cuda_set_unverified_kernels(ln_cuda_get_unverified_kernels());
+    else if (strcmp(v, "0") == 0 || strcmp(v, "1") == 0)
+        ln_cuda_set_unverified_kernels(v[0] == '1');
+    else
+        return luaL_error(L, "lunet.cuda: LUNET_CUDA_UNVERIFIED_KERNELS must be 0 or 1, got '%s'",
+                          v);
     return 0;
 }
 
@@ -208,7 +241,10 @@ LUNET_EXPORT int luaopen_lunet_cuda(lua_State *L)
         {"memory_stats", l_memory_stats}, {"empty_cache", l_empty_cache},
         {"missing_slots", l_missing_slots}, {"self_test", l_self_test},
         {"error_probe", l_error_probe},
+        {"set_unverified_kernels", l_set_unverified_kernels},
+        {"get_unverified_kernels", l_get_unverified_kernels},
         {NULL, NULL}};
+    unverified_kernels_from_environment(L);
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, (void *)&ln_cuda_backend);
     lua_setfield(L, -2, "backend");

@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-extern const ln_backend ln_cuda_backend;
+/* Not const: the unverified kernels' slots are switched (unverified.c). */
+extern ln_backend ln_cuda_backend;
 
 /* --- the device (context.c) ------------------------------------------------ */
 int ln_cuda_attach(const ln_host_api *host);
@@ -101,11 +102,48 @@ int ln_cuda_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
                                    const float *logits, const int32_t *labels,
                                    float scale, float *dlogits);
 
+/* --- augmentation (augment.cu) ------------------------------------------------- */
+int ln_cuda_augment_random_crop(void *ctx, int64_t n, const ln_augment_geometry *g,
+                                uint64_t seed, uint64_t counter, const float *in, float *out);
+int ln_cuda_augment_random_hflip(void *ctx, int64_t n, int64_t c, int64_t h, int64_t w,
+                                 double p, uint64_t seed, uint64_t counter, float *data);
+int ln_cuda_augment_normalize(void *ctx, int64_t n, int64_t c, int64_t plane,
+                              const float *mean, const float *std, float *data);
+
 /* --- optimizers ---------------------------------------------------------------- */
 int ln_cuda_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
                      const float *grad, float *momentum_buffer);
 int ln_cuda_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
                       const float *grad, float *exp_avg, float *exp_avg_sq);
+
+/* --- host-staged slots (host_staged.c): the reference backend on host copies -- */
+int ln_cuda_staged_unary(void *ctx, ln_unary_op op, const ln_unary_params *p, int64_t n,
+                         const float *x, float *y);
+int ln_cuda_staged_unary_backward(void *ctx, ln_unary_op op, const ln_unary_params *p,
+                                  int64_t n, const float *x, const float *y, const float *dy,
+                                  float *dx);
+int ln_cuda_staged_softmax(void *ctx, int log, int64_t outer, int64_t dim, int64_t inner,
+                           const float *x, float *y);
+int ln_cuda_staged_softmax_backward(void *ctx, int log, int64_t outer, int64_t dim,
+                                    int64_t inner, const float *y, const float *dy, float *dx);
+int ln_cuda_staged_reduce_dim(void *ctx, ln_reduce_op op, int64_t outer, int64_t dim,
+                              int64_t inner, const float *x, float *values, int32_t *positions);
+int ln_cuda_staged_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n, const void *a,
+                          const void *b, void *out);
+int ln_cuda_staged_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
+                                 const void *a, double scalar, int scalar_first, void *out);
+int ln_cuda_staged_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
+                             const float *grad, float *exp_avg, float *exp_avg_sq);
+
+/* --- the kernels never run on a GPU (unverified.c) ----------------------------- */
+/* Points b's slots at those kernels (unverified != 0) or at their host-staged
+ * stand-ins; the optional loss slot is left empty when off. */
+void ln_cuda_choose_kernels(ln_backend *b, int unverified);
+/* The same for ln_cuda_backend, remembered for ln_cuda_get_unverified_kernels. */
+void ln_cuda_set_unverified_kernels(int on);
+int ln_cuda_get_unverified_kernels(void);
+/* One line for device info and reports: which of them run host-staged. */
+const char *ln_cuda_kernels_note(void);
 
 /* --- module-level controls (lunet.cuda.*) ------------------------------------- */
 

@@ -107,6 +107,42 @@ describe("lunet.cuda module", function()
       assert.truthy(samples:match("failing_cudnn_call: refusing_call: CUDNN_STATUS_BAD_PARAM %(cuda/self_test%.cu:%d+%)"), samples)
     end)
 
+  -- cuda/unverified.c: the kernels never run on a GPU stay off unless asked for
+  it_if(has_module, "lunet/cuda.so is not installed",
+    "keeps the kernels never run on a GPU off by default, host-staged, every slot filled", function()
+      local before = module.get_unverified_kernels()
+      finally(function() module.set_unverified_kernels(before) end)
+      for _, on in ipairs({ true, false }) do
+        module.set_unverified_kernels(on)
+        local state, note = module.get_unverified_kernels()
+        assert.equal(on, state)
+        if on then
+          assert.truthy(note:find("unverified kernels on", 1, true), note)
+        else
+          assert.truthy(note:find("^host%-staged"), note)
+          for _, op in ipairs({ "unary", "softmax", "reduce_dim", "ne/lt/le/gt/ge", "AdamW", "loss" }) do
+            assert.truthy(note:find(op, 1, true), note)
+          end
+        end
+        -- the switch changes what fills the slots, never leaves one empty
+        assert.same({}, (module.missing_slots()))
+      end
+      helpers.assert_error(function() module.set_unverified_kernels("yes") end,
+        "lunet.cuda.set_unverified_kernels", "expected true or false")
+      -- a fresh process: off (this build's default), or what the environment says
+      local code = [[print("unverified=" .. tostring(require("lunet").cuda.get_unverified_kernels()))]]
+      for prefix, want in pairs({ ["env -u LUNET_CUDA_UNVERIFIED_KERNELS"] = "unverified=false", ["LUNET_CUDA_UNVERIFIED_KERNELS=1"] = "unverified=true",
+        ["LUNET_CUDA_UNVERIFIED_KERNELS=0"] = "unverified=false" }) do
+        local ok, out = helpers.run_child(code, { prefix = prefix })
+        assert.is_true(ok, out)
+        assert.truthy(out:find(want, 1, true), prefix .. ": " .. out)
+      end
+      local ok, out = helpers.run_child([[require("lunet.cuda")]],
+        { prefix = "LUNET_CUDA_UNVERIFIED_KERNELS=yes" })
+      assert.is_false(ok)
+      assert.truthy(out:find("LUNET_CUDA_UNVERIFIED_KERNELS must be 0 or 1, got 'yes'", 1, true), out)
+    end)
+
   it_if(has_module, "lunet/cuda.so is not installed", "switches TF32, off by default", function()
     local before = module.get_tf32()
     finally(function() module.set_tf32(before) end)

@@ -14,6 +14,19 @@ local helpers = require("helpers")
 
 local cuda_it = helpers.cuda_it
 
+--- A case run twice: with the kernels never run on a GPU off (their slots
+-- host-staged on the reference, the default; cuda/unverified.c) and on.
+local function both_paths_it(name, fn)
+  for _, on in ipairs({ false, true }) do
+    cuda_it(name .. (on and " (unverified kernels on)" or " (host-staged)"), function()
+      local before = lunet.cuda.get_unverified_kernels()
+      finally(function() lunet.cuda.set_unverified_kernels(before) end)
+      lunet.cuda.set_unverified_kernels(on)
+      fn()
+    end)
+  end
+end
+
 --- The CUDA devices to check: all of them, or one name for the pending list.
 local function gpu_names()
   local names = {}
@@ -62,6 +75,8 @@ for _, dev in ipairs(gpu_names()) do
       assert.matches("^%d+%.%d+", info.cublas_version)
       assert.matches("^%d+%.%d+", info.driver_version)
       assert.matches("^%d+%.%d+", info.runtime_version)
+      -- one line on the kernels never run on a GPU (cuda/unverified.c)
+      assert.equal(select(2, lunet.cuda.get_unverified_kernels()), info.kernels)
       d:synchronize()
       assert.equal(d, lunet.zeros({ 1 }, { device = dev }):device())
     end)
@@ -180,7 +195,7 @@ for _, dev in ipairs(gpu_names()) do
       end
     end)
 
-    cuda_it("reductions along a dimension match the reference (values and positions)", function()
+    both_paths_it("reductions along a dimension match the reference (values and positions)", function()
       local shapes = { { 7 }, { 3, 5 }, { 1, 9 }, { 4, 1 }, { 2, 3, 5, 7 }, { 257, 131 }, { 3, 0, 4 } }
       for i, shape in ipairs(shapes) do
         local ra, da = pair(helpers.random(shape, 30 + i, nil, -5, 5), dev)
@@ -638,7 +653,7 @@ for _, dev in ipairs(gpu_names()) do
 
     -- --- the op families of issue 13 (unary, softmax, broadcasting, modules) ---
 
-    cuda_it("broadcasting arithmetic and comparisons match the reference bit for bit", function()
+    both_paths_it("broadcasting arithmetic and comparisons match the reference bit for bit", function()
       local mt = getmetatable(lunet.empty({ 0 }))
       for _, shapes in ipairs({ { { 3, 1, 5 }, { 4, 1 } }, { { 2, 3 }, { 3 } }, { { 0, 3 }, { 1, 3 } },
         { { 1 }, { 70001 } } }) do
@@ -662,7 +677,7 @@ for _, dev in ipairs(gpu_names()) do
     end)
 
     -- the GPU's expf, tanhf, erff, powf are its own (within 2 ulp of glibc's)
-    cuda_it("the unary family and softmax match the reference to 1e-6", function()
+    both_paths_it("the unary family and softmax match the reference to 1e-6", function()
       local x_r, x_g = pair(helpers.random({ 70001 }, 85, nil, -6, 6), dev)
       for _, c in ipairs({ { "exp" }, { "log" }, { "sqrt" }, { "abs" }, { "tanh" }, { "sigmoid" },
         { "relu" }, { "pow", 2.5 }, { "pow", 3 }, { "clamp", -0.5, 0.7 }, { "clamp", nil, 0.1 },
@@ -682,7 +697,7 @@ for _, dev in ipairs(gpu_names()) do
       end
     end)
 
-    cuda_it("activation modules and the new losses match the reference", function()
+    both_paths_it("activation modules and the new losses match the reference", function()
       local nn = lunet.nn
       local x_r, x_g = pair(helpers.random({ 6, 5, 4 }, 88, nil, -3, 3), dev)
       local g_r, g_g = pair(helpers.random({ 6, 5, 4 }, 89, nil, -1, 1), dev)
@@ -723,12 +738,13 @@ for _, dev in ipairs(gpu_names()) do
       end)
     end)
 
-    cuda_it("Adam steps match the reference", function()
+    both_paths_it("Adam steps match the reference", function()
       local optim = lunet.optim
       check_optimizer("Adam", function(m) return optim.Adam(m, { lr = 1e-3 }) end)
       check_optimizer("Adam with weight decay", function(m)
         return optim.Adam(m, { lr = 1e-2, betas = { 0.8, 0.99 }, eps = 1e-6, weight_decay = 0.01 })
       end)
+      check_optimizer("AdamW", function(m) return optim.AdamW(m, { lr = 1e-2, weight_decay = 0.1 }) end)
     end)
 
     -- --- the seed model ---------------------------------------------------------------------

@@ -59,6 +59,28 @@ describe("lunet.transforms", function()
         assert.is_true(padded_zero > 0, "some window should reach into the padding")
       end)
 
+      it("RandomCrop with padding wider than the crop: windows wholly in the padding are zeros", function()
+        -- 4x4 images padded by 5, 2x2 windows: offsets range over 13, and many
+        -- windows lie wholly in the padding (rows of zeros past the crop's width)
+        local x = (helpers.random({ 40, 1, 4, 4 }, 4) + 1):to(dev)
+        local out = lunet.empty({ 40, 1, 2, 2 }, { device = dev })
+        T.RandomCrop(2, { padding = 5 }):apply(x, 7, 0, out)
+        local xs, os_ = x:to("cpu"):totable(), out:to("cpu"):totable()
+        local zeros = 0
+        for i = 1, 40 do
+          local dy, dx = lunet.augment_draws(7, 0, i - 1, 13, 13, 0.5)
+          for y = 1, 2 do
+            for xx = 1, 2 do
+              local sy, sx = y + dy - 5, xx + dx - 5
+              local expected = (sy >= 1 and sy <= 4 and sx >= 1 and sx <= 4) and xs[i][1][sy][sx] or 0
+              if expected == 0 then zeros = zeros + 1 end
+              assert.equal(expected, os_[i][1][y][xx])
+            end
+          end
+        end
+        assert.is_true(zeros > 40, "most windows should lie in the padding")
+      end)
+
       it("RandomHorizontalFlip mirrors the drawn images, p = 0 and p = 1 at the ends", function()
         local x = helpers.random({ 6, 3, 2, 5 }, 4):to(dev)
         local before = x:to("cpu"):totable()
@@ -203,11 +225,33 @@ describe("DataLoader transform=", function()
   helpers.cuda_it("gives the same augmented batches on CUDA (seed and resident mode) as on the CPU", function()
     local cpu = images_of((epoch(lunet.data.DataLoader(ds, { batch_size = 4, shuffle = true, seed = 5,
       transform = list() }), 1)))
-    for _, mode in ipairs({ "seed", "resident" }) do
-      local loader = lunet.data.DataLoader(ds, { batch_size = 4, shuffle = true, seed = 5, device = "cuda",
-        mode = mode, transform = list() })
-      assert.matches("fallback", loader.transform_where)
-      assert.same(cpu, images_of((epoch(loader, 1))))
+    -- CUDA's augmentation kernels are off until run on a GPU (cuda/unverified.c):
+    -- then the host augments; switched on, resident mode augments on the device
+    local before = lunet.cuda.get_unverified_kernels()
+    finally(function() lunet.cuda.set_unverified_kernels(before) end)
+    for _, on in ipairs({ false, true }) do
+      lunet.cuda.set_unverified_kernels(on)
+      assert.equal(on, lunet.augment_on_device(lunet.device("cuda")))
+      for _, mode in ipairs({ "seed", "resident" }) do
+        local loader = lunet.data.DataLoader(ds, { batch_size = 4, shuffle = true, seed = 5, device = "cuda",
+          mode = mode, transform = list() })
+        if on and mode == "resident" then
+          assert.equal(tostring(lunet.device("cuda")), loader.transform_where)
+        else
+          assert.matches("fallback", loader.transform_where)
+        end
+        assert.same(cpu, images_of((epoch(loader, 1))), mode .. (on and ", kernels on" or ", kernels off"))
+      end
     end
+    -- and a direct call on a CUDA batch with the kernels off says why it cannot
+    lunet.cuda.set_unverified_kernels(false)
+    local x = lunet.zeros({ 2, 3, 4, 4 }, { device = "cuda" })
+    helpers.assert_error(function() lunet.augment_random_hflip(x, 0.5, 1, 0) end,
+      "augmentation runs on host tensors", "LUNET_CUDA_UNVERIFIED_KERNELS=1")
+  end)
+
+  it("augment_on_device: host-memory devices augment", function()
+    assert.is_true(lunet.augment_on_device(lunet.device("cpu")))
+    assert.is_true(lunet.augment_on_device(lunet.device("ref")))
   end)
 end)

@@ -212,6 +212,9 @@ static int l_info(lua_State *L)
     lua_setfield(L, -2, "memory_bytes");
     lua_pushinteger(L, info.multiprocessors);
     lua_setfield(L, -2, "multiprocessors");
+    /* which ops run host-staged (cuda/unverified.c), so a timing says so */
+    lua_pushstring(L, info.kernels);
+    lua_setfield(L, -2, "kernels");
     version_string(buf, sizeof buf, info.driver_version, 1000);
     lua_pushstring(L, buf);
     lua_setfield(L, -2, "driver_version");

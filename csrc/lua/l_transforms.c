@@ -1,5 +1,6 @@
 /* Augmentation ops for lunet.transforms (csrc/augment.c): random crop,
- * random horizontal flip, normalisation of float32 batches in host memory. */
+ * random horizontal flip, normalisation of float32 batches in host memory,
+ * or on a device with augmentation kernels. */
 #include "../augment.h"
 #include "../status.h"
 #include "binding.h"
@@ -87,12 +88,21 @@ static int l_draws(lua_State *L)
     return 3;
 }
 
+/* lunet.augment_on_device(device) -> whether the device runs the
+ * augmentations itself (host memory, or CUDA's kernels when switched on) */
+static int l_on_device(lua_State *L)
+{
+    lua_pushboolean(L, ln_augment_on_device(ln_lua_check_device(L, 1, "lunet.augment_on_device")));
+    return 1;
+}
+
 void ln_lua_open_transforms(lua_State *L)
 {
     static const luaL_Reg functions[] = {{"augment_random_crop", l_random_crop},
                                          {"augment_random_hflip", l_random_hflip},
                                          {"augment_normalize", l_normalize},
                                          {"augment_draws", l_draws},
+                                         {"augment_on_device", l_on_device},
                                          {NULL, NULL}};
     luaL_setfuncs(L, functions, 0);
 }

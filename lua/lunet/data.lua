@@ -35,8 +35,10 @@
 -- `transform=` (lunet.transforms, a list of them, or a function fn(x, y,
 -- batch) -> x[, y]) augments each batch after it is gathered. The transforms
 -- run in C on host memory: on the cpu device in place of the batch, on a GPU
--- on the host before the copy (the seed path, also in resident mode: CUDA
--- has no augmentation kernels yet, and `loader.transform_where` says so). A
+-- on the host before the copy (the seed path; also in resident mode while
+-- CUDA's augmentation kernels are off, as they are by default until they have
+-- run on a GPU: cuda/unverified.c), and `loader.transform_where` says which.
+-- With them on, resident mode augments on the device: the same batches. A
 -- function runs last, on the batch on the loader's device.
 --
 -- A dataset of image files (lunet.datasets.image_folder, not preloaded) has
@@ -195,12 +197,16 @@ function data.DataLoader(dataset, opts)
   if augment then self.transform_seed = seed or math.floor(core.rand({ 1 }):get(1) * 2 ^ 31) end
   local host_memory = device.type ~= "cuda"
   -- where batches are gathered: the host in seed mode, the device in resident
-  -- mode; the host also for files, and for transforms on a GPU (no kernels)
-  local gather_on = (mode == "resident" and not files and not (augment and not host_memory))
+  -- mode; the host also for files, and for transforms on a GPU without its
+  -- augmentation kernels (off until run on a GPU: cuda/unverified.c)
+  local augment_here = host_memory or core.augment_on_device(device)
+  local gather_on = (mode == "resident" and not files and not (augment and not augment_here))
     and device or core.device("cpu")
   if augment then
-    self.transform_where = host_memory and tostring(gather_on) or
-      "cpu (fallback: CUDA has no augmentation kernels yet; batches are augmented on the host, then copied)"
+    self.transform_where = (host_memory or gather_on == device) and tostring(gather_on) or
+      ("cpu (fallback: %s; batches are augmented on the host, then copied)"):format(
+        (mode ~= "resident" or files) and "seed mode and image files gather batches on the host"
+        or "CUDA's augmentation kernels are off until run on a GPU (LUNET_CUDA_UNVERIFIED_KERNELS=1)")
   end
   self.order_host = identity_order(n)
   if padded > n then self.order_host = self:pad_order(self.order_host) end
@@ -368,7 +374,7 @@ function DataLoader:iter(epoch)
   end
 end
 
---- Runs the list of transforms on batch view v (host memory); returns the
+--- Runs the list of transforms on batch view v (where it was gathered); returns the
 -- tensor holding the result. Image i of the epoch gets the counter
 -- epoch * 2^32 + its position in the epoch.
 function DataLoader:augment(v, epoch)

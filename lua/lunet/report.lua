@@ -405,6 +405,8 @@ function report.session_markdown(results, files)
     add(row({ (g.device or "GPU") .. " software", ("driver %s, CUDA %s, cuDNN %s, cuBLAS %s%s"):format(
       g.driver_version or "?", g.runtime_version or "?", g.cudnn_version or "?", g.cublas_version or "?",
       env.tf32 ~= nil and ("; TF32 " .. (env.tf32 and "on" or "off")) or "") }))
+    -- which ops run host-staged (kernels never run on a GPU are off: cuda/unverified.c)
+    if g.kernels and g.kernels ~= "" then add(row({ (g.device or "GPU") .. " kernels", g.kernels })) end
   end
   if #(env.gpus or {}) == 0 then add(row({ "GPU", "none (see above)" })) end
   for _, r in ipairs(devices) do

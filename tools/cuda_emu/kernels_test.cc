@@ -15,6 +15,8 @@ extern "C" {
 #include "context.h"
 extern "C" {
 #include "ops_ref.h"
+#include "device.h"
+#include "augment_image.h"
 }
 #include "formulas.h"
 
@@ -23,6 +25,14 @@ extern "C" int ln_cuda_error(int code, const char *fmt, ...) { fprintf(stderr, "
 extern "C" int ln_cuda_fail_cuda(cudaError_t e, const char *func, const char *call, const char *file, int line) {
     fprintf(stderr, "fail %d %s %s %s:%d\n", (int)e, func, call, file, line); return LN_EDEVICE; }
 extern "C" int ln_cuda_unsupported_dtype(const char *func, ln_dtype dtype) { (void)func; (void)dtype; return LN_ENOTSUP; }
+/* transfer.c and the host API stand-ins for host_staged.c: device memory is
+ * host memory here; the bytes moved are counted */
+static size_t downloaded, uploaded;
+static const ln_backend *reference_now = &ln_ref_backend;
+extern "C" int ln_cuda_download(void *, void *dst, const void *src, size_t n) { memcpy(dst, src, n); downloaded += n; return 0; }
+extern "C" int ln_cuda_upload(void *, void *dst, const void *src, size_t n) { memcpy(dst, src, n); uploaded += n; return 0; }
+extern "C" const ln_backend *ln_cuda_reference(void) { return reference_now; }
+extern "C" { ln_backend ln_cuda_backend; }
 
 static int failures, checks;
 #define CHECK(cond, ...) do { checks++; if (!(cond)) { if (failures++ < 40) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } } while (0)
@@ -451,6 +461,188 @@ static void test_families(ln_cuda_context *ctx) {
     }
 }
 
+
+/* augment.cu against csrc/augment_image.c (the host path's loops), bit for
+ * bit: crops with padding wider than the crop, 1-pixel images, odd widths,
+ * flips with p = 0, 1 and between, normalize over many channels. */
+static void test_augment(ln_cuda_context *ctx) {
+    lcg g{31};
+    struct { int64_t n, c, h, w, oh, ow; int padding; } cases[] = {
+        {5, 3, 8, 8, 8, 8, 2}, {7, 1, 5, 7, 3, 4, 0}, {4, 2, 4, 4, 2, 2, 5}, {3, 3, 1, 1, 1, 1, 0},
+        {2, 1, 3, 9, 5, 11, 1}, {33, 3, 32, 32, 32, 32, 4}, {1, 70, 3, 5, 3, 5, 1}, {0, 3, 4, 4, 4, 4, 1}};
+    for (auto &t : cases) {
+        ln_augment_geometry geo = {t.c, t.h, t.w, t.oh, t.ow, t.padding,
+                                   (int)(t.h + 2 * t.padding - t.oh + 1), (int)(t.w + 2 * t.padding - t.ow + 1)};
+        int64_t in_n = t.n * t.c * t.h * t.w, out_n = t.n * t.c * t.oh * t.ow;
+        auto in = randf(g, in_n, -1, 1);
+        for (uint64_t seed : {1ull, 0x7fffffffffffffffull}) {
+            uint64_t counter = (3ull << 32) + 17;
+            std::vector<float> o1(out_n, 9.0f), o2(out_n, -9.0f);
+            for (int64_t i = 0; i < t.n; i++) ln_augment_crop_image(&geo, o1.data(), in.data(), i, seed, counter);
+            CHECK(ln_cuda_augment_random_crop(ctx, t.n, &geo, seed, counter, in.data(), o2.data()) == 0, "crop rc");
+            CHECK(same_bytes(o1.data(), o2.data(), out_n * 4), "crop %ldx%ldx%ldx%ld -> %ldx%ld pad %d",
+                  (long)t.n, (long)t.c, (long)t.h, (long)t.w, (long)t.oh, (long)t.ow, t.padding);
+            for (double p : {0.0, 0.5, 1.0, 0.3}) {
+                auto f1 = o1, f2 = o1;
+                for (int64_t i = 0; i < t.n; i++) ln_augment_flip_image(f1.data(), t.c, t.oh, t.ow, i, p, seed, counter);
+                CHECK(ln_cuda_augment_random_hflip(ctx, t.n, t.c, t.oh, t.ow, p, seed, counter, f2.data()) == 0, "flip rc");
+                CHECK(same_bytes(f1.data(), f2.data(), out_n * 4), "flip p %g n %ld w %ld", p, (long)t.n, (long)t.ow);
+            }
+        }
+        std::vector<float> mean(t.c), std_(t.c);
+        for (int64_t k = 0; k < t.c; k++) { mean[k] = (float)g.unit(); std_[k] = 0.1f + (float)g.unit(); }
+        auto n1 = in, n2 = in;
+        for (int64_t i = 0; i < t.n; i++) ln_augment_normalize_image(n1.data(), t.c, t.h * t.w, i, mean.data(), std_.data());
+        CHECK(ln_cuda_augment_normalize(ctx, t.n, t.c, t.h * t.w, mean.data(), std_.data(), n2.data()) == 0, "normalize rc");
+        CHECK(same_bytes(n1.data(), n2.data(), in_n * 4), "normalize c %ld", (long)t.c);
+    }
+    /* the draws: every offset in range is reached, flips near p */
+    int seen[13] = {0}, flips = 0;
+    for (int64_t i = 0; i < 4000; i++) {
+        int dy, dx;
+        ln_augment_crop_offsets(5, 0, i, 13, 1, &dy, &dx);
+        seen[dy]++;
+        flips += ln_augment_flip_drawn(5, 0, i, 0.25);
+    }
+    bool all = true;
+    for (int k : seen) all = all && k > 0;
+    CHECK(all && flips > 800 && flips < 1200, "draws: offsets cover the range, flips %d of 4000 at p 0.25", flips);
+}
+
+/* The switch (unverified.c) and the host-staged slots (host_staged.c): off,
+ * the unverified kernels' slots give the reference's results bit for bit,
+ * in place as well, moving each buffer once; on, the kernels are in place. */
+static void test_host_staged(ln_cuda_context *ctx) {
+    ln_backend off = {}, on = {};
+    ln_cuda_choose_kernels(&off, 0);
+    ln_cuda_choose_kernels(&on, 1);
+    CHECK(on.unary == ln_cuda_unary && on.softmax_backward == ln_cuda_softmax_backward && on.reduce_dim == ln_cuda_reduce_dim
+          && on.binary == ln_cuda_binary && on.binary_scalar == ln_cuda_binary_scalar && on.adam_step == ln_cuda_adam_step
+          && on.cross_entropy_forward_device == ln_cuda_cross_entropy_forward_device
+          && on.augment_random_crop == ln_cuda_augment_random_crop && on.augment_random_hflip == ln_cuda_augment_random_hflip
+          && on.augment_normalize == ln_cuda_augment_normalize, "switch on: the kernels");
+    CHECK(off.unary == ln_cuda_staged_unary && off.unary_backward == ln_cuda_staged_unary_backward
+          && off.softmax == ln_cuda_staged_softmax && off.softmax_backward == ln_cuda_staged_softmax_backward
+          && off.reduce_dim == ln_cuda_staged_reduce_dim && off.cross_entropy_forward_device == nullptr
+          && !off.augment_random_crop && !off.augment_random_hflip && !off.augment_normalize
+          && off.binary && off.binary != ln_cuda_binary && off.adam_step && off.adam_step != ln_cuda_adam_step,
+          "switch off: host-staged slots, no device loss");
+    lcg g{21};
+    for (int64_t n : {0, 1, 7, 1000, 70001}) {
+        auto x = randf(g, n, -6, 6), dy = randf(g, n, -1, 1);
+        if (n > 3) { x[1] = NAN; x[2] = 0.0f; }
+        for (int op = 0; op < LN_UNARY_COUNT; op++) {
+            ln_unary_params p = {op == LN_UNARY_POW ? 2.5f : 0.15f, -0.5f, 0.7f};
+            std::vector<float> y1(n), y2(n), d1(n), d2(n);
+            ln_ref_unary(nullptr, (ln_unary_op)op, &p, n, x.data(), y1.data());
+            downloaded = uploaded = 0;
+            CHECK(off.unary(ctx, (ln_unary_op)op, &p, n, x.data(), y2.data()) == 0, "staged unary rc");
+            CHECK(same_bytes(y1.data(), y2.data(), n * 4), "staged unary %d n %ld", op, (long)n);
+            CHECK(downloaded == (size_t)n * 4 && uploaded == (size_t)n * 4, "staged unary moves %zu, %zu", downloaded, uploaded);
+            auto z = x;  /* in place: x == y */
+            downloaded = uploaded = 0;
+            off.unary(ctx, (ln_unary_op)op, &p, n, z.data(), z.data());
+            CHECK(same_bytes(y1.data(), z.data(), n * 4), "staged unary in place %d", op);
+            CHECK(downloaded == (size_t)n * 4 && uploaded == (size_t)n * 4, "in place: one download, one upload");
+            if (!ln_unary_has_backward((ln_unary_op)op)) continue;
+            ln_ref_unary_backward(nullptr, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d1.data());
+            off.unary_backward(ctx, (ln_unary_op)op, &p, n, x.data(), y1.data(), dy.data(), d2.data());
+            CHECK(same_bytes(d1.data(), d2.data(), n * 4), "staged unary_backward %d", op);
+            auto dz = dy;  /* dx == dy */
+            off.unary_backward(ctx, (ln_unary_op)op, &p, n, x.data(), y1.data(), dz.data(), dz.data());
+            CHECK(same_bytes(d1.data(), dz.data(), n * 4), "staged unary_backward in place %d", op);
+            off.unary_backward(ctx, (ln_unary_op)op, &p, n, nullptr, y1.data(), dy.data(), d2.data());
+            ln_ref_unary_backward(nullptr, (ln_unary_op)op, &p, n, nullptr, y1.data(), dy.data(), d1.data());
+            CHECK(same_bytes(d1.data(), d2.data(), n * 4), "staged unary_backward without x %d", op);
+        }
+    }
+    int64_t shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {257, 13, 1}, {1, 131, 257}, {4, 1, 9}, {0, 3, 2}};
+    for (auto &s : shapes) {
+        int64_t n = s[0] * s[1] * s[2], rows = s[0] * s[2];
+        auto x = randf(g, n, -30, 30), dy = randf(g, n, -1, 1);
+        if (n > 20) x[g.below((int)n)] = NAN;
+        for (int log = 0; log < 2; log++) {
+            std::vector<float> y1(n), y2(n), d1(n), d2(n);
+            ln_ref_softmax(nullptr, log, s[0], s[1], s[2], x.data(), y1.data());
+            off.softmax(ctx, log, s[0], s[1], s[2], x.data(), y2.data());
+            CHECK(same_bytes(y1.data(), y2.data(), n * 4), "staged softmax log %d", log);
+            ln_ref_softmax_backward(nullptr, log, s[0], s[1], s[2], y1.data(), dy.data(), d1.data());
+            off.softmax_backward(ctx, log, s[0], s[1], s[2], y1.data(), dy.data(), d2.data());
+            CHECK(same_bytes(d1.data(), d2.data(), n * 4), "staged softmax_backward log %d", log);
+        }
+        for (int op = 0; op <= LN_MEAN; op++) {
+            bool pos = op == LN_MAX || op == LN_MIN;
+            std::vector<float> v1(rows), v2(rows);
+            std::vector<int32_t> p1(rows), p2(rows, -7);
+            ln_ref_reduce_dim(nullptr, (ln_reduce_op)op, s[0], s[1], s[2], x.data(), v1.data(), pos ? p1.data() : nullptr);
+            off.reduce_dim(ctx, (ln_reduce_op)op, s[0], s[1], s[2], x.data(), v2.data(), pos ? p2.data() : nullptr);
+            CHECK(same_bytes(v1.data(), v2.data(), rows * 4) && (!pos || p1 == p2), "staged reduce_dim op %d", op);
+        }
+    }
+    /* binary: the new comparisons host-staged, the original ops on the kernel;
+     * every dtype the kernel takes (float16/bfloat16 through float32, as the
+     * kernel computes them), out == a in place */
+    ln_dtype dts[] = {LN_FLOAT32, LN_INT32, LN_UINT8, LN_FLOAT16, LN_BFLOAT16};
+    for (int64_t n : {1, 9, 5000}) {
+        for (ln_dtype dt : dts) {
+            size_t es = ln_dtype_size(dt), bytes = n * es;
+            std::vector<char> a(bytes), b(bytes);
+            for (int64_t i = 0; i < n; i++) {
+                double va = g.below(7) - 3 + (dt == LN_INT32 || dt == LN_UINT8 ? 0 : 0.5 * g.below(2));
+                double vb = g.below(2) ? va : g.below(7) - 3;
+                if (dt == LN_UINT8) { va = va < 0 ? -va : va; vb = vb < 0 ? -vb : vb; }
+                ln_store_from_double(a.data(), dt, i, va);
+                ln_store_from_double(b.data(), dt, i, vb);
+            }
+            for (int op = 0; op <= LN_GE; op++) {
+                std::vector<char> o1(bytes), o2(bytes);
+                ln_cuda_binary(ctx, (ln_binary_op)op, dt, n, a.data(), b.data(), o1.data());
+                downloaded = 0;
+                CHECK(off.binary(ctx, (ln_binary_op)op, dt, n, a.data(), b.data(), o2.data()) == 0, "staged binary rc");
+                CHECK(same_bytes(o1.data(), o2.data(), bytes), "staged binary op %d %s n %ld", op, ln_dtype_name(dt), (long)n);
+                CHECK((downloaded != 0) == (op > LN_EQ), "binary op %d: host-staged exactly for the new comparisons", op);
+                auto z = a;
+                off.binary(ctx, (ln_binary_op)op, dt, n, z.data(), b.data(), z.data());
+                CHECK(same_bytes(o1.data(), z.data(), bytes), "staged binary in place op %d %s", op, ln_dtype_name(dt));
+                /* out = a OP a in place: one buffer, staged once (as the reference sees it) */
+                std::vector<char> q1(bytes), q2 = a;
+                ln_cuda_binary(ctx, (ln_binary_op)op, dt, n, a.data(), a.data(), q1.data());
+                downloaded = uploaded = 0;
+                off.binary(ctx, (ln_binary_op)op, dt, n, q2.data(), q2.data(), q2.data());
+                CHECK(same_bytes(q1.data(), q2.data(), bytes), "staged binary a OP a in place op %d %s", op, ln_dtype_name(dt));
+                CHECK(op <= LN_EQ || (downloaded == bytes && uploaded == bytes), "a OP a in place: staged once (%zu down)", downloaded);
+                for (int sf = 0; sf < 2; sf++) {
+                    ln_cuda_binary_scalar(ctx, (ln_binary_op)op, dt, n, a.data(), 1.0, sf, o1.data());
+                    off.binary_scalar(ctx, (ln_binary_op)op, dt, n, a.data(), 1.0, sf, o2.data());
+                    CHECK(same_bytes(o1.data(), o2.data(), bytes), "staged binary_scalar op %d %s sf %d", op, ln_dtype_name(dt), sf);
+                }
+            }
+        }
+    }
+    /* adam: AdamW host-staged, Adam on the kernel; both against the reference */
+    int64_t n = 4099;
+    auto p0 = randf(g, n, -1, 1);
+    ln_adam_params ap[] = {{3e-3f, 0.8f, 0.9f, 1e-6f, 0.1f, 1, 0}, {1e-2f, 0.9f, 0.999f, 1e-8f, 0.5f, 1, 1}};
+    for (auto adam : ap) {
+        auto a = p0, b = p0; std::vector<float> m1(n), v1(n), m2(n), v2(n);
+        downloaded = 0;
+        for (int step = 1; step <= 3; step++) {
+            auto gr = randf(g, n, -1, 1);
+            adam.step = step;
+            ln_ref_adam_step(nullptr, &adam, n, a.data(), gr.data(), m1.data(), v1.data());
+            off.adam_step(ctx, &adam, n, b.data(), gr.data(), m2.data(), v2.data());
+        }
+        CHECK(a == b && m1 == m2 && v1 == v2, "staged adam decoupled %d", adam.decoupled_weight_decay);
+        CHECK((downloaded != 0) == (adam.decoupled_weight_decay != 0), "adam: host-staged exactly for AdamW");
+    }
+    /* no reference handed over: an error, nothing written */
+    reference_now = nullptr;
+    std::vector<float> x(5, 1.0f), y(5, 7.0f);
+    ln_unary_params p = {0, 0, 0};
+    CHECK(off.unary(ctx, LN_UNARY_EXP, &p, 5, x.data(), y.data()) == LN_EDEVICE && y[0] == 7.0f, "staged without reference");
+    reference_now = &ln_ref_backend;
+}
+
 int main() {
     ln_cuda_context *ctx = make_ctx();
     test_binary(ctx); fprintf(stderr, "binary done\n");
@@ -465,6 +657,8 @@ int main() {
     test_batchnorm(ctx); fprintf(stderr, "batchnorm done\n");
     test_loss(ctx); fprintf(stderr, "loss done\n");
     test_optim(ctx);
+    test_host_staged(ctx); fprintf(stderr, "host-staged done\n");
+    test_augment(ctx); fprintf(stderr, "augment done\n");
     printf("%d checks, %d failures (%ld launches, %ld barriers)\n", checks, failures, ln_emu_launches, ln_emu_barriers);
     return failures != 0;
 }
