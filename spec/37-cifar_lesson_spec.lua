@@ -53,15 +53,17 @@ describe("lunet.models", function()
 
   it("the CIFAR model's FLOPs and parameters appear in model:summary", function()
     local m = lunet.models.cifar_resnet({ width = 8 })
-    if type(m.summary) ~= "function" then
-      pending("model:summary does not exist yet (another issue adds it)")
-      return
-    end
-    local text = tostring(m:summary({ 3, 32, 32 }))
+    assert.equal("function", type(m.summary))
+    local text = m:summary({ 3, 32, 32 })
+    assert.equal("string", type(text))
     local params = require("lunet.bench").parameter_count(m)
     local digits = tostring(params)
     local grouped = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
     assert.truthy(text:find(digits, 1, true) or text:find(grouped, 1, true), text)
+    -- the forward FLOPs of a batch of one, as m:flops counts them
+    local flops = m:flops({ 1, 3, 32, 32 })
+    assert.is_true(flops > 0)
+    assert.truthy(text:find("Forward FLOPs: " .. flops, 1, true), text)
   end)
 end)
 
