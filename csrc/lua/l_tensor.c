@@ -858,8 +858,9 @@ static int l_newindex(lua_State *L)
     int64_t i = check_position(L, fname, t);
     ln_tensor *src = ln_lua_to_tensor(L, 3);
     if (!src && lua_type(L, 3) != LUA_TNUMBER)
-        ln_lua_fail(L, fname, "the value must be a number%s, got %s",
-                    t->ndim > 1 ? " or a tensor" : "", luaL_typename(L, 3));
+        ln_lua_fail(L, fname, "the value must be a number%s, got %s (t has shape %s)",
+                    t->ndim > 1 ? " or a tensor" : "", luaL_typename(L, 3),
+                    ln_tensor_shape_string(t, s, sizeof s));
     if (src && t->ndim == 1)
         ln_lua_fail(L, fname, "t[i] of a 1-D tensor is a number; got a tensor");
     if (!src)

@@ -43,9 +43,11 @@ static int check_dim(lua_State *L, int idx, const char *fname, const ln_tensor *
     return d > 0 ? (int)d - 1 : t->ndim + (int)d;
 }
 
-/* The second operand: a live tensor, or a number (returned in *number). */
-static ln_tensor *check_operand(lua_State *L, int idx, const char *fname, double *number)
+/* The second operand of t: a live tensor, or a number (returned in *number). */
+static ln_tensor *check_operand(lua_State *L, int idx, const char *fname, const ln_tensor *t,
+                                double *number)
 {
+    char s[256];
     ln_tensor *u = ln_lua_to_tensor(L, idx);
     if (u) {
         if (!u->storage)
@@ -53,7 +55,8 @@ static ln_tensor *check_operand(lua_State *L, int idx, const char *fname, double
         return u;
     }
     if (lua_type(L, idx) != LUA_TNUMBER)
-        ln_lua_fail(L, fname, "argument #1: expected a tensor or a number, got %s",
+        ln_lua_fail(L, fname, "argument #1: expected a tensor or a number to combine with "
+                    "shape %s, got %s", ln_tensor_shape_string(t, s, sizeof s),
                     luaL_typename(L, idx));
     *number = lua_tonumber(L, idx);
     return NULL;
@@ -65,7 +68,7 @@ static int compare(lua_State *L, const char *fname, ln_binary_op op)
 {
     ln_tensor *t = check_self(L, fname);
     double s = 0;
-    ln_tensor *u = check_operand(L, 2, fname, &s);
+    ln_tensor *u = check_operand(L, 2, fname, t, &s);
     ln_tensor *out = ln_lua_new_tensor(L);
     if (u)
         ln_lua_check_status(L, ln_op_binary(out, op, t, u), fname);
@@ -86,7 +89,7 @@ static int inplace(lua_State *L, const char *fname, ln_binary_op op)
 {
     ln_tensor *t = check_self(L, fname);
     double s = 0;
-    ln_tensor *u = check_operand(L, 2, fname, &s);
+    ln_tensor *u = check_operand(L, 2, fname, t, &s);
     if (u)
         ln_lua_check_status(L, ln_op_binary_inplace(t, op, u), fname);
     else
@@ -124,19 +127,23 @@ SIMPLE_UNARY(tanh, LN_UNARY_TANH)
 SIMPLE_UNARY(sigmoid, LN_UNARY_SIGMOID)
 SIMPLE_UNARY(relu, LN_UNARY_RELU)
 
-static float check_float(lua_State *L, int idx, const char *fname, const char *argname)
+/* A number argument of an op on tensor t (named with t's shape when wrong). */
+static float check_float(lua_State *L, int idx, const char *fname, const char *argname,
+                         const ln_tensor *t)
 {
+    char s[256];
     if (lua_type(L, idx) != LUA_TNUMBER)
-        ln_lua_fail(L, fname, "argument #%d: %s must be a number, got %s", idx - 1, argname,
-                    luaL_typename(L, idx));
+        ln_lua_fail(L, fname, "argument #%d: %s must be a number, got %s (tensor of shape %s)",
+                    idx - 1, argname, luaL_typename(L, idx),
+                    ln_tensor_shape_string(t, s, sizeof s));
     return (float)lua_tonumber(L, idx);
 }
 
 static int l_pow(lua_State *L)
 {
     const char *fname = "lunet.Tensor:pow";
-    check_self(L, fname);
-    ln_unary_params p = {check_float(L, 2, fname, "the exponent"), 0, 0};
+    ln_tensor *t = check_self(L, fname);
+    ln_unary_params p = {check_float(L, 2, fname, "the exponent", t), 0, 0};
     return unary(L, fname, LN_UNARY_POW, &p);
 }
 
@@ -144,25 +151,26 @@ static int l_pow(lua_State *L)
 static int l_clamp(lua_State *L)
 {
     const char *fname = "lunet.Tensor:clamp";
-    check_self(L, fname);
+    char s[256];
+    ln_tensor *t = check_self(L, fname);
     if (lua_isnoneornil(L, 2) && lua_isnoneornil(L, 3))
         ln_lua_fail(L, fname, "at least one of lo (argument #1) and hi (argument #2) must "
-                    "be a number");
+                    "be a number (tensor of shape %s)", ln_tensor_shape_string(t, s, sizeof s));
     ln_unary_params p = {0, -INFINITY, INFINITY};
     if (!lua_isnoneornil(L, 2))
-        p.lo = check_float(L, 2, fname, "lo");
+        p.lo = check_float(L, 2, fname, "lo", t);
     if (!lua_isnoneornil(L, 3))
-        p.hi = check_float(L, 3, fname, "hi");
+        p.hi = check_float(L, 3, fname, "hi", t);
     return unary(L, fname, LN_UNARY_CLAMP, &p);
 }
 
 static int l_leaky_relu(lua_State *L)
 {
     const char *fname = "lunet.Tensor:leaky_relu";
-    check_self(L, fname);
+    ln_tensor *t = check_self(L, fname);
     ln_unary_params p = {0.01f, 0, 0};
     if (!lua_isnoneornil(L, 2))
-        p.alpha = check_float(L, 2, fname, "negative_slope");
+        p.alpha = check_float(L, 2, fname, "negative_slope", t);
     return unary(L, fname, LN_UNARY_LEAKY_RELU, &p);
 }
 
@@ -224,7 +232,7 @@ static int l_activation_backward(lua_State *L)
     ln_tensor *dy = ln_lua_check_tensor(L, 4, fname);
     ln_unary_params p = {0, 0, 0};
     if (!lua_isnoneornil(L, 5))
-        p.alpha = check_float(L, 5, fname, "alpha");
+        p.alpha = check_float(L, 5, fname, "alpha", x);
     ln_tensor *out = ln_lua_new_tensor(L);
     ln_lua_check_status(L, ln_op_unary_backward(out, (ln_unary_op)which, &p, x, y, dy), fname);
     return 1;
