@@ -790,3 +790,54 @@ describe("API.md serialization", function()
     err(function() lunet.load(path) end, "lunet.load", "Lineaz")
   end)
 end)
+
+-- --- README's examples ----------------------------------------------------------------------------
+
+describe("README.md's example section", function()
+  --- The ```lua blocks of README.md's "## A short example" section.
+  local function example_blocks()
+    local readme = assert(helpers.read_file(helpers.ROOT .. "/README.md"), "README.md is missing")
+    local section = readme:match("\n## A short example\n(.-)\n## ")
+    assert(section, "README.md has no \"## A short example\" section")
+    local blocks = {}
+    for code in section:gmatch("```lua\n(.-)\n```") do blocks[#blocks + 1] = code end
+    return blocks, section
+  end
+
+  it("shows a classifier with softmax probabilities, a scheduler and save/load of the whole model", function()
+    local blocks, section = example_blocks()
+    assert.is_true(#blocks >= 2, section)
+    local classifier = blocks[2]
+    for _, needed in ipairs({ ":softmax(", "lunet.optim.StepLR(", "sched:step()", "lunet.save(model",
+      "lunet.load(" }) do
+      assert.truthy(classifier:find(needed, 1, true), "the classifier example lacks " .. needed)
+    end
+  end)
+
+  it("runs as written on the current code, and its classifier learns", function()
+    local blocks = example_blocks()
+    local dir = helpers.tmpdir()
+    local outputs = {}
+    for i, code in ipairs(blocks) do
+      local ok, out = helpers.run_child(helpers.checkout_paths() .. code,
+        { prefix = "cd " .. helpers.sh_quote(dir) .. " &&" })
+      assert(ok, ("README example %d failed:\n%s"):format(i, out))
+      outputs[i] = out
+    end
+    helpers.rmdir(dir)
+    local out = outputs[2]
+    -- the loss falls over the scheduled steps
+    local losses = {}
+    for l in out:gmatch("loss (%d+%.%d+)") do losses[#losses + 1] = tonumber(l) end
+    assert.is_true(#losses >= 2, out)
+    assert.is_true(losses[#losses] < losses[1], out)
+    -- the restored model's probabilities: two rows summing to 1, classes 1 and 3
+    local probs = out:match("Tensor%(cpu, float32, %[2, 3%]%) {([^}]*)}")
+    assert(probs, out)
+    local p = {}
+    for v in probs:gmatch("[-%d.e]+") do p[#p + 1] = tonumber(v) end
+    assert.equal(6, #p)
+    assert.is_true(math.abs(p[1] + p[2] + p[3] - 1) < 1e-3 and math.abs(p[4] + p[5] + p[6] - 1) < 1e-3, probs)
+    assert.truthy(out:find("Tensor(cpu, int32, [2]) {1, 3}", 1, true), out)
+  end)
+end)
