@@ -841,3 +841,88 @@ describe("README.md's example section", function()
     assert.truthy(out:find("Tensor(cpu, int32, [2]) {1, 3}", 1, true), out)
   end)
 end)
+
+-- --- the new modules reuse their buffers ----------------------------------------------------------
+
+describe("issue 13's modules reuse their output and gradient buffers while the shape stays", function()
+  for _, dev in ipairs(helpers.devices()) do
+    local layers = {
+      { "Sigmoid", function() return nn.Sigmoid() end, function(x) return x:sigmoid() end },
+      { "Tanh", function() return nn.Tanh() end, function(x) return x:tanh() end },
+      { "LeakyReLU", function() return nn.LeakyReLU(0.2) end, function(x) return x:leaky_relu(0.2) end },
+      { "GELU", function() return nn.GELU() end, function(x) return x:gelu() end },
+      { "GELU tanh", function() return nn.GELU("tanh") end, function(x) return x:gelu("tanh") end },
+      { "Softmax", function() return nn.Softmax(2) end, function(x) return x:softmax(2) end },
+      { "LogSoftmax", function() return nn.LogSoftmax(-1) end, function(x) return x:log_softmax(-1) end },
+      { "Identity", function() return nn.Identity() end, function(x) return x end },
+      { "Residual", function()
+        lunet.manual_seed(2)
+        return nn.Residual(nn.Sequential(nn.Linear(5, 5), nn.Tanh()))
+      end },
+    }
+    for _, case in ipairs(layers) do
+      it(dev .. ": " .. case[1] .. ": same numbers, no allocation on the second call, a new buffer for a new shape", function()
+        local m = case[2]():to(dev)
+        local x = fill_from(lunet.empty({ 4, 5 }), 21):to(dev)
+        local g = fill_from(lunet.empty({ 4, 5 }), 22):to(dev)
+        local fresh = case[2]():to(dev)
+        local y1 = m:forward(x)
+        local gi1 = m:backward(x, g)
+        local y1c, gi1c = y1:clone(), gi1:clone()
+        m:zero_grad()
+        local before = lunet.tensor_allocations()
+        local y2 = m:forward(x)
+        local gi2 = m:backward(x, g)
+        local allocations = lunet.tensor_allocations() - before
+        if case[1] ~= "Residual" then assert.equal(0, allocations) end
+        assert.is_true(rawequal(y1, y2))
+        assert.is_true(rawequal(gi1, gi2))
+        helpers.assert_close(y2, y1c, 0, 0, "output")
+        helpers.assert_close(gi2, gi1c, 0, 0, "grad_input")
+        helpers.assert_close(y2, fresh:forward(x), 0, 0, "a fresh module's output")
+        if case[3] then helpers.assert_close(y2, case[3](x), 0, 0, "the tensor method's output") end
+        local other = m:forward(lunet.zeros({ 2, 5 }, { device = dev }))
+        assert.same({ 2, 5 }, other:shape())
+        assert.same({ 4, 5 }, y1c:shape())
+      end)
+    end
+
+    it(dev .. ": Residual and AdaptiveAvgPool2d keep their buffers", function()
+      local gap = nn.AdaptiveAvgPool2d(1):to(dev)
+      local x = fill_from(lunet.empty({ 2, 3, 4, 4 }), 23):to(dev)
+      local y1 = gap:forward(x)
+      local g1 = gap:backward(x, lunet.ones({ 2, 3, 1, 1 }, { device = dev }))
+      local before = lunet.tensor_allocations()
+      assert.is_true(rawequal(y1, gap:forward(x)))
+      assert.is_true(rawequal(g1, gap:backward(x, lunet.ones({ 2, 3, 1, 1 }, { device = dev }))) )
+      assert.equal(1, lunet.tensor_allocations() - before) -- the ones() above
+    end)
+
+    it(dev .. ": the losses' gradients reuse grad_input, with the numbers of a fresh criterion", function()
+      local x = fill_from(lunet.empty({ 6, 4 }), 24):to(dev)
+      local t = fill_from(lunet.empty({ 6, 4 }), 25):to(dev):sigmoid()
+      local labels = T({ 1, 4, 2, 3, 3, 1 }, dev, "int32")
+      local cases = {
+        { nn.MSELoss, {}, function() return x, t end },
+        { nn.BCEWithLogitsLoss, {}, function() return x, t end },
+        { nn.NLLLoss, {}, function() return x:log_softmax(2), labels end },
+        { nn.CrossEntropyLoss, { { label_smoothing = 0.2 } }, function() return x, labels end },
+        { nn.CrossEntropyLoss, {}, function() return x, labels end },
+      }
+      for _, c in ipairs(cases) do
+        local crit = c[1](table.unpack(c[2]))
+        local a, b = c[3]()
+        local l1 = crit:forward(a, b)
+        local g1 = crit:backward(a, b)
+        local g1c = g1:clone()
+        local g2 = crit:backward(a, b)
+        assert.is_true(rawequal(g1, g2), crit.__typename)
+        helpers.assert_close(g2, g1c, 0, 0, crit.__typename)
+        assert.equal(l1, crit:forward(a, b))
+        -- never written over an operand: a grad_input passed back in as the input
+        local g3 = crit:backward(g2, b)
+        assert.is_false(rawequal(g3, g2), crit.__typename)
+      end
+    end)
+  end
+end)

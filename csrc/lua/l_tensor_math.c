@@ -214,39 +214,113 @@ static int l_log_softmax(lua_State *L) { return softmax(L, "lunet.Tensor:log_sof
 
 /* --- gradients for the nn modules ----------------------------------------------------- */
 
-/* lunet.activation_backward(name, x, y, dy [, alpha]): dx of an activation of
- * the unary family with a gradient ("sigmoid", "tanh", "relu", "leaky_relu",
- * "gelu", "gelu_tanh"), from its input x and output y. */
+/* Argument idx of an nn op: the tensor its module kept from the last call
+ * (or nil). Pushes and returns it when it can take the result (live,
+ * contiguous float32, the shape of `like` on its device, sharing no memory
+ * with an input), so a steady forward or backward allocates nothing; else
+ * pushes and returns a new (zeroed) tensor for the op to allocate. */
+static ln_tensor *push_reusable(lua_State *L, int idx, const char *fname, const ln_tensor *like,
+                                const ln_tensor *const *inputs, int ninputs)
+{
+    if (!lua_isnoneornil(L, idx)) {
+        ln_tensor *t = ln_lua_to_tensor(L, idx);
+        if (!t)
+            ln_lua_fail(L, fname, "argument #%d: expected a tensor to reuse or nil, got %s", idx,
+                        luaL_typename(L, idx));
+        int fits = t->storage && t->dtype == LN_FLOAT32 && ln_tensor_is_contiguous(t)
+                   && ln_tensor_same_shape(t, like) && ln_tensor_device(t) == ln_tensor_device(like);
+        for (int i = 0; fits && i < ninputs; i++)
+            fits = inputs[i]->storage != t->storage;
+        if (fits) {
+            lua_pushvalue(L, idx);
+            return t;
+        }
+    }
+    return ln_lua_new_tensor(L);
+}
+
+/* The activation of the unary family named by argument 1 ("sigmoid", "tanh",
+ * "relu", "leaky_relu", "gelu", "gelu_tanh": those with a gradient). */
+static ln_unary_op check_activation(lua_State *L, const char *fname)
+{
+    const char *name = luaL_checkstring(L, 1);
+    for (int op = 0; op < LN_UNARY_COUNT; op++)
+        if (ln_unary_has_backward((ln_unary_op)op) && strcmp(name, ln_unary_name((ln_unary_op)op)) == 0)
+            return (ln_unary_op)op;
+    return (ln_unary_op)ln_lua_fail(L, fname, "argument #1: \"%s\" is not an activation with "
+                                    "a gradient", name);
+}
+
+/* lunet.activation_forward(name, x [, alpha [, out]]): y of an activation (see
+ * check_activation), written into `out` when it fits (push_reusable). */
+static int l_activation_forward(lua_State *L)
+{
+    const char *fname = "lunet.activation_forward";
+    ln_unary_op op = check_activation(L, fname);
+    ln_tensor *x = ln_lua_check_tensor(L, 2, fname);
+    ln_unary_params p = {op == LN_UNARY_LEAKY_RELU ? 0.01f : 0, 0, 0};
+    if (!lua_isnoneornil(L, 3))
+        p.alpha = check_float(L, 3, fname, "alpha", x);
+    const ln_tensor *inputs[] = {x};
+    ln_tensor *out = push_reusable(L, 4, fname, x, inputs, 1);
+    ln_lua_check_status(L, ln_op_unary_into(out, op, &p, x), fname);
+    return 1;
+}
+
+/* lunet.activation_backward(name, x, y, dy [, alpha [, out]]): dx of an
+ * activation (see check_activation) from its input x and output y, written
+ * into `out` when it fits (push_reusable). */
 static int l_activation_backward(lua_State *L)
 {
     const char *fname = "lunet.activation_backward";
-    const char *name = luaL_checkstring(L, 1);
-    int which = -1;
-    for (int op = 0; op < LN_UNARY_COUNT; op++)
-        if (ln_unary_has_backward((ln_unary_op)op) && strcmp(name, ln_unary_name((ln_unary_op)op)) == 0)
-            which = op;
-    if (which < 0)
-        ln_lua_fail(L, fname, "argument #1: \"%s\" is not an activation with a gradient", name);
+    ln_unary_op op = check_activation(L, fname);
     ln_tensor *x = ln_lua_check_tensor(L, 2, fname);
     ln_tensor *y = ln_lua_check_tensor(L, 3, fname);
     ln_tensor *dy = ln_lua_check_tensor(L, 4, fname);
     ln_unary_params p = {0, 0, 0};
     if (!lua_isnoneornil(L, 5))
         p.alpha = check_float(L, 5, fname, "alpha", x);
-    ln_tensor *out = ln_lua_new_tensor(L);
-    ln_lua_check_status(L, ln_op_unary_backward(out, (ln_unary_op)which, &p, x, y, dy), fname);
+    const ln_tensor *inputs[] = {x, y, dy};
+    ln_tensor *out = push_reusable(L, 6, fname, x, inputs, 3);
+    ln_lua_check_status(L, ln_op_unary_backward_into(out, op, &p, x, y, dy), fname);
     return 1;
 }
 
-/* lunet.softmax_backward(y, dy, dim [, log]): dx from softmax's output y. */
+/* lunet.softmax_forward(x, dim [, log [, out]]): softmax (log_softmax) of x
+ * along dim, written into `out` when it fits (push_reusable). */
+static int l_softmax_forward(lua_State *L)
+{
+    const char *fname = "lunet.softmax_forward";
+    ln_tensor *x = ln_lua_check_tensor(L, 1, fname);
+    int dim = check_dim(L, 2, fname, x);
+    const ln_tensor *inputs[] = {x};
+    ln_tensor *out = push_reusable(L, 4, fname, x, inputs, 1);
+    ln_lua_check_status(L, ln_op_softmax_into(out, lua_toboolean(L, 3), x, dim), fname);
+    return 1;
+}
+
+/* lunet.softmax_backward(y, dy, dim [, log [, out]]): dx from softmax's
+ * output y, written into `out` when it fits (push_reusable). */
 static int l_softmax_backward(lua_State *L)
 {
     const char *fname = "lunet.softmax_backward";
     ln_tensor *y = ln_lua_check_tensor(L, 1, fname);
     ln_tensor *dy = ln_lua_check_tensor(L, 2, fname);
     int dim = check_dim(L, 3, fname, y);
-    ln_tensor *out = ln_lua_new_tensor(L);
-    ln_lua_check_status(L, ln_op_softmax_backward(out, lua_toboolean(L, 4), y, dy, dim), fname);
+    const ln_tensor *inputs[] = {y, dy};
+    ln_tensor *out = push_reusable(L, 5, fname, y, inputs, 2);
+    ln_lua_check_status(L, ln_op_softmax_backward_into(out, lua_toboolean(L, 4), y, dy, dim), fname);
+    return 1;
+}
+
+/* lunet.shares_memory(a, b): whether tensors a and b view the same storage
+ * (as torch.shares_memory), so a buffer is never reused over an input. */
+static int l_shares_memory(lua_State *L)
+{
+    const char *fname = "lunet.shares_memory";
+    ln_tensor *a = ln_lua_check_tensor(L, 1, fname);
+    ln_tensor *b = ln_lua_check_tensor(L, 2, fname);
+    lua_pushboolean(L, a->storage != NULL && a->storage == b->storage);
     return 1;
 }
 
@@ -279,8 +353,11 @@ void ln_lua_open_tensor_math(lua_State *L)
         {"leaky_relu", l_leaky_relu}, {"gelu", l_gelu}, {"softmax", l_softmax},
         {"log_softmax", l_log_softmax}, {NULL, NULL}};
     static const luaL_Reg functions[] = {
+        {"activation_forward", l_activation_forward},
         {"activation_backward", l_activation_backward},
+        {"softmax_forward", l_softmax_forward},
         {"softmax_backward", l_softmax_backward}, {"reduce_dim", l_reduce_dim},
+        {"shares_memory", l_shares_memory},
         {NULL, NULL}};
     lua_getfield(L, -1, "Tensor"); /* the methods table ln_lua_open_tensor made */
     luaL_setfuncs(L, methods, 0);

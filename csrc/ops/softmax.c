@@ -29,22 +29,33 @@ static int check_dim(const ln_tensor *x, int dim)
     return LN_OK;
 }
 
+/* On failure an output allocated here is released; one given is left as it is. */
+static int finish(int st, ln_tensor *out, int allocated)
+{
+    if (st != LN_OK && allocated)
+        ln_tensor_release(out);
+    return st;
+}
+
 int ln_op_softmax(ln_tensor *out, int log, const ln_tensor *x, int dim)
 {
     memset(out, 0, sizeof *out);
+    return ln_op_softmax_into(out, log, x, dim);
+}
+
+int ln_op_softmax_into(ln_tensor *out, int log, const ln_tensor *x, int dim)
+{
     LN_TRY(ln_tensor_check_live(x));
     LN_TRY(check_dim(x, dim));
     int64_t outer, inner;
     ln_split_at_dim(x, dim, &outer, &inner);
     ln_tensor cx = {0};
+    int allocated = 0;
     LN_TRY(ln_contiguous_float(&cx, x));
-    int st = ln_tensor_alloc_like(out, &cx);
-    if (st == LN_OK && ln_tensor_numel(&cx) > 0) {
-        st = LN_CALL(ln_tensor_device(x), softmax, log, outer, x->shape[dim], inner,
-                     ln_tensor_data(&cx), ln_tensor_data(out));
-        if (st != LN_OK)
-            ln_tensor_release(out);
-    }
+    int st = ln_family_output(out, &cx, &allocated);
+    if (st == LN_OK && ln_tensor_numel(&cx) > 0)
+        st = finish(LN_CALL(ln_tensor_device(x), softmax, log, outer, x->shape[dim], inner,
+                            ln_tensor_data(&cx), ln_tensor_data(out)), out, allocated);
     ln_tensor_release(&cx);
     return st;
 }
@@ -52,8 +63,14 @@ int ln_op_softmax(ln_tensor *out, int log, const ln_tensor *x, int dim)
 int ln_op_softmax_backward(ln_tensor *dx, int log, const ln_tensor *y, const ln_tensor *dy,
                            int dim)
 {
-    char a[256], b[256];
     memset(dx, 0, sizeof *dx);
+    return ln_op_softmax_backward_into(dx, log, y, dy, dim);
+}
+
+int ln_op_softmax_backward_into(ln_tensor *dx, int log, const ln_tensor *y, const ln_tensor *dy,
+                                int dim)
+{
+    char a[256], b[256];
     LN_TRY(ln_tensor_check_live(y));
     LN_TRY(ln_tensor_check_live(dy));
     LN_TRY(check_dim(y, dim));
@@ -67,17 +84,16 @@ int ln_op_softmax_backward(ln_tensor *dx, int log, const ln_tensor *y, const ln_
     int64_t outer, inner;
     ln_split_at_dim(y, dim, &outer, &inner);
     ln_tensor cy = {0}, cdy = {0};
+    int allocated = 0;
     int st = ln_contiguous_float(&cy, y);
     if (st == LN_OK)
         st = ln_contiguous_float(&cdy, dy);
     if (st == LN_OK)
-        st = ln_tensor_alloc_like(dx, &cy);
-    if (st == LN_OK && ln_tensor_numel(&cy) > 0) {
-        st = LN_CALL(ln_tensor_device(y), softmax_backward, log, outer, y->shape[dim], inner,
-                     ln_tensor_data(&cy), ln_tensor_data(&cdy), ln_tensor_data(dx));
-        if (st != LN_OK)
-            ln_tensor_release(dx);
-    }
+        st = ln_family_output(dx, &cy, &allocated);
+    if (st == LN_OK && ln_tensor_numel(&cy) > 0)
+        st = finish(LN_CALL(ln_tensor_device(y), softmax_backward, log, outer, y->shape[dim],
+                            inner, ln_tensor_data(&cy), ln_tensor_data(&cdy), ln_tensor_data(dx)),
+                    dx, allocated);
     ln_tensor_release(&cy);
     ln_tensor_release(&cdy);
     return st;

@@ -1200,7 +1200,9 @@ end
 local function call_named(fname, f, ...)
   local ok, result = pcall(f, ...)
   if not ok then
-    raise("%s: %s", fname, (tostring(result):gsub("^.-lunet%.[%w_]+[.:][%w_]+[^:]*: ", "")))
+    local msg, n = tostring(result):gsub("^.-lunet%.[%w_]+[.:][%w_]+[^:]*: ", "")
+    if n == 0 then msg = msg:gsub("^.-lunet%.[%w_]+: ", "") end -- lunet.activation_forward: ...
+    raise("%s: %s", fname, msg)
   end
   return result
 end
@@ -1211,14 +1213,17 @@ local function check_tensor_arg(fname, what, v)
 end
 
 --- An elementwise activation: forward(input) = input:<method>(alpha), and
--- backward from the input and the output kept by forward.
+-- backward from the input and the output kept by forward. Both write into
+-- the tensors of the last call when the shape is unchanged (as Linear does).
 local function activation(name, method, grad_name, alpha_field)
   local A = class(name, Module)
   function A:forward(input)
     check_self(self, name, "forward")
     local fname = self._fname.forward
     check_tensor_arg(fname, "input", input)
-    self.output = call_named(fname, input[method], input, alpha_field and self[alpha_field])
+    local alpha = alpha_field and self[alpha_field]
+    self.output = call_named(fname, core.activation_forward, grad_name(self), input,
+      type(alpha) == "number" and alpha or nil, self.output)
     return self.output
   end
   function A:backward(input, grad_output)
@@ -1229,7 +1234,7 @@ local function activation(name, method, grad_name, alpha_field)
     check_tensor_arg(fname, "grad_output", grad_output)
     local alpha = alpha_field and self[alpha_field]
     self.grad_input = call_named(fname, core.activation_backward, grad_name(self), input,
-      self.output, grad_output, type(alpha) == "number" and alpha or nil)
+      self.output, grad_output, type(alpha) == "number" and alpha or nil, self.grad_input)
     return self.grad_input
   end
   return A
@@ -1275,7 +1280,6 @@ end
 --- Softmax(dim) and LogSoftmax(dim): along `dim` (negative counts from the end).
 for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
   local S = class(name, Module)
-  local method = log and "log_softmax" or "softmax"
   function S:__init(dim)
     Module.__init(self)
     local d = math.type(dim) == "integer" and dim or (type(dim) == "number" and math.tointeger(dim))
@@ -1289,7 +1293,7 @@ for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
     check_self(self, name, "forward")
     local fname = self._fname.forward
     check_tensor_arg(fname, "input", input)
-    self.output = call_named(fname, input[method], input, self.dim)
+    self.output = call_named(fname, core.softmax_forward, input, self.dim, log, self.output)
     return self.output
   end
   function S:backward(input, grad_output)
@@ -1297,7 +1301,8 @@ for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
     local fname = self._fname.backward
     if not self.output then raise("%s: call forward before backward", fname) end
     check_tensor_arg(fname, "grad_output", grad_output)
-    self.grad_input = call_named(fname, core.softmax_backward, self.output, grad_output, self.dim, log)
+    self.grad_input = call_named(fname, core.softmax_backward, self.output, grad_output, self.dim, log,
+      self.grad_input)
     return self.grad_input
   end
   function S:__repr()
@@ -1362,6 +1367,20 @@ local function one_hot(labels, c)
   return labels:reshape({ labels:size(1), 1 }):eq(row):to("float32")
 end
 
+--- `buf` (a loss's grad_input from its last call) when it can hold a result
+-- like float32 `like` (same shape and device, sharing no memory with the
+-- operands), so a steady backward allocates nothing; else nil.
+local function reusable(buf, like, ...)
+  if not (is_live(buf) and buf:dtype() == "float32" and like:dtype() == "float32"
+    and buf:device() == like:device() and shape_string(buf) == shape_string(like)) then
+    return nil
+  end
+  for _, operand in ipairs({ like, ... }) do
+    if lunet.shares_memory(buf, operand) then return nil end
+  end
+  return buf
+end
+
 --- MSELoss: mean((input - target)^2) over every element.
 local MSELoss = class("MSELoss", Module)
 function MSELoss:forward(input, target)
@@ -1376,7 +1395,12 @@ function MSELoss:backward(input, target)
   check_self(self, "MSELoss", "backward")
   local fname = self._fname.backward
   check_same_shape(fname, input, target, "input", "target")
-  self.grad_input = call_named(fname, function() return (input - target) * (2 / input:numel()) end)
+  local scale = 2 / input:numel()
+  local g = target:dtype() == "float32" and reusable(self.grad_input, input, target)
+  self.grad_input = call_named(fname, function()
+    if g then return g:copy(input):sub_(target):mul_(scale) end
+    return (input - target) * scale
+  end)
   return self.grad_input
 end
 
@@ -1392,7 +1416,12 @@ end
 function NLLLoss:backward(log_probs, labels)
   check_self(self, "NLLLoss", "backward")
   local n, c = check_classification(self._fname.backward, log_probs, labels, "log_probs")
-  self.grad_input = one_hot(labels, c) * (-1 / math.max(n, 1))
+  local g = reusable(self.grad_input, log_probs, labels)
+  if g then
+    self.grad_input = g:copy(one_hot(labels, c)):mul_(-1 / math.max(n, 1))
+  else
+    self.grad_input = one_hot(labels, c) * (-1 / math.max(n, 1))
+  end
   return self.grad_input
 end
 
@@ -1413,7 +1442,11 @@ function BCEWithLogitsLoss:backward(input, target)
   check_self(self, "BCEWithLogitsLoss", "backward")
   local fname = self._fname.backward
   check_same_shape(fname, input, target, "input", "target")
+  local g = target:dtype() == "float32" and reusable(self.grad_input, input, target)
   self.grad_input = call_named(fname, function()
+    if g then
+      return core.activation_forward("sigmoid", input, nil, g):sub_(target):mul_(1 / input:numel())
+    end
     return (input:sigmoid() - target) * (1 / input:numel())
   end)
   return self.grad_input
@@ -1434,7 +1467,12 @@ end
 
 local function smoothed_cross_entropy_backward(self, logits, labels)
   local n, c = check_classification(self._fname.backward, logits, labels, "logits")
-  return (logits:softmax(2) - smoothed_target(labels, c, self.label_smoothing)) * (1 / math.max(n, 1))
+  local target = smoothed_target(labels, c, self.label_smoothing)
+  local g = reusable(self.grad_input, logits, labels)
+  if g then
+    return core.softmax_forward(logits, 2, false, g):sub_(target):mul_(1 / math.max(n, 1))
+  end
+  return (logits:softmax(2) - target) * (1 / math.max(n, 1))
 end
 
 -- --- geometry: m:output_shape(input_shape), m:flops(input_shape), m:summary() -------
