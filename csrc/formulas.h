@@ -180,28 +180,43 @@ LN_FORMULA void ln_f_softmax_backward_row(int take_log, int64_t n, int64_t strid
     }
 }
 
-/* values = reduction of the row; *position = 1-based first extreme (max/min). */
+/* The rules of a reduction of one row of n elements, written once for every
+ * dtype: LOAD(k) reads element k, and the result lands in `value` (a double)
+ * and `best` (the 0-based position of the extreme). Sums and means add in
+ * double; max and min keep the first extreme, held in type T (the row's own
+ * precision), and a NaN wins and ends the search, as in PyTorch. */
+#define LN_REDUCE_ROW(op, n, T, LOAD, value, best)                                  \
+    do {                                                                            \
+        (best) = 0;                                                                 \
+        if ((op) == LN_SUM || (op) == LN_MEAN) {                                    \
+            double acc_ = 0;                                                        \
+            for (int64_t k_ = 0; k_ < (n); k_++)                                    \
+                acc_ += (double)(LOAD(k_));                                         \
+            (value) = (op) == LN_MEAN ? acc_ / (double)(n) : acc_;                  \
+        } else {                                                                    \
+            T ext_ = (T)(LOAD(0));                                                  \
+            for (int64_t k_ = 1; k_ < (n) && ext_ == ext_; k_++) {                  \
+                T v_ = (T)(LOAD(k_));                                               \
+                if (v_ != v_ || ((op) == LN_MAX ? v_ > ext_ : v_ < ext_)) {         \
+                    (best) = k_;                                                    \
+                    ext_ = v_;                                                      \
+                }                                                                   \
+            }                                                                       \
+            (value) = (double)ext_;                                                 \
+        }                                                                           \
+    } while (0)
+
+/* values = reduction of a float32 row; *position = 1-based first extreme (max/min). */
 LN_FORMULA void ln_f_reduce_row(ln_reduce_op op, int64_t n, int64_t stride, const float *x,
                                 float *value, int32_t *position)
 {
-    if (op == LN_SUM || op == LN_MEAN) {
-        double acc = 0;
-        for (int64_t k = 0; k < n; k++)
-            acc += (double)x[k * stride];
-        *value = (float)(op == LN_MEAN ? acc / (double)n : acc);
-        return;
-    }
-    int64_t best = 0;
-    float acc = x[0];
-    for (int64_t k = 1; k < n && acc == acc; k++) {
-        float v = x[k * stride];
-        if (v != v || (op == LN_MAX ? v > acc : v < acc)) {
-            best = k;
-            acc = v;
-        }
-    }
-    *value = acc;
-    if (position)
+    double v;
+    int64_t best;
+#define LN_LOAD_F32_(k) x[(k) * stride]
+    LN_REDUCE_ROW(op, n, float, LN_LOAD_F32_, v, best);
+#undef LN_LOAD_F32_
+    *value = (float)v;
+    if (position && op != LN_SUM && op != LN_MEAN)
         *position = (int32_t)(best + 1);
 }
 

@@ -156,7 +156,17 @@ for _, dev in ipairs(helpers.devices()) do
         v, p = t:min(1, true)
         assert.same({ { 1, 2, 3 } }, v:totable(), dtype)
         assert.same({ { 1, 2, 1 } }, p:totable(), dtype)
+        local e = lunet.zeros({ 2, 0 }, { device = dev, dtype = dtype })
+        assert.same({ 0, 0 }, e:sum(2):totable(), dtype)
+        assert.is_true(e:mean(2):get(1) ~= e:mean(2):get(1), dtype)
       end
+      -- exact int32 extremes beyond float32's 2^24, and sums that leave int32
+      local big = T({ { 16777217, 16777216 }, { -2147483647, 2147483647 } }, dev, "int32")
+      local v, p = big:max(2)
+      assert.same({ 16777217, 2147483647 }, v:totable())
+      assert.same({ 1, 2 }, p:totable())
+      assert.same({ 33554433, 0 }, big:sum(2):totable())
+      err(function() big:sum(1) end, "lunet.Tensor:sum", "does not fit in int32")
     end)
 
     it("a dim that is not an integer in 1..dim() (or -1) is an error, never ignored", function()

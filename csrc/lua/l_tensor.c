@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ops/families.h"
 #include "../random.h"
 #include "../status.h"
 #include "../tensor_ops.h"
-#include "../tensor_reduce_dim.h"
 #include "../tensor_shape.h"
 #include "binding.h"
 
@@ -945,17 +945,17 @@ static int l_totable(lua_State *L)
 
 /* t:sum(dim [, keepdim]) and its kin: along a dimension, tensors (values, and
  * positions for max and min). */
-static int reduce_along(lua_State *L, const char *fname, ln_tensor *t, ln_dim_reduction op)
+static int reduce_along(lua_State *L, const char *fname, ln_tensor *t, ln_reduce_op op)
 {
     int dim = check_dim(L, 2, fname, t);
     if (!lua_isnoneornil(L, 3) && lua_type(L, 3) != LUA_TBOOLEAN)
         ln_lua_fail(L, fname, "argument #2: keepdim must be a boolean, got %s",
                     luaL_typename(L, 3));
     int keepdim = lua_toboolean(L, 3);
-    int with_positions = op == LN_DIM_MAX || op == LN_DIM_MIN;
+    int with_positions = op == LN_MAX || op == LN_MIN;
     ln_tensor *values = ln_lua_new_tensor(L);
     ln_tensor *positions = with_positions ? ln_lua_new_tensor(L) : NULL;
-    ln_lua_check_status(L, ln_tensor_reduce_dim(values, positions, t, op, dim, keepdim),
+    ln_lua_check_status(L, ln_op_reduce_dim(values, positions, t, op, dim, keepdim),
                         fname);
     return with_positions ? 2 : 1;
 }
@@ -967,9 +967,7 @@ static int reduce(lua_State *L, const char *fname, ln_reduce_op op, int mean)
     ln_tensor *t = SELF(fname);
     double v;
     if (!lua_isnoneornil(L, 2)) {
-        ln_dim_reduction dop = mean ? LN_DIM_MEAN : op == LN_SUM ? LN_DIM_SUM
-                             : op == LN_MAX ? LN_DIM_MAX : LN_DIM_MIN;
-        return reduce_along(L, fname, t, dop);
+        return reduce_along(L, fname, t, mean ? LN_MEAN : op);
     }
     if (lua_gettop(L) > 2)
         ln_lua_fail(L, fname, "argument #2 (keepdim) needs a dim before it");

@@ -325,7 +325,7 @@ static int l_shares_memory(lua_State *L)
 }
 
 /* lunet.reduce_dim(t, "sum"|"mean"|"max"|"min", dim [, keepdim]): the
- * reduce_dim family on float32 t; values, and for max/min the int32 1-based
+ * reduce_dim family on t (any dtype); values, and for max/min the int32 1-based
  * positions (t:sum(dim) and friends are the user's form of it). */
 static int l_reduce_dim(lua_State *L)
 {

@@ -43,10 +43,12 @@ int ln_op_softmax_backward_into(ln_tensor *dx, int log, const ln_tensor *y, cons
  * *allocated = 1) when out is zeroed, else checked to fit. */
 int ln_family_output(ln_tensor *out, const ln_tensor *like, int *allocated);
 
-/* Reduction of float32 x along 0-based `dim` (removed, or kept with size 1):
- * values float32; positions (int32, 1-based, first extreme, NaN wins) for
- * LN_MAX and LN_MIN, NULL for LN_SUM and LN_MEAN. On failure both are left
- * released. */
+/* Reduction of x (any dtype) along 0-based `dim` (removed, or kept with size
+ * 1): values float32 for float32 x, else x's dtype, except that sums of
+ * integers are int32 and their means float32; positions (int32, 1-based,
+ * first extreme, NaN wins) for LN_MAX and LN_MIN, NULL for LN_SUM and
+ * LN_MEAN. float32 runs on x's device (the reduce_dim slot), the other dtypes
+ * on the host. On failure both are left released. */
 int ln_op_reduce_dim(ln_tensor *values, ln_tensor *positions, const ln_tensor *x,
                      ln_reduce_op op, int dim, int keepdim);
 
