@@ -62,16 +62,22 @@ int ln_op_binary(ln_tensor *out, ln_binary_op op, const ln_tensor *a, const ln_t
     return st;
 }
 
-int ln_op_binary_scalar(ln_tensor *out, ln_binary_op op, const ln_tensor *a,
-                        double s, int scalar_first)
+static int check_scalar_operand(ln_binary_op op, const ln_tensor *a, double s)
 {
-    memset(out, 0, sizeof *out);
     LN_TRY(ln_tensor_check_live(a));
     LN_TRY(check_arith_dtype(op, a->dtype));
     if (!ln_dtype_is_float(a->dtype) && (s != floor(s) || fabs(s) > 2147483647.0))
         return ln_error(LN_EINVAL, "the number %g cannot be combined with a %s tensor "
                         "(it is not a 32-bit integer); convert with t:to(\"float32\")",
                         s, ln_dtype_name(a->dtype));
+    return LN_OK;
+}
+
+int ln_op_binary_scalar(ln_tensor *out, ln_binary_op op, const ln_tensor *a,
+                        double s, int scalar_first)
+{
+    memset(out, 0, sizeof *out);
+    LN_TRY(check_scalar_operand(op, a, s));
     ln_tensor ca = {0};
     int st = ln_tensor_contiguous(&ca, a);
     if (st == LN_OK)
@@ -85,6 +91,20 @@ int ln_op_binary_scalar(ln_tensor *out, ln_binary_op op, const ln_tensor *a,
     }
     ln_tensor_release(&ca);
     return st;
+}
+
+int ln_op_binary_scalar_self(ln_tensor *t, ln_binary_op op, double s)
+{
+    LN_TRY(check_scalar_operand(op, t, s));
+    if (!ln_tensor_is_contiguous(t))
+        return ln_error(LN_EINVAL, "in-place arithmetic with a number needs a contiguous "
+                        "tensor");
+    int64_t n = ln_tensor_numel(t);
+    if (n == 0)
+        return LN_OK;
+    /* elementwise, each element read before it is written: out may be a */
+    return LN_CALL(ln_tensor_device(t), binary_scalar, op, t->dtype, n, ln_tensor_data(t), s,
+                   0, ln_tensor_data(t));
 }
 
 int ln_op_reduce(const ln_tensor *t, ln_reduce_op op, double *result)

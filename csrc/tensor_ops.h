@@ -12,6 +12,10 @@ int ln_op_binary(ln_tensor *out, ln_binary_op op, const ln_tensor *a, const ln_t
 /* out = a OP s, or s OP a when scalar_first. */
 int ln_op_binary_scalar(ln_tensor *out, ln_binary_op op, const ln_tensor *a,
                         double s, int scalar_first);
+
+/* t = t OP s in place, for a contiguous t (no temporary). */
+int ln_op_binary_scalar_self(ln_tensor *t, ln_binary_op op, double s);
+
 /* Sum, max or min of every element, as a double (waits for the device). */
 int ln_op_reduce(const ln_tensor *t, ln_reduce_op op, double *result);
 /* int32 1-based positions of the maximum along 0-based `dim` (removed). */

@@ -238,6 +238,19 @@ for _, dev in ipairs(helpers.devices()) do
       assert.same({ { 20, 42 }, { 36, 69 } }, t:totable())
       assert.is_true(rawequal(t, t:div_(2)))
       assert.same({ { 10, 21 }, { 18, 34.5 } }, t:totable())
+      -- u may be t itself or a view of it
+      local q = T({ { 1, 2, 3 }, { 4, 5, 6 } }, dev)
+      assert.same({ { 1, 4, 9 }, { 16, 25, 36 } }, q:mul_(q):totable())
+      local r = T({ { 1, 2, 3 }, { 4, 5, 6 } }, dev)
+      assert.same({ { 2, 4, 6 }, { 5, 7, 9 } }, r:add_(r[1]):totable())
+      local c = T({ { 1, 2, 3 }, { 4, 5, 6 } }, dev)
+      c:narrow(2, 2, 2):sub_(c:narrow(2, 1, 2))
+      assert.same({ { 1, 1, 1 }, { 4, 1, 1 } }, c:totable()) -- the overlapping operand read first
+      -- a number or the tensor itself in place: no temporary
+      local before = lunet.tensor_allocations()
+      q:mul_(0.5):add_(1):mul_(q)
+      assert.equal(0, lunet.tensor_allocations() - before)
+      assert.same({ { 2.25, 9, 30.25 }, { 81, 182.25, 361 } }, q:totable())
     end)
 
     it("exp log sqrt abs tanh sigmoid relu pow clamp: new float tensors", function()
@@ -926,6 +939,12 @@ describe("issue 13's modules reuse their output and gradient buffers while the s
         assert.is_true(rawequal(g1, g2), crit.__typename)
         helpers.assert_close(g2, g1c, 0, 0, crit.__typename)
         assert.equal(l1, crit:forward(a, b))
+        if crit.__typename == "MSELoss" then -- its forward keeps a scratch tensor too
+          local before = lunet.tensor_allocations()
+          crit:forward(a, b)
+          crit:backward(a, b)
+          assert.equal(0, lunet.tensor_allocations() - before)
+        end
         -- never written over an operand: a grad_input passed back in as the input
         local g3 = crit:backward(g2, b)
         assert.is_false(rawequal(g3, g2), crit.__typename)

@@ -126,8 +126,11 @@ int ln_op_binary_inplace(ln_tensor *t, ln_binary_op op, const ln_tensor *u)
         else
             st = ln_tensor_contiguous(&result, t);
     }
-    if (st == LN_OK && cu.storage == t->storage) {
-        /* u is t itself (or shares its storage): read from a copy */
+    if (st == LN_OK && cu.storage == t->storage
+        && ln_tensor_data(&cu) != ln_tensor_data(&result)) {
+        /* u overlaps t elsewhere than element for element (a view of its
+         * storage, or stretched): read from a copy. u laid exactly over t
+         * (t:mul_(t)) needs none: each element is read before it is written. */
         ln_tensor copy = {0};
         st = ln_tensor_alloc_like(&copy, &cu);
         if (st == LN_OK)
@@ -148,6 +151,8 @@ int ln_op_binary_inplace(ln_tensor *t, ln_binary_op op, const ln_tensor *u)
 int ln_op_binary_scalar_inplace(ln_tensor *t, ln_binary_op op, double s)
 {
     LN_TRY(ln_tensor_check_live(t));
+    if (ln_tensor_is_contiguous(t))
+        return ln_op_binary_scalar_self(t, op, s);
     ln_tensor result = {0};
     LN_TRY(ln_op_binary_scalar(&result, op, t, s, 0));
     int st = ln_tensor_copy(t, &result);

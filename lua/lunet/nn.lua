@@ -1383,12 +1383,19 @@ end
 
 --- MSELoss: mean((input - target)^2) over every element.
 local MSELoss = class("MSELoss", Module)
+MSELoss._caches = { "output", "grad_input", "_diff" }
 function MSELoss:forward(input, target)
   check_self(self, "MSELoss", "forward")
   local fname = self._fname.forward
   check_same_shape(fname, input, target, "input", "target")
-  local diff = call_named(fname, function() return input - target end)
-  self.output = (diff * diff):sum() / input:numel()
+  -- the difference in the scratch tensor of the last call when it fits
+  local scratch = target:dtype() == "float32" and reusable(self._diff, input, target)
+  local diff = call_named(fname, function()
+    if scratch then return scratch:copy(input):sub_(target) end
+    return input - target
+  end)
+  self._diff = diff
+  self.output = diff:mul_(diff):sum() / input:numel()
   return self.output
 end
 function MSELoss:backward(input, target)
