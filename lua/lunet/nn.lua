@@ -23,6 +23,7 @@
 -- whatever device the tensors are on.
 local core = require("lunet.core")
 local lunet = require("lunet")
+local options = require("lunet.options")
 
 local nn = {}
 
@@ -81,30 +82,11 @@ local function check_pair(fname, what, v)
   return { i, i }
 end
 
---- The options table with defaults filled in; unknown keys are errors (a
--- typo must not be silently ignored). Keys in `pair_keys` may also be pairs.
+--- The options table with defaults filled in (lunet/options.lua): unknown
+-- keys are errors, each value must have its default's type; keys in
+-- `pair_keys` may also be pairs.
 local function check_options(fname, opts, defaults, pair_keys)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    raise("%s: options must be a table, got %s", fname, type(opts))
-  end
-  local out = {}
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      raise("%s: unknown option '%s' (known: %s)", fname, tostring(k), table.concat(known, ", "))
-    end
-    if type(v) ~= type(defaults[k]) and not (pair_keys and pair_keys[k] and type(v) == "table") then
-      raise("%s: option '%s' must be a %s, got %s", fname, k, type(defaults[k]), type(v))
-    end
-    out[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if out[k] == nil then out[k] = v end
-  end
-  return out
+  return options.read(fname, opts, defaults, nil, pair_keys or {})
 end
 
 --- The first cycle among `root`'s modules (a module that contains itself,

@@ -33,25 +33,7 @@ local function check_number(fname, name, v, ok, rule)
   return v
 end
 
---- The options with defaults; unknown names are errors.
-local function options(fname, opts, defaults)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  local out = {}
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
-    end
-    out[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if out[k] == nil then out[k] = v end
-  end
-  return out
-end
+local options = require("lunet.options").read
 
 -- The optimizer classes, to tell an optimizer from anything else.
 local classes = {}
