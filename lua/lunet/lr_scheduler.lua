@@ -19,13 +19,7 @@ end
 
 local options = require("lunet.options").read
 
-local function check_number(fname, name, v, ok, rule)
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
-    fail(fname, "%s must be a finite number, got %s", name, type(v) == "number" and tostring(v) or type(v))
-  end
-  if not ok(v) then fail(fname, "%s must be %s, got %s", name, rule, tostring(v)) end
-  return v
-end
+local check_number = require("lunet.options").check_number
 
 local function check_integer(fname, name, v, lo)
   local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))

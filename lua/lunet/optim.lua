@@ -25,13 +25,7 @@ local function describe(v)
   return type(v)
 end
 
-local function check_number(fname, name, v, ok, rule)
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
-    fail(fname, "%s must be a finite number, got %s", name, type(v) == "number" and tostring(v) or type(v))
-  end
-  if not ok(v) then fail(fname, "%s must be %s, got %s", name, rule, tostring(v)) end
-  return v
-end
+local check_number = require("lunet.options").check_number
 
 local options = require("lunet.options").read
 

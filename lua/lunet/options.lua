@@ -39,4 +39,15 @@ function options.read(fname, opts, defaults, required, pair_keys)
   return out
 end
 
+--- v, when it is a finite number for which ok(v) holds; else an error
+-- "<fname>: <name> must be <rule>, got <v>".
+function options.check_number(fname, name, v, ok, rule)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+    core._raise(("%s: %s must be a finite number, got %s"):format(fname, name,
+      type(v) == "number" and tostring(v) or type(v)))
+  end
+  if not ok(v) then core._raise(("%s: %s must be %s, got %s"):format(fname, name, rule, tostring(v))) end
+  return v
+end
+
 return options
