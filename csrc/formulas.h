@@ -220,4 +220,65 @@ LN_FORMULA void ln_f_reduce_row(ln_reduce_op op, int64_t n, int64_t stride, cons
         *position = (int32_t)(best + 1);
 }
 
+/* --- log(sum(exp(row))) in double, shifted by the row's maximum so exp cannot
+ * overflow (the cross-entropy loss: reference and CUDA) --------------------- */
+
+LN_FORMULA double ln_f_log_sum_exp(const float *row, int64_t classes)
+{
+    double max = row[0], sum = 0;
+    for (int64_t j = 1; j < classes; j++)
+        if (row[j] > max)
+            max = row[j];
+    for (int64_t j = 0; j < classes; j++)
+        sum += exp(row[j] - max);
+    return max + log(sum);
+}
+
+/* --- Adam and AdamW: one element's update ------------------------------------ */
+
+/* A step's constants: the bias corrections in double, as PyTorch computes them
+ * in Python; AdamW's factor 1 - lr * weight_decay is a Python double that
+ * mul_ rounds to float32. */
+typedef struct ln_adam_coeffs {
+    float beta1, beta2, one_minus_b1, one_minus_b2, eps, weight_decay;
+    float step_size, bc2_sqrt, decay;
+    int decoupled;
+} ln_adam_coeffs;
+
+LN_FORMULA ln_adam_coeffs ln_adam_coefficients(const ln_adam_params *p)
+{
+    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
+    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
+    ln_adam_coeffs c;
+    c.beta1 = p->beta1;
+    c.beta2 = p->beta2;
+    c.one_minus_b1 = 1.0f - p->beta1;
+    c.one_minus_b2 = 1.0f - p->beta2;
+    c.eps = p->eps;
+    c.weight_decay = p->weight_decay;
+    c.step_size = (float)(p->lr / bc1);
+    c.bc2_sqrt = (float)sqrt(bc2);
+    c.decay = (float)(1.0 - (double)p->lr * (double)p->weight_decay);
+    c.decoupled = p->decoupled_weight_decay;
+    return c;
+}
+
+/* param, exp_avg and exp_avg_sq of one element updated from its gradient
+ * (torch.optim.Adam / AdamW, float32). */
+LN_FORMULA void ln_f_adam(const ln_adam_coeffs *c, float *param, float grad, float *exp_avg,
+                          float *exp_avg_sq)
+{
+    float g = grad;
+    if (c->decoupled)
+        *param = *param * c->decay;
+    else if (c->weight_decay != 0.0f)
+        g = g + c->weight_decay * *param;
+    float m = *exp_avg * c->beta1 + c->one_minus_b1 * g;
+    float v = *exp_avg_sq * c->beta2 + c->one_minus_b2 * g * g;
+    *exp_avg = m;
+    *exp_avg_sq = v;
+    float denom = sqrtf(v) / c->bc2_sqrt + c->eps;
+    *param = *param + -c->step_size * m / denom;
+}
+
 #endif

@@ -673,18 +673,6 @@ int ln_ref_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
     return LN_OK;
 }
 
-/* log(sum(exp(row))), shifted by the row's maximum so exp cannot overflow. */
-static double log_sum_exp(const float *row, int64_t classes)
-{
-    double max = row[0], sum = 0;
-    for (int64_t j = 1; j < classes; j++)
-        if (row[j] > max)
-            max = row[j];
-    for (int64_t j = 0; j < classes; j++)
-        sum += exp(row[j] - max);
-    return max + log(sum);
-}
-
 int ln_ref_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
                                  const float *logits, const int32_t *labels,
                                  double *loss_host, int64_t *bad_index)
@@ -700,7 +688,7 @@ int ln_ref_cross_entropy_forward(void *ctx, int64_t n, int64_t classes,
     double total = 0;
     for (int64_t i = 0; i < n; i++) {
         const float *row = logits + i * classes;
-        total += log_sum_exp(row, classes) - row[labels[i] - 1];
+        total += ln_f_log_sum_exp(row, classes) - row[labels[i] - 1];
     }
     *loss_host = total / (double)n;
     return LN_OK;
@@ -714,7 +702,7 @@ int ln_ref_cross_entropy_backward(void *ctx, int64_t n, int64_t classes,
     (void)ctx;
     for (int64_t i = 0; i < n; i++) {
         const float *row = logits + i * classes;
-        double lse = log_sum_exp(row, classes);
+        double lse = ln_f_log_sum_exp(row, classes);
         for (int64_t j = 0; j < classes; j++) {
             double onehot = labels[i] == j + 1 ? 1.0 : 0.0;
             dlogits[i * classes + j] = (float)(scale * (exp(row[j] - lse) - onehot));
@@ -745,29 +733,13 @@ int ln_ref_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
     return LN_OK;
 }
 
-/* The bias corrections are computed in double, as PyTorch does in Python. */
 int ln_ref_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
                      const float *grad, float *exp_avg, float *exp_avg_sq)
 {
     (void)ctx;
-    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
-    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
-    float step_size = (float)(p->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float one_minus_b1 = 1.0f - p->beta1, one_minus_b2 = 1.0f - p->beta2;
-    int decoupled = p->decoupled_weight_decay;
-    /* AdamW's factor is a Python double that mul_ rounds to float32 */
-    float decay = (float)(1.0 - (double)p->lr * (double)p->weight_decay);
-    for (int64_t i = 0; i < n; i++) {
-        float g = grad[i];
-        if (decoupled)
-            param[i] = param[i] * decay;
-        else if (p->weight_decay != 0.0f)
-            g = g + p->weight_decay * param[i];
-        exp_avg[i] = exp_avg[i] * p->beta1 + one_minus_b1 * g;
-        exp_avg_sq[i] = exp_avg_sq[i] * p->beta2 + one_minus_b2 * g * g;
-        float denom = sqrtf(exp_avg_sq[i]) / bc2_sqrt + p->eps;
-        param[i] = param[i] + -step_size * exp_avg[i] / denom;
-    }
+    ln_adam_coeffs c = ln_adam_coefficients(p);
+    for (int64_t i = 0; i < n; i++)
+        ln_f_adam(&c, &param[i], grad[i], &exp_avg[i], &exp_avg_sq[i]);
     return LN_OK;
 }
 

@@ -2,19 +2,8 @@
  * per row (rows are short: class scores), a fixed-order sum over rows. */
 #include <math.h>
 
+#include "formulas.h"
 #include "kernels.cuh"
-
-/* log(sum(exp(row))), shifted by the row's maximum so exp cannot overflow. */
-__device__ double log_sum_exp(const float *row, int64_t classes)
-{
-    double max = row[0], sum = 0;
-    for (int64_t j = 1; j < classes; j++)
-        if (row[j] > max)
-            max = row[j];
-    for (int64_t j = 0; j < classes; j++)
-        sum += exp(row[j] - max);
-    return max + log(sum);
-}
 
 /* Per-block sums of the row losses; a label outside 1..classes is never used
  * as an index: the smallest such row goes to scalars->index instead. */
@@ -31,7 +20,7 @@ __global__ void cross_entropy_rows_kernel(int64_t n, int64_t classes, const floa
             continue;
         }
         const float *row = logits + i * classes;
-        acc += log_sum_exp(row, classes) - row[label - 1];
+        acc += ln_f_log_sum_exp(row, classes) - row[label - 1];
     }
     acc = ln_block_reduce(acc, ln_add_op());
     if (threadIdx.x == 0)
@@ -123,7 +112,7 @@ __global__ void cross_entropy_backward_kernel(int64_t n, int64_t classes, const 
     LN_GRID_STRIDE(i, n)
     {
         const float *row = logits + i * classes;
-        double lse = log_sum_exp(row, classes);
+        double lse = ln_f_log_sum_exp(row, classes);
         for (int64_t j = 0; j < classes; j++) {
             double onehot = labels[i] == j + 1 ? 1.0 : 0.0;
             dlogits[i * classes + j] = (float)(scale * (exp(row[j] - lse) - onehot));

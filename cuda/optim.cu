@@ -3,6 +3,7 @@
  * same rounding), so the same gradients give the same parameters. */
 #include <math.h>
 
+#include "formulas.h"
 #include "kernels.cuh"
 
 __global__ void sgd_kernel(int64_t n, float lr, float momentum, float dampening,
@@ -40,24 +41,13 @@ extern "C" int ln_cuda_sgd_step(void *vctx, const ln_sgd_params *p, int64_t n, f
     return LN_OK;
 }
 
-__global__ void adam_kernel(int64_t n, float beta1, float beta2, float one_minus_b1,
-                            float one_minus_b2, float eps, float weight_decay, float step_size,
-                            float bc2_sqrt, int decoupled, float decay, float *param,
-                            const float *grad, float *exp_avg, float *exp_avg_sq)
+/* formulas.h's update, one element a thread */
+__global__ void adam_kernel(int64_t n, ln_adam_coeffs c, float *param, const float *grad,
+                            float *exp_avg, float *exp_avg_sq)
 {
     LN_GRID_STRIDE(i, n)
     {
-        float g = grad[i];
-        if (decoupled)
-            param[i] = param[i] * decay;
-        else if (weight_decay != 0.0f)
-            g = g + weight_decay * param[i];
-        float m = exp_avg[i] * beta1 + one_minus_b1 * g;
-        float v = exp_avg_sq[i] * beta2 + one_minus_b2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        float denom = sqrtf(v) / bc2_sqrt + eps;
-        param[i] = param[i] + -step_size * m / denom;
+        ln_f_adam(&c, &param[i], grad[i], &exp_avg[i], &exp_avg_sq[i]);
     }
 }
 
@@ -67,15 +57,10 @@ extern "C" int ln_cuda_adam_step(void *vctx, const ln_adam_params *p, int64_t n,
     ln_cuda_context *ctx = (ln_cuda_context *)vctx;
     if (n == 0)
         return LN_OK;
-    /* the bias corrections in double, as PyTorch computes them in Python */
-    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
-    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
-    float step_size = (float)(p->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    ln_adam_coeffs c = ln_adam_coefficients(p);
     LN_CUDA_ENTER(ctx);
-    adam_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(
-        n, p->beta1, p->beta2, 1.0f - p->beta1, 1.0f - p->beta2, p->eps, p->weight_decay,
-        step_size, bc2_sqrt, p->decoupled_weight_decay,
-        (float)(1.0 - (double)p->lr * (double)p->weight_decay), param, grad, exp_avg, exp_avg_sq);
+    adam_kernel<<<ln_blocks(n), LN_THREADS, 0, ctx->stream>>>(n, c, param, grad, exp_avg,
+                                                               exp_avg_sq);
     LN_CUDA_CHECK_LAUNCH("adam_kernel");
     return LN_OK;
 }

@@ -111,3 +111,43 @@ describe("nn.Sequential, a plain loop over nn.fuse's steps", function()
     assert.same({ 1, 2, 6, 6 }, m[1].output:shape())
   end)
 end)
+
+describe("each op defined once", function()
+  local function read(rel)
+    return assert(helpers.read_file(helpers.ROOT .. "/" .. rel), "cannot read " .. rel)
+  end
+
+  it("the backend headers declare the op slots through backend.h's LN_DECLARE_* groups", function()
+    local backend = read("csrc/backend.h")
+    local slots = {}
+    for name in backend:gmatch("int prefix##_([%w_]+)%(") do slots[#slots + 1] = name end
+    assert.is_true(#slots >= 34, "backend.h's groups declare " .. #slots .. " slots")
+    for _, header in ipairs({ "csrc/ops_ref.h", "csrc/cpu/cpu.h", "cuda/lunet_cuda.h" }) do
+      local text = read(header)
+      assert.truthy(text:find("LN_DECLARE_LAYER_OPS(", 1, true), header)
+      for _, slot in ipairs(slots) do
+        assert.is_nil(text:match("int ln_%w+_" .. slot .. "%("),
+          header .. " writes out the prototype of " .. slot .. " again")
+      end
+    end
+  end)
+
+  it("Adam and log-sum-exp come from formulas.h in the reference, the CPU and CUDA", function()
+    for _, file in ipairs({ "csrc/ops_ref.c", "csrc/cpu/optim.c", "cuda/optim.cu" }) do
+      local text = read(file)
+      assert.truthy(text:find("ln_f_adam(", 1, true), file)
+      assert.is_nil(text:find("sqrtf(", 1, true), file .. " writes Adam's update out again")
+    end
+    for _, file in ipairs({ "csrc/ops_ref.c", "cuda/loss.cu" }) do
+      local text = read(file)
+      assert.truthy(text:find("ln_f_log_sum_exp(", 1, true), file)
+      assert.is_nil(text:find("double log_sum_exp(", 1, true), file)
+    end
+  end)
+
+  it("the model FLOPs of the benchmarks are the modules' own", function()
+    local m = lunet.models.fashion_alexnet()
+    local _, products = m:flops({ 1, 1, 28, 28 })
+    assert.equal(products, (require("lunet.bench").model_flops(m, { 1, 28, 28 })))
+  end)
+end)

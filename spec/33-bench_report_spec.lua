@@ -92,15 +92,16 @@ describe("lunet.bench", function()
     helpers.rmdir(dir)
   end)
 
-  it("counts the FLOPs of convolution and linear layers through pooling", function()
-    local model = { modules = {
-      { in_channels = 1, out_channels = 64, kernel_size = 3, stride = 1, padding = 1 },
-      {}, -- an activation: no arithmetic counted, shape unchanged
-      { kernel_size = 2, stride = 2 },
-      { in_channels = 64, out_channels = 128, kernel_size = { 3, 3 }, stride = { 1, 1 }, padding = { 1, 1 } },
-      { kernel_size = 2 },
-      { in_features = 128 * 7 * 7, out_features = 10 },
-    } }
+  it("counts the FLOPs of convolution and linear layers through pooling, as the modules state them", function()
+    local nn = lunet.nn
+    local model = nn.Sequential(
+      nn.Conv2d(1, 64, 3, { padding = 1 }),
+      nn.ReLU(), -- an activation: no product counted, shape unchanged
+      nn.MaxPool2d(2, 2),
+      nn.Conv2d(64, 128, { 3, 3 }, { stride = { 1, 1 }, padding = { 1, 1 } }),
+      nn.MaxPool2d(2),
+      nn.Flatten(),
+      nn.Linear(128 * 7 * 7, 10))
     local total, layers = bench.model_flops(model, { 1, 28, 28 })
     local conv1 = 2 * 1 * 9 * 64 * 28 * 28
     local conv2 = 2 * 64 * 9 * 128 * 14 * 14
@@ -108,10 +109,12 @@ describe("lunet.bench", function()
     assert.equal(conv1 + conv2 + fc, total)
     assert.equal(3, #layers)
     assert.same({ 128, 14, 14 }, layers[2].shape)
+    assert.equal(select(2, model:flops({ 1, 1, 28, 28 })), total)
     -- strided, unpadded convolution: (28 - 5) // 2 + 1 = 12
-    local strided = bench.model_flops({ modules = { { in_channels = 3, out_channels = 8, kernel_size = 5, stride = 2 } } },
-      { 3, 28, 28 })
+    local strided = bench.model_flops(nn.Sequential(nn.Conv2d(3, 8, 5, { stride = 2 })), { 3, 28, 28 })
     assert.equal(2 * 3 * 25 * 8 * 12 * 12, strided)
+    assert.has_error(function() bench.model_flops({ modules = {} }, { 1, 28, 28 }) end,
+      "lunet.bench.model_flops: expected an nn module, got table")
   end)
 
   it("counts 36.2 MFLOP per image for the session's AlexNet", function()

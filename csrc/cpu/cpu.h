@@ -196,22 +196,11 @@ static inline int ln_cpu_threads_for_macs(void *ctx, int64_t macs)
     return macs >= LN_CPU_PARALLEL_MIN_MACS && t > 1 ? t : 1;
 }
 
-int ln_cpu_copy(void *ctx, const ln_strided *dst, const ln_strided *src);
-int ln_cpu_fill(void *ctx, const ln_strided *dst, double value);
-int ln_cpu_binary(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
-                  const void *a, const void *b, void *out);
-int ln_cpu_binary_scalar(void *ctx, ln_binary_op op, ln_dtype dtype, int64_t n,
-                         const void *a, double s, int scalar_first, void *out);
-/* The unary, softmax and reduce_dim families (families.c). */
+/* The tensor ops (kernels.c, elementwise.c, gemm.c) and the unary, softmax
+ * and reduce_dim families (families.c); argmax and random numbers are the
+ * reference's. */
+LN_DECLARE_TENSOR_OPS(ln_cpu)
 LN_DECLARE_FAMILY_OPS(ln_cpu)
-int ln_cpu_reduce(void *ctx, ln_reduce_op op, ln_dtype dtype, int64_t n,
-                  const void *x, double *result);
-int ln_cpu_gemm(void *ctx, ln_dtype dtype, int trans_a, int trans_b, int m, int n,
-                int k, float alpha, const void *a, int lda, const void *b,
-                int ldb, float beta, void *c, int ldc);
-int ln_cpu_gather_rows(void *ctx, ln_dtype src_dtype, const void *src,
-                       ln_dtype dst_dtype, void *dst, int64_t row_elems,
-                       const int32_t *indices, int64_t n, int64_t src_rows, double divisor);
 
 /* The hand-vectorised kernels need AVX2 and FMA; elsewhere the plain loops
  * and BLAS do everything. */
@@ -312,46 +301,10 @@ int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
 
 /* layers (conv.c, pool.c, activation.c, bias.c, batchnorm.c; the loss is
  * the reference's) */
-int ln_cpu_conv2d_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
-                          const float *w, const float *bias, float *y);
-int ln_cpu_conv2d_backward_data(void *ctx, const ln_conv2d_shape *s, const float *dy,
-                                const float *w, float *dx);
-int ln_cpu_conv2d_backward_filter(void *ctx, const ln_conv2d_shape *s, const float *x,
-                                  const float *dy, float *dw, float *db, int accumulate);
-int ln_cpu_pool2d_forward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
-                          const float *x, float *y);
-int ln_cpu_pool2d_backward(void *ctx, ln_pool_mode mode, const ln_pool2d_shape *s,
-                           const float *x, const float *y, const float *dy, float *dx);
-int ln_cpu_relu_forward(void *ctx, int64_t n, const float *x, float *y);
-int ln_cpu_relu_backward(void *ctx, int64_t n, const float *y, const float *dy, float *dx);
-int ln_cpu_dropout_forward(void *ctx, int64_t n, float p, const float *x, float *y,
-                           float *mask, uint64_t seed, uint64_t offset);
-int ln_cpu_bias_add(void *ctx, int64_t outer, int64_t channels, int64_t inner, float *y,
-                    const float *bias);
-int ln_cpu_bias_backward(void *ctx, int64_t outer, int64_t channels, int64_t inner,
-                         const float *dy, float *db, int accumulate);
-int ln_cpu_batchnorm_forward_train(void *ctx, int64_t n, int64_t c, int64_t inner,
-                                   const float *x, const float *gamma, const float *beta,
-                                   float *y, float *running_mean, float *running_var,
-                                   float momentum, float eps, float *save_mean,
-                                   float *save_invstd);
-int ln_cpu_batchnorm_forward_eval(void *ctx, int64_t n, int64_t c, int64_t inner,
-                                  const float *x, const float *gamma, const float *beta,
-                                  const float *running_mean, const float *running_var,
-                                  float eps, float *y);
-int ln_cpu_batchnorm_backward(void *ctx, int64_t n, int64_t c, int64_t inner,
-                              const float *x, const float *dy, const float *gamma,
-                              const float *save_mean, const float *save_invstd, float *dx,
-                              float *dgamma, float *dbeta, int accumulate);
+LN_DECLARE_LAYER_OPS(ln_cpu)
 
 /* the fused conv2d + ReLU + 2x2 max-pooling block (conv.c, its pooling in pool.c) */
-int ln_cpu_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, const float *x,
-                                          const float *w, const float *bias, float *y,
-                                          uint8_t *winner);
-int ln_cpu_conv2d_relu_maxpool2x2_backward(void *ctx, const ln_conv2d_shape *s, const float *x,
-                                           const float *w, const float *dy,
-                                           const uint8_t *winner, float *dx, float *dw,
-                                           float *db, int accumulate);
+LN_DECLARE_FUSED_OPS(ln_cpu)
 /* One plane [h, w] of convolution outputs to its pooled ReLU outputs and
  * winners [h/2, w/2] (backend.h gives the rule), and back: the plane's
  * gradient from the pooled one (every element written). */
@@ -360,10 +313,7 @@ void ln_cpu_maxpool2x2_expand_plane(const float *dy, const uint8_t *winner, int 
                                     float *d);
 
 /* optimizers (optim.c) */
-int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
-                    const float *grad, float *momentum_buffer);
-int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
-                     const float *grad, float *exp_avg, float *exp_avg_sq);
+LN_DECLARE_OPTIM_OPS(ln_cpu)
 /* A plain loop with the Adam update's reads and writes, for step_bench. */
 void ln_cpu_stream_update_bench(void *ctx, int64_t n, float *param, const float *grad,
                                 float *exp_avg, float *exp_avg_sq);

@@ -1,7 +1,9 @@
 /* SGD and Adam updates: the reference's float32 operations in the same order
- * (PyTorch 1.13's single-tensor updates), split across threads. */
+ * (PyTorch 1.13's single-tensor updates; Adam's from formulas.h), split
+ * across threads. */
 #include <math.h>
 
+#include "../formulas.h"
 #include "../status.h"
 #include "cpu.h"
 
@@ -53,8 +55,7 @@ int ln_cpu_sgd_step(void *ctx, const ln_sgd_params *p, int64_t n, float *param,
 #endif
 
 typedef struct adam_job {
-    float step_size, bc2_sqrt, b1, b2, eps, wd, decay;
-    int decoupled;
+    ln_adam_coeffs c;
     float *param, *exp_avg, *exp_avg_sq;
     const float *grad;
 } adam_job;
@@ -62,35 +63,17 @@ typedef struct adam_job {
 LN_WIDE_CLONES static void adam_range(void *arg, int64_t lo, int64_t hi)
 {
     const adam_job *j = arg;
-    float step_size = j->step_size, bc2_sqrt = j->bc2_sqrt, b1 = j->b1, b2 = j->b2;
-    float one_minus_b1 = 1.0f - b1, one_minus_b2 = 1.0f - b2, eps = j->eps, wd = j->wd;
-    float decay = j->decay;
-    int decoupled = j->decoupled;
+    const ln_adam_coeffs c = j->c; /* a local copy: the loop keeps it in registers */
     float *param = j->param, *exp_avg = j->exp_avg, *exp_avg_sq = j->exp_avg_sq;
     const float *grad = j->grad;
-    for (int64_t i = lo; i < hi; i++) {
-        float g = grad[i];
-        if (decoupled)
-            param[i] = param[i] * decay;
-        else if (wd != 0.0f)
-            g = g + wd * param[i];
-        float m = exp_avg[i] * b1 + one_minus_b1 * g;
-        float v = exp_avg_sq[i] * b2 + one_minus_b2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
-        float denom = sqrtf(v) / bc2_sqrt + eps;
-        param[i] = param[i] + -step_size * m / denom;
-    }
+    for (int64_t i = lo; i < hi; i++)
+        ln_f_adam(&c, &param[i], grad[i], &exp_avg[i], &exp_avg_sq[i]);
 }
 
 int ln_cpu_adam_step(void *ctx, const ln_adam_params *p, int64_t n, float *param,
                      const float *grad, float *exp_avg, float *exp_avg_sq)
 {
-    double bc1 = 1.0 - pow((double)p->beta1, (double)p->step);
-    double bc2 = 1.0 - pow((double)p->beta2, (double)p->step);
-    adam_job job = {(float)(p->lr / bc1), (float)sqrt(bc2), p->beta1, p->beta2, p->eps,
-                    p->weight_decay, (float)(1.0 - (double)p->lr * (double)p->weight_decay),
-                    p->decoupled_weight_decay, param, exp_avg, exp_avg_sq, grad};
+    adam_job job = {ln_adam_coefficients(p), param, exp_avg, exp_avg_sq, grad};
     ln_cpu_parallel_range(ctx, n, adam_range, &job);
     return LN_OK;
 }

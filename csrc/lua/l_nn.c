@@ -473,10 +473,11 @@ static int l_sgd_step(lua_State *L)
 }
 
 /* adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
- *           step [, caller]) */
-static int l_adam_step(lua_State *L)
+ *           step [, caller]), and adamw_step (the same arguments) with PyTorch's
+ * decoupled weight decay: one reading of the arguments for both. */
+static int adam_update(lua_State *L, const char *default_name, int decoupled_weight_decay)
 {
-    const char *fname = caller(L, 11, "lunet.adam_step");
+    const char *fname = caller(L, 11, default_name);
     ln_tensor *param = ln_lua_check_tensor(L, 1, fname);
     ln_tensor *grad = ln_lua_check_tensor(L, 2, fname);
     ln_tensor *m = ln_lua_check_tensor(L, 3, fname), *v = ln_lua_check_tensor(L, 4, fname);
@@ -487,8 +488,19 @@ static int l_adam_step(lua_State *L)
     p.eps = (float)ln_lua_check_number(L, 8, fname, "eps");
     p.weight_decay = (float)ln_lua_check_number(L, 9, fname, "weight_decay");
     p.step = ln_lua_check_integer(L, 10, fname, "step", 1, INT64_MAX);
+    p.decoupled_weight_decay = decoupled_weight_decay;
     ln_lua_check_status(L, ln_nn_adam_step(param, grad, m, v, &p), fname);
     return 0;
+}
+
+static int l_adam_step(lua_State *L)
+{
+    return adam_update(L, "lunet.adam_step", 0);
+}
+
+static int l_adamw_step(lua_State *L)
+{
+    return adam_update(L, "lunet.adamw_step", 1);
 }
 
 /* tensor_allocations() -> how many tensor storages lunet has allocated so far
@@ -526,6 +538,7 @@ void ln_lua_open_nn(lua_State *L)
         {"cross_entropy_backward", l_cross_entropy_backward},
         {"sgd_step", l_sgd_step},
         {"adam_step", l_adam_step},
+        {"adamw_step", l_adamw_step},
         {NULL, NULL}};
     /* lunet.ops holds the low-level entry points (like torch.nn.functional);
      * the same functions stay at the top level as aliases. */

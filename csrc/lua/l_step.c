@@ -1,6 +1,6 @@
 /* The training step's extras in lunet.core: the loss and the correct
  * predictions left on the device, the reader that takes them to the
- * progress line without waiting, AdamW's update, the debug counters the
+ * progress line without waiting (AdamW's update is adam_step's, l_nn.c), the debug counters the
  * step's specs read, and the plain memory-bound loop bench/step_bench.lua
  * holds the Adam update against. */
 #include "binding.h"
@@ -114,26 +114,6 @@ static int l_async_reader_close(lua_State *L)
     return 0;
 }
 
-/* adamw_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
- *            step [, caller]): adam_step with PyTorch's decoupled weight decay. */
-static int l_adamw_step(lua_State *L)
-{
-    const char *fname = caller(L, 11, "lunet.adamw_step");
-    ln_tensor *param = ln_lua_check_tensor(L, 1, fname);
-    ln_tensor *grad = ln_lua_check_tensor(L, 2, fname);
-    ln_tensor *m = ln_lua_check_tensor(L, 3, fname), *v = ln_lua_check_tensor(L, 4, fname);
-    ln_adam_params p = {0};
-    p.lr = (float)ln_lua_check_number(L, 5, fname, "lr");
-    p.beta1 = (float)ln_lua_check_number(L, 6, fname, "beta1");
-    p.beta2 = (float)ln_lua_check_number(L, 7, fname, "beta2");
-    p.eps = (float)ln_lua_check_number(L, 8, fname, "eps");
-    p.weight_decay = (float)ln_lua_check_number(L, 9, fname, "weight_decay");
-    p.step = ln_lua_check_integer(L, 10, fname, "step", 1, INT64_MAX);
-    p.decoupled_weight_decay = 1;
-    ln_lua_check_status(L, ln_nn_adam_step(param, grad, m, v, &p), fname);
-    return 0;
-}
-
 /* debug_counters() -> {host_allocations=, host_reads=, tensor_allocations=}:
  * host allocations (tensor storage on ref and cpu, and the CPU's scratch),
  * the times the host waited for a device's result (synchronize, downloads,
@@ -175,7 +155,6 @@ void ln_lua_open_step(lua_State *L)
     static const luaL_Reg ops[] = {
         {"cross_entropy_forward_into", l_cross_entropy_forward_into},
         {"count_correct_into", l_count_correct_into},
-        {"adamw_step", l_adamw_step},
         {NULL, NULL}};
     static const luaL_Reg tools[] = {
         {"debug_counters", l_debug_counters},
@@ -194,7 +173,7 @@ void ln_lua_open_step(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_pop(L, 1);
-    /* the two ops in lunet.ops (made by ln_lua_open_nn) and at the top level,
+    /* the ops in lunet.ops (made by ln_lua_open_nn) and at the top level,
      * as the other ops; the tools at the top level only */
     luaL_setfuncs(L, ops, 0);
     luaL_setfuncs(L, tools, 0);

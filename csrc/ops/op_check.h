@@ -19,6 +19,12 @@
 #define LN_OP_MAX_INPUTS 5
 #define LN_OP_MAX_OUTPUTS 5
 
+/* An op states each tensor as {what, t, ndim, shape} and leaves the fields
+ * after the last it needs zero on purpose (dtype LN_FLOAT32, no shape to
+ * check): clang's -Wextra would flag every such list (gcc does not), so the
+ * warning is off in the files that include this header, the ops. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
 /* One tensor of an op. */
 typedef struct ln_op_tensor {
     const char *what;         /* "the input", for messages; NULL ends the list */

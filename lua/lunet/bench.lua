@@ -3,6 +3,7 @@
 -- median, min and max; the environment every result needs to be read; and
 -- the arithmetic a model does, for achieved GFLOP/s.
 local core = require("lunet.core")
+local nn = require("lunet.nn")
 
 local bench = {}
 
@@ -176,66 +177,25 @@ end
 
 -- FLOPs ------------------------------------------------------------------------
 
-local function pair(v, what)
-  if type(v) == "number" then return v, v end
-  if type(v) == "table" then return v[1], v[2] or v[1] end
-  error("lunet.bench.model_flops: cannot read " .. what .. " = " .. tostring(v))
-end
-
---- A module's children, for containers (Sequential: `#seq` and `seq[i]`, or
--- a `modules` array).
-local function children(m)
-  if type(m.modules) == "table" then return m.modules end
-  local list, ok, n = {}, pcall(function() return #m end)
-  if ok and type(n) == "number" then
-    for i = 1, n do list[i] = m[i] end
-  end
-  return list
-end
-
---- The arithmetic of one forward pass of `model` on one input of shape
--- `input_shape` ({C, H, W}), counting a multiply-add as 2 FLOPs in
--- convolutions and linear layers (bias, activations and pooling are
--- ignored: they are under 1% here). Returns the total and a per-layer list.
--- Layers are recognised by their fields (Conv2d: in_channels, out_channels,
--- kernel_size, stride, padding; Linear: in_features, out_features; pooling:
--- kernel_size, stride), so any module that exposes them is counted.
+--- The model arithmetic of one forward pass of `model` (an nn module) on one
+-- input of shape `input_shape` ({C, H, W}, no batch dimension): the FLOPs
+-- of its matrix products, a multiply-add counting 2 (convolutions and linear
+-- layers; bias, activations and pooling are left out: under 1% here), as
+-- each module states them (m:flops's second value). Returns the total and a
+-- per-layer list {kind, flops, shape (without the batch), detail}.
 function bench.model_flops(model, input_shape)
-  local shape = { table.unpack(input_shape) } -- {C, H, W} while spatial
-  local layers, total = {}, 0
-  local function visit(m)
-    if type(m) ~= "table" then return end
-    local kids = children(m)
-    if #kids > 0 then
-      for _, child in ipairs(kids) do visit(child) end
-      return
-    end
-    if m.in_channels and m.out_channels and m.kernel_size then
-      local kh, kw = pair(m.kernel_size, "kernel_size")
-      local sh, sw = pair(m.stride or 1, "stride")
-      local ph, pw = pair(m.padding or 0, "padding")
-      local p = (shape[2] + 2 * ph - kh) // sh + 1
-      local q = (shape[3] + 2 * pw - kw) // sw + 1
-      local flops = 2 * m.in_channels * kh * kw * m.out_channels * p * q
-      layers[#layers + 1] = { kind = "Conv2d", flops = flops,
-        shape = { m.out_channels, p, q }, detail = ("%d->%d, %dx%d"):format(m.in_channels, m.out_channels, kh, kw) }
-      total = total + flops
-      shape = { m.out_channels, p, q }
-    elseif m.in_features and m.out_features then
-      local flops = 2 * m.in_features * m.out_features
-      layers[#layers + 1] = { kind = "Linear", flops = flops,
-        detail = ("%d->%d"):format(m.in_features, m.out_features) }
-      total = total + flops
-      shape = { m.out_features }
-    elseif m.kernel_size and #shape == 3 then
-      local kh, kw = pair(m.kernel_size, "kernel_size")
-      local sh, sw = pair(m.stride or m.kernel_size, "stride")
-      local ph, pw = pair(m.padding or 0, "padding")
-      shape = { shape[1], (shape[2] + 2 * ph - kh) // sh + 1, (shape[3] + 2 * pw - kw) // sw + 1 }
+  if not nn.is_module(model) then
+    error("lunet.bench.model_flops: expected an nn module, got " .. type(model), 2)
+  end
+  local info = model:summary_table({ 1, table.unpack(input_shape) })
+  local layers = {}
+  for _, row in ipairs(info.rows) do
+    if not row.container and row.products > 0 then
+      layers[#layers + 1] = { kind = row.type, flops = row.products,
+        shape = { table.unpack(row.output_shape, 2) }, detail = row.name }
     end
   end
-  visit(model)
-  return total, layers
+  return info.total_products, layers
 end
 
 --- Training arithmetic per image: forward, gradient with respect to the

@@ -17,35 +17,9 @@ local function fail(fname, fmt, ...)
   error(fname .. ": " .. fmt:format(...), 3)
 end
 
-local function options(fname, opts, defaults, required)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then fail(fname, "options must be a table, got %s", type(opts)) end
-  local out = {}
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      fail(fname, "unknown option '%s' (known: %s)", tostring(k), table.concat(known, ", "))
-    end
-    out[k] = v
-  end
-  for _, k in ipairs(required) do
-    if out[k] == nil then fail(fname, "option '%s' is required", k) end
-  end
-  for k, v in pairs(defaults) do
-    if out[k] == nil and v ~= false then out[k] = v end
-  end
-  return out
-end
+local options = require("lunet.options").read
 
-local function check_number(fname, name, v, ok, rule)
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
-    fail(fname, "%s must be a finite number, got %s", name, type(v) == "number" and tostring(v) or type(v))
-  end
-  if not ok(v) then fail(fname, "%s must be %s, got %s", name, rule, tostring(v)) end
-  return v
-end
+local check_number = require("lunet.options").check_number
 
 local function check_integer(fname, name, v, lo)
   local i = math.type(v) == "integer" and v or (type(v) == "number" and math.tointeger(v))

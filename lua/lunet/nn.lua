@@ -23,6 +23,7 @@
 -- whatever device the tensors are on.
 local core = require("lunet.core")
 local lunet = require("lunet")
+local options = require("lunet.options")
 
 local nn = {}
 
@@ -81,30 +82,11 @@ local function check_pair(fname, what, v)
   return { i, i }
 end
 
---- The options table with defaults filled in; unknown keys are errors (a
--- typo must not be silently ignored). Keys in `pair_keys` may also be pairs.
+--- The options table with defaults filled in (lunet/options.lua): unknown
+-- keys are errors, each value must have its default's type; keys in
+-- `pair_keys` may also be pairs.
 local function check_options(fname, opts, defaults, pair_keys)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    raise("%s: options must be a table, got %s", fname, type(opts))
-  end
-  local out = {}
-  for k, v in pairs(opts) do
-    if defaults[k] == nil then
-      local known = {}
-      for name in pairs(defaults) do known[#known + 1] = name end
-      table.sort(known)
-      raise("%s: unknown option '%s' (known: %s)", fname, tostring(k), table.concat(known, ", "))
-    end
-    if type(v) ~= type(defaults[k]) and not (pair_keys and pair_keys[k] and type(v) == "table") then
-      raise("%s: option '%s' must be a %s, got %s", fname, k, type(defaults[k]), type(v))
-    end
-    out[k] = v
-  end
-  for k, v in pairs(defaults) do
-    if out[k] == nil then out[k] = v end
-  end
-  return out
+  return options.read(fname, opts, defaults, nil, pair_keys or {})
 end
 
 --- The first cycle among `root`'s modules (a module that contains itself,
@@ -220,6 +202,73 @@ local function uniform(fname, shape, bound)
   return new_parameter(fname, shape, function(p) p:uniform(-bound, bound) end)
 end
 
+-- --- geometry helpers -----------------------------------------------------
+-- Each class states its own geometry beside its forward, as
+-- Class:_geometry(shape) -> output shape, forward FLOPs, products: shapes
+-- are full shapes, batch included; FLOPs count a multiply-add as 2 and an
+-- elementwise op as 1 per element; `products` is the part of the FLOPs spent
+-- in matrix products (convolutions and linear layers, bias excluded), the
+-- "model FLOPs" the benchmarks divide by the time (lunet.bench.model_flops).
+-- Containers add up their children's. m:output_shape, m:flops and m:summary
+-- (Module, below) check the argument and ask the module.
+
+local function numel_of(shape)
+  local n = 1
+  for _, v in ipairs(shape) do n = n * v end
+  return n
+end
+
+local function shape_text(shape)
+  return "[" .. table.concat(shape, ", ") .. "]"
+end
+
+--- The geometry of an op that keeps the shape and costs `per_element` FLOPs
+-- an element.
+local function elementwise_geometry(per_element)
+  return function(_, shape)
+    return { table.unpack(shape) }, per_element * numel_of(shape), 0
+  end
+end
+
+--- The output height and width of m's sliding window (kernel_size, stride,
+-- padding, as Conv2d and the pools hold them) over an input [N, C, H, W].
+local function window_output(m, shape, what)
+  if #shape ~= 4 then
+    raise("lunet.nn.%s:output_shape: expected input [N, C, H, W], got %s", m.__typename, shape_text(shape))
+  end
+  local k, s, p = m.kernel_size, m.stride or m.kernel_size, m.padding or { 0, 0 }
+  local h = (shape[3] + 2 * p[1] - k[1]) // s[1] + 1
+  local w = (shape[4] + 2 * p[2] - k[2]) // s[2] + 1
+  if h < 1 or w < 1 then
+    raise("lunet.nn.%s:output_shape: input %s is smaller than the %s %dx%d", m.__typename,
+      shape_text(shape), what, k[1], k[2])
+  end
+  return h, w
+end
+
+--- The geometry of `modules` run one after the other.
+local function chain_geometry(modules, shape)
+  local flops, products = 0, 0
+  for _, m in ipairs(modules) do
+    local f, p
+    shape, f, p = m:_geometry(shape)
+    flops, products = flops + f, products + p
+  end
+  return shape, flops, products
+end
+
+local function check_shape_arg(fname, shape)
+  if type(shape) ~= "table" or #shape == 0 then
+    raise("%s: input_shape must be an array of sizes, e.g. {64, 1, 28, 28}, got %s", fname,
+      type(shape) == "table" and "an empty table" or type(shape))
+  end
+  for i, v in ipairs(shape) do
+    if math.type(v) ~= "integer" or v < 0 then
+      raise("%s: input_shape[%d] must be a non-negative integer, got %s", fname, i, tostring(v))
+    end
+  end
+end
+
 -- --- classes ---------------------------------------------------------------
 
 local Module
@@ -324,6 +373,35 @@ end
 
 function Module:backward()
   raise("%s: not implemented for this module", self._fname.backward)
+end
+
+--- Output shape, forward FLOPs and matrix-product FLOPs for an input of
+-- `shape` (see "geometry helpers"). Every class of nn states its own; this
+-- default (same shape, one FLOP per element) is for modules made elsewhere.
+Module._geometry = elementwise_geometry(1)
+
+--- The modules inside this one, in order, with the names a summary gives
+-- them ({{module, name}, ...}); containers state theirs.
+function Module:_children()
+  return {}
+end
+
+--- The output's shape for an input of shape `input_shape` (batch included),
+-- without running anything.
+function Module:output_shape(input_shape)
+  check_self(self, "Module", "output_shape")
+  check_shape_arg(("lunet.nn.%s:output_shape"):format(self.__typename), input_shape)
+  return (self:_geometry(input_shape))
+end
+
+--- The forward pass's FLOPs for an input of `input_shape`, and as a second
+-- value the part spent in matrix products (2 per multiply-add of the
+-- convolutions and linear layers: the benchmarks' model FLOPs).
+function Module:flops(input_shape)
+  check_self(self, "Module", "flops")
+  check_shape_arg(("lunet.nn.%s:flops"):format(self.__typename), input_shape)
+  local _, flops, products = self:_geometry(input_shape)
+  return flops, products
 end
 
 function Module:parameters()
@@ -614,6 +692,18 @@ function Sequential:add(m)
   return self
 end
 
+function Sequential:_geometry(shape)
+  local modules = {}
+  for i = 1, #self do modules[i] = self[i] end
+  return chain_geometry(modules, shape)
+end
+
+function Sequential:_children()
+  local list = {}
+  for i = 1, #self do list[i] = { self[i], tostring(i) } end
+  return list
+end
+
 -- --- fusion: Conv2d -> ReLU -> MaxPool2d(2) as one module -------------------------------
 
 --- nn.ConvReLUPool(conv, relu, pool): the three modules run as one op
@@ -662,6 +752,14 @@ end
 function ConvReLUPool:parameters()
   check_self(self, "ConvReLUPool", "parameters")
   return self.conv:parameters()
+end
+
+function ConvReLUPool:_geometry(shape)
+  return chain_geometry({ self.conv, self.relu, self.pool }, shape)
+end
+
+function ConvReLUPool:_children()
+  return { { self.conv, "conv" }, { self.relu, "relu" }, { self.pool, "pool" } }
 end
 
 function ConvReLUPool:__repr()
@@ -880,6 +978,17 @@ function Linear:backward(input, grad_output)
   return self.grad_input
 end
 
+--- [N, in] -> [N, out]: N * out * (2 * in) in the product, + 1 each for the bias.
+function Linear:_geometry(shape)
+  if #shape ~= 2 or shape[2] ~= self.in_features then
+    raise("lunet.nn.Linear:output_shape: expected input [N, %d], got %s", self.in_features, shape_text(shape))
+  end
+  local out = { table.unpack(shape) }
+  out[#out] = self.out_features
+  local products = numel_of(out) * 2 * self.in_features
+  return out, products + (self.bias and numel_of(out) or 0), products
+end
+
 function Linear:__repr()
   return ("nn.Linear(%d -> %d%s)"):format(self.in_features, self.out_features,
     self.bias and "" or ", no bias")
@@ -931,6 +1040,19 @@ function Conv2d:backward(input, grad_output)
   core.conv2d_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, s[1], s[2],
     p[1], p[2], accumulate, fname)
   return self.grad_input
+end
+
+--- Each output element: 2 * in_channels * kh * kw in the product, + 1 for the bias.
+function Conv2d:_geometry(shape)
+  if #shape ~= 4 or shape[2] ~= self.in_channels then
+    raise("lunet.nn.Conv2d:output_shape: expected input [N, %d, H, W], got %s", self.in_channels,
+      shape_text(shape))
+  end
+  local h, w = window_output(self, shape, "kernel")
+  local out = { shape[1], self.out_channels, h, w }
+  local k = self.kernel_size
+  local products = numel_of(out) * 2 * self.in_channels * k[1] * k[2]
+  return out, products + (self.bias and numel_of(out) or 0), products
 end
 
 function Conv2d:__repr()
@@ -992,6 +1114,12 @@ for name, mode in pairs({ MaxPool2d = "max", AvgPool2d = "avg" }) do
     check_self(self, name, "backward")
     return pool_backward(self, mode, input, grad_output)
   end
+  --- One FLOP per window element per output element.
+  function Pool:_geometry(shape)
+    local h, w = window_output(self, shape, "window")
+    local out = { shape[1], shape[2], h, w }
+    return out, numel_of(out) * self.kernel_size[1] * self.kernel_size[2], 0
+  end
 end
 -- MaxPool2d keeps the winners of a fused block (see Sequential).
 nn.MaxPool2d._caches = { "output", "grad_input", "_winner" }
@@ -999,6 +1127,7 @@ nn.MaxPool2d._caches = { "output", "grad_input", "_winner" }
 -- --- ReLU ------------------------------------------------------------------------------
 
 local ReLU = class("ReLU", Module)
+ReLU._geometry = elementwise_geometry(1)
 
 function ReLU:forward(input)
   check_self(self, "ReLU", "forward")
@@ -1070,6 +1199,12 @@ end
 
 Flatten._caches = { "output", "grad_input", "_forward_view", "_backward_view" }
 
+--- A view: no arithmetic.
+function Flatten:_geometry(shape)
+  if #shape < 2 then raise("lunet.nn.Flatten:output_shape: expected input [N, ...], got %s", shape_text(shape)) end
+  return { shape[1], numel_of(shape) // math.max(shape[1], 1) }, 0, 0
+end
+
 -- --- Dropout ---------------------------------------------------------------------------------
 
 --- Inverted dropout: in training each element is zeroed with probability p
@@ -1116,6 +1251,9 @@ function Dropout:backward(input, grad_output)
   end
   return self.grad_input
 end
+
+--- The mask's multiply: one FLOP per element.
+Dropout._geometry = elementwise_geometry(1)
 
 function Dropout:__repr()
   return ("nn.Dropout(p = %g)"):format(self.p)
@@ -1186,6 +1324,15 @@ function BatchNorm2d:backward(input, grad_output)
   return self.grad_input
 end
 
+--- Normalise, then scale and shift: 2 FLOPs per element (the statistics aside).
+function BatchNorm2d:_geometry(shape)
+  if #shape ~= 4 or shape[2] ~= self.num_features then
+    raise("lunet.nn.BatchNorm2d:output_shape: expected input [N, %d, H, W], got %s", self.num_features,
+      shape_text(shape))
+  end
+  return { table.unpack(shape) }, 2 * numel_of(shape), 0
+end
+
 function BatchNorm2d:__repr()
   return ("nn.BatchNorm2d(%d, eps = %g, momentum = %g)"):format(self.num_features, self.eps, self.momentum)
 end
@@ -1217,6 +1364,7 @@ end
 -- the tensors of the last call when the shape is unchanged (as Linear does).
 local function activation(name, method, grad_name, alpha_field)
   local A = class(name, Module)
+  A._geometry = elementwise_geometry(1)
   function A:forward(input)
     check_self(self, name, "forward")
     local fname = self._fname.forward
@@ -1308,6 +1456,8 @@ for name, log in pairs({ Softmax = false, LogSoftmax = true }) do
   function S:__repr()
     return ("nn.%s(dim = %d)"):format(name, self.dim)
   end
+  --- exp, sum and divide (or log and subtract): 3 FLOPs per element.
+  S._geometry = elementwise_geometry(3)
 end
 
 --- Identity: the input itself, and the gradient itself.
@@ -1322,6 +1472,7 @@ function Identity:backward(_, grad_output)
   self.grad_input = grad_output
   return grad_output
 end
+Identity._geometry = elementwise_geometry(0)
 
 -- --- losses: forward returns the mean loss as a Lua number, backward its gradient ---
 
@@ -1381,9 +1532,22 @@ local function reusable(buf, like, ...)
   return buf
 end
 
+--- A loss's geometry: the loss is one number (output shape {}); `per_element`
+-- FLOPs per input element and `per_row` per row of an input [N, C].
+local function loss_geometry(per_element, per_row, rows_and_columns)
+  return function(self, shape)
+    if rows_and_columns and #shape ~= 2 then
+      raise("lunet.nn.%s:output_shape: expected input [N, C], got %s", self.__typename, shape_text(shape))
+    end
+    return {}, per_element * numel_of(shape) + per_row * shape[1], 0
+  end
+end
+
 --- MSELoss: mean((input - target)^2) over every element.
 local MSELoss = class("MSELoss", Module)
 MSELoss._caches = { "output", "grad_input", "_diff" }
+-- subtract, square, add: 3 FLOPs per element
+MSELoss._geometry = loss_geometry(3, 0)
 function MSELoss:forward(input, target)
   check_self(self, "MSELoss", "forward")
   local fname = self._fname.forward
@@ -1414,6 +1578,8 @@ end
 --- NLLLoss: -mean(log_probs[i, labels[i]]) of log-probabilities {N, C} (after
 -- LogSoftmax) and labels {N} (int32, 1..C).
 local NLLLoss = class("NLLLoss", Module)
+-- one add per row (the label's log-probability)
+NLLLoss._geometry = loss_geometry(0, 1, true)
 function NLLLoss:forward(log_probs, labels)
   check_self(self, "NLLLoss", "forward")
   local n, c = check_classification(self._fname.forward, log_probs, labels, "log_probs")
@@ -1435,6 +1601,8 @@ end
 --- BCEWithLogitsLoss: mean binary cross-entropy of sigmoid(input) against
 -- targets in [0, 1], computed stably as max(x, 0) - x * t + log(1 + exp(-|x|)).
 local BCEWithLogitsLoss = class("BCEWithLogitsLoss", Module)
+-- max, multiply, subtract, exp, log(1 + .), add: 6 FLOPs per element
+BCEWithLogitsLoss._geometry = loss_geometry(6, 0)
 function BCEWithLogitsLoss:forward(input, target)
   check_self(self, "BCEWithLogitsLoss", "forward")
   local fname = self._fname.forward
@@ -1482,160 +1650,12 @@ local function smoothed_cross_entropy_backward(self, logits, labels)
   return (logits:softmax(2) - target) * (1 / math.max(n, 1))
 end
 
--- --- geometry: m:output_shape(input_shape), m:flops(input_shape), m:summary() -------
--- Stopgap until issue 12's modules own their geometry: one table, by type
--- name, of each module's output shape and forward FLOPs (a multiply-add
--- counts 2, as bench.model_flops; elementwise ops one per element). Shapes
--- are full shapes, batch included. A type missing here is taken as
--- elementwise (same shape, one FLOP per element).
-
-local function numel_of(shape)
-  local n = 1
-  for _, v in ipairs(shape) do n = n * v end
-  return n
-end
-
-local function shape_text(shape)
-  return "[" .. table.concat(shape, ", ") .. "]"
-end
-
-local function spatial(m, shape, what)
-  if #shape ~= 4 then
-    raise("lunet.nn.%s:output_shape: expected input [N, C, H, W], got %s", m.__typename, shape_text(shape))
-  end
-  local k, s, p = m.kernel_size, m.stride or m.kernel_size, m.padding or { 0, 0 }
-  local h = (shape[3] + 2 * p[1] - k[1]) // s[1] + 1
-  local w = (shape[4] + 2 * p[2] - k[2]) // s[2] + 1
-  if h < 1 or w < 1 then
-    raise("lunet.nn.%s:output_shape: input %s is smaller than the %s %dx%d", m.__typename,
-      shape_text(shape), what, k[1], k[2])
-  end
-  return h, w
-end
-
-local geometry = {
-  Linear = function(m, shape)
-    if #shape < 1 or shape[#shape] ~= m.in_features then
-      raise("lunet.nn.Linear:output_shape: expected input [N, %d], got %s", m.in_features, shape_text(shape))
-    end
-    local out = { table.unpack(shape) }
-    out[#out] = m.out_features
-    local rows = numel_of(shape) // m.in_features
-    return out, rows * m.out_features * (2 * m.in_features + (m.bias and 1 or 0))
-  end,
-  Conv2d = function(m, shape)
-    if #shape ~= 4 or shape[2] ~= m.in_channels then
-      raise("lunet.nn.Conv2d:output_shape: expected input [N, %d, H, W], got %s", m.in_channels,
-        shape_text(shape))
-    end
-    local h, w = spatial(m, shape, "kernel")
-    local out = { shape[1], m.out_channels, h, w }
-    local k = m.kernel_size
-    return out, numel_of(out) * (2 * m.in_channels * k[1] * k[2] + (m.bias and 1 or 0))
-  end,
-  Flatten = function(_, shape)
-    if #shape < 2 then raise("lunet.nn.Flatten:output_shape: expected input [N, ...], got %s", shape_text(shape)) end
-    return { shape[1], numel_of(shape) // math.max(shape[1], 1) }, 0
-  end,
-  Identity = function(_, shape) return { table.unpack(shape) }, 0 end,
-  Dropout = function(_, shape) return { table.unpack(shape) }, numel_of(shape) end,
-  BatchNorm2d = function(m, shape)
-    if #shape ~= 4 or shape[2] ~= m.num_features then
-      raise("lunet.nn.BatchNorm2d:output_shape: expected input [N, %d, H, W], got %s", m.num_features,
-        shape_text(shape))
-    end
-    return { table.unpack(shape) }, 2 * numel_of(shape)
-  end,
-  AdaptiveAvgPool2d = function(m, shape)
-    if #shape ~= 4 then
-      raise("lunet.nn.AdaptiveAvgPool2d:output_shape: expected input [N, C, H, W], got %s", shape_text(shape))
-    end
-    return { shape[1], shape[2], 1, 1 }, numel_of(shape)
-  end,
-  Softmax = function(_, shape) return { table.unpack(shape) }, 3 * numel_of(shape) end,
-  Sequential = function(m, shape)
-    local total = 0
-    for i = 1, #m do
-      local f
-      shape, f = m[i]:_geometry(shape)
-      total = total + f
-    end
-    return shape, total
-  end,
-  ConvReLUPool = function(m, shape)
-    local total = 0
-    for _, part in ipairs({ m.conv, m.relu, m.pool }) do
-      local f
-      shape, f = part:_geometry(shape)
-      total = total + f
-    end
-    return shape, total
-  end,
-  Residual = function(m, shape)
-    local out, f = m.block:_geometry(shape)
-    if shape_text(out) ~= shape_text(shape) then
-      raise("lunet.nn.Residual:output_shape: the block maps %s to %s; it must keep the shape",
-        shape_text(shape), shape_text(out))
-    end
-    return out, f + numel_of(shape)
-  end,
-}
-geometry.LogSoftmax = geometry.Softmax
-for _, name in ipairs({ "MaxPool2d", "AvgPool2d" }) do
-  geometry[name] = function(m, shape)
-    local h, w = spatial(m, shape, "window")
-    local out = { shape[1], shape[2], h, w }
-    return out, numel_of(out) * m.kernel_size[1] * m.kernel_size[2]
-  end
-end
-
---- output shape and forward FLOPs for an input of `shape`.
-function Module:_geometry(shape)
-  local g = geometry[self.__typename]
-  if g then return g(self, shape) end
-  return { table.unpack(shape) }, numel_of(shape)
-end
-
-local function check_shape_arg(fname, shape)
-  if type(shape) ~= "table" or #shape == 0 then
-    raise("%s: input_shape must be an array of sizes, e.g. {64, 1, 28, 28}, got %s", fname,
-      type(shape) == "table" and "an empty table" or type(shape))
-  end
-  for i, v in ipairs(shape) do
-    if math.type(v) ~= "integer" or v < 0 then
-      raise("%s: input_shape[%d] must be a non-negative integer, got %s", fname, i, tostring(v))
-    end
-  end
-end
-
-function Module:output_shape(input_shape)
-  check_shape_arg(("lunet.nn.%s:output_shape"):format(self.__typename), input_shape)
-  return (self:_geometry(input_shape))
-end
-
-function Module:flops(input_shape)
-  check_shape_arg(("lunet.nn.%s:flops"):format(self.__typename), input_shape)
-  local _, f = self:_geometry(input_shape)
-  return f
-end
-
---- The modules inside a container, in order, with the names they get in a
--- summary: Sequential's positions, ConvReLUPool's parts, Residual's block.
-local function submodules(m)
-  local list = {}
-  if m.__typename == "ConvReLUPool" then
-    for _, field in ipairs({ "conv", "relu", "pool" }) do list[#list + 1] = { m[field], field } end
-  elseif m.__typename == "Sequential" then
-    for i = 1, #m do list[i] = { m[i], tostring(i) } end
-  elseif nn.is_module(m.block) then
-    list[1] = { m.block, "block" }
-  end
-  return list
-end
+-- --- summary: every module's output shape, parameters and FLOPs ----------------------
 
 --- The numbers of m:summary: {rows = {{name, type, output_shape, params,
--- flops, depth, container}, ...}, total_params, total_flops, input_shape};
--- rows[1] is the model itself. A shape without the batch dimension (as
+-- flops, products, depth, container}, ...}, total_params, total_flops,
+-- total_products, input_shape}; rows[1] is the model itself, each row's
+-- numbers its module's own geometry (Class:_geometry). A shape without the batch dimension (as
 -- torchsummary takes it, {1, 28, 28}) is read as a batch of one when the
 -- shape as given does not fit the model.
 local summary_rows_of
@@ -1653,14 +1673,15 @@ end
 function summary_rows_of(self, input_shape)
   local rows = {}
   local function visit(m, name, depth, shape)
-    local kids = submodules(m)
-    local out, f = m:_geometry(shape)
+    -- a module whose class was made outside nn may lack the two methods
+    local kids = m._children and m:_children() or {}
+    local out, f, products = (m._geometry or Module._geometry)(m, shape)
     local params = 0
     if #kids == 0 then
       for _, p in ipairs((m:parameters())) do params = params + p:numel() end
     end
     rows[#rows + 1] = { name = name, type = m.__typename, output_shape = out, params = params,
-      flops = f, depth = depth, container = #kids > 0 }
+      flops = f, products = products, depth = depth, container = #kids > 0 }
     local s = shape -- the children run one after the other
     for _, kid in ipairs(kids) do
       s = visit(kid[1], name .. "." .. kid[2], depth + 1, s)
@@ -1671,7 +1692,7 @@ function summary_rows_of(self, input_shape)
   local total_params = 0
   for _, r in ipairs(rows) do total_params = total_params + r.params end
   return { rows = rows, total_params = total_params, total_flops = rows[1].flops,
-    input_shape = input_shape }
+    total_products = rows[1].products, input_shape = input_shape }
 end
 
 function Module:summary_table(input_shape)
@@ -1714,6 +1735,8 @@ end
 -- step waits for the device); backward returns the gradient w.r.t. logits,
 -- (softmax - onehot) / N.
 local CrossEntropyLoss = class("CrossEntropyLoss", Module)
+-- log-softmax (3 per element, as LogSoftmax) and one add per row
+CrossEntropyLoss._geometry = loss_geometry(3, 1, true)
 
 --- CrossEntropyLoss([{label_smoothing = 0}]): with smoothing in (0, 1], the
 -- target is (1 - eps) * onehot + eps / C, as PyTorch's label_smoothing.
@@ -1833,6 +1856,14 @@ function AdaptiveAvgPool2d:backward(input, grad_output)
   return self.grad_input
 end
 
+--- One add per input element: [N, C, H, W] -> [N, C, 1, 1].
+function AdaptiveAvgPool2d:_geometry(shape)
+  if #shape ~= 4 then
+    raise("lunet.nn.AdaptiveAvgPool2d:output_shape: expected input [N, C, H, W], got %s", shape_text(shape))
+  end
+  return { shape[1], shape[2], 1, 1 }, numel_of(shape), 0
+end
+
 function AdaptiveAvgPool2d:__repr()
   return "nn.AdaptiveAvgPool2d(1)"
 end
@@ -1908,6 +1939,20 @@ end
 
 function Residual:_named_tensors(prefix, out)
   return self.block:_named_tensors(prefix .. "block.", out)
+end
+
+--- The block's, plus one add per element for the skip connection.
+function Residual:_geometry(shape)
+  local out, flops, products = self.block:_geometry(shape)
+  if shape_text(out) ~= shape_text(shape) then
+    raise("lunet.nn.Residual:output_shape: the block maps %s to %s; it must keep the shape",
+      shape_text(shape), shape_text(out))
+  end
+  return out, flops + numel_of(shape), products
+end
+
+function Residual:_children()
+  return { { self.block, "block" } }
 end
 
 function Residual:__repr()
