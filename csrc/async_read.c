@@ -25,19 +25,20 @@ int ln_async_read_poll(ln_async_read *r, const ln_tensor *t, long long tag)
     ln_device *dev = ln_tensor_device(t);
     size_t bytes = (size_t)n * sizeof(float);
     if (dev->host_memory) {
+        ln_async_read_release(r); /* drop an older copy pending on another device */
         memcpy(r->values, ln_tensor_data(t), bytes);
         r->have = 1, r->count = (int)n, r->tag = tag;
         return LN_OK;
     }
     const ln_backend *b = dev->backend;
     if (!b->read_async_begin || !b->read_async_poll) {
-        /* element by element: ln_tensor_get counts each as a host read */
+        /* no asynchronous path: one plain (waiting) download, counted as a
+         * host read; a copy queued earlier on another device is dropped so
+         * that a later poll cannot return its older values */
+        ln_async_read_release(r);
         float host[LN_ASYNC_READ_MAX];
-        for (int64_t i = 0; i < n; i++) {
-            double v;
-            LN_TRY(ln_tensor_get(t, &i, &v));
-            host[i] = (float)v;
-        }
+        ln_device_note_host_read();
+        LN_TRY(b->download(dev->ctx, host, ln_tensor_data(t), bytes));
         memcpy(r->values, host, bytes);
         r->have = 1, r->count = (int)n, r->tag = tag;
         return LN_OK;
@@ -48,7 +49,11 @@ int ln_async_read_poll(ln_async_read *r, const ln_tensor *t, long long tag)
     if (r->pending) {
         int ready = 0;
         float host[LN_ASYNC_READ_MAX];
-        LN_TRY(b->read_async_poll(dev->ctx, r->token, host, &ready));
+        int status = b->read_async_poll(dev->ctx, r->token, host, &ready);
+        if (status != LN_OK) {
+            ln_async_read_release(r); /* the next poll starts a fresh copy */
+            return status;
+        }
         if (ready) {
             memcpy(r->values, host, (size_t)r->pending_count * sizeof(float));
             r->have = 1, r->count = r->pending_count, r->tag = r->pending_tag, r->pending = 0;

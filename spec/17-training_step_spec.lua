@@ -418,6 +418,66 @@ describe("the session's step with accuracy counting", function()
       "async_reader:poll", "async reader")
   end)
 
+  it("the composed count (devices without host memory, e.g. cuda) matches the host's", function()
+    -- session.count_correct's path for cuda: forced here by hiding the in-place count
+    local logits = helpers.random({ 37, 7 }, 12)
+    local labels = {}
+    for i = 1, 37 do labels[i] = (i * 3) % 7 + 1 end
+    local y = lunet.tensor(labels, { dtype = "int32" })
+    local want = host_correct(logits, y)
+    assert.is_true(want > 0 and want < 37, "a test that can fail")
+    local in_place = core.count_correct_into
+    core.count_correct_into = function() return nil end
+    local ok, err = pcall(function()
+      local c = lunet.zeros({ 1 })
+      c:add_(2)
+      session.count_correct(logits, y, c)
+      session.count_correct(logits, y, c) -- the cached ones row serves the second call
+      assert.equal(2 * want + 2, c:totable()[1])
+    end)
+    core.count_correct_into = in_place
+    assert.is_true(ok, tostring(err))
+  end)
+
+  it("an epoch with a criterion whose targets are not class labels trains and reports no accuracy", function()
+    local x = helpers.random({ 8, 5 }, 31)
+    local target = helpers.random({ 8, 3 }, 32)
+    local m = nn.Sequential({ nn.Linear(5, 3) })
+    m:flat_parameters()
+    local opt = optim.SGD(m, { lr = 0.1 })
+    local crit = nn.MSELoss()
+    local loader = { device = "cpu" }
+    function loader.iter()
+      local done = false
+      return function()
+        if done then return nil end
+        done = true
+        return x, target, 1
+      end
+    end
+    setmetatable(loader, { __len = function() return 1 end })
+    local before = crit:forward(m:forward(x), target)
+    local e = session.train_epoch({ model = m, criterion = crit, optimizer = opt, loader = loader,
+      epoch = 1, epochs = 1, device = "cpu" })
+    assert.equal(1, e.batches)
+    assert.is_nil(e.accuracy)
+    assert.is_nil(e.correct)
+    assert.is_true(math.abs(e.mean_loss - before) <= 1e-6 * before)
+  end)
+
+  it("a bad label is the criterion's error, not the count's", function()
+    local m = small_cnn()
+    local x, y = batch("cpu", 4)
+    y:set(99, 2)
+    local counters, loss_sum, correct = session.epoch_counters("cpu")
+    local ok, err = pcall(session.train_step_on_device, m, nn.CrossEntropyLoss(),
+      optim.SGD(m, { lr = 0.1 }), x, y, loss_sum, correct)
+    assert.is_false(ok)
+    assert.matches("CrossEntropyLoss", tostring(err))
+    assert.not_matches("count_correct", tostring(err))
+    counters:free()
+  end)
+
   it("an epoch reports the training accuracy it counted on the device", function()
     local images = lunet.empty({ 10, 1, 12, 12 }, { dtype = "uint8" })
     images:copy(helpers.random({ 10, 1, 12, 12 }, 93, nil, 0, 255))

@@ -181,18 +181,44 @@ function session.train_step(model, criterion, optimizer, x, y)
   return loss
 end
 
+--- Whether count_correct can count `output` against `y`: class scores
+-- {N, C} and int32 labels {N} (a criterion such as MSELoss takes other
+-- targets, and then the epoch reports no training accuracy).
+function session.counts_correct(output, y)
+  return output:dim() == 2 and y:dtype() == "int32" and y:dim() == 1
+    and y:size(1) == output:size(1)
+end
+
+-- A ones row {1, N} per device and N, so the count's sum is a matrix product
+-- (elsewhere than ref and cpu a dimension reduction may be host-staged:
+-- cuda's unverified kernels are off by default, its matmul is not).
+local ones_rows = setmetatable({}, { __mode = "v" })
+local function ones_row(n, device)
+  local key = tostring(device) .. "/" .. n
+  local row = ones_rows[key]
+  if not row or not pcall(row.dim, row) then -- not yet made, or freed
+    row = lunet.ones({ 1, n }, { device = device })
+    ones_rows[key] = row
+  end
+  return row
+end
+
 --- Adds the number of rows of `output` {N, C} whose argmax is the label in
 -- `y` to `correct` (a float32 tensor of 1 element on their device), without
 -- waiting for the device: in place on ref and cpu (nothing allocated),
--- elsewhere by argmax, eq and sum, which stay on the device.
+-- elsewhere by argmax, eq and a product with a ones row, which stay on the
+-- device.
 function session.count_correct(output, y, correct)
   if core.count_correct_into(output, y, correct, "session.count_correct") then return end
+  local n = output:size(1)
   local predicted = output:argmax(2)
   local hits = predicted:eq(y)
   local as_float = hits:to("float32")
-  local count = as_float:sum(1, true)
-  correct:add_(count)
-  for _, t in ipairs({ predicted, hits, as_float, count }) do
+  local column = as_float:reshape({ n, 1 })
+  local count = lunet.matmul(ones_row(n, output:device()), column)
+  local flat = count:reshape({ 1 })
+  correct:add_(flat)
+  for _, t in ipairs({ predicted, hits, as_float, column, count, flat }) do
     if t ~= correct then t:free() end
   end
 end
@@ -203,21 +229,20 @@ end
 -- Criteria without forward_tensor take the plain step; their loss is added
 -- on the host.
 function session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum, correct)
-  if not criterion.forward_tensor then
-    optimizer:zero_grad()
-    local output = model:forward(x)
-    if correct then session.count_correct(output, y, correct) end
-    local loss = criterion:forward(output, y)
-    model:backward(x, criterion:backward(output, y))
-    optimizer:step()
-    return loss
-  end
   optimizer:zero_grad()
   local output = model:forward(x)
-  if correct then session.count_correct(output, y, correct) end
-  criterion:forward_tensor(output, y, loss_sum)
+  local loss
+  -- the loss first, so that bad labels are the criterion's error
+  if criterion.forward_tensor then
+    criterion:forward_tensor(output, y, loss_sum)
+  else
+    loss = criterion:forward(output, y)
+  end
+  local counted = correct ~= nil and session.counts_correct(output, y)
+  if counted then session.count_correct(output, y, correct) end
   model:backward(x, criterion:backward(output, y))
   optimizer:step()
+  return loss, counted
 end
 
 --- The epoch's counters on `device`: one float32 tensor {loss sum,
@@ -250,11 +275,14 @@ function session.train_epoch(t)
   local t0 = lunet.clock()
   local waited0 = loader.wait_seconds or 0 -- time spent waiting for image decoding
   local images, host_loss_sum, done = 0, 0, 0
+  local counted_images = 0 -- nil once a batch's targets are not class labels
   for x, y, b in loader:iter(t.epoch) do
     if b > batches then break end
     if t.epoch == 1 then inject_fault(loader.device, "train", b) end
-    local loss = session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum, correct)
+    local loss, counted = session.train_step_on_device(model, criterion, optimizer, x, y, loss_sum,
+      correct)
     if loss then host_loss_sum = host_loss_sum + loss end
+    if not counted then counted_images = nil end
     if t.scheduler then t.scheduler:step() end
     images = images + x:size(1)
     done = b
@@ -284,9 +312,11 @@ function session.train_epoch(t)
     error(("the loss became NaN in epoch %d (read once per epoch: the batch is not known)")
       :format(t.epoch), 0)
   end
-  local hits = math.tointeger(read[3]) or read[3]
+  -- no training accuracy when some batch's targets were not class labels
+  local hits = counted_images and (math.tointeger(read[3]) or read[3]) or nil
   return { epoch = t.epoch, seconds = seconds, batches = done, images = images,
-    mean_loss = done > 0 and total / done or 0 / 0, correct = hits, accuracy = hits / images,
+    mean_loss = done > 0 and total / done or 0 / 0, correct = hits,
+    accuracy = hits and hits / images or nil,
     images_per_second = images / seconds, data_wait_seconds = (loader.wait_seconds or 0) - waited0 }
 end
 
