@@ -20,25 +20,18 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 a="" b="$(cd "$here/.." && pwd)" repeats=5 batches=200 warmup=10 threads=2 batch_size=64 out=""
+source "$(dirname "$0")/workload_options.sh"
 while [ $# -gt 0 ]; do
+  if workload_option "$1" "${2-}"; then shift 2; continue; fi
   case "$1" in
     --a) a="$2"; shift 2 ;;
     --b) b="$2"; shift 2 ;;
-    --repeats) repeats="$2"; shift 2 ;;
-    --batches) batches="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --batch-size) batch_size="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
     -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ab_builds.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+check_workload_numbers ab_builds.sh
 [ -n "$a" ] || { echo "ab_builds.sh: --a DIR is required (try --help)" >&2; exit 2; }
-for v in "$repeats" "$batches" "$warmup" "$threads" "$batch_size"; do
-  [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge 1 ] \
-    || { echo "ab_builds.sh: expected a whole number of at least 1, got '$v'" >&2; exit 2; }
-done
 for d in "$a" "$b"; do
   [ -f "$d/build/lunet/core.so" ] && [ -f "$d/scripts/gpu_vs_cpu.lua" ] \
     || { echo "ab_builds.sh: $d is not a built lunet tree (no build/lunet/core.so or scripts/gpu_vs_cpu.lua)" >&2; exit 2; }

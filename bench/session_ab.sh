@@ -19,26 +19,18 @@
 set -euo pipefail
 
 old="" new="" repeats=5 batches=100 warmup=10 threads=2 batch_size=64 out=""
+source "$(dirname "$0")/workload_options.sh"
 while [ $# -gt 0 ]; do
+  if workload_option "$1" "${2-}"; then shift 2; continue; fi
   case "$1" in
     --old) old="$2"; shift 2 ;;
     --new) new="$2"; shift 2 ;;
-    --repeats) repeats="$2"; shift 2 ;;
-    --batches) batches="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    --batch-size) batch_size="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
     -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "session_ab.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+check_workload_numbers session_ab.sh
 [ -n "$old" ] && [ -n "$new" ] || { echo "session_ab.sh: --old DIR and --new DIR are required" >&2; exit 2; }
-for v in "$repeats" "$batches" "$warmup" "$threads" "$batch_size"; do
-  [[ "$v" =~ ^[0-9]+$ ]] || { echo "session_ab.sh: expected a whole number, got '$v'" >&2; exit 2; }
-done
-[ "$repeats" -ge 1 ] && [ "$batches" -ge 1 ] && [ "$threads" -ge 1 ] && [ "$batch_size" -ge 1 ] \
-  || { echo "session_ab.sh: repeats, batches, threads and batch size must be at least 1" >&2; exit 2; }
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${out:-$here/results}"
 mkdir -p "$out"
