@@ -7,26 +7,9 @@ local nn = lunet.nn
 
 local EPS, TOL = 1e-2, 1e-2
 
---- Central differences of loss() at a sample of coordinates of `t` against
--- `analytic` (a flat array); the worst error relative to the largest entry.
+--- Finite differences against the analytic gradient (helpers.worst_gradient_error).
 local function worst_error(t, analytic, loss, samples)
-  local flat = t:reshape({ -1 })
-  local n = flat:numel()
-  local scale = 1e-3
-  for i = 1, n do scale = math.max(scale, math.abs(analytic[i])) end
-  local worst = 0
-  samples = math.min(samples or 12, n)
-  for k = 1, samples do
-    local i = math.min(n, 1 + ((k - 1) * n) // samples + (k * 7) % math.max(1, n // samples))
-    local v = flat:get(i)
-    flat:set(v + EPS, i)
-    local plus = loss()
-    flat:set(v - EPS, i)
-    local minus = loss()
-    flat:set(v, i)
-    worst = math.max(worst, math.abs((plus - minus) / (2 * EPS) - analytic[i]) / scale)
-  end
-  return worst
+  return helpers.worst_gradient_error(t, analytic, loss, EPS, samples or 12, 7)
 end
 
 local function flat_table(t) return t:to("cpu"):reshape({ -1 }):totable() end

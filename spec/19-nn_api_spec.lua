@@ -13,26 +13,9 @@ local EPS, TOL = 1e-2, 1e-2
 
 local function flat(t) return t:to("cpu"):reshape({ -1 }):totable() end
 
---- Central differences of loss() at `samples` coordinates of x against the
--- analytic gradient (flat table); the worst error relative to max |analytic|.
-local function worst_error(x, analytic, loss, samples)
-  local v = x:reshape({ -1 })
-  local n = v:numel()
-  local scale = 1e-3
-  for i = 1, n do scale = math.max(scale, math.abs(analytic[i])) end
-  local worst = 0
-  samples = math.min(samples or 16, n)
-  for k = 1, samples do
-    local i = math.min(n, 1 + ((k - 1) * n) // samples + (k * 5) % math.max(1, n // samples))
-    local old = v:get(i)
-    v:set(old + EPS, i)
-    local plus = loss()
-    v:set(old - EPS, i)
-    local minus = loss()
-    v:set(old, i)
-    worst = math.max(worst, math.abs((plus - minus) / (2 * EPS) - analytic[i]) / scale)
-  end
-  return worst
+--- Finite differences against the analytic gradient (helpers.worst_gradient_error).
+local function worst_error(t, analytic, loss, samples)
+  return helpers.worst_gradient_error(t, analytic, loss, EPS, samples or 16, 5)
 end
 
 local modules = {

@@ -45,6 +45,31 @@ function helpers.assert_close(actual, expected, rtol, atol, what)
 end
 
 --- A random float32 tensor from its own seed, on `device`.
+--- Central differences (step `eps`) of loss() at `samples` coordinates of
+-- tensor t against `analytic` (a flat array of the gradient); returns the
+-- worst error relative to the largest analytic entry (at least 1e-3). The
+-- coordinates are spread over t, each shifted by (k * jitter) within its
+-- stretch, so repeated runs sample the same places.
+function helpers.worst_gradient_error(t, analytic, loss, eps, samples, jitter)
+  local v = t:reshape({ -1 })
+  local n = v:numel()
+  local scale = 1e-3
+  for i = 1, n do scale = math.max(scale, math.abs(analytic[i])) end
+  local worst = 0
+  samples = math.min(samples, n)
+  for k = 1, samples do
+    local i = math.min(n, 1 + ((k - 1) * n) // samples + (k * jitter) % math.max(1, n // samples))
+    local old = v:get(i)
+    v:set(old + eps, i)
+    local plus = loss()
+    v:set(old - eps, i)
+    local minus = loss()
+    v:set(old, i)
+    worst = math.max(worst, math.abs((plus - minus) / (2 * eps) - analytic[i]) / scale)
+  end
+  return worst
+end
+
 function helpers.random(shape, seed, device, lo, hi)
   lunet.manual_seed(seed or 1)
   local t = lunet.rand(shape)

@@ -106,6 +106,19 @@ ln_tensor *ln_lua_to_tensor(lua_State *L, int idx)
     return ln_tensor_userdata_at(L, idx);
 }
 
+ln_tensor *ln_lua_check_self(lua_State *L, const char *fname)
+{
+    ln_tensor *t = ln_lua_to_tensor(L, 1);
+    if (!t) {
+        const char *method = strchr(fname, ':');
+        ln_lua_fail(L, fname, "expected a lunet tensor as self, got %s (call it as t:%s(...), "
+                    "with a colon)", luaL_typename(L, 1), method ? method + 1 : fname);
+    }
+    if (!t->storage)
+        ln_lua_fail(L, fname, "the tensor was freed");
+    return t;
+}
+
 ln_tensor *ln_lua_check_tensor(lua_State *L, int idx, const char *fname)
 {
     ln_tensor *t = ln_lua_to_tensor(L, idx);

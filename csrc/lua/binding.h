@@ -32,6 +32,10 @@ ln_tensor *ln_lua_new_tensor(lua_State *L);
 ln_tensor *ln_lua_check_tensor(lua_State *L, int idx, const char *fname);
 /* The tensor at idx or NULL when it is not a tensor (freed ones included). */
 ln_tensor *ln_lua_to_tensor(lua_State *L, int idx);
+/* The live tensor a method is called on (t:sum() gives it as argument 1),
+ * else an error naming fname ("lunet.Tensor:sum") that says to call it with a
+ * colon. */
+ln_tensor *ln_lua_check_self(lua_State *L, const char *fname);
 
 /* Reads a shape: an array of sizes, or the sizes as separate numbers from idx
  * on. Errors name fname. */

@@ -79,16 +79,26 @@ static ln_conv2d_params conv_params(lua_State *L, int idx, const char *fname)
     return p;
 }
 
-static ln_pool2d_params pool_params(lua_State *L, int idx, const char *fname)
+/* The six sizes of a window (kh, kw, sh, sw, ph, pw from idx on), errors
+ * calling them by `names`. */
+static ln_pool2d_params read_window(lua_State *L, int idx, const char *fname,
+                                    const char *const names[6])
 {
     ln_pool2d_params p;
-    p.kernel_h = check_int(L, idx, fname, "kernel_h");
-    p.kernel_w = check_int(L, idx + 1, fname, "kernel_w");
-    p.stride_h = check_int(L, idx + 2, fname, "stride_h");
-    p.stride_w = check_int(L, idx + 3, fname, "stride_w");
-    p.pad_h = check_int(L, idx + 4, fname, "pad_h");
-    p.pad_w = check_int(L, idx + 5, fname, "pad_w");
+    p.kernel_h = check_int(L, idx, fname, names[0]);
+    p.kernel_w = check_int(L, idx + 1, fname, names[1]);
+    p.stride_h = check_int(L, idx + 2, fname, names[2]);
+    p.stride_w = check_int(L, idx + 3, fname, names[3]);
+    p.pad_h = check_int(L, idx + 4, fname, names[4]);
+    p.pad_w = check_int(L, idx + 5, fname, names[5]);
     return p;
+}
+
+static ln_pool2d_params pool_params(lua_State *L, int idx, const char *fname)
+{
+    static const char *const names[6] = {"kernel_h", "kernel_w", "stride_h",
+                                         "stride_w", "pad_h",    "pad_w"};
+    return read_window(L, idx, fname, names);
 }
 
 static ln_pool_mode pool_mode(lua_State *L, int idx, const char *fname)
@@ -151,14 +161,9 @@ static int l_conv2d_backward_filter(lua_State *L)
  * names the layers' constructors take them by. */
 static ln_pool2d_params window_params(lua_State *L, int idx, const char *fname)
 {
-    ln_pool2d_params p;
-    p.kernel_h = check_int(L, idx, fname, "kernel size");
-    p.kernel_w = check_int(L, idx + 1, fname, "kernel size");
-    p.stride_h = check_int(L, idx + 2, fname, "stride");
-    p.stride_w = check_int(L, idx + 3, fname, "stride");
-    p.pad_h = check_int(L, idx + 4, fname, "padding");
-    p.pad_w = check_int(L, idx + 5, fname, "padding");
-    return p;
+    static const char *const names[6] = {"kernel size", "kernel size", "stride",
+                                         "stride",      "padding",     "padding"};
+    return read_window(L, idx, fname, names);
 }
 
 /* conv2d_check_params(kh, kw, sh, sw, ph, pw [, caller]): conv2d_forward's rule

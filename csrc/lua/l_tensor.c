@@ -11,17 +11,8 @@
 #include "../tensor_shape.h"
 #include "binding.h"
 
-/* The tensor a method is called on: t:sum() gives it as argument 1. */
-static ln_tensor *check_self(lua_State *L, const char *fname)
-{
-    ln_tensor *t = ln_lua_to_tensor(L, 1);
-    if (!t)
-        ln_lua_fail(L, fname, "expected a lunet tensor as self, got %s (call it as t:%s(...), "
-                    "with a colon)", luaL_typename(L, 1), strchr(fname, ':') + 1);
-    if (!t->storage)
-        ln_lua_fail(L, fname, "the tensor was freed");
-    return t;
-}
+/* The tensor a method is called on (binding.c). */
+#define check_self ln_lua_check_self
 
 #define SELF(fname) check_self(L, fname)
 

@@ -12,16 +12,8 @@
 #include "../tensor_ops.h"
 #include "binding.h"
 
-static ln_tensor *check_self(lua_State *L, const char *fname)
-{
-    ln_tensor *t = ln_lua_to_tensor(L, 1);
-    if (!t)
-        ln_lua_fail(L, fname, "expected a lunet tensor as self, got %s (call it as t:%s(...), "
-                    "with a colon)", luaL_typename(L, 1), strchr(fname, ':') + 1);
-    if (!t->storage)
-        ln_lua_fail(L, fname, "the tensor was freed");
-    return t;
-}
+/* The tensor a method is called on (binding.c). */
+#define check_self ln_lua_check_self
 
 /* A dimension argument: 1..ndim or -ndim..-1, returned 0-based. */
 static int check_dim(lua_State *L, int idx, const char *fname, const ln_tensor *t)
