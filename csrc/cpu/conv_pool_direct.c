@@ -103,11 +103,13 @@ static inline void add_taps(const float *g, __m512 v[4][4], __m512 acc[4])
 
 static inline void store_pooled(float *y, uint8_t *winner, __mmask16 lanes, const __m512 acc[4])
 {
+    if (!winner) { /* evaluate mode */
+        _mm512_mask_storeu_ps(y, lanes, ln_relu_window_max16_values(acc));
+        return;
+    }
     __m512i code;
     __m512 best = ln_relu_window_max16(acc, &code);
     _mm512_mask_storeu_ps(y, lanes, best);
-    if (!winner)
-        return; /* evaluate mode */
     __m128i bytes = _mm512_cvtepi32_epi8(code);
     /* kept in a register: GCC would otherwise fold the conversion into a
      * masked vpmovdb to memory, which ran ~2x slower here */
