@@ -322,7 +322,8 @@ typedef struct ln_backend {
      * `winner` (uint8, the same shape) is where the gradient of each pooled
      * value goes: the position 0..3 of the first maximum in its window
      * (row-major), or 4 when that maximum is not positive, where ReLU passes
-     * no gradient. */
+     * no gradient. `winner` may be NULL (evaluate mode): then only y is
+     * written, with the same values. */
     int (*conv2d_relu_maxpool2x2_forward)(void *ctx, const ln_conv2d_shape *s,
                                           const float *x, const float *w,
                                           const float *bias /* or NULL */,

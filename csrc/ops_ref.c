@@ -416,7 +416,8 @@ int ln_ref_conv2d_relu_maxpool2x2_forward(void *ctx, const ln_conv2d_shape *s, c
                 int row = (int)(at / s->q) - 2 * p, col = (int)(at % s->q) - 2 * q;
                 y[out] = plane[at];
                 /* where the gradient goes: 0..3 in the window, 4 where ReLU passes none */
-                winner[out] = (uint8_t)(plane[at] > 0.0f ? row * 2 + col : 4);
+                if (winner)
+                    winner[out] = (uint8_t)(plane[at] > 0.0f ? row * 2 + col : 4);
             }
     }
     free(conv);

@@ -99,6 +99,81 @@ describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
     end)
   end
 
+  -- evaluate mode asks for no winners (winner argument false): the values must
+  -- be bit for bit those of the pass with winners, on every path and level
+  local function geometry(case)
+    local k, st, pd = case[4], case[5].stride or 1, case[5].padding or 0
+    k = type(k) == "table" and k or { k, k }
+    st = type(st) == "table" and st or { st, st }
+    pd = type(pd) == "table" and pd or { pd, pd }
+    return k, st, pd
+  end
+
+  local function check_without_winners(dev, what)
+    for _, case in ipairs(blocks) do
+     for _, with_nan in ipairs({ false, true }) do
+      local k, st, pd = geometry(case)
+      local x = helpers.random(case[6], 9, nil, -1, 1)
+      if with_nan then
+        -- a few NaN inputs: their windows take the kernels' NaN branch
+        local flat = x:reshape({ -1 }):totable()
+        flat[3], flat[#flat // 2], flat[#flat] = 0 / 0, 0 / 0, 0 / 0
+        x = lunet.tensor(flat):reshape(case[6])
+      end
+      x = x:to(dev)
+      local w = helpers.random({ case[3], case[2], k[1], k[2] }, 10, nil, -1, 1):to(dev)
+      local b = case[5].bias ~= false and helpers.random({ case[3] }, 11, nil, -1, 1):to(dev) or nil
+      local y, winner = core.conv_block_forward(x, w, b, st[1], st[2], pd[1], pd[2])
+      local y2, none = core.conv_block_forward(x, w, b, st[1], st[2], pd[1], pd[2], nil, false)
+      assert.is_not_nil(winner)
+      assert.is_nil(none)
+      helpers.assert_close(y2:to("cpu"), y:to("cpu"), 0, 0, what .. ", " .. case[1])
+      -- into a given output, which keeps its storage
+      local into = core.conv_block_forward(x, w, b, st[1], st[2], pd[1], pd[2], y2, false)
+      assert.is_true(rawequal(into, y2))
+      helpers.assert_close(into:to("cpu"), y:to("cpu"), 0, 0, what .. " (into), " .. case[1])
+     end
+    end
+  end
+
+  it("without winners (evaluate mode) on the reference: the same values", function()
+    check_without_winners(lunet.device("ref"), "ref")
+  end)
+
+  for _, level in ipairs(lunet.cpu_levels()) do
+    it(("without winners on the cpu's %s kernels, 1 and 2 threads: the same values"):format(level),
+      function()
+        local before, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
+        for _, threads in ipairs({ 1, 2 }) do
+          lunet.set_num_threads(threads)
+          check_without_winners("cpu", level .. ", " .. threads .. " threads")
+        end
+        lunet.set_num_threads(before)
+        lunet.set_cpu_level(level_before)
+      end)
+  end
+
+  it("in evaluate mode: the training mode's output, and backward still right", function()
+    for _, dev in ipairs(helpers.devices()) do
+      for _, case in ipairs(blocks) do
+        local x = helpers.random(case[6], 12, nil, -1, 1)
+        local trained = run(make_model(case), x, true, dev)
+        local model = make_model(case)
+        model:eval()
+        local evaluated = run(model, x, true, dev)
+        for name, e in pairs(trained) do
+          helpers.assert_close(evaluated[name], e, 0, 0, dev .. ", " .. case[1] .. ": " .. name)
+        end
+        -- back in training mode, the winners are computed again by forward
+        model:train()
+        local again = run(model, x, true, dev)
+        for name, e in pairs(trained) do
+          helpers.assert_close(again[name], e, 0, 0, dev .. ", train again, " .. case[1] .. ": " .. name)
+        end
+      end
+    end
+  end)
+
   it("keeps only the block's output; fuse = false keeps every module's", function()
     local model = make_model(blocks[3])
     local x = helpers.random(blocks[3][6], 1, nil, -1, 1)

@@ -22,6 +22,7 @@
  * within the workspace budget) and the groups are added in order at the end,
  * so the result does not depend on the thread count or on timing. */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../status.h"
@@ -241,20 +242,46 @@ static void forward_image(void *p, int64_t b, int thread)
 }
 
 static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
-                          const float *w, const float *bias, float *y, uint8_t *winner)
+                          const float *w, const float *bias, float *y, uint8_t *winner,
+                          int fused);
+
+/* The fused block in evaluate mode (no winners) on a path that always
+ * writes them: into a temporary, dropped afterwards. */
+static int forward_scratch_winners(ln_cpu_context *ctx, const ln_conv2d_shape *s,
+                                   const float *x, const float *w, const float *bias, float *y)
+{
+    size_t bytes = (size_t)s->n * (size_t)s->k * (size_t)(s->p / 2) * (size_t)(s->q / 2);
+    uint8_t *scratch = malloc(bytes ? bytes : 1);
+    if (!scratch)
+        return ln_error(LN_ENOMEM, "out of host memory for the fused block's winners (%zu bytes)",
+                        bytes);
+    int status = forward_images(ctx, s, x, w, bias, y, scratch, 1);
+    free(scratch);
+    return status;
+}
+
+/* y = the convolution, or (fused) the pooled block with its winners, which
+ * in evaluate mode may be NULL: the kernels of the seed model's blocks
+ * (F(4x4), direct) then skip them. */
+static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                          const float *w, const float *bias, float *y, uint8_t *winner,
+                          int fused)
 {
 #ifdef LN_CPU_AVX2
 #ifdef LN_CPU_AVX512
     if (uses_winograd(ctx, s) && ctx->winograd == 1 && ln_cpu_winograd4_applies(s))
-        return ln_cpu_winograd4_forward(ctx, s, x, w, bias, y, winner);
+        return ln_cpu_winograd4_forward(ctx, s, x, w, bias, y, winner, fused);
 #endif
     if (uses_winograd(ctx, s))
-        return ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
+        return fused && !winner ? forward_scratch_winners(ctx, s, x, w, bias, y)
+                                : ln_cpu_winograd_forward(ctx, s, x, w, bias, y, winner);
 #endif
 #ifdef LN_CPU_AVX512
-    if (winner && ln_cpu_direct_block_applies(s))
+    if (fused && ln_cpu_direct_block_applies(s))
         return ln_cpu_direct_block_forward(ctx, s, x, w, bias, y, winner);
 #endif
+    if (fused && !winner)
+        return forward_scratch_winners(ctx, s, x, w, bias, y);
     int64_t pq = (int64_t)s->p * s->q;
     int threads = batch_threads(ctx, s, s->n), pointwise = is_pointwise(s);
     int64_t cols_floats = pointwise ? 0 : (taps(s) * pq + 15) & ~(int64_t)15;
@@ -272,7 +299,7 @@ int ln_cpu_conv2d_forward(void *vctx, const ln_conv2d_shape *s, const float *x,
 {
     if (s->n == 0)
         return LN_OK;
-    return forward_images(vctx, s, x, w, bias, y, NULL);
+    return forward_images(vctx, s, x, w, bias, y, NULL, 0);
 }
 
 typedef struct backward_data_job {
@@ -462,7 +489,7 @@ int ln_cpu_conv2d_relu_maxpool2x2_forward(void *vctx, const ln_conv2d_shape *s, 
 {
     if (s->n == 0 || s->p < 2 || s->q < 2)
         return LN_OK;
-    return forward_images(vctx, s, x, w, bias, y, winner);
+    return forward_images(vctx, s, x, w, bias, y, winner, 1);
 }
 
 int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s, const float *x,

@@ -103,6 +103,10 @@ static inline void add_taps(const float *g, __m512 v[4][4], __m512 acc[4])
 
 static inline void store_pooled(float *y, uint8_t *winner, __mmask16 lanes, const __m512 acc[4])
 {
+    if (!winner) { /* evaluate mode */
+        _mm512_mask_storeu_ps(y, lanes, ln_relu_window_max16_values(acc));
+        return;
+    }
     __m512i code;
     __m512 best = ln_relu_window_max16(acc, &code);
     _mm512_mask_storeu_ps(y, lanes, best);
@@ -133,7 +137,7 @@ static void direct_image(void *arg, int64_t b, int thread)
     float *split = j->ws + thread * j->ws_stride;
     split_image(s, pl, j->x + b * (int64_t)s->c * s->h * s->w, split);
     float *y = j->y + b * s->k * pooled;
-    uint8_t *winner = j->winner + b * s->k * pooled;
+    uint8_t *winner = j->winner ? j->winner + b * s->k * pooled : NULL;
     for (int p = 0; p < ph; p++)
         for (int q = 0; q < pw; q += 16) {
             int n = pw - q < 16 ? pw - q : 16;
@@ -147,7 +151,8 @@ static void direct_image(void *arg, int64_t b, int thread)
                     __m512 b0 = _mm512_set1_ps(j->bias ? j->bias[k] : 0.0f);
                     __m512 acc[4] = {b0, b0, b0, b0};
                     add_taps(j->w + (int64_t)k * 9, v, acc);
-                    store_pooled(y + k * pooled + out, winner + k * pooled + out, lanes, acc);
+                    store_pooled(y + k * pooled + out, winner ? winner + k * pooled + out : NULL, lanes,
+                                 acc);
                 }
                 continue;
             }
@@ -160,7 +165,8 @@ static void direct_image(void *arg, int64_t b, int thread)
                     load_inputs(even, even + pl->plane, pl->cols, p, q, v);
                     add_taps(j->w + (int64_t)k * taps + 9 * c, v, acc);
                 }
-                store_pooled(y + k * pooled + out, winner + k * pooled + out, lanes, acc);
+                store_pooled(y + k * pooled + out, winner ? winner + k * pooled + out : NULL, lanes,
+                                 acc);
             }
         }
 }

@@ -264,7 +264,7 @@ int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m
 #ifdef LN_CPU_AVX512
 /* The fused block's forward pass computed directly for 3x3 convolutions of
  * stride 1 with at most 3 input channels (conv_pool_direct.c), one pooled
- * row of 16 windows per vector. */
+ * row of 16 windows per vector. winner may be NULL (evaluate mode: y only). */
 int ln_cpu_direct_block_applies(const ln_conv2d_shape *s);
 int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                                 const float *w, const float *bias, float *y, uint8_t *winner);
@@ -292,10 +292,13 @@ void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float
 #ifdef LN_CPU_AVX512
 /* The forward pass by F(4x4, 3x3) (winograd4.c) where F(2x2) applies and
  * the channel counts are multiples of 16, in float32 (autocast's bf16 keeps
- * F(2x2)'s bf16 products); same arguments as ln_cpu_winograd_forward. */
+ * F(2x2)'s bf16 products); as ln_cpu_winograd_forward, but the fused block
+ * is asked for by `fused`, and its winner may be NULL (evaluate mode: y
+ * only). */
 int ln_cpu_winograd4_applies(const ln_conv2d_shape *s);
 int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
-                             const float *w, const float *bias, float *y, uint8_t *winner);
+                             const float *w, const float *bias, float *y, uint8_t *winner,
+                             int fused);
 #endif
 #endif
 

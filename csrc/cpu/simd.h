@@ -158,6 +158,27 @@ static inline __m512 ln_relu_window_max16(const __m512 c[4], __m512i *code)
      * negative becomes 0, NaN and -0 stay, as in ln_relu_window_max */
     return _mm512_max_ps(_mm512_setzero_ps(), best);
 }
+
+/* The pooled values of ln_relu_window_max16 alone (evaluate mode: no
+ * winners), bit for bit the same. */
+static inline __m512 ln_relu_window_max16_values(const __m512 c[4])
+{
+    __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)
+                    | _mm512_cmp_ps_mask(c[2], c[3], _CMP_UNORD_Q);
+    __m512 best;
+    if (__builtin_expect(nan == 0, 1)) {
+        best = _mm512_max_ps(_mm512_max_ps(c[0], c[1]), _mm512_max_ps(c[2], c[3]));
+    } else {
+        best = c[0];
+        for (int i = 1; i < 4; i++) {
+            __mmask16 take = _mm512_cmp_ps_mask(c[i], best, _CMP_GT_OQ)
+                             | (_mm512_cmp_ps_mask(c[i], c[i], _CMP_UNORD_Q)
+                                & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+            best = _mm512_mask_mov_ps(best, take, c[i]);
+        }
+    }
+    return _mm512_max_ps(_mm512_setzero_ps(), best);
+}
 #endif
 
 /* Eight 32-bit codes (each 0..255) as eight bytes, in order, in the low half. */

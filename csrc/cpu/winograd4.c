@@ -250,7 +250,8 @@ static void output_channels_last4(const tiling4 *t, const float *m, int64_t rows
  * channels-last in `stage` (values, then the codes as 32-bit words: 2 x
  * pooled positions x co words) and transposed in 8x8 blocks at the end,
  * instead of 32 scalar stores per register; the codes are then narrowed to
- * bytes (via `codes`, co x pooled positions words). */
+ * bytes (via `codes`, co x pooled positions words). No codes when winner is
+ * NULL (evaluate mode). */
 static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64_t t0,
                            const float *bias, float *stage, int32_t *codes, float *pooled,
                            uint8_t *winner)
@@ -275,12 +276,18 @@ static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64
                                           _mm512_add_ps(y[2 * a + 1][2 * e + 1], b)};
                         __m512i code;
                         int64_t at = ((int64_t)pi * pw + pj) * co + c;
+                        if (!winner) {
+                            _mm512_storeu_ps(stage + at, ln_relu_window_max16_values(cand));
+                            continue;
+                        }
                         _mm512_storeu_ps(stage + at, ln_relu_window_max16(cand, &code));
                         _mm512_storeu_si512(stage_codes + at, code);
                     }
             }
     /* the codes move as raw 32-bit patterns: the transpose does no arithmetic */
     ln_cpu_winograd_from_channels_last(stage, co, pw, pooled, ph, pw, NULL);
+    if (!winner)
+        return;
     ln_cpu_winograd_from_channels_last(stage_codes, co, pw, (float *)codes, ph, pw, NULL);
     int64_t n = positions * co, l = 0;
     for (; l + 16 <= n; l += 16)
@@ -295,7 +302,8 @@ typedef struct forward_job4 {
     const tiling4 *t;
     const float *x, *u, *bias;
     float *y;
-    uint8_t *winner;
+    uint8_t *winner;           /* NULL in evaluate mode */
+    int fused;
     float *threads_base;       /* per thread: the padded plane, V, M, an output plane */
     int64_t thread_floats, src_floats, v_floats, m_floats;
     int chunk;
@@ -324,11 +332,11 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
                           0);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
-        if (j->winner) {
+        if (j->fused) {
             /* the output plane's space holds the staging (3 x pooled x k <= 16 x tiles x k) */
             output_pooled4(t, m, j->rows, b * per_image, j->bias, out,
                            (int32_t *)out + 2 * pooled * s->k, j->y + image * s->k * pooled,
-                           j->winner + image * s->k * pooled);
+                           j->winner ? j->winner + image * s->k * pooled : NULL);
         } else {
             output_channels_last4(t, m, j->rows, b * per_image, out);
             ln_cpu_winograd_from_channels_last(out, s->k, 4 * t->tq,
@@ -381,7 +389,8 @@ static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, co
 }
 
 int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
-                             const float *w, const float *bias, float *y, uint8_t *winner)
+                             const float *w, const float *bias, float *y, uint8_t *winner,
+                             int fused)
 {
     tiling4 t = make_tiling4(s);
     int64_t per_image = (int64_t)t.tp * t.tq;
@@ -403,7 +412,7 @@ int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     const float *u = filter_transform_cached(ctx, threads, w, s->k, s->c, u_floats);
     if (!u)
         return LN_ENOMEM;
-    forward_job4 job = {s, &t, x, u, bias, y, winner, base, thread_floats, src_floats,
+    forward_job4 job = {s, &t, x, u, bias, y, winner, fused, base, thread_floats, src_floats,
                         v_floats, m_floats, chunk, rows};
     ln_cpu_parallel(ctx, threads, chunks, forward_chunk4, &job);
     return LN_OK;

@@ -188,8 +188,8 @@ static int l_conv_block_supported(lua_State *L)
     return 1;
 }
 
-/* conv_block_forward(x, w, bias|nil, sh, sw, ph, pw, y|nil, winner|nil [, caller])
- * -> y, winner */
+/* conv_block_forward(x, w, bias|nil, sh, sw, ph, pw, y|nil, winner|nil|false [, caller])
+ * -> y, winner (nil when winner is false: evaluate mode, no winners computed) */
 static int l_conv_block_forward(lua_State *L)
 {
     const char *fname = caller(L, 10, "lunet.conv_block_forward");
@@ -202,7 +202,11 @@ static int l_conv_block_forward(lua_State *L)
     const ln_tensor *inputs[3] = {x, w, b};
     ln_tensor *y = push_output(L, 8, x, 4, shape, inputs, 3, fname);
     const ln_tensor *before_winner[4] = {x, w, b, y};
-    ln_tensor *winner = push_output_of(L, 9, x, LN_UINT8, 4, shape, before_winner, 4, fname);
+    ln_tensor *winner = NULL;
+    if (lua_isboolean(L, 9) && !lua_toboolean(L, 9))
+        lua_pushnil(L);
+    else
+        winner = push_output_of(L, 9, x, LN_UINT8, 4, shape, before_winner, 4, fname);
     ln_lua_check_status(L, ln_nn_conv_block_forward(x, w, b, &p, y, winner), fname);
     return 2;
 }

@@ -52,29 +52,36 @@ int ln_nn_conv2d_shape(const ln_tensor *x, const ln_tensor *w, const ln_conv2d_p
     return LN_OK;
 }
 
-/* The tensors of a convolution forward (the plain one, or the fused block
- * when `winner` is given): the shape rule has checked x and w. */
+/* The tensors of a convolution forward (the plain one, or the fused block,
+ * whose winners may be NULL in evaluate mode): the shape rule has checked x
+ * and w. */
+typedef struct forward_call {
+    const ln_conv2d_shape *s;
+    int fused;
+} forward_call;
+
 static int conv_forward_kernel(ln_device *dev, void *arg, int64_t n, const void *const *in,
                                void *const *out)
 {
-    const ln_conv2d_shape *s = arg;
+    const forward_call *c = arg;
     (void)n;
-    if (out[1])
-        return LN_CALL(dev, conv2d_relu_maxpool2x2_forward, s, in[0], in[1], in[2], out[0],
+    if (c->fused)
+        return LN_CALL(dev, conv2d_relu_maxpool2x2_forward, c->s, in[0], in[1], in[2], out[0],
                        out[1]);
-    return LN_CALL(dev, conv2d_forward, s, in[0], in[1], in[2], out[0]);
+    return LN_CALL(dev, conv2d_forward, c->s, in[0], in[1], in[2], out[0]);
 }
 
 static int run_conv_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
                             ln_conv2d_shape *s, const int64_t yshape[4], ln_tensor *y,
-                            ln_tensor *winner)
+                            ln_tensor *winner, int fused)
 {
+    forward_call c = {s, fused};
     int64_t k = s->k;
     ln_op op = {.in = {{"the input", x}, {"the weight", w}, {"the bias", bias, 1, &k}},
                 .out = {{"the output", y, 4, yshape},
                         {"the pooling winners", winner, 4, yshape, LN_UINT8}},
                 .n = yshape[0] * yshape[1] * yshape[2] * yshape[3]};
-    return ln_op_run(&op, conv_forward_kernel, s);
+    return ln_op_run(&op, conv_forward_kernel, &c);
 }
 
 int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor *bias,
@@ -83,7 +90,7 @@ int ln_nn_conv2d_forward(const ln_tensor *x, const ln_tensor *w, const ln_tensor
     ln_conv2d_shape s;
     LN_TRY(ln_nn_conv2d_shape(x, w, p, &s));
     int64_t yshape[4] = {s.n, s.k, s.p, s.q};
-    return run_conv_forward(x, w, bias, &s, yshape, y, NULL);
+    return run_conv_forward(x, w, bias, &s, yshape, y, NULL, 0);
 }
 
 static int conv_backward_data_kernel(ln_device *dev, void *arg, int64_t n,
@@ -164,7 +171,7 @@ int ln_nn_conv_block_forward(const ln_tensor *x, const ln_tensor *w, const ln_te
     ln_conv2d_shape s;
     int64_t yshape[4];
     LN_TRY(ln_nn_conv_block_shape(x, w, p, &s, yshape));
-    return run_conv_forward(x, w, bias, &s, yshape, y, winner);
+    return run_conv_forward(x, w, bias, &s, yshape, y, winner, 1);
 }
 
 static int conv_block_backward_kernel(ln_device *dev, void *arg, int64_t n,

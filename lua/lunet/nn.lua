@@ -773,8 +773,18 @@ function ConvReLUPool:forward(input)
   self._fused = fusable_input(conv, input)
   if self._fused then
     local st, pd = conv.stride, conv.padding
-    pool.output, pool._winner = core.conv_block_forward(input, conv.weight, conv.bias, st[1], st[2],
-      pd[1], pd[2], pool.output, pool._winner, conv._fname.forward)
+    -- the Conv2d's mode: a Sequential's train/eval reaches its children, not
+    -- these steps
+    if conv.training then
+      pool.output, pool._winner = core.conv_block_forward(input, conv.weight, conv.bias, st[1],
+        st[2], pd[1], pd[2], pool.output, pool._winner, conv._fname.forward)
+    else
+      -- evaluate mode: the pooling winners are only backward's; a backward
+      -- after this forward computes them then
+      pool.output = core.conv_block_forward(input, conv.weight, conv.bias, st[1], st[2], pd[1],
+        pd[2], pool.output, false, conv._fname.forward)
+    end
+    self._without_winners = not conv.training
     conv.output, relu.output = nil, nil
   else
     pool:forward(relu:forward(conv:forward(input)))
@@ -788,6 +798,13 @@ function ConvReLUPool:backward(input, grad_output)
   local conv, relu, pool = self.conv, self.relu, self.pool
   if self._fused then
     local st, pd = conv.stride, conv.padding
+    if self._without_winners then
+      -- into a new output: pool.output, the forward's result, is left as it is
+      local _
+      _, pool._winner = core.conv_block_forward(input, conv.weight, conv.bias, st[1], st[2],
+        pd[1], pd[2], nil, pool._winner, conv._fname.forward)
+      self._without_winners = false
+    end
     local accumulate = grads_accumulate(conv)
     conv.grad_input = core.conv_block_backward(input, conv.weight, grad_output, pool._winner, st[1],
       st[2], pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, accumulate,
