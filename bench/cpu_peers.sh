@@ -7,7 +7,11 @@
 #
 # Same rule for all: the same thread count (--threads), training timed over
 # --batches steps after --warmup untimed steps, inference timed over the
-# whole 10,000-image test set after warm-up; one process per run; the order
+# whole 10,000-image test set after warm-up, --infer-repeats passes a run and
+# their median taken (one slow pass does not decide a ratio); the data as
+# images decoded once into an array for every framework (PyTorch with
+# --predecoded: not torchvision's per-image ToTensor, which would time PIL);
+# one process per run; the order
 # of the runners rotates from repeat to repeat (odd repeats forward, even
 # ones reversed), so a change in the machine's load hits all of them. Prints
 # and writes bench/results/cpu_peers-<UTC date>.json: every run, the medians,
@@ -24,24 +28,27 @@
 # wheels (~3 GB) even for CPU use, and torch without them fails to import
 # (libcufile), so they are installed too. Not part of scripts/test.
 #
-#   bench/cpu_peers.sh [--quick] [--repeats 3] [--batches 200] [--warmup 10]
-#                      [--threads 2] [--batch-size 64] [--peers LIST] [--no-install]
+#   bench/cpu_peers.sh [--quick] [--repeats 3] [--infer-repeats 3] [--batches 200]
+#                      [--warmup 10] [--threads 2] [--batch-size 64] [--peers LIST] [--no-install]
 #                      [--out bench/results]
-#   --quick: 1 repeat of 50 timed batches (a check that everything runs)
+#   --quick: 1 repeat of 50 timed batches and 1 inference pass (a check that everything runs)
 #   --peers: comma-separated subset of lunet,lunet-bf16,pytorch,pytorch-bf16,
 #            tensorflow,onnxruntime,jax (default: all)
 set -euo pipefail
 
-repeats=3 batches=200 warmup=10 threads=2 batch_size=64 out="" install=1
+repeats=3 infer_repeats=3 batches=200 warmup=10 threads=2 batch_size=64 out="" install=1
 peers="lunet,lunet-bf16,pytorch,pytorch-bf16,tensorflow,onnxruntime,jax"
 source "$(dirname "$0")/workload_options.sh"
 while [ $# -gt 0 ]; do
   if workload_option "$1" "${2-}"; then shift 2; continue; fi
   case "$1" in
-    --quick) repeats=1; batches=50; shift ;;
+    --quick) repeats=1; infer_repeats=1; batches=50; shift ;;
+    --infer-repeats)
+      [[ "${2-}" =~ ^[1-9][0-9]*$ ]] || { echo "cpu_peers.sh: --infer-repeats needs a whole number >= 1, got '${2-}'" >&2; exit 2; }
+      infer_repeats="$2"; shift 2 ;;
     --peers) peers="$2"; shift 2 ;;
     --no-install) install=0; shift ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cpu_peers.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -117,25 +124,27 @@ run_one() { # runner repeat
       local precision=fp32
       [ "$who" = lunet-bf16 ] && precision=bf16
       lua5.4 "$LUNET_ROOT/scripts/gpu_vs_cpu.lua" --devices cpu --epochs 1 --eval-max-batches 0 \
-        --repeat 1 --precision "$precision" "${common[@]}" --out "$work/$who-$r" >"$log" 2>&1 \
+        --repeat "$infer_repeats" --precision "$precision" "${common[@]}" --out "$work/$who-$r" >"$log" 2>&1 \
         || { cat "$log" >&2; exit 1; }
       ;;
     pytorch|pytorch-bf16)
       local precision=fp32
       [ "$who" = pytorch-bf16 ] && precision=bf16
-      OMP_NUM_THREADS="$threads" "$py" "$here/peers/seed_pytorch.py" --epochs 1 \
-        --precision "$precision" "${common[@]}" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+      OMP_NUM_THREADS="$threads" "$py" "$here/peers/seed_pytorch.py" --epochs 1 --predecoded \
+        --infer-repeats "$infer_repeats" --precision "$precision" "${common[@]}" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
       tail -n 1 "$log" >"$work/$who-$r.json"
       ;;
     *)
-      OMP_NUM_THREADS="$threads" "$py" "$here/peers/seed_$who.py" "${common[@]}" >"$log" 2>&1 \
+      OMP_NUM_THREADS="$threads" "$py" "$here/peers/seed_$who.py" --infer-repeats "$infer_repeats" \
+        "${common[@]}" >"$log" 2>&1 \
         || { cat "$log" >&2; exit 1; }
       tail -n 1 "$log" >"$work/$who-$r.json"
       ;;
   esac
 }
 echo "cpu_peers.sh: ${runners[*]}; $repeats repeats, $batches timed training batches after" \
-     "$warmup warm-up steps, batch $batch_size, $threads threads, inference over the whole test set"
+     "$warmup warm-up steps, batch $batch_size, $threads threads, inference: the median of" \
+     "$infer_repeats passes over the whole test set"
 for r in $(seq 1 "$repeats"); do
   if [ $((r % 2)) -eq 1 ]; then
     for who in "${runners[@]}"; do run_one "$who" "$r"; done
@@ -149,13 +158,13 @@ grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2- >"$work/cpu_flags"
 lscpu >"$work/lscpu" 2>/dev/null || true
 stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 result="$out/cpu_peers-$stamp.json"
-lua5.4 - "$work" "$repeats" "$result" "$batches" "$warmup" "$threads" "$batch_size" "${runners[@]}" <<'LUA'
+lua5.4 - "$work" "$repeats" "$result" "$batches" "$warmup" "$threads" "$batch_size" "$infer_repeats" "${runners[@]}" <<'LUA'
 local cjson = require("cjson")
 local report = require("lunet.report")
 local bench = require("lunet.bench")
 local work, repeats, result = arg[1], tonumber(arg[2]), arg[3]
 local runners = {}
-for i = 8, #arg do runners[#runners + 1] = arg[i] end
+for i = 9, #arg do runners[#runners + 1] = arg[i] end
 local function read(path)
   local f = io.open(path, "r")
   if not f then return nil end
@@ -246,7 +255,8 @@ local doc = {
   schema = "lunet.cpu_peers/1",
   settings = { repeats = repeats, timed_training_batches = tonumber(arg[4]), warmup_batches = tonumber(arg[5]),
     threads = tonumber(arg[6]), batch_size = tonumber(arg[7]),
-    inference = "the whole test set (10,000 images), after warm-up",
+    inference = "the whole test set (10,000 images), after warm-up; the median of " .. arg[8] .. " passes a run",
+    data = "images decoded once into an array for every runner (PyTorch: --predecoded)",
     order = "odd repeats run the runners in the listed order, even repeats reversed" },
   environment = { cpu_model = lscpu:match("Model name:%s*([^\n]+)"), cpu_family = lscpu:match("CPU family:%s*([^\n]+)"),
     cpu_model_number = lscpu:match("\nModel:%s*([^\n]+)"), cpu_flags = (read(work .. "/cpu_flags") or ""):gsub("^%s+", ""):gsub("%s+$", ""),

@@ -28,6 +28,21 @@ def batches(images, labels, batch_size, shuffle, seed):
         yield images[idx], labels[idx]
 
 
+def timed_passes(one_pass, repeats):
+    """Runs one_pass() (a whole pass over the test set, returning its image
+    count) `repeats` times after the caller's warm-up; returns (the median
+    pass's seconds, its images, every pass's seconds): the rule lunet's session
+    follows with --repeat, so that one slow pass does not decide a ratio."""
+    import statistics
+    import time
+    times, images = [], 0
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        images = one_pass()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), images, times
+
+
 def result(peer, version, args, train_s, train_images, infer_s, infer_images, **extra):
     """The one JSON line every peer prints last (the fields seed_pytorch.py prints)."""
     out = {"peer": peer, "version": version, "threads": args.threads, "batch_size": args.batch_size,
@@ -47,4 +62,6 @@ def common_args(parser):
     parser.add_argument("--warmup-batches", type=int, default=10, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--infer-repeats", type=int, default=3,
+                        help="timed inference passes over the test set (the median is reported)")
     return parser

@@ -84,10 +84,15 @@ for i, (x, _) in enumerate(fashion_data.batches(test_x[..., None], test_y, args.
     if i >= 10:
         break
     predict(params, x).block_until_ready()
-correct = 0
-start = time.perf_counter()
-for x, y in fashion_data.batches(test_x[..., None], test_y, args.batch_size, False, 0):
-    correct += int((jax.device_get(predict(params, x)) == y).sum())
-infer_s = time.perf_counter() - start
+
+
+def inference_pass():
+    correct = 0
+    for x, y in fashion_data.batches(test_x[..., None], test_y, args.batch_size, False, 0):
+        correct += int((jax.device_get(predict(params, x)) == y).sum())
+    return len(test_x)
+
+
+infer_s, infer_images, infer_times = fashion_data.timed_passes(inference_pass, args.infer_repeats)
 print(json.dumps(fashion_data.result("jax", "jax " + jax.__version__ + " / optax " + optax.__version__, args,
-                                     train_s, images, infer_s, len(test_x))))
+                                     train_s, images, infer_s, infer_images, infer_pass_seconds=infer_times)))

@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fashion_data  # noqa: E402
@@ -59,9 +58,14 @@ for i, (x, _) in enumerate(fashion_data.batches(test_x, test_y, args.batch_size,
     if i >= 10:
         break
     sess.run(["logits"], {"x": x})
-start = time.perf_counter()
-for x, y in fashion_data.batches(test_x, test_y, args.batch_size, False, 0):
-    sess.run(["logits"], {"x": x})[0].argmax(1)
-infer_s = time.perf_counter() - start
+
+
+def inference_pass():
+    for x, y in fashion_data.batches(test_x, test_y, args.batch_size, False, 0):
+        sess.run(["logits"], {"x": x})[0].argmax(1)
+    return len(test_x)
+
+
+infer_s, infer_images, infer_times = fashion_data.timed_passes(inference_pass, args.infer_repeats)
 print(json.dumps(fashion_data.result("onnxruntime", "onnxruntime " + ort.__version__ + " / onnx " + onnx.__version__,
-                                     args, None, 0, infer_s, len(test_x))))
+                                     args, None, 0, infer_s, infer_images, infer_pass_seconds=infer_times)))
