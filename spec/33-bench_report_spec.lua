@@ -190,7 +190,9 @@ describe("lunet.report", function()
       devices = {
         { device = "cpu", status = "ok", info = { name = "Test CPU", threads = 2 },
           training = { seconds = 250, images = 120000, images_per_second = 480, gflops = 52,
-            epochs = { { epoch = 1, batches = 938, images = 60000, seconds = 125, images_per_second = 480, mean_loss = 0.5 } } },
+            epochs = { { epoch = 1, batches = 938, images = 60000, seconds = 125, images_per_second = 480, mean_loss = 0.5,
+              accuracy = 0.8512 },
+              { epoch = 2, batches = 938, images = 60000, seconds = 125, images_per_second = 480, mean_loss = 0.25 } } },
           accuracy = { correct = 9100, total = 10000, accuracy = 0.91 },
           inference = { median_seconds = 8, min_seconds = 7.5, max_seconds = 9, images_per_second = 1250, gflops = 45 } },
       },
@@ -231,6 +233,9 @@ describe("lunet.report", function()
     assert.truthy(md:find("| cpu | 250 s | 480 | 52.0 | n/a | n/a | 91.00% |", 1, true), md)
     assert.truthy(md:find("| cpu | 8.00 s | 7.50 s – 9.00 s | 1,250 | 45.0 | n/a |", 1, true), md)
     assert.truthy(md:find("| cuda:0 | 10.0 s |", 1, true))
+    -- per epoch: the training accuracy where the session counted it, a dash where not
+    assert.truthy(md:find("| cpu | 1 | 938 | 60000 | 125 s | 480 | 0.5000 | 85.12% |", 1, true), md)
+    assert.truthy(md:find("| cpu | 2 | 938 | 60000 | 125 s | 480 | 0.2500 | – |", 1, true), md)
     assert.truthy(md:find("| cuda:1 | **failed**: out of memory \\| really |", 1, true), md)
     assert.truthy(md:find("![Training time](training_time.svg)", 1, true))
     assert.truthy(md:find("![Inference time](inference_time.svg)", 1, true))

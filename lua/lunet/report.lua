@@ -378,12 +378,15 @@ function report.session_markdown(results, files)
   end
   add("## Per epoch")
   add()
-  add(row({ "device", "epoch", "batches", "images", "time", "images/s", "mean loss" }))
-  add(align("l r r r r r r"))
+  -- training accuracy: of the epoch's own batches, as the model was while it
+  -- learned them (not the test accuracy); "–" where the targets were not labels
+  add(row({ "device", "epoch", "batches", "images", "time", "images/s", "mean loss", "training accuracy" }))
+  add(align("l r r r r r r r"))
   for _, r in ipairs(devices) do
     for _, e in ipairs(r.training and r.training.epochs or {}) do
       add(row({ r.device, tostring(e.epoch), tostring(e.batches), tostring(e.images), seconds(e.seconds),
-        ("%.0f"):format(e.images_per_second), ("%.4f"):format(e.mean_loss) }))
+        ("%.0f"):format(e.images_per_second), ("%.4f"):format(e.mean_loss),
+        type(e.accuracy) == "number" and ("%.2f%%"):format(100 * e.accuracy) or "–" }))
     end
   end
   add()
