@@ -236,13 +236,16 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
   it("matrix products (Linear's three, matmul) on odd shapes, 1 and 2 threads", function()
     -- {batch, inputs, outputs}: widths that are and are not multiples of 8
     -- (the AVX-512 levels' own kernels take the first, BLAS the rest), depths
-    -- over several of their depth blocks, one row, and the seed's fc1
+    -- over several of their depth blocks, one row, and the seed's fc1; the
+    -- last, x large enough that its transposed copy is cut between threads
+    -- (37 rows: the copy's zero padding to 40 too)
     for i, shape in ipairs({ { 16, 1100, 128 }, { 37, 2001, 333 }, { 13, 4097, 31 }, { 70, 129, 513 },
-                             { 1, 3000, 1000 }, { 40, 1000, 64 }, { 24, 300, 200 } }) do
+                             { 1, 3000, 1000 }, { 40, 1000, 64 }, { 24, 300, 200 }, { 37, 7500, 40 } }) do
       local n, fin, fout = shape[1], shape[2], shape[3]
       local x = helpers.random({ n, fin }, 100 + i, nil, -1, 1)
       local w = helpers.random({ fout, fin }, 110 + i, nil, -1, 1)
       local dy = helpers.random({ n, fout }, 120 + i, nil, -1, 1)
+      local other_x = helpers.random({ n, fin }, 130 + i, nil, -1, 1)
       -- the reference's results, once for all levels
       product_expected[i] = product_expected[i] or (function()
         local xr, wr, dyr = x:to("ref"), w:to("ref"), dy:to("ref")
@@ -254,6 +257,11 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
       local expected = product_expected[i]
       for _, threads in ipairs({ 1, 2 }) do
         with_threads(threads, function()
+          -- another x first, on one thread (all of its transposed copy
+          -- written): the workspace then holds other data, so a part of x's
+          -- copy left unwritten shows (it would not if an earlier call had
+          -- left this x's copy there)
+          with_threads(1, function() core.linear_forward(other_x, w) end)
           local dw = lunet.full({ fout, fin }, 0.5)
           core.linear_backward_filter(x, dy, dw, nil, true)
           local got = { core.linear_forward(x, w), core.linear_backward_data(dy, w), dw,

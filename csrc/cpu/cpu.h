@@ -139,6 +139,10 @@ void ln_cpu_pool_close(ln_cpu_context *ctx);
 void ln_cpu_parallel(ln_cpu_context *ctx, int threads, int64_t items, ln_cpu_task task,
                      void *arg);
 void ln_cpu_parallel_range(ln_cpu_context *ctx, int64_t n, ln_cpu_range_task task, void *arg);
+/* the same, threaded by `work` (elements touched) rather than by n: a range of
+ * n columns of a matrix with many rows */
+void ln_cpu_parallel_range_work(ln_cpu_context *ctx, int64_t n, int64_t work, ln_cpu_range_task task,
+                                void *arg);
 /* out[i] = (accumulate ? out[i] : 0) + groups[0 * stride + i] + groups[1 *
  * stride + i] + ... for i < n, added in group order: partial sums of fixed
  * groups of a batch combined the same way whatever the thread count. */

@@ -328,6 +328,23 @@ static void f32_task(void *arg, int64_t t, int thread)
     }
 }
 
+/* Q = A^T for A [m, k]: the columns of A, in pieces on the pool's threads. A
+ * serial copy (fc1's x, 1.6 MB) left the other thread idle long enough to
+ * fall asleep, and the product's first items then ran without it. */
+typedef struct transpose_job {
+    const float *a;
+    int64_t lda, m, ldq;
+    float *q;
+} transpose_job;
+
+static void transpose_columns(void *arg, int64_t lo, int64_t hi)
+{
+    const transpose_job *j = arg;
+    ln_transpose(j->a + lo, j->lda, j->q + lo * j->ldq, j->ldq, j->m, hi - lo);
+    for (int64_t d = lo; d < hi; d++)
+        memset(j->q + d * j->ldq + j->m, 0, sizeof(float) * (size_t)(j->ldq - j->m));
+}
+
 int ln_cpu_gemm_f32(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
                     float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                     float *c, int ldc)
@@ -363,9 +380,8 @@ int ln_cpu_gemm_f32(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n,
             } else {
                 /* A [m, k] transposed in 8x8 blocks (a fifth of fc1's forward
                  * time went to this copy one float at a time) */
-                ln_transpose(a, lda, qt, cols8, m, k);
-                for (int64_t d = 0; d < k; d++)
-                    memset(qt + d * cols8 + m, 0, sizeof(float) * (size_t)(cols8 - m));
+                transpose_job tj = {a, lda, m, cols8, qt};
+                ln_cpu_parallel_range_work(ctx, k, (int64_t)m * k, transpose_columns, &tj);
             }
             q = qt;
             ldq = cols8;

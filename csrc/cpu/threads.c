@@ -257,6 +257,12 @@ void ln_cpu_parallel_range(ln_cpu_context *ctx, int64_t n, ln_cpu_range_task tas
     parallel_pieces(ctx, ln_cpu_threads_for(ctx, n), n, task, arg);
 }
 
+void ln_cpu_parallel_range_work(ln_cpu_context *ctx, int64_t n, int64_t work, ln_cpu_range_task task,
+                                void *arg)
+{
+    parallel_pieces(ctx, ln_cpu_threads_for(ctx, work), n, task, arg);
+}
+
 typedef struct sum_job {
     float *out;
     const float *groups;
