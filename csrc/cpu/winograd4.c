@@ -14,10 +14,13 @@
  * products are bf16's, as F(2x2)'s are (winograd.c, bf16.c): the input
  * transform computes in float32 and stores V rounded to bf16 (channels side
  * by side: the pairs of depth), U is paired by rows once per weights and
- * cached, and M accumulates in float32; the output transform is unchanged. Only the forward pass (and the fused block's forward), which is
- * all inference runs: the backward passes stay F(2x2), whose smaller
- * transforms keep the gradients closer to the exact ones (F(4x4)'s forward
- * rounds 4-8x more than F(2x2)'s, bench/NOTES.md step 24). */
+ * cached, and M accumulates in float32; the output transform is unchanged.
+ * Its larger transformed tiles make bf16's rounding ~4x F(2x2)'s (normwise
+ * ~1e-2 against ~3e-3: bench/NOTES.md). Only the forward pass (and the
+ * fused block's forward), which is all inference runs: the backward passes
+ * stay F(2x2), whose smaller transforms keep the gradients closer to the
+ * exact ones (F(4x4)'s forward rounds 4-8x more than F(2x2)'s,
+ * bench/NOTES.md step 24). */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
