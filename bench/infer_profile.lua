@@ -9,6 +9,7 @@
 -- pass (model:forward in evaluate mode) in the same rounds.
 --
 --   lua5.4 bench/infer_profile.lua [--threads 2] [--batch 64] [--rounds 30] [--peak 211]
+--                                  [--precision float32|bfloat16]  (lunet.autocast's)
 if _VERSION ~= "Lua 5.4" then
   io.stderr:write(("infer_profile.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
     _VERSION, arg and arg[0] or "bench/infer_profile.lua"))
@@ -21,18 +22,20 @@ local core = require("lunet.core")
 local bench = require("lunet.bench")
 local session = require("lunet.session")
 
-local args = { threads = 2, batch = 64, rounds = 30, peak = 211 }
+local args = { threads = 2, batch = 64, rounds = 30, peak = 211, precision = "float32" }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil or arg[i + 1] == nil then
-    io.stderr:write("usage: infer_profile.lua [--threads N] [--batch N] [--rounds N] [--peak GFLOPS]\n")
+    io.stderr:write("usage: infer_profile.lua [--threads N] [--batch N] [--rounds N] [--peak GFLOPS]"
+      .. " [--precision float32|bfloat16]\n")
     os.exit(2)
   end
-  args[key] = tonumber(arg[i + 1])
+  args[key] = key == "precision" and arg[i + 1] or tonumber(arg[i + 1])
   i = i + 2
 end
 lunet.set_num_threads(math.tointeger(args.threads))
+lunet.autocast(args.precision)
 local n = math.tointeger(args.batch)
 
 local model = session.fresh_model(1)
@@ -97,8 +100,8 @@ end
 local load = io.open("/proc/loadavg")
 local stream = bench.stats(times[#ops]).median
 local bandwidth = 2 * F * 16 * 1024 * 1024 / stream -- bytes/s
-print(("infer_profile: %d threads, batch %d, %d rounds (medians; min in brackets), kernels %s, load %s"):format(
-  lunet.get_num_threads(), n, args.rounds, tostring(lunet.device("cpu"):info().kernels),
+print(("infer_profile: %d threads, batch %d, %d rounds (medians; min in brackets), %s, kernels %s, load %s"):format(
+  lunet.get_num_threads(), n, args.rounds, lunet.precision(), tostring(lunet.device("cpu"):info().kernels),
   load and load:read("l") or "?"))
 if load then load:close() end
 print(("  peak %.0f GFLOP/s (given), stream %.1f GB/s (measured)"):format(args.peak, bandwidth / 1e9))

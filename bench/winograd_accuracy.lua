@@ -3,12 +3,17 @@
 -- accumulation) on random inputs of the seed model's second layer (64 -> 128
 -- channels, 14 x 14, padding 1) and a few odd shapes: the largest error
 -- relative to the output's largest magnitude, and the normwise relative
--- error. Which algorithm runs is chosen by the environment:
+-- error. Which algorithm runs is chosen by the environment, the precision by
+-- --precision (lunet.autocast's):
 --   LUNET_CPU_WINOGRAD=0 lua5.4 bench/winograd_accuracy.lua   (im2col + sgemm)
 --   LUNET_CPU_WINOGRAD=2 lua5.4 bench/winograd_accuracy.lua   (Winograd F(2x2, 3x3))
 --   lua5.4 bench/winograd_accuracy.lua                        (F(4x4, 3x3) at the AVX-512 levels)
-local find_lunet = loadfile(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../scripts/find_lunet.lua")
-if find_lunet then find_lunet(((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/..") end
+--   lua5.4 bench/winograd_accuracy.lua --precision bfloat16   (bf16 products at avx512bf16)
+-- With --table, every combination side by side (one process each): im2col,
+-- F(2x2) and F(4x4) in float32, F(2x2) and F(4x4) with bf16 products.
+local here = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".")
+local find_lunet = loadfile(here .. "/../scripts/find_lunet.lua")
+if find_lunet then find_lunet(here .. "/..") end
 local lunet = require("lunet")
 local core = require("lunet.core")
 
@@ -19,10 +24,55 @@ local cases = {
   { "16 -> 32, 11 x 13, padding 1", { 5, 16, 11, 13 }, { 32, 16, 3, 3 }, 1, { -1, 1 }, 1 },
   { "32 -> 16, 9 x 9, padding 2", { 7, 32, 9, 9 }, { 16, 32, 3, 3 }, 2, { -1, 1 }, 1 },
 }
-print(("winograd_accuracy: kernels %s, LUNET_CPU_WINOGRAD=%s"):format(
-  lunet.device("cpu"):info().kernels, os.getenv("LUNET_CPU_WINOGRAD") or "(default)"))
-for i, c in ipairs(cases) do
-  lunet.manual_seed(100 + i)
+
+local precision, side_by_side = "float32", false
+local i = 1
+while i <= #arg do
+  if arg[i] == "--precision" and arg[i + 1] then
+    precision = arg[i + 1]
+    i = i + 2
+  elseif arg[i] == "--table" then
+    side_by_side = true
+    i = i + 1
+  else
+    io.stderr:write("usage: winograd_accuracy.lua [--precision float32|bfloat16] [--table]\n")
+    os.exit(2)
+  end
+end
+
+if side_by_side then
+  local columns = {
+    { "im2col", "0", "float32" }, { "F(2x2)", "2", "float32" }, { "F(4x4)", "1", "float32" },
+    { "F(2x2) bf16", "2", "bfloat16" }, { "F(4x4) bf16", "1", "bfloat16" },
+  }
+  local results = {}
+  for c, col in ipairs(columns) do
+    local cmd = ("LUNET_CPU_WINOGRAD=%s lua5.4 %q --precision %s"):format(col[2], arg[0], col[3])
+    local pipe = assert(io.popen(cmd))
+    results[c] = {}
+    for line in pipe:lines() do
+      local worst, norm = line:match("max |err| / max |y| (%S+)%s+normwise (%S+)")
+      if worst then results[c][#results[c] + 1] = ("%s / %s"):format(worst, norm) end
+      if line:match("^winograd_accuracy") then io.write(line, "\n") end
+    end
+    pipe:close()
+  end
+  io.write("\n| case |")
+  for _, col in ipairs(columns) do io.write(" ", col[1], " |") end
+  io.write("\n|---|", ("---|"):rep(#columns), "\n")
+  for k, case in ipairs(cases) do
+    io.write("| ", case[1], " |")
+    for c = 1, #columns do io.write(" ", results[c][k] or "-", " |") end
+    io.write("\n")
+  end
+  os.exit(0)
+end
+
+lunet.autocast(precision)
+print(("winograd_accuracy: kernels %s, LUNET_CPU_WINOGRAD=%s, precision %s"):format(
+  lunet.device("cpu"):info().kernels, os.getenv("LUNET_CPU_WINOGRAD") or "(default)", precision))
+for k, c in ipairs(cases) do
+  lunet.manual_seed(100 + k)
   local x = lunet.rand(c[2]) * (c[5][2] - c[5][1]) + c[5][1]
   local w = (lunet.rand(c[3]) - 0.5) * (2 * c[6])
   local b = (lunet.rand({ c[3][1] }) - 0.5) * 0.1

@@ -37,6 +37,9 @@
 #define ln_cpu_winograd4_forward LN_LEVELED(ln_cpu_winograd4_forward)
 #define ln_cpu_winograd_to_channels_last LN_LEVELED(ln_cpu_winograd_to_channels_last)
 #define ln_cpu_winograd_from_channels_last LN_LEVELED(ln_cpu_winograd_from_channels_last)
+#define ln_cpu_winograd_bf16 LN_LEVELED(ln_cpu_winograd_bf16)
+#define ln_cpu_winograd_multiply_bf16 LN_LEVELED(ln_cpu_winograd_multiply_bf16)
+#define ln_cpu_winograd_pair_filters LN_LEVELED(ln_cpu_winograd_pair_filters)
 #define ln_cpu_direct_block_applies LN_LEVELED(ln_cpu_direct_block_applies)
 #define ln_cpu_direct_block_forward LN_LEVELED(ln_cpu_direct_block_forward)
 #define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
@@ -105,11 +108,12 @@ typedef struct ln_cpu_context {
      * $LUNET_CPU_LEVEL's */
     const ln_cpu_kernels *kernels;
     /* Winograd F(4x4)'s last filter transform (winograd4.c): a copy of the
-     * weights [k, c, 3, 3], then their U, reused while a call brings the
-     * same weights (inference batch after batch); NULL until the first */
+     * weights [k, c, 3, 3], their U, then room for U paired in bf16 (valid
+     * when filter_cache_paired), reused while a call brings the same weights
+     * (inference batch after batch); NULL until the first */
     float *filter_cache;
     size_t filter_cache_floats;
-    int filter_cache_k, filter_cache_c;
+    int filter_cache_k, filter_cache_c, filter_cache_paired;
 } ln_cpu_context;
 
 /* dispatch.c: the levels this binary holds, best last (NULL-terminated),
@@ -293,10 +297,26 @@ void ln_cpu_winograd_to_channels_last(const float *x, int c, int h, int w, float
                                       int cols, int top, int left);
 void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float *y, int h,
                                         int w, const float *bias);
+/* Whether Winograd's products are bf16's (winograd.c): under
+ * lunet.autocast("bfloat16") at the avx512bf16 level; below it the setting
+ * changes nothing (float32, the same as without it). */
+int ln_cpu_winograd_bf16(void);
+#ifdef LN_CPU_AVX512BF16
+/* Winograd's products in bf16 (winograd.c, for F(2x2) and F(4x4)): M[xi]
+ * [used, co] = V[xi] U[xi] for `planes` planes xi, V in bf16 (rows of ci
+ * values, planes v_plane values apart), U paired by rows (per xi, ci / 2
+ * rows of co pairs), M's planes m_plane floats apart. pair_filters: U
+ * (`planes` planes [ci, co], float32) to that pairing. ci even. */
+void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
+                                   const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
+                                   int ci, int co);
+void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co);
+#endif
 #ifdef LN_CPU_AVX512
 /* The forward pass by F(4x4, 3x3) (winograd4.c) where F(2x2) applies and
- * the channel counts are multiples of 16, in float32 (autocast's bf16 keeps
- * F(2x2)'s bf16 products); as ln_cpu_winograd_forward, but the fused block
+ * the channel counts are multiples of 16 (with bf16 products under
+ * autocast's bf16 at the avx512bf16 level, float32 below it); as
+ * ln_cpu_winograd_forward, but the fused block
  * is asked for by `fused`, and its winner may be NULL (evaluate mode: y
  * only). */
 int ln_cpu_winograd4_applies(const ln_conv2d_shape *s);

@@ -43,7 +43,7 @@
  * level: forward and input gradient store V in bf16 as the input transform
  * makes it and pair U's rows once per call; the filter gradient's products
  * (depth: the tiles) pair the rows of V and dM, tile by tile, per chunk. */
-static int use_bf16(void)
+int ln_cpu_winograd_bf16(void)
 {
 #ifdef LN_CPU_AVX512BF16
     return ln_precision_get() == LN_PRECISION_BFLOAT16;
@@ -408,16 +408,32 @@ static void multiply(const float *v, const float *u, float *m, int64_t used, int
                           co, m + xi * rows * co, co, 0);
 }
 
+#ifdef LN_CPU_AVX512BF16
+void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
+                                   const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
+                                   int ci, int co)
+{
+    for (int xi = 0; xi < planes; xi++)
+        ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2, (const uint32_t *)(v16 + xi * v_plane),
+                               ci / 2, 1, u16 + (int64_t)xi * (ci / 2) * co, co, m + xi * m_plane,
+                               co, 0);
+}
+
+void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co)
+{
+    for (int xi = 0; xi < planes; xi++)
+        ln_cpu_bf16_pair_rows(u16 + (int64_t)xi * (ci / 2) * co, u + (int64_t)xi * ci * co, ci,
+                              co, co);
+}
+#endif
+
 /* The same with V in bf16 and U paired by rows (u16: per xi, ci / 2 rows of
  * co pairs). */
 static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, int64_t used,
                           int64_t rows, int ci, int co)
 {
 #ifdef LN_CPU_AVX512BF16
-    for (int xi = 0; xi < 16; xi++)
-        ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2,
-                               (const uint32_t *)(v16 + xi * rows * ci), ci / 2, 1,
-                               u16 + (int64_t)xi * (ci / 2) * co, co, m + xi * rows * co, co, 0);
+    ln_cpu_winograd_multiply_bf16(16, v16, rows * ci, u16, m, rows * co, used, ci, co);
 #else
     (void)v16, (void)u16, (void)m, (void)used, (void)rows, (void)ci, (void)co;
 #endif
@@ -449,9 +465,7 @@ static void filter_products_bf16(const float *v, const float *dm, uint32_t *vp, 
 static void pair_filters(const float *u, uint32_t *u16, int ci, int co)
 {
 #ifdef LN_CPU_AVX512BF16
-    for (int xi = 0; xi < 16; xi++)
-        ln_cpu_bf16_pair_rows(u16 + (int64_t)xi * (ci / 2) * co, u + (int64_t)xi * ci * co, ci,
-                              co, co);
+    ln_cpu_winograd_pair_filters(u, u16, 16, ci, co);
 #else
     (void)u, (void)u16, (void)ci, (void)co;
 #endif
@@ -531,7 +545,7 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * per_image * 16 * s->c * s->k);
     if (threads > chunks)
         threads = chunks;
-    int bf16 = use_bf16();
+    int bf16 = ln_cpu_winograd_bf16();
     int64_t u16_floats = bf16 ? round16(8 * (int64_t)s->c * s->k) : 0; /* 16 ci co bf16 */
     float *u = ln_cpu_scratch(ctx, (size_t)(u_floats + u16_floats + threads * thread_floats)
                                        * sizeof(float));
@@ -688,7 +702,7 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     /* the scratch: flipped filters; per group dU and bias sums; per thread
      * the planes and the transformed tiles */
     int64_t ck = (int64_t)s->c * s->k;
-    int bf16 = want_data && use_bf16();
+    int bf16 = want_data && ln_cpu_winograd_bf16();
     int64_t u_floats = want_data ? round16(16 * ck) : 0;
     int64_t u16_floats = bf16 ? round16(8 * ck) : 0;
     int64_t du_floats = round16(16 * ck);
@@ -698,7 +712,7 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
     int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
-    int bf16_filter = want_filter && use_bf16();
+    int bf16_filter = want_filter && ln_cpu_winograd_bf16();
     int64_t pairs_f = bf16_filter ? round16(16 * ((rows_f + 1) / 2) * (s->c + s->k)) : 0;
     int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pairs_f;
     int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);

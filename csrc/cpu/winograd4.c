@@ -10,10 +10,17 @@
  *
  * The 36 products M[xi] = V[xi] U[xi] run the same register tile as F(2x2)
  * (ln_cpu_gemm_tiles); the transforms work channels-last on 16 channels per
- * register. Only the forward pass (and the fused block's forward), which is
- * all inference runs: the backward passes stay F(2x2), whose smaller
- * transforms keep the gradients closer to the exact ones (F(4x4)'s forward
- * rounds 4-8x more than F(2x2)'s, bench/NOTES.md step 24). */
+ * register. Under lunet.autocast("bfloat16") at the avx512bf16 level the
+ * products are bf16's, as F(2x2)'s are (winograd.c, bf16.c): the input
+ * transform computes in float32 and stores V rounded to bf16 (channels side
+ * by side: the pairs of depth), U is paired by rows once per weights and
+ * cached, and M accumulates in float32; the output transform is unchanged.
+ * Its larger transformed tiles make bf16's rounding ~4x F(2x2)'s (normwise
+ * ~1e-2 against ~3e-3: bench/NOTES.md). Only the forward pass (and the
+ * fused block's forward), which is all inference runs: the backward passes
+ * stay F(2x2), whose smaller transforms keep the gradients closer to the
+ * exact ones (F(4x4)'s forward rounds 4-8x more than F(2x2)'s,
+ * bench/NOTES.md step 24). */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
@@ -21,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../precision.h"
 #include "../status.h"
 #include "simd.h"
 
@@ -33,8 +39,7 @@
 
 int ln_cpu_winograd4_applies(const ln_conv2d_shape *s)
 {
-    return ln_cpu_winograd_applies(s) && s->c % 16 == 0 && s->k % 16 == 0
-           && ln_precision_get() != LN_PRECISION_BFLOAT16;
+    return ln_cpu_winograd_applies(s) && s->c % 16 == 0 && s->k % 16 == 0;
 }
 
 /* The distance between the 36 planes V[xi] (or M[xi]) of `rows` rows of
@@ -45,6 +50,12 @@ int ln_cpu_winograd4_applies(const ln_conv2d_shape *s)
 static int64_t xi_stride(int64_t rows, int ch)
 {
     return rows * ch + 16;
+}
+
+/* The same for V in bf16, in bf16 values: one cache line is 32 of them. */
+static int64_t xi_stride16(int64_t rows, int ch)
+{
+    return rows * ch + 32;
 }
 
 typedef struct tiling4 {
@@ -129,16 +140,17 @@ static inline __attribute__((always_inline)) void output_1d(const __m512 m[6], _
 }
 
 /* V[xi][t0 + tile][c] = B^T d B for every tile of one image (src
- * channels-last [src_h, src_w, ci], padded); each V[xi] has `rows` rows. */
-static void input_transform4(const tiling4 *t, const float *src, float *v, int64_t rows,
-                             int64_t t0)
+ * channels-last [src_h, src_w, ci], padded); each V[xi] has `rows` rows.
+ * Rounded to bf16 into v16 when v16 is given (v unused). */
+static void input_transform4(const tiling4 *t, const float *src, float *v, uint16_t *v16,
+                             int64_t rows, int64_t t0)
 {
     int ci = t->ci;
-    int64_t plane = xi_stride(rows, ci);
+    int64_t plane = v16 ? xi_stride16(rows, ci) : xi_stride(rows, ci);
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = src + ((int64_t)(4 * i) * t->src_w + 4 * j) * ci;
-            float *out = v + (t0 + (int64_t)i * t->tq + j) * ci;
+            int64_t out = (t0 + (int64_t)i * t->tq + j) * ci;
             for (int c = 0; c < ci; c += 16) {
                 __m512 cols[6][6]; /* [s][r]: B^T applied down each column */
                 for (int s = 0; s < 6; s++) {
@@ -152,8 +164,16 @@ static void input_transform4(const tiling4 *t, const float *src, float *v, int64
                     for (int s = 0; s < 6; s++)
                         d[s] = cols[s][r];
                     input_1d(d, e);
-                    for (int s = 0; s < 6; s++)
-                        _mm512_storeu_ps(out + (6 * r + s) * plane + c, e[s]);
+                    for (int s = 0; s < 6; s++) {
+                        int64_t at = out + (6 * r + s) * plane + c;
+#ifdef LN_CPU_AVX512BF16
+                        if (v16) /* bf16 products: V rounded as it is stored */
+                            _mm256_storeu_si256((__m256i *)(v16 + at),
+                                                (__m256i)_mm512_cvtneps_pbh(e[s]));
+                        else
+#endif
+                            _mm512_storeu_ps(v + at, e[s]);
+                    }
                 }
             }
         }
@@ -301,6 +321,7 @@ typedef struct forward_job4 {
     const ln_conv2d_shape *s;
     const tiling4 *t;
     const float *x, *u, *bias;
+    const uint32_t *u16;       /* U paired by rows in bf16 (NULL: float32 products) */
     float *y;
     uint8_t *winner;           /* NULL in evaluate mode */
     int fused;
@@ -323,13 +344,19 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
     for (int b = 0; b < count; b++) {
         ln_cpu_winograd_to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src,
                                          t->src_h, t->src_w, s->pad_h, s->pad_w);
-        input_transform4(t, src, v, j->rows, b * per_image);
+        input_transform4(t, src, v, j->u16 ? (uint16_t *)v : NULL, j->rows, b * per_image);
     }
     int64_t used = per_image * count;
-    for (int xi = 0; xi < 36; xi++)
-        ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * xi_stride(j->rows, s->c), s->c, 1,
-                          j->u + (int64_t)xi * s->c * s->k, s->k, m + xi * xi_stride(j->rows, s->k), s->k,
-                          0);
+#ifdef LN_CPU_AVX512BF16
+    if (j->u16)
+        ln_cpu_winograd_multiply_bf16(36, (const uint16_t *)v, xi_stride16(j->rows, s->c), j->u16,
+                                      m, xi_stride(j->rows, s->k), used, s->c, s->k);
+    else
+#endif
+        for (int xi = 0; xi < 36; xi++)
+            ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * xi_stride(j->rows, s->c), s->c, 1,
+                              j->u + (int64_t)xi * s->c * s->k, s->k,
+                              m + xi * xi_stride(j->rows, s->k), s->k, 0);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->fused) {
@@ -351,16 +378,24 @@ static int64_t round16(int64_t floats)
     return (floats + 15) & ~(int64_t)15;
 }
 
+/* The words of U paired by rows in bf16: 36 planes of c / 2 rows of k pairs. */
+static int64_t paired_words(int k, int c)
+{
+    return round16(36 * (int64_t)(c / 2) * k);
+}
+
 /* U for the weights w [k, c, 3, 3]: the context's cached one when w is the
  * same as last time (bit for bit: an inference pass keeps its weights, a
  * training step changes them and the comparison stops at the first
  * difference), else transformed on the pool's threads and cached. The cache
- * is [w's copy, U]. NULL (error set) when out of memory. */
+ * is [w's copy, U, U paired in bf16]; the pairs are made on the first bf16
+ * call and dropped with U, so float32 and bf16 calls on the same weights
+ * each get their own products' U. NULL (error set) when out of memory. */
 static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, const float *w,
                                             int k, int c, int64_t u_floats)
 {
     int64_t w_floats = round16((int64_t)k * c * 9);
-    size_t need = (size_t)(w_floats + u_floats);
+    size_t need = (size_t)(w_floats + u_floats + paired_words(k, c));
     float *cache = ctx->filter_cache;
     size_t w_bytes = sizeof(float) * (size_t)k * (size_t)c * 9;
     if (cache && ctx->filter_cache_k == k && ctx->filter_cache_c == c
@@ -380,12 +415,48 @@ static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, co
         ctx->filter_cache_floats = need;
     }
     ctx->filter_cache_k = 0; /* invalid until U is complete */
+    ctx->filter_cache_paired = 0;
     filter_job4 fj = {w, k, c, cache + w_floats};
     ln_cpu_parallel(ctx, threads, (k + 15) / 16, filter_task4, &fj);
     memcpy(cache, w, w_bytes);
     ctx->filter_cache_k = k;
     ctx->filter_cache_c = c;
     return cache + w_floats;
+}
+
+#ifdef LN_CPU_AVX512BF16
+typedef struct pair_job4 {
+    const float *u;
+    uint32_t *u16;
+    int k, c;
+} pair_job4;
+
+static void pair_task4(void *p, int64_t xi, int thread)
+{
+    (void)thread;
+    const pair_job4 *j = p;
+    ln_cpu_winograd_pair_filters(j->u + xi * j->c * j->k, j->u16 + xi * (j->c / 2) * j->k, 1,
+                                 j->c, j->k);
+}
+#endif
+
+/* U paired by rows in bf16 for the weights w: the cache's (see above),
+ * paired on the first bf16 call after U was made. */
+static const uint32_t *paired_filters_cached(ln_cpu_context *ctx, int threads, const float *w,
+                                             int k, int c, int64_t u_floats)
+{
+    const float *u = filter_transform_cached(ctx, threads, w, k, c, u_floats);
+    if (!u)
+        return NULL;
+    uint32_t *u16 = (uint32_t *)(u + u_floats);
+#ifdef LN_CPU_AVX512BF16
+    if (!ctx->filter_cache_paired) {
+        pair_job4 pj = {u, u16, k, c};
+        ln_cpu_parallel(ctx, threads, 36, pair_task4, &pj);
+        ctx->filter_cache_paired = 1;
+    }
+#endif
+    return u16;
 }
 
 int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
@@ -409,10 +480,15 @@ int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     float *base = ln_cpu_scratch(ctx, (size_t)(threads * thread_floats) * sizeof(float));
     if (!base)
         return LN_ENOMEM;
-    const float *u = filter_transform_cached(ctx, threads, w, s->k, s->c, u_floats);
-    if (!u)
+    const float *u = NULL;
+    const uint32_t *u16 = NULL;
+    if (ln_cpu_winograd_bf16())
+        u16 = paired_filters_cached(ctx, threads, w, s->k, s->c, u_floats);
+    else
+        u = filter_transform_cached(ctx, threads, w, s->k, s->c, u_floats);
+    if (!u && !u16)
         return LN_ENOMEM;
-    forward_job4 job = {s, &t, x, u, bias, y, winner, fused, base, thread_floats, src_floats,
+    forward_job4 job = {s, &t, x, u, bias, u16, y, winner, fused, base, thread_floats, src_floats,
                         v_floats, m_floats, chunk, rows};
     ln_cpu_parallel(ctx, threads, chunks, forward_chunk4, &job);
     return LN_OK;
