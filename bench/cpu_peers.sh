@@ -36,13 +36,13 @@
 #            tensorflow,onnxruntime,jax (default: all)
 set -euo pipefail
 
-repeats=3 infer_repeats=3 batches=200 warmup=10 threads=2 batch_size=64 out="" install=1
+repeats=3 infer_repeats="" batches=200 warmup=10 threads=2 batch_size=64 out="" install=1
 peers="lunet,lunet-bf16,pytorch,pytorch-bf16,tensorflow,onnxruntime,jax"
 source "$(dirname "$0")/workload_options.sh"
 while [ $# -gt 0 ]; do
   if workload_option "$1" "${2-}"; then shift 2; continue; fi
   case "$1" in
-    --quick) repeats=1; infer_repeats=1; batches=50; shift ;;
+    --quick) repeats=1; quick=1; batches=50; shift ;;
     --infer-repeats)
       [[ "${2-}" =~ ^[1-9][0-9]*$ ]] || { echo "cpu_peers.sh: --infer-repeats needs a whole number >= 1, got '${2-}'" >&2; exit 2; }
       infer_repeats="$2"; shift 2 ;;
@@ -52,6 +52,8 @@ while [ $# -gt 0 ]; do
     *) echo "cpu_peers.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+# --quick: one inference pass unless --infer-repeats says otherwise
+[ -n "$infer_repeats" ] || infer_repeats=$([ "${quick:-0}" -eq 1 ] && echo 1 || echo 3)
 check_workload_numbers cpu_peers.sh
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -187,11 +189,13 @@ for r = 1, repeats do
       run.train_images_per_s, run.infer_images_per_s = cpu.training.images_per_second, cpu.inference.images_per_second
       run.accuracy, run.precision = cpu.accuracy.accuracy, session.arguments.precision
       run.kernels = env.cpu and env.cpu.kernels
+      run.infer_pass_seconds = cpu.inference.times
       versions[who] = "lunet " .. tostring(env.lunet_version) .. " (" .. tostring(env.git_commit) .. ")"
     else
       local peer = cjson.decode(read(("%s/%s-%d.json"):format(work, who, r)))
       run.train_images_per_s = peer.train_images_per_s ~= cjson.null and peer.train_images_per_s or nil
       run.infer_images_per_s = peer.infer_images_per_s
+      run.infer_pass_seconds = peer.infer_pass_seconds ~= cjson.null and peer.infer_pass_seconds or nil
       versions[who] = peer.version or ("torch " .. tostring(peer.torch))
     end
     runs[#runs + 1] = run
@@ -253,7 +257,7 @@ end
 local lscpu = read(work .. "/lscpu") or ""
 local doc = {
   schema = "lunet.cpu_peers/1",
-  settings = { repeats = repeats, timed_training_batches = tonumber(arg[4]), warmup_batches = tonumber(arg[5]),
+  settings = { repeats = repeats, infer_repeats = tonumber(arg[8]), timed_training_batches = tonumber(arg[4]), warmup_batches = tonumber(arg[5]),
     threads = tonumber(arg[6]), batch_size = tonumber(arg[7]),
     inference = "the whole test set (10,000 images), after warm-up; the median of " .. arg[8] .. " passes a run",
     data = "images decoded once into an array for every runner (PyTorch: --predecoded)",

@@ -47,7 +47,8 @@ if side_by_side then
   }
   local results = {}
   for c, col in ipairs(columns) do
-    local cmd = ("LUNET_CPU_WINOGRAD=%s lua5.4 %q --precision %s"):format(col[2], arg[0], col[3])
+    local script = "'" .. arg[0]:gsub("'", "'\\''") .. "'" -- shell quoting, not Lua's %q
+    local cmd = ("LUNET_CPU_WINOGRAD=%s lua5.4 %s --precision %s"):format(col[2], script, col[3])
     local pipe = assert(io.popen(cmd))
     results[c] = {}
     for line in pipe:lines() do
@@ -55,7 +56,10 @@ if side_by_side then
       if worst then results[c][#results[c] + 1] = ("%s / %s"):format(worst, norm) end
       if line:match("^winograd_accuracy") then io.write(line, "\n") end
     end
-    pipe:close()
+    if not pipe:close() then
+      io.stderr:write(("winograd_accuracy.lua: the %s run failed: %s\n"):format(col[1], cmd))
+      os.exit(1)
+    end
   end
   io.write("\n| case |")
   for _, col in ipairs(columns) do io.write(" ", col[1], " |") end

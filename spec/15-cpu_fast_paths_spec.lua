@@ -238,7 +238,6 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     -- (the AVX-512 levels' own kernels take the first, BLAS the rest), depths
     -- over several of their depth blocks, one row, and the seed's fc1; the
     -- last, x large enough that its transposed copy is cut between threads
-    -- (37 rows: the copy's zero padding to 40 too)
     for i, shape in ipairs({ { 16, 1100, 128 }, { 37, 2001, 333 }, { 13, 4097, 31 }, { 70, 129, 513 },
                              { 1, 3000, 1000 }, { 40, 1000, 64 }, { 24, 300, 200 }, { 37, 7500, 40 } }) do
       local n, fin, fout = shape[1], shape[2], shape[3]

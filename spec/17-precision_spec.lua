@@ -313,8 +313,10 @@ describe("bf16 products on the cpu", function()
       for _, name in ipairs({ "y", "dx", "dw" }) do
         local e = relative_error(got[name], ref[name])
         local what = ("%s of x %s"):format(name, table.concat(c[1], "x"))
-        -- y: F(4x4)'s forward where the channels are multiples of 16 (see the top)
-        assert.is_true(e < (name == "y" and 3e-2 or 1.5e-2), ("%s: %g"):format(what, e))
+        -- y: F(4x4)'s forward where both channel counts are multiples of 16
+        -- (see the top: ~4x F(2x2)'s error); F(2x2) keeps the tighter bound
+        local four = name == "y" and c[1][2] % 16 == 0 and c[2][1] % 16 == 0
+        assert.is_true(e < (four and 3e-2 or 1.5e-2), ("%s: %g"):format(what, e))
         assert.is_true(e > 1e-4, ("%s: bf16 ran (%g)"):format(what, e))
       end
       -- the bias gradient is a sum of float32 values: no bf16 in it

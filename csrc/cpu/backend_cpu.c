@@ -86,6 +86,7 @@ static void cpu_close(void *vctx)
     ln_cpu_pool_close(ctx);
     ln_host_free(NULL, ctx->scratch);
     free(ctx->filter_cache);
+    free(ctx->dropped_winners);
     free(ctx);
 }
 

@@ -246,18 +246,22 @@ static int forward_images(ln_cpu_context *ctx, const ln_conv2d_shape *s, const f
                           int fused);
 
 /* The fused block in evaluate mode (no winners) on a path that always
- * writes them: into a temporary, dropped afterwards. */
+ * writes them: into the context's room for them, dropped afterwards (the
+ * room stays, so batch after batch allocates nothing). */
 static int forward_scratch_winners(ln_cpu_context *ctx, const ln_conv2d_shape *s,
                                    const float *x, const float *w, const float *bias, float *y)
 {
     size_t bytes = (size_t)s->n * (size_t)s->k * (size_t)(s->p / 2) * (size_t)(s->q / 2);
-    uint8_t *scratch = malloc(bytes ? bytes : 1);
-    if (!scratch)
-        return ln_error(LN_ENOMEM, "out of host memory for the fused block's winners (%zu bytes)",
-                        bytes);
-    int status = forward_images(ctx, s, x, w, bias, y, scratch, 1);
-    free(scratch);
-    return status;
+    if (bytes > ctx->dropped_winners_bytes || !ctx->dropped_winners) {
+        uint8_t *room = malloc(bytes ? bytes : 1);
+        if (!room)
+            return ln_error(LN_ENOMEM, "out of host memory for the fused block's winners (%zu bytes)",
+                            bytes);
+        free(ctx->dropped_winners);
+        ctx->dropped_winners = room;
+        ctx->dropped_winners_bytes = bytes;
+    }
+    return forward_images(ctx, s, x, w, bias, y, ctx->dropped_winners, 1);
 }
 
 /* y = the convolution, or (fused) the pooled block with its winners, which

@@ -114,6 +114,11 @@ typedef struct ln_cpu_context {
     float *filter_cache;
     size_t filter_cache_floats;
     int filter_cache_k, filter_cache_c, filter_cache_paired;
+    /* grow-only room for the pooling winners that evaluate mode drops, on
+     * the fused paths that always write them (conv.c): no allocation per
+     * inference batch */
+    uint8_t *dropped_winners;
+    size_t dropped_winners_bytes;
 } ln_cpu_context;
 
 /* dispatch.c: the levels this binary holds, best last (NULL-terminated),

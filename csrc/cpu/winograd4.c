@@ -455,8 +455,13 @@ static const uint32_t *paired_filters_cached(ln_cpu_context *ctx, int threads, c
         ln_cpu_parallel(ctx, threads, 36, pair_task4, &pj);
         ctx->filter_cache_paired = 1;
     }
-#endif
     return u16;
+#else
+    /* no bf16 products at this level (ln_cpu_winograd_bf16() is 0): never asked */
+    (void)u16;
+    ln_error(LN_ENOTSUP, "Winograd F(4x4): bf16 filters asked for below the avx512bf16 level");
+    return NULL;
+#endif
 }
 
 int ln_cpu_winograd4_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
