@@ -191,6 +191,32 @@ describe(("cpu fast paths against the reference, %s kernels"):format(level), fun
     check("after another layer's weights")
   end)
 
+  it("Winograd F(4x4)'s filter cache keeps several layers, and drops them right", function()
+    -- more layers than the cache has slots (8), taking turns, one changed in
+    -- place between rounds, two with the same shape and the same weights
+    local x = helpers.random({ 2, 16, 8, 8 }, 51, nil, -1, 1)
+    local layers = {}
+    for i = 1, 10 do layers[i] = helpers.random({ 16 * (1 + i % 2), 16, 3, 3 }, 60 + i, nil, -1, 1) end
+    layers[11] = layers[3]:clone()
+    local expected = {}
+    local function expect(i)
+      expected[i] = core.conv2d_forward(x:to("ref"), layers[i]:to("ref"), nil, 1, 1, 1, 1)
+    end
+    for i = 1, #layers do expect(i) end
+    for round = 1, 3 do
+      for _, count in ipairs({ 3, #layers }) do -- a few layers (all cached), then all (evictions)
+        for i = 1, count do
+          local y = core.conv2d_forward(x, layers[i], nil, 1, 1, 1, 1)
+          local e = expected[i]
+          local scale = math.max(math.abs(e:max()), math.abs(e:min()))
+          helpers.assert_close(y, e, 1e-5, 1e-5 * scale, ("round %d, layer %d of %d"):format(round, i, count))
+        end
+      end
+      layers[2]:reshape({ -1 }):set(7 + round, round) -- one weight of a cached layer, in place
+      expect(2)
+    end
+  end)
+
   it("Winograd agrees with im2col (LUNET_CPU_WINOGRAD=0) on the seed's second layer", function()
     if not lunet.device("cpu"):info().kernels:find("winograd", 1, true) then
       pending("this build has no Winograd kernels (they need AVX2 and FMA)")

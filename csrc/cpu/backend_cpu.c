@@ -85,7 +85,8 @@ static void cpu_close(void *vctx)
     ln_cpu_context *ctx = vctx;
     ln_cpu_pool_close(ctx);
     ln_host_free(NULL, ctx->scratch);
-    free(ctx->filter_cache);
+    for (int i = 0; i < LN_CPU_FILTER_SLOTS; i++)
+        free(ctx->filter_slots[i].data);
     free(ctx->dropped_winners);
     free(ctx);
 }

@@ -87,6 +87,22 @@ typedef struct ln_cpu_kernels {
                     float *c, int ldc);
 } ln_cpu_kernels;
 
+/* One transformed filter bank of Winograd F(4x4) (winograd4.c): [a copy of
+ * the weights [k, c, 3, 3], their U, room for U paired in bf16 (valid when
+ * `paired`)]; k = 0 while empty or being made. */
+typedef struct ln_cpu_filter_slot {
+    float *data;
+    size_t floats;             /* allocated */
+    int k, c, paired;
+    uint64_t last_use;         /* the context's filter_clock at the last hit (0: never) */
+} ln_cpu_filter_slot;
+
+/* A model's F(4x4) layers each keep their U across batches (cifar_resnet has
+ * eight qualifying layers; one slot made every call a miss), within a total
+ * size: the least recently used are dropped first. */
+#define LN_CPU_FILTER_SLOTS 8
+#define LN_CPU_FILTER_CACHE_BYTES ((size_t)256 << 20)
+
 typedef struct ln_cpu_context {
     int threads;               /* for our parallel loops (OpenBLAS runs single-threaded) */
     struct ln_cpu_pool *pool;  /* threads.c */
@@ -107,13 +123,11 @@ typedef struct ln_cpu_context {
     /* the instruction-set level in use (dispatch.c): cpuid's best, or
      * $LUNET_CPU_LEVEL's */
     const ln_cpu_kernels *kernels;
-    /* Winograd F(4x4)'s last filter transform (winograd4.c): a copy of the
-     * weights [k, c, 3, 3], their U, then room for U paired in bf16 (valid
-     * when filter_cache_paired), reused while a call brings the same weights
-     * (inference batch after batch); NULL until the first */
-    float *filter_cache;
-    size_t filter_cache_floats;
-    int filter_cache_k, filter_cache_c, filter_cache_paired;
+    /* Winograd F(4x4)'s recent filter transforms (winograd4.c), reused while
+     * a call brings the same weights as one of them (inference, batch after
+     * batch) */
+    ln_cpu_filter_slot filter_slots[LN_CPU_FILTER_SLOTS];
+    uint64_t filter_clock;
     /* grow-only room for the pooling winners that evaluate mode drops, on
      * the fused paths that always write them (conv.c): no allocation per
      * inference batch */

@@ -384,44 +384,74 @@ static int64_t paired_words(int k, int c)
     return round16(36 * (int64_t)(c / 2) * k);
 }
 
-/* U for the weights w [k, c, 3, 3]: the context's cached one when w is the
- * same as last time (bit for bit: an inference pass keeps its weights, a
- * training step changes them and the comparison stops at the first
- * difference), else transformed on the pool's threads and cached. The cache
- * is [w's copy, U, U paired in bf16]; the pairs are made on the first bf16
- * call and dropped with U, so float32 and bf16 calls on the same weights
- * each get their own products' U. NULL (error set) when out of memory. */
-static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, const float *w,
-                                            int k, int c, int64_t u_floats)
+/* The slot holding U for the weights w [k, c, 3, 3]: a slot of the context
+ * whose copy of the weights is w bit for bit (an inference pass keeps its
+ * weights; a training step changes them and the comparison stops at the
+ * first difference), else the least recently used (or an empty) slot, with
+ * U transformed on the pool's threads. The pairs in bf16 are made on the
+ * first bf16 call and dropped with U, so float32 and bf16 calls on the same
+ * weights each get their own products' U. Slots beyond
+ * LN_CPU_FILTER_CACHE_BYTES in all are freed, least recently used first.
+ * NULL (error set) when out of memory. */
+static ln_cpu_filter_slot *filter_slot(ln_cpu_context *ctx, int threads, const float *w, int k,
+                                       int c, int64_t u_floats)
 {
     int64_t w_floats = round16((int64_t)k * c * 9);
     size_t need = (size_t)(w_floats + u_floats + paired_words(k, c));
-    float *cache = ctx->filter_cache;
     size_t w_bytes = sizeof(float) * (size_t)k * (size_t)c * 9;
-    if (cache && ctx->filter_cache_k == k && ctx->filter_cache_c == c
-        && memcmp(cache, w, w_bytes) == 0)
-        return cache + w_floats;
-    if (need > ctx->filter_cache_floats) {
-        free(ctx->filter_cache);
-        ctx->filter_cache = NULL;
-        ctx->filter_cache_floats = 0;
-        cache = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
-        if (!cache) {
+    ln_cpu_filter_slot *slots = ctx->filter_slots, *victim = &slots[0];
+    for (int i = 0; i < LN_CPU_FILTER_SLOTS; i++) {
+        if (slots[i].k == k && slots[i].c == c && memcmp(slots[i].data, w, w_bytes) == 0) {
+            slots[i].last_use = ++ctx->filter_clock;
+            return &slots[i];
+        }
+        if (slots[i].last_use < victim->last_use)
+            victim = &slots[i];
+    }
+    victim->k = 0; /* invalid until U is complete */
+    victim->paired = 0;
+    victim->last_use = 0;
+    /* within the total: drop the others, least recently used first */
+    for (;;) {
+        size_t total = need * sizeof(float);
+        ln_cpu_filter_slot *oldest = NULL;
+        for (int i = 0; i < LN_CPU_FILTER_SLOTS; i++)
+            if (&slots[i] != victim && slots[i].data) {
+                total += slots[i].floats * sizeof(float);
+                if (!oldest || slots[i].last_use < oldest->last_use)
+                    oldest = &slots[i];
+            }
+        if (total <= LN_CPU_FILTER_CACHE_BYTES || !oldest)
+            break;
+        free(oldest->data);
+        memset(oldest, 0, sizeof *oldest);
+    }
+    if (need > victim->floats) {
+        free(victim->data);
+        victim->floats = 0;
+        victim->data = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        if (!victim->data) {
             ln_error(LN_ENOMEM, "out of host memory for Winograd's filters (%zu bytes)",
                      need * sizeof(float));
             return NULL;
         }
-        ctx->filter_cache = cache;
-        ctx->filter_cache_floats = need;
+        victim->floats = need;
     }
-    ctx->filter_cache_k = 0; /* invalid until U is complete */
-    ctx->filter_cache_paired = 0;
-    filter_job4 fj = {w, k, c, cache + w_floats};
+    filter_job4 fj = {w, k, c, victim->data + w_floats};
     ln_cpu_parallel(ctx, threads, (k + 15) / 16, filter_task4, &fj);
-    memcpy(cache, w, w_bytes);
-    ctx->filter_cache_k = k;
-    ctx->filter_cache_c = c;
-    return cache + w_floats;
+    memcpy(victim->data, w, w_bytes);
+    victim->k = k;
+    victim->c = c;
+    victim->last_use = ++ctx->filter_clock;
+    return victim;
+}
+
+/* U for the weights w (see filter_slot). */
+static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, const float *w,
+                                            int k, int c, int64_t u_floats)
+{
+    ln_cpu_filter_slot *slot = filter_slot(ctx, threads, w, k, c, u_floats);
+    return slot ? slot->data + round16((int64_t)k * c * 9) : NULL;
 }
 
 #ifdef LN_CPU_AVX512BF16
@@ -445,15 +475,16 @@ static void pair_task4(void *p, int64_t xi, int thread)
 static const uint32_t *paired_filters_cached(ln_cpu_context *ctx, int threads, const float *w,
                                              int k, int c, int64_t u_floats)
 {
-    const float *u = filter_transform_cached(ctx, threads, w, k, c, u_floats);
-    if (!u)
+    ln_cpu_filter_slot *slot = filter_slot(ctx, threads, w, k, c, u_floats);
+    if (!slot)
         return NULL;
+    const float *u = slot->data + round16((int64_t)k * c * 9);
     uint32_t *u16 = (uint32_t *)(u + u_floats);
 #ifdef LN_CPU_AVX512BF16
-    if (!ctx->filter_cache_paired) {
+    if (!slot->paired) {
         pair_job4 pj = {u, u16, k, c};
         ln_cpu_parallel(ctx, threads, 36, pair_task4, &pj);
-        ctx->filter_cache_paired = 1;
+        slot->paired = 1;
     }
     return u16;
 #else
