@@ -1,5 +1,5 @@
 # The workload options the benchmark scripts share (sourced by cpu_peers.sh,
-# cpu_vs_pytorch.sh, ab_builds.sh and session_ab.sh): --repeats, --batches,
+# cpu_vs_pytorch.sh and ab_builds.sh, which session_ab.sh runs): --repeats, --batches,
 # --warmup, --threads, --batch-size and --out, read into the variables of
 # the same names, and one check of the numbers.
 

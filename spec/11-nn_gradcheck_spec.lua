@@ -15,26 +15,10 @@ local SAMPLES = 12
 
 --- Central differences of `loss()` w.r.t. `samples` coordinates of tensor
 -- `t` (contiguous, any device) against the analytic gradient (a flat Lua
--- array). Returns whether all agree and the worst relative error.
+-- array; helpers.worst_gradient_error). Returns whether all agree and the
+-- worst relative error.
 local function check_coordinates(t, analytic, loss, samples)
-  local flat = t:reshape({ -1 })
-  local n = flat:numel()
-  local scale = 1e-3
-  for i = 1, n do scale = math.max(scale, math.abs(analytic[i])) end
-  local worst = 0
-  samples = math.min(samples or SAMPLES, n)
-  for k = 1, samples do
-    local i = 1 + ((k - 1) * n) // samples + (k * 7) % math.max(1, n // samples)
-    i = math.min(i, n)
-    local v = flat:get(i)
-    flat:set(v + EPS, i)
-    local plus = loss()
-    flat:set(v - EPS, i)
-    local minus = loss()
-    flat:set(v, i)
-    local numeric = (plus - minus) / (2 * EPS)
-    worst = math.max(worst, math.abs(numeric - analytic[i]) / scale)
-  end
+  local worst = helpers.worst_gradient_error(t, analytic, loss, EPS, samples or SAMPLES, 7)
   return worst <= TOL, worst
 end
 

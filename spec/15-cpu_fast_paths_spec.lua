@@ -7,14 +7,7 @@ local lunet = require("lunet")
 local core = require("lunet.core")
 local helpers = require("helpers")
 
---- Random integers in [lo, hi] as floats: ties everywhere (small tensors:
--- rounded through the host).
-local function integers(shape, seed, lo, hi)
-  local t = helpers.random(shape, seed, nil, lo, hi + 1)
-  local flat = t:reshape({ -1 })
-  for i = 1, flat:numel() do flat:set(math.floor(flat:get(i)), i) end
-  return t
-end
+local integers = helpers.integers
 
 local function with_threads(n, fn)
   local before = lunet.get_num_threads()

@@ -9,13 +9,7 @@ local nn = lunet.nn
 
 local function shape_of(t) return table.concat(t:shape(), "x") end
 
---- Random integers in [lo, hi] as floats: ties everywhere.
-local function integers(shape, seed, lo, hi)
-  local t = helpers.random(shape, seed, nil, lo, hi + 1)
-  local flat = t:reshape({ -1 })
-  for i = 1, flat:numel() do flat:set(math.floor(flat:get(i)), i) end
-  return t
-end
+local integers = helpers.integers
 
 -- {name, in_channels, out_channels, kernel, options, input shape}
 local blocks = {

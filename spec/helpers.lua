@@ -44,7 +44,6 @@ function helpers.assert_close(actual, expected, rtol, atol, what)
   return worst
 end
 
---- A random float32 tensor from its own seed, on `device`.
 --- Central differences (step `eps`) of loss() at `samples` coordinates of
 -- tensor t against `analytic` (a flat array of the gradient); returns the
 -- worst error relative to the largest analytic entry (at least 1e-3). The
@@ -70,11 +69,21 @@ function helpers.worst_gradient_error(t, analytic, loss, eps, samples, jitter)
   return worst
 end
 
+--- A random float32 tensor from its own seed, on `device`.
 function helpers.random(shape, seed, device, lo, hi)
   lunet.manual_seed(seed or 1)
   local t = lunet.rand(shape)
   if lo or hi then t = t * ((hi or 1) - (lo or 0)) + (lo or 0) end
   return device and t:to(device) or t
+end
+
+--- Random integers in [lo, hi] as floats: ties everywhere (small tensors:
+-- rounded through the host).
+function helpers.integers(shape, seed, lo, hi)
+  local t = helpers.random(shape, seed, nil, lo, hi + 1)
+  local flat = t:reshape({ -1 })
+  for i = 1, flat:numel() do flat:set(math.floor(flat:get(i)), i) end
+  return t
 end
 
 --- CUDA availability, computed once.
