@@ -14,6 +14,7 @@
 --                               [--flat 0]   (0: the model not flattened: one Adam call per tensor)
 --                               [--compare 0] (1: also the step as it was before issue 14, step for
 --                                             step in turn with today's, to time both under one load)
+--                               [--precision fp32|bf16] (bf16: under lunet.autocast("bfloat16"))
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 if _VERSION ~= "Lua 5.4" then
   io.stderr:write(("step_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
@@ -27,18 +28,24 @@ local lunet = require("lunet")
 local bench = require("lunet.bench")
 local session = require("lunet.session")
 
-local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1, compare = 0 }
+local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1, compare = 0,
+  precision = "fp32" }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil and key ~= "threads" then
-    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1] [--compare 0|1]\n")
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1] [--compare 0|1] [--precision fp32|bf16]\n")
     os.exit(2)
   end
-  args[key] = key == "device" and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
+  args[key] = (key == "device" or key == "precision") and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
   i = i + 2
 end
 if args.threads then lunet.set_num_threads(args.threads) end
+if args.precision ~= "fp32" and args.precision ~= "bf16" then
+  io.stderr:write(("step_bench.lua: --precision must be fp32 or bf16, not %s\n"):format(tostring(args.precision)))
+  os.exit(2)
+end
+if args.precision == "bf16" then lunet.autocast("bfloat16") end
 
 local dev = lunet.device(args.device)
 local model = session.fresh_model(1)
@@ -111,7 +118,7 @@ local function timed_step(keep_times)
     criterion:forward_tensor(out, y)
     return criterion:backward(out, y)
   end)()
-  model:backward(x, g)
+  model:backward(x, g, { input_gradient = false }) -- as the session's step: the data needs none
   timed("adam", function() optimizer:step() end)()
   dev:synchronize()
   if keep then record("STEP (with the clocks)", lunet.clock() - t_step) end
@@ -134,9 +141,9 @@ local infer_times = bench.time(function() model:forward(x) end,
 model:train()
 
 local flops = bench.model_flops(model, { 1, 28, 28 })
-print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up); fused blocks %s, kernels %s"):format(
+print(("step_bench: %s, %d threads, batch %d, median of %d (after %d warm-up); fused blocks %s, kernels %s, %s"):format(
   tostring(dev), lunet.get_num_threads(), args.batch, args["repeat"], args.warmup, model.fuse and "on" or "off",
-  tostring(dev:info().kernels)))
+  tostring(dev:info().kernels), args.precision))
 for _, name in ipairs(names) do
   local st = bench.stats(times[name])
   print(("  %-26s %8.2f ms  (min %7.2f)"):format(name, 1e3 * st.median, 1e3 * st.min))

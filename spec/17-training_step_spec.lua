@@ -212,6 +212,76 @@ describe("zero_grad and backward", function()
   end
 end)
 
+describe("backward without the input gradient", function()
+  local NO_DX = { input_gradient = false }
+  for _, dev in ipairs({ "ref", "cpu" }) do
+    for _, fuse in ipairs({ true, false }) do
+      local label = ("%s, blocks %s"):format(dev, fuse and "fused" or "unfused")
+      it("returns nil and gives the same parameter gradients (" .. label .. ")", function()
+        local full, skip = small_cnn():to(dev), small_cnn():to(dev)
+        full.fuse, skip.fuse = fuse, fuse
+        local x, y = batch(dev)
+        local crit = nn.CrossEntropyLoss()
+        local function backward(model, opts)
+          model:zero_grad()
+          local out = model:forward(x)
+          crit:forward(out, y)
+          return model:backward(x, crit:backward(out, y), opts)
+        end
+        local dx = backward(full)
+        assert.is_true(lunet.is_tensor(dx))
+        assert.same(x:shape(), dx:shape())
+        assert.is_nil(backward(skip, NO_DX))
+        assert.is_nil(skip.grad_input)
+        assert.is_nil(skip[1].grad_input, "the first layer computed no input gradient")
+        assert.is_true(lunet.is_tensor(skip[4].grad_input), "later layers still pass gradients on")
+        local expected = select(2, full:parameters())
+        for i, g in ipairs(select(2, skip:parameters())) do exactly_equal(g, expected[i], "gradient " .. i) end
+        -- asked for again, the input gradient is back, the same as before
+        exactly_equal(backward(skip), dx, "input gradient")
+      end)
+    end
+
+    it("Conv2d and Linear alone skip it too (" .. dev .. ")", function()
+      lunet.manual_seed(9)
+      for _, case in ipairs({
+        { nn.Conv2d(2, 3, 3, { padding = 1 }), helpers.random({ 2, 2, 5, 5 }, 4) },
+        { nn.Linear(7, 4), helpers.random({ 3, 7 }, 5) },
+      }) do
+        local m, x = case[1]:to(dev), case[2]:to(dev)
+        local g = helpers.random(m:forward(x):shape(), 6):to(dev)
+        m:zero_grad()
+        local dx = m:backward(x, g):clone()
+        local dw = m.grad_weight:clone()
+        m:zero_grad()
+        assert.is_nil(m:backward(x, g, NO_DX), m.__typename)
+        assert.is_nil(m.grad_input, m.__typename)
+        exactly_equal(m.grad_weight, dw, m.__typename .. " weight gradient")
+        m:zero_grad()
+        exactly_equal(m:backward(x, g, { input_gradient = true }), dx, m.__typename .. " input gradient")
+      end
+    end)
+  end
+
+  it("the session's step asks for none; bad options are named", function()
+    local m = small_cnn()
+    local x, y = batch("cpu")
+    local crit = nn.CrossEntropyLoss()
+    session.train_step(m, crit, optim.SGD(m, { lr = 0.1 }), x, y)
+    assert.is_nil(m.grad_input)
+    assert.is_nil(m[1].grad_input)
+    local out = m:forward(x)
+    crit:forward(out, y)
+    local g = crit:backward(out, y)
+    local msg = helpers.assert_error(function() m:backward(x, g, { input_gradient = "no" }) end)
+    assert.truthy(msg:find("lunet.nn.Sequential:backward: option 'input_gradient' must be a boolean, got string", 1, true), msg)
+    msg = helpers.assert_error(function() m:backward(x, g, { input_grad = false }) end)
+    assert.truthy(msg:find("input_grad", 1, true), msg)
+    msg = helpers.assert_error(function() m[8]:backward(m[7].output, m[9].grad_input or g, 3) end)
+    assert.truthy(msg:find("options must be a table, got number", 1, true), msg)
+  end)
+end)
+
 describe("the loss on the device", function()
   for _, dev in ipairs(helpers.devices()) do
     it("forward_tensor and a running sum agree with forward on " .. dev, function()

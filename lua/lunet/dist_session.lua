@@ -22,6 +22,9 @@ local session = require("lunet.session")
 
 local dist_session = {}
 
+-- The data needs no gradient (session.lua).
+local NO_INPUT_GRADIENT = { input_gradient = false }
+
 local function die(msg)
   io.stderr:write("gpu_vs_cpu.lua --distributed: ", msg, "\n")
   os.exit(1)
@@ -52,7 +55,7 @@ local function train_step(ddp, model, criterion, optimizer, x, y)
   optimizer:zero_grad()
   local output = model:forward(x)
   local loss = criterion:forward(output, y)
-  model:backward(x, criterion:backward(output, y))
+  model:backward(x, criterion:backward(output, y), NO_INPUT_GRADIENT)
   ddp:sync()
   optimizer:step()
   return loss

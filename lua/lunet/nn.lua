@@ -7,6 +7,12 @@
 --    `m:backward(input, grad_output)` keeps and returns `m.grad_input` (the
 --    gradient w.r.t. input) and ACCUMULATES parameter gradients into
 --    `m.grad_weight`, `m.grad_bias` (zero them with `m:zero_grad()`).
+--    `m:backward(input, grad_output, {input_gradient = false})` says the
+--    caller has no use for the input gradient (the data of a training step,
+--    as PyTorch's inputs without requires_grad): Sequential, Conv2d, Linear
+--    and the fused blocks then skip computing it and return nil (a
+--    Sequential passes it to its first step only); other modules compute it
+--    as usual. The parameter gradients are the same either way.
 --  * Outputs, input gradients and workspaces are allocated once per input
 --    shape (and device) and reused while it stays the same, so a steady
 --    training step allocates no tensors. A returned output is overwritten by
@@ -87,6 +93,15 @@ end
 -- `pair_keys` may also be pairs.
 local function check_options(fname, opts, defaults, pair_keys)
   return options.read(fname, opts, defaults, nil, pair_keys or {})
+end
+
+--- Whether backward's options (its third argument, nil or a table) ask for
+-- the input gradient; nn's own calls pass NO_INPUT_GRADIENT.
+local NO_INPUT_GRADIENT = { input_gradient = false }
+local function wants_input_gradient(fname, opts)
+  if opts == nil then return true end
+  if opts == NO_INPUT_GRADIENT then return false end
+  return check_options(fname, opts, { input_gradient = true }).input_gradient ~= false
 end
 
 --- The first cycle among `root`'s modules (a module that contains itself,
@@ -793,9 +808,10 @@ function ConvReLUPool:forward(input)
   return self.output
 end
 
-function ConvReLUPool:backward(input, grad_output)
+function ConvReLUPool:backward(input, grad_output, opts)
   check_self(self, "ConvReLUPool", "backward")
   local conv, relu, pool = self.conv, self.relu, self.pool
+  local input_gradient = wants_input_gradient(conv._fname.backward, opts)
   if self._fused then
     local st, pd = conv.stride, conv.padding
     if self._without_winners then
@@ -806,12 +822,16 @@ function ConvReLUPool:backward(input, grad_output)
       self._without_winners = false
     end
     local accumulate = grads_accumulate(conv)
+    -- dx: the last call's tensor, nil (a new one) or false (no input gradient:
+    -- conv_block_backward returns nothing)
+    local dx = conv.grad_input
+    if not input_gradient then dx = false end
     conv.grad_input = core.conv_block_backward(input, conv.weight, grad_output, pool._winner, st[1],
-      st[2], pd[1], pd[2], conv.grad_input, conv.grad_weight, conv.grad_bias, accumulate,
-      conv._fname.backward)
+      st[2], pd[1], pd[2], dx, conv.grad_weight, conv.grad_bias, accumulate, conv._fname.backward)
     relu.grad_input, pool.grad_input = nil, nil
   else
-    conv:backward(input, relu:backward(conv.output, pool:backward(relu.output, grad_output)))
+    conv:backward(input, relu:backward(conv.output, pool:backward(relu.output, grad_output)),
+      not input_gradient and NO_INPUT_GRADIENT or nil)
   end
   self.grad_input = conv.grad_input
   return self.grad_input
@@ -902,13 +922,15 @@ function Sequential:forward(input)
   return x
 end
 
-function Sequential:backward(input, grad_output)
+function Sequential:backward(input, grad_output, opts)
   check_self(self, "Sequential", "backward")
+  local first_opts = not wants_input_gradient(self._fname.backward, opts) and NO_INPUT_GRADIENT or nil
   check_forward_done(self)
   local plan = plan_of(self)
   local steps, g = plan.steps, grad_output
   for k = #steps, 1, -1 do
-    g = run_step(self, k, plan, "backward", k > 1 and steps[k - 1].output or input, g)
+    g = run_step(self, k, plan, "backward", k > 1 and steps[k - 1].output or input, g,
+      k == 1 and first_opts or nil)
   end
   self.grad_input = g
   return g
@@ -986,10 +1008,14 @@ function Linear:forward(input)
   return self.output
 end
 
-function Linear:backward(input, grad_output)
+function Linear:backward(input, grad_output, opts)
   check_self(self, "Linear", "backward")
   local fname = self._fname.backward
-  self.grad_input = core.linear_backward_data(grad_output, self.weight, self.grad_input, fname)
+  if wants_input_gradient(fname, opts) then
+    self.grad_input = core.linear_backward_data(grad_output, self.weight, self.grad_input, fname)
+  else
+    self.grad_input = nil
+  end
   local accumulate = grads_accumulate(self)
   core.linear_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, accumulate, fname)
   return self.grad_input
@@ -1048,11 +1074,15 @@ function Conv2d:forward(input)
   return self.output
 end
 
-function Conv2d:backward(input, grad_output)
+function Conv2d:backward(input, grad_output, opts)
   check_self(self, "Conv2d", "backward")
   local s, p, fname = self.stride, self.padding, self._fname.backward
-  self.grad_input = core.conv2d_backward_data(input, self.weight, grad_output, s[1], s[2],
-    p[1], p[2], self.grad_input, fname)
+  if wants_input_gradient(fname, opts) then
+    self.grad_input = core.conv2d_backward_data(input, self.weight, grad_output, s[1], s[2],
+      p[1], p[2], self.grad_input, fname)
+  else
+    self.grad_input = nil
+  end
   local accumulate = grads_accumulate(self)
   core.conv2d_backward_filter(input, grad_output, self.grad_weight, self.grad_bias, s[1], s[2],
     p[1], p[2], accumulate, fname)

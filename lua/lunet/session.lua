@@ -13,6 +13,10 @@ local core = require("lunet.core") -- count_correct_into, async_reader: the step
 
 local session = {}
 
+-- A training step's data needs no gradient: backward skips the first
+-- layer's input gradient (nn.lua, Module:backward's options).
+local NO_INPUT_GRADIENT = { input_gradient = false }
+
 -- Fault injection -------------------------------------------------------------------
 --
 -- A GPU can fail in the middle of a session (out of memory, a failing
@@ -176,7 +180,7 @@ function session.train_step(model, criterion, optimizer, x, y)
   optimizer:zero_grad()
   local output = model:forward(x)
   local loss = criterion:forward(output, y)
-  model:backward(x, criterion:backward(output, y))
+  model:backward(x, criterion:backward(output, y), NO_INPUT_GRADIENT)
   optimizer:step()
   return loss
 end
@@ -240,7 +244,7 @@ function session.train_step_on_device(model, criterion, optimizer, x, y, loss_su
   end
   local counted = correct ~= nil and session.counts_correct(output, y)
   if counted then session.count_correct(output, y, correct) end
-  model:backward(x, criterion:backward(output, y))
+  model:backward(x, criterion:backward(output, y), NO_INPUT_GRADIENT)
   optimizer:step()
   return loss, counted
 end
