@@ -17,7 +17,17 @@
  * 16 lanes, its 16 input vectors stay in registers across the output
  * channels (one input channel), and nothing but the pooled values and the
  * winners is written. Values and winners follow the fused block's rule
- * (backend.h: first maximum, NaN counts as the maximum, ReLU after). */
+ * (backend.h: first maximum, NaN counts as the maximum, ReLU after).
+ *
+ * The backward pass, when no input gradient is asked for (the first layer of
+ * a training step), mirrors it for the weight and bias gradients: the pooled
+ * gradient g of a window flows to the one place its winner code names (none
+ * for codes 4 and up: ReLU or no place), so
+ *     dw[k][c][r][s] = sum over windows of g * x[2p + dr + r][2q + dc + s]
+ * with (dr, dc) the winner's place. With the same 16 input vectors per
+ * pooled row, that is 36 FMAs on 16 lanes, each masked by "this lane's winner
+ * is (dr, dc)": nothing is unpooled, no im2col, and the 9 sums of one filter
+ * stay in registers over a group of images. */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
@@ -185,6 +195,119 @@ int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, c
         return LN_ENOMEM;
     direct_job job = {s, pl, x, w, bias, y, winner, ws, stride};
     ln_cpu_parallel(ctx, threads, s->n, direct_image, &job);
+    return LN_OK;
+}
+
+/* --- backward: weight and bias gradients ----------------------------------------- */
+
+typedef struct gradient_job {
+    const ln_conv2d_shape *s;
+    planes pl;
+    const float *x, *dy;
+    const uint8_t *winner;
+    float *groups;             /* per group: dw [k][c][9], then k bias sums (double) */
+    int64_t group_floats, dw_floats;
+    float *ws;                 /* per thread: a group's images split into planes */
+    int64_t ws_stride;
+    int count;                 /* groups */
+} gradient_job;
+
+/* acc[r][s] += g * v[dr + r][dc + s], (dr, dc) each lane's winner: its
+ * inputs picked first (rows by dr, then columns by dc: 21 blends) so that
+ * each tap is one FMA, not four masked ones; lanes without a winner add 0. */
+static inline void add_gradient_taps(__m512 g, __m512i code, __mmask16 lanes, __m512 v[4][4],
+                                     __m512 acc[9])
+{
+    __mmask16 won = _mm512_mask_cmplt_epi32_mask(lanes, code, _mm512_set1_epi32(4));
+    __mmask16 lower = _mm512_test_epi32_mask(code, _mm512_set1_epi32(2));
+    __mmask16 right = _mm512_test_epi32_mask(code, _mm512_set1_epi32(1));
+    __m512 gz = _mm512_maskz_mov_ps(won, g);
+    for (int r = 0; r < 3; r++) {
+        __m512 row[4];
+        for (int o = 0; o < 4; o++)
+            row[o] = _mm512_mask_blend_ps(lower, v[r][o], v[r + 1][o]);
+        for (int t = 0; t < 3; t++)
+            acc[3 * r + t] = _mm512_fmadd_ps(gz, _mm512_mask_blend_ps(right, row[t], row[t + 1]),
+                                             acc[3 * r + t]);
+    }
+}
+
+/* Group gi's images (first..last): per output channel k and input channel
+ * c, the 9 sums over the group's windows in registers, then into the group's
+ * dw; the bias sums (windows with a winner) in double. */
+static void gradient_group(void *arg, int64_t gi, int thread)
+{
+    const gradient_job *j = arg;
+    const ln_conv2d_shape *s = j->s;
+    const planes *pl = &j->pl;
+    int ph = s->p / 2, pw = s->q / 2;
+    int64_t pooled = (int64_t)ph * pw, chw = (int64_t)s->c * s->h * s->w;
+    int64_t image_floats = 2 * s->c * pl->plane;
+    int first = (int)(s->n * gi / j->count), last = (int)(s->n * (gi + 1) / j->count);
+    float *split = j->ws + thread * j->ws_stride;
+    for (int b = first; b < last; b++)
+        split_image(s, pl, j->x + b * chw, split + (b - first) * image_floats);
+    float *dw = j->groups + gi * j->group_floats;
+    double *bias_sum = (double *)(dw + j->dw_floats);
+    for (int k = 0; k < s->k; k++) {
+        __m512 bias_acc = _mm512_setzero_ps();
+        for (int c = 0; c < s->c; c++) {
+            __m512 acc[9];
+            for (int t = 0; t < 9; t++)
+                acc[t] = _mm512_setzero_ps();
+            for (int b = first; b < last; b++) {
+                const float *even = split + (b - first) * image_floats + 2 * c * pl->plane;
+                int64_t at = ((int64_t)b * s->k + k) * pooled;
+                for (int p = 0; p < ph; p++)
+                    for (int q = 0; q < pw; q += 16) {
+                        int n = pw - q < 16 ? pw - q : 16;
+                        __mmask16 lanes = (__mmask16)((1u << n) - 1);
+                        int64_t cell = at + (int64_t)p * pw + q;
+                        __m512 g = _mm512_maskz_loadu_ps(lanes, j->dy + cell);
+                        __m512i code = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, j->winner + cell));
+                        __m512 v[4][4];
+                        load_inputs(even, even + pl->plane, pl->cols, p, q, v);
+                        add_gradient_taps(g, code, lanes, v, acc);
+                        if (c == 0) {
+                            __mmask16 won = _mm512_mask_cmplt_epi32_mask(lanes, code, _mm512_set1_epi32(4));
+                            bias_acc = _mm512_mask_add_ps(bias_acc, won, bias_acc, g);
+                        }
+                    }
+            }
+            float *out = dw + ((int64_t)k * s->c + c) * 9;
+            for (int t = 0; t < 9; t++)
+                out[t] = _mm512_reduce_add_ps(acc[t]);
+        }
+        bias_sum[k] = (double)_mm512_reduce_add_ps(bias_acc);
+    }
+}
+
+int ln_cpu_direct_block_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                                 const float *dy, const uint8_t *winner, float *dw, float *db,
+                                 int accumulate)
+{
+    planes pl = planes_of(s);
+    int64_t dw_floats = ((int64_t)s->k * s->c * 9 + 15) & ~(int64_t)15;
+    int64_t group_floats = dw_floats + 2 * (((int64_t)s->k + 7) & ~(int64_t)7);
+    int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
+    int per_group = (s->n + groups - 1) / groups;
+    /* 16: a row's last load may read past the last plane */
+    int64_t stride = (int64_t)per_group * 2 * s->c * pl.plane + 16;
+    int64_t macs = (int64_t)s->n * s->k * 9 * s->c * s->p * s->q;
+    int threads = ln_cpu_threads_for_macs(ctx, macs);
+    if (threads > groups)
+        threads = groups;
+    float *base = ln_cpu_scratch(ctx, (size_t)(groups * group_floats + threads * stride)
+                                          * sizeof(float));
+    if (!base)
+        return LN_ENOMEM;
+    gradient_job job = {s, pl, x, dy, winner, base, group_floats, dw_floats,
+                        base + groups * group_floats, stride, groups};
+    ln_cpu_parallel(ctx, threads, groups, gradient_group, &job);
+    /* the groups in order, whatever thread summed them */
+    ln_cpu_sum_groups(ctx, dw, base, groups, group_floats, (int64_t)s->k * s->c * 9, accumulate);
+    if (db)
+        ln_cpu_finish_bias(db, base, groups, group_floats, dw_floats, s->k, accumulate);
     return LN_OK;
 }
 

@@ -42,6 +42,7 @@
 #define ln_cpu_winograd_pair_filters LN_LEVELED(ln_cpu_winograd_pair_filters)
 #define ln_cpu_direct_block_applies LN_LEVELED(ln_cpu_direct_block_applies)
 #define ln_cpu_direct_block_forward LN_LEVELED(ln_cpu_direct_block_forward)
+#define ln_cpu_direct_block_backward LN_LEVELED(ln_cpu_direct_block_backward)
 #define ln_cpu_winograd_forward LN_LEVELED(ln_cpu_winograd_forward)
 #define ln_cpu_winograd_backward LN_LEVELED(ln_cpu_winograd_backward)
 #define ln_cpu_gemm_bf16 LN_LEVELED(ln_cpu_gemm_bf16)
@@ -291,10 +292,15 @@ int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m
 #ifdef LN_CPU_AVX512
 /* The fused block's forward pass computed directly for 3x3 convolutions of
  * stride 1 with at most 3 input channels (conv_pool_direct.c), one pooled
- * row of 16 windows per vector. winner may be NULL (evaluate mode: y only). */
+ * row of 16 windows per vector. winner may be NULL (evaluate mode: y only).
+ * The backward pass there computes the weight and bias gradients (db may be
+ * NULL) but no input gradient. */
 int ln_cpu_direct_block_applies(const ln_conv2d_shape *s);
 int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                                 const float *w, const float *bias, float *y, uint8_t *winner);
+int ln_cpu_direct_block_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
+                                 const float *dy, const uint8_t *winner, float *dw, float *db,
+                                 int accumulate);
 #endif
 
 /* Winograd F(2x2, 3x3) convolutions (winograd.c), for 3x3 kernels with
