@@ -117,14 +117,9 @@ static inline void store_pooled(float *y, uint8_t *winner, __mmask16 lanes, cons
         _mm512_mask_storeu_ps(y, lanes, ln_relu_window_max16_values(acc));
         return;
     }
-    __m512i code;
-    __m512 best = ln_relu_window_max16(acc, &code);
-    _mm512_mask_storeu_ps(y, lanes, best);
-    __m128i bytes = _mm512_cvtepi32_epi8(code);
-    /* kept in a register: GCC would otherwise fold the conversion into a
-     * masked vpmovdb to memory, which ran ~2x slower here */
-    __asm__("" : "+x"(bytes));
-    _mm_mask_storeu_epi8(winner, lanes, bytes);
+    __m128i code;
+    _mm512_mask_storeu_ps(y, lanes, ln_relu_window_max16(acc, &code));
+    _mm_mask_storeu_epi8(winner, lanes, code);
 }
 
 typedef struct direct_job {

@@ -294,14 +294,14 @@ static void output_pooled4(const tiling4 *t, const float *m, int64_t rows, int64
                                           _mm512_add_ps(y[2 * a][2 * e + 1], b),
                                           _mm512_add_ps(y[2 * a + 1][2 * e], b),
                                           _mm512_add_ps(y[2 * a + 1][2 * e + 1], b)};
-                        __m512i code;
+                        __m128i code;
                         int64_t at = ((int64_t)pi * pw + pj) * co + c;
                         if (!winner) {
                             _mm512_storeu_ps(stage + at, ln_relu_window_max16_values(cand));
                             continue;
                         }
                         _mm512_storeu_ps(stage + at, ln_relu_window_max16(cand, &code));
-                        _mm512_storeu_si512(stage_codes + at, code);
+                        _mm512_storeu_si512(stage_codes + at, _mm512_cvtepu8_epi32(code));
                     }
             }
     /* the codes move as raw 32-bit patterns: the transpose does no arithmetic */
