@@ -19,13 +19,13 @@
 # every run and the load averages.
 #
 #   bench/ab_builds.sh --a DIR [--b DIR (default: this checkout)] [--training-only]
-#                      [--repeats 5] [--batches 200] [--warmup 10] [--threads 2]
-#                      [--batch-size 64] [--out bench/results]
+#                      [--precision fp32|bf16] [--repeats 5] [--batches 200] [--warmup 10]
+#                      [--threads 2] [--batch-size 64] [--out bench/results]
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 a="" b="$(cd "$here/.." && pwd)" repeats=5 batches=200 warmup=10 threads=2 batch_size=64 out=""
-training_only=0 name=ab_builds
+training_only=0 name=ab_builds precision=fp32
 source "$(dirname "$0")/workload_options.sh"
 while [ $# -gt 0 ]; do
   if workload_option "$1" "${2-}"; then shift 2; continue; fi
@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     --a) a="$2"; shift 2 ;;
     --b) b="$2"; shift 2 ;;
     --training-only) training_only=1; shift ;;
+    --precision) precision="$2"; shift 2 ;;
     --name) name="$2"; shift 2 ;; # the results file's prefix (session_ab.sh)
     -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "ab_builds.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
@@ -72,14 +73,14 @@ run_build() { # label dir repeat
   local TIMEFORMAT='%U %S' # the whole run's processor seconds (user, system)
   { time LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 "$dir/scripts/gpu_vs_cpu.lua" --devices cpu \
     --threads "$threads" --epochs 1 --max-batches "$batches" --warmup-batches "$warmup" "${phases[@]}" \
-    --repeat 1 --batch-size "$batch_size" --seed "$r" --out "$work/$label-$r" >"$work/$label-$r.log" 2>&1 ; } \
+    --repeat 1 --batch-size "$batch_size" --precision "$precision" --seed "$r" --out "$work/$label-$r" >"$work/$label-$r.log" 2>&1 ; } \
     2>"$work/$label-$r.cpu" || { cat "$work/$label-$r.log" >&2; exit 1; }
 }
 
 echo "A: $a"
 echo "B: $b"
 echo "$repeats repeats, $batches timed training batches after $warmup warm-up steps, batch $batch_size," \
-     "$threads threads, $([ "$training_only" -eq 1 ] && echo "training only" || echo "inference over the whole test set")"
+     "$threads threads, $precision, $([ "$training_only" -eq 1 ] && echo "training only" || echo "inference over the whole test set")"
 for r in $(seq 1 "$repeats"); do
   if [ $((r % 2)) -eq 1 ]; then run_build a "$a" "$r"; run_build b "$b" "$r"
   else run_build b "$b" "$r"; run_build a "$a" "$r"; fi
@@ -91,7 +92,7 @@ commit_of() { git -C "$1" rev-parse --short HEAD 2>/dev/null || echo "not a git 
 read -r lp lcp <<<"$(lua_paths "$b")"
 LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 - "$work" "$repeats" "$result" \
   "$a" "$b" "$batches" "$warmup" "$threads" "$batch_size" "$(commit_of "$a")" "$(commit_of "$b")" \
-  "$training_only" <<'LUA'
+  "$training_only" "$precision" <<'LUA'
 local cjson = require("cjson")
 local report = require("lunet.report")
 local bench = require("lunet.bench")
@@ -142,7 +143,7 @@ local doc = {
   schema = "lunet.ab_builds/1",
   builds = { a = { dir = arg[4], commit = arg[10] }, b = { dir = arg[5], commit = arg[11] } },
   settings = { repeats = repeats, timed_training_batches = tonumber(arg[6]), warmup_batches = tonumber(arg[7]),
-    threads = tonumber(arg[8]), batch_size = tonumber(arg[9]),
+    threads = tonumber(arg[8]), batch_size = tonumber(arg[9]), precision = arg[13],
     inference = training_only and "not timed (--training-only)" or "the whole test set (10,000 images)",
     order = "odd repeats run A first, even repeats B first" },
   runs = runs, median = median, spread = spread,
