@@ -236,7 +236,15 @@ describe("backward without the input gradient", function()
         assert.is_nil(skip[1].grad_input, "the first layer computed no input gradient")
         assert.is_true(lunet.is_tensor(skip[4].grad_input), "later layers still pass gradients on")
         local expected = select(2, full:parameters())
-        for i, g in ipairs(select(2, skip:parameters())) do exactly_equal(g, expected[i], "gradient " .. i) end
+        for i, g in ipairs(select(2, skip:parameters())) do
+          if dev == "cpu" and fuse and i <= 2 then
+            -- the first block without an input gradient: the cpu's direct kernel at the
+            -- AVX-512 levels sums in its own order (spec/16 checks it against the reference)
+            helpers.assert_close(g, expected[i], 1e-5, 1e-7, "gradient " .. i)
+          else
+            exactly_equal(g, expected[i], "gradient " .. i)
+          end
+        end
         -- asked for again, the input gradient is back, the same as before
         exactly_equal(backward(skip), dx, "input gradient")
       end)
