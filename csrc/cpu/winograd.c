@@ -42,7 +42,9 @@
 /* bf16 products (lunet.autocast("bfloat16"), bf16.c) at the avx512bf16
  * level: forward and input gradient store V in bf16 as the input transform
  * makes it and pair U's rows once per call; the filter gradient's products
- * (depth: the tiles) pair the rows of V and dM, tile by tile, per chunk. */
+ * (depth: the tiles) take V and dM paired tile by tile (tiles 2p and 2p + 1
+ * side by side in one 32-bit word per channel), which their transforms
+ * write directly. */
 int ln_cpu_winograd_bf16(void)
 {
 #ifdef LN_CPU_AVX512BF16
@@ -52,18 +54,54 @@ int ln_cpu_winograd_bf16(void)
 #endif
 }
 
-/* Eight transformed values to V: float32, or bf16 when v16 is given. */
-static inline void store_v(float *v, uint16_t *v16, int64_t at, __m256 x)
+/* How a transform stores its tiles: float32 rows; bf16 rows (the data
+ * products' V); or bf16 paired tile by tile (the filter products' V and dM:
+ * per xi, (rows + 1) / 2 rows of 32-bit words, tile 2p's value in the low
+ * half of word p, tile 2p + 1's in the high half). Callers pass a constant,
+ * so each format gets its own copy of the transform. */
+enum tile_format { AS_F32, AS_BF16, AS_PAIRS };
+
+/* Eight transformed values of tile `tile` at `at` (elements; for AS_PAIRS,
+ * words of the tile's pair). Pairs: an even tile writes whole words with a
+ * zero high half, which the odd tile after it (tiles are transformed in
+ * order) overwrites, or which stays zero after a chunk's odd last tile, as
+ * the pairing pass this replaced wrote it. Rounding: vcvtneps2bf16, as there. */
+static inline __attribute__((always_inline)) void store_tile8(void *dst, enum tile_format format,
+                                                              int64_t at, int64_t tile, __m256 x)
 {
 #ifdef LN_CPU_AVX512BF16
-    if (v16) {
-        _mm_storeu_si128((__m128i *)(v16 + at), (__m128i)_mm256_cvtneps_pbh(x));
+    if (format == AS_BF16) {
+        _mm_storeu_si128((__m128i *)((uint16_t *)dst + at), (__m128i)_mm256_cvtneps_pbh(x));
+        return;
+    }
+    if (format == AS_PAIRS) {
+        __m256i words = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(x));
+        uint32_t *w = (uint32_t *)dst + at;
+        if (tile & 1)
+            _mm256_mask_storeu_epi16(w, 0xAAAA, _mm256_slli_epi32(words, 16));
+        else
+            _mm256_storeu_si256((__m256i *)w, words);
         return;
     }
 #else
-    (void)v16;
+    (void)format, (void)tile;
 #endif
-    _mm256_storeu_ps(v + at, x);
+    _mm256_storeu_ps((float *)dst + at, x);
+}
+
+/* Where tile `tile`'s values of plane 0 start in a transform's output, and
+ * the distance from one plane (xi) to the next: `width` channels a tile,
+ * `rows` tiles a plane. */
+static inline __attribute__((always_inline)) int64_t tile_start(enum tile_format format,
+                                                                int64_t tile, int width)
+{
+    return (format == AS_PAIRS ? tile >> 1 : tile) * width;
+}
+
+static inline __attribute__((always_inline)) int64_t plane_size(enum tile_format format,
+                                                                int64_t rows, int width)
+{
+    return (format == AS_PAIRS ? (rows + 1) / 2 : rows) * width;
 }
 
 /* Tiles per chunk of images (the products' row count), measured (bench/NOTES.md
@@ -192,16 +230,17 @@ void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float
 }
 
 /* V[xi][t0 + tile][ci] = B^T d B for every tile of one image (src channels-last,
- * padded); each V[xi] has `rows` rows. In bf16 (into v16) when v16 is given. */
-static void input_transform(const tiling *t, const float *src, float *v, uint16_t *v16,
-                            int64_t rows, int64_t t0)
+ * padded); each V[xi] has `rows` rows, stored as `format` says. */
+static inline __attribute__((always_inline)) void input_transform(const tiling *t, const float *src,
+                                                                  void *v, enum tile_format format,
+                                                                  int64_t rows, int64_t t0)
 {
     int ci = t->ci;
-    int64_t plane = rows * ci;
+    int64_t plane = plane_size(format, rows, ci);
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = src + ((int64_t)(2 * i) * t->src_w + 2 * j) * ci;
-            int64_t out = (t0 + (int64_t)i * t->tq + j) * ci;
+            int64_t tile = t0 + (int64_t)i * t->tq + j, out = tile_start(format, tile, ci);
             for (int c = 0; c < ci; c += 8) {
                 __m256 d[4][4], b[4][4];
                 for (int r = 0; r < 4; r++)
@@ -214,10 +253,11 @@ static void input_transform(const tiling *t, const float *src, float *v, uint16_
                     b[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
                 }
                 for (int r = 0; r < 4; r++) {
-                    store_v(v, v16, out + (4 * r + 0) * plane + c, _mm256_sub_ps(b[r][0], b[r][2]));
-                    store_v(v, v16, out + (4 * r + 1) * plane + c, _mm256_add_ps(b[r][1], b[r][2]));
-                    store_v(v, v16, out + (4 * r + 2) * plane + c, _mm256_sub_ps(b[r][2], b[r][1]));
-                    store_v(v, v16, out + (4 * r + 3) * plane + c, _mm256_sub_ps(b[r][1], b[r][3]));
+                    int64_t at = out + 4 * r * plane + c;
+                    store_tile8(v, format, at, tile, _mm256_sub_ps(b[r][0], b[r][2]));
+                    store_tile8(v, format, at + plane, tile, _mm256_add_ps(b[r][1], b[r][2]));
+                    store_tile8(v, format, at + 2 * plane, tile, _mm256_sub_ps(b[r][2], b[r][1]));
+                    store_tile8(v, format, at + 3 * plane, tile, _mm256_sub_ps(b[r][1], b[r][3]));
                 }
             }
         }
@@ -294,16 +334,18 @@ static void output_pooled(const tiling *t, const float *m, int64_t rows, int64_t
 
 /* dM[xi][t0 + tile][k] = A g A^T for the 2x2 gradient tile g of every tile
  * of one image; dy channels-last [.., cols, k] with zeros beyond the
- * output. */
-static void gradient_transform(const tiling *t, const float *dy, int cols, float *dm,
-                               int64_t rows, int64_t t0)
+ * output. Stored as `format` says (AS_F32 or AS_PAIRS). */
+static inline __attribute__((always_inline)) void gradient_transform(const tiling *t, const float *dy,
+                                                                     int cols, void *dm,
+                                                                     enum tile_format format,
+                                                                     int64_t rows, int64_t t0)
 {
     int k = t->co;
-    int64_t plane = rows * k;
+    int64_t plane = plane_size(format, rows, k);
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = dy + ((int64_t)(2 * i) * cols + 2 * j) * k;
-            float *out = dm + (t0 + (int64_t)i * t->tq + j) * k;
+            int64_t tile = t0 + (int64_t)i * t->tq + j, out = tile_start(format, tile, k);
             for (int c = 0; c < k; c += 8) {
                 __m256 g00 = _mm256_loadu_ps(base + c), g01 = _mm256_loadu_ps(base + k + c);
                 __m256 g10 = _mm256_loadu_ps(base + (int64_t)cols * k + c);
@@ -315,11 +357,12 @@ static void gradient_transform(const tiling *t, const float *dy, int cols, float
                                   {_mm256_sub_ps(_mm256_setzero_ps(), g10),
                                    _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
                 for (int r = 0; r < 4; r++) {
-                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, a[r][0]);
-                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(a[r][0], a[r][1]));
-                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(a[r][0], a[r][1]));
-                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c,
-                                     _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
+                    int64_t at = out + 4 * r * plane + c;
+                    store_tile8(dm, format, at, tile, a[r][0]);
+                    store_tile8(dm, format, at + plane, tile, _mm256_add_ps(a[r][0], a[r][1]));
+                    store_tile8(dm, format, at + 2 * plane, tile, _mm256_sub_ps(a[r][0], a[r][1]));
+                    store_tile8(dm, format, at + 3 * plane, tile,
+                                _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
                 }
             }
         }
@@ -439,25 +482,19 @@ static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, in
 #endif
 }
 
-/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16: V's and dM's rows
- * paired (into vp, mp: per xi, (rows + 1) / 2 rows of ci and co words), then
- * V^T read down its pairs. */
-static void filter_products_bf16(const float *v, const float *dm, uint32_t *vp, uint32_t *mp,
-                                 int64_t used, int64_t rows, int ci, int co, float *du,
-                                 int accumulate)
+/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16, from V and dM as
+ * their transforms store them AS_PAIRS (per xi, (rows + 1) / 2 rows of ci
+ * and co words): V^T read down its pairs. */
+static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t used,
+                                 int64_t rows, int ci, int co, float *du, int accumulate)
 {
 #ifdef LN_CPU_AVX512BF16
     int64_t half = (rows + 1) / 2, pairs = (used + 1) / 2;
-    for (int xi = 0; xi < 16; xi++) {
-        uint32_t *vx = vp + xi * half * ci, *mx = mp + xi * half * co;
-        ln_cpu_bf16_pair_rows(vx, v + xi * rows * ci, used, ci, ci);
-        ln_cpu_bf16_pair_rows(mx, dm + xi * rows * co, used, co, co);
-        ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vx, 1, ci, mx, co, du + (int64_t)xi * ci * co,
-                               co, accumulate);
-    }
+    for (int xi = 0; xi < 16; xi++)
+        ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vp + xi * half * ci, 1, ci, mp + xi * half * co,
+                               co, du + (int64_t)xi * ci * co, co, accumulate);
 #else
-    (void)v, (void)dm, (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du,
-        (void)accumulate;
+    (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du, (void)accumulate;
 #endif
 }
 
@@ -510,7 +547,10 @@ static void forward_chunk(void *p, int64_t ch, int thread)
     for (int b = 0; b < count; b++) {
         to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src, t->src_h, t->src_w,
                          s->pad_h, s->pad_w);
-        input_transform(t, src, v, j->u16 ? (uint16_t *)v : NULL, j->rows, b * per_image);
+        if (j->u16)
+            input_transform(t, src, v, AS_BF16, j->rows, b * per_image);
+        else
+            input_transform(t, src, v, AS_F32, j->rows, b * per_image);
     }
     if (j->u16)
         multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k);
@@ -652,7 +692,7 @@ typedef struct backward_job {
     float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
                                 * the dx plane, V and dM for the filter */
     int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf, dm, pooled_t;
-    int bf16_filter;           /* the filter gradient's products in bf16 (pairs after dM) */
+    int bf16_filter;           /* the filter gradient's products in bf16 (V, dM AS_PAIRS) */
     int g_rows, g_cols, count, chunk;
     int64_t rows_d, rows_f;
     int want_data, want_filter;
@@ -684,25 +724,33 @@ static void backward_group(void *p, int64_t g, int thread)
                                    j->winner ? j->winner + image * dy_image : NULL, gplane,
                                    j->g_rows, j->g_cols, 2 - s->pad_h, 2 - s->pad_w, bias_sum,
                                    pooled_t);
-            if (j->want_data)
-                input_transform(td, gplane, v_d, j->u16 ? (uint16_t *)v_d : NULL, j->rows_d,
-                                b * td_image);
+            if (j->want_data) {
+                if (j->u16)
+                    input_transform(td, gplane, v_d, AS_BF16, j->rows_d, b * td_image);
+                else
+                    input_transform(td, gplane, v_d, AS_F32, j->rows_d, b * td_image);
+            }
             if (j->want_filter) {
-                gradient_transform(tf, gplane + ((int64_t)(2 - s->pad_h) * j->g_cols
-                                                 + 2 - s->pad_w) * s->k,
-                                   j->g_cols, m_f, j->rows_f, b * tf_image);
+                /* bf16 products: V and dM straight into their pairs */
+                enum tile_format format = j->bf16_filter ? AS_PAIRS : AS_F32;
+                const float *gtile = gplane + ((int64_t)(2 - s->pad_h) * j->g_cols + 2 - s->pad_w) * s->k;
+                if (format == AS_PAIRS)
+                    gradient_transform(tf, gtile, j->g_cols, m_f, AS_PAIRS, j->rows_f, b * tf_image);
+                else
+                    gradient_transform(tf, gtile, j->g_cols, m_f, AS_F32, j->rows_f, b * tf_image);
                 to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
                                  tf->src_w, s->pad_h, s->pad_w);
-                input_transform(tf, xplane, v_f, NULL, j->rows_f, b * tf_image);
+                if (format == AS_PAIRS)
+                    input_transform(tf, xplane, v_f, AS_PAIRS, j->rows_f, b * tf_image);
+                else
+                    input_transform(tf, xplane, v_f, AS_F32, j->rows_f, b * tf_image);
             }
         }
         /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
-        if (j->want_filter && j->bf16_filter) {
-            uint32_t *vp = (uint32_t *)(m_f + j->dm);
-            uint32_t *mp = vp + 16 * ((j->rows_f + 1) / 2) * s->c;
-            filter_products_bf16(v_f, m_f, vp, mp, tf_image * count, j->rows_f, s->c, s->k, du,
-                                 c0 > first);
-        } else if (j->want_filter)
+        if (j->want_filter && j->bf16_filter)
+            filter_products_bf16((const uint32_t *)v_f, (const uint32_t *)m_f, tf_image * count,
+                                 j->rows_f, s->c, s->k, du, c0 > first);
+        else if (j->want_filter)
             for (int xi = 0; xi < 16; xi++)
                 ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
                                   1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
@@ -757,11 +805,13 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t x_plane = want_filter ? round16((int64_t)tf.src_h * tf.src_w * s->c) : 0;
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
-    int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
+    /* V and dM for the filter: float32 rows, or for bf16 products (rows_f + 1) / 2
+     * pairs of tiles, one 32-bit word per channel (AS_PAIRS) */
     int bf16_filter = want_filter && ln_cpu_winograd_bf16();
-    int64_t pairs_f = bf16_filter ? round16(16 * ((rows_f + 1) / 2) * (s->c + s->k)) : 0;
+    int64_t rows_vf = bf16_filter ? (rows_f + 1) / 2 : rows_f;
+    int64_t vf = want_filter ? round16(16 * rows_vf * s->c) : 0, dm = want_filter ? round16(16 * rows_vf * s->k) : 0;
     int64_t pooled_t = winner ? pooled_room(s) : 0;
-    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pairs_f + pooled_t;
+    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pooled_t;
     int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
     if (threads > groups)
