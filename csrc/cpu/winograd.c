@@ -42,9 +42,8 @@
 /* bf16 products (lunet.autocast("bfloat16"), bf16.c) at the avx512bf16
  * level: forward and input gradient store V in bf16 as the input transform
  * makes it and pair U's rows once per call; the filter gradient's products
- * (depth: the tiles) take V and dM paired tile by tile (tiles 2p and 2p + 1
- * side by side in one 32-bit word per channel), which their transforms
- * write directly. */
+ * (depth: the tiles) take V and dM paired tile by tile, as their transforms
+ * write them (input_pairs, gradient_pairs). */
 int ln_cpu_winograd_bf16(void)
 {
 #ifdef LN_CPU_AVX512BF16
@@ -54,54 +53,18 @@ int ln_cpu_winograd_bf16(void)
 #endif
 }
 
-/* How a transform stores its tiles: float32 rows; bf16 rows (the data
- * products' V); or bf16 paired tile by tile (the filter products' V and dM:
- * per xi, (rows + 1) / 2 rows of 32-bit words, tile 2p's value in the low
- * half of word p, tile 2p + 1's in the high half). Callers pass a constant,
- * so each format gets its own copy of the transform. */
-enum tile_format { AS_F32, AS_BF16, AS_PAIRS };
-
-/* Eight transformed values of tile `tile` at `at` (elements; for AS_PAIRS,
- * words of the tile's pair). Pairs: an even tile writes whole words with a
- * zero high half, which the odd tile after it (tiles are transformed in
- * order) overwrites, or which stays zero after a chunk's odd last tile, as
- * the pairing pass this replaced wrote it. Rounding: vcvtneps2bf16, as there. */
-static inline __attribute__((always_inline)) void store_tile8(void *dst, enum tile_format format,
-                                                              int64_t at, int64_t tile, __m256 x)
+/* Eight transformed values to V: float32, or bf16 when v16 is given. */
+static inline void store_v(float *v, uint16_t *v16, int64_t at, __m256 x)
 {
 #ifdef LN_CPU_AVX512BF16
-    if (format == AS_BF16) {
-        _mm_storeu_si128((__m128i *)((uint16_t *)dst + at), (__m128i)_mm256_cvtneps_pbh(x));
-        return;
-    }
-    if (format == AS_PAIRS) {
-        __m256i words = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(x));
-        uint32_t *w = (uint32_t *)dst + at;
-        if (tile & 1)
-            _mm256_mask_storeu_epi16(w, 0xAAAA, _mm256_slli_epi32(words, 16));
-        else
-            _mm256_storeu_si256((__m256i *)w, words);
+    if (v16) {
+        _mm_storeu_si128((__m128i *)(v16 + at), (__m128i)_mm256_cvtneps_pbh(x));
         return;
     }
 #else
-    (void)format, (void)tile;
+    (void)v16;
 #endif
-    _mm256_storeu_ps((float *)dst + at, x);
-}
-
-/* Where tile `tile`'s values of plane 0 start in a transform's output, and
- * the distance from one plane (xi) to the next: `width` channels a tile,
- * `rows` tiles a plane. */
-static inline __attribute__((always_inline)) int64_t tile_start(enum tile_format format,
-                                                                int64_t tile, int width)
-{
-    return (format == AS_PAIRS ? tile >> 1 : tile) * width;
-}
-
-static inline __attribute__((always_inline)) int64_t plane_size(enum tile_format format,
-                                                                int64_t rows, int width)
-{
-    return (format == AS_PAIRS ? (rows + 1) / 2 : rows) * width;
+    _mm256_storeu_ps(v + at, x);
 }
 
 /* Tiles per chunk of images (the products' row count), measured (bench/NOTES.md
@@ -230,17 +193,16 @@ void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float
 }
 
 /* V[xi][t0 + tile][ci] = B^T d B for every tile of one image (src channels-last,
- * padded); each V[xi] has `rows` rows, stored as `format` says. */
-static inline __attribute__((always_inline)) void input_transform(const tiling *t, const float *src,
-                                                                  void *v, enum tile_format format,
-                                                                  int64_t rows, int64_t t0)
+ * padded); each V[xi] has `rows` rows. In bf16 (into v16) when v16 is given. */
+static void input_transform(const tiling *t, const float *src, float *v, uint16_t *v16,
+                            int64_t rows, int64_t t0)
 {
     int ci = t->ci;
-    int64_t plane = plane_size(format, rows, ci);
+    int64_t plane = rows * ci;
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = src + ((int64_t)(2 * i) * t->src_w + 2 * j) * ci;
-            int64_t tile = t0 + (int64_t)i * t->tq + j, out = tile_start(format, tile, ci);
+            int64_t out = (t0 + (int64_t)i * t->tq + j) * ci;
             for (int c = 0; c < ci; c += 8) {
                 __m256 d[4][4], b[4][4];
                 for (int r = 0; r < 4; r++)
@@ -253,11 +215,10 @@ static inline __attribute__((always_inline)) void input_transform(const tiling *
                     b[3][s] = _mm256_sub_ps(d[1][s], d[3][s]);
                 }
                 for (int r = 0; r < 4; r++) {
-                    int64_t at = out + 4 * r * plane + c;
-                    store_tile8(v, format, at, tile, _mm256_sub_ps(b[r][0], b[r][2]));
-                    store_tile8(v, format, at + plane, tile, _mm256_add_ps(b[r][1], b[r][2]));
-                    store_tile8(v, format, at + 2 * plane, tile, _mm256_sub_ps(b[r][2], b[r][1]));
-                    store_tile8(v, format, at + 3 * plane, tile, _mm256_sub_ps(b[r][1], b[r][3]));
+                    store_v(v, v16, out + (4 * r + 0) * plane + c, _mm256_sub_ps(b[r][0], b[r][2]));
+                    store_v(v, v16, out + (4 * r + 1) * plane + c, _mm256_add_ps(b[r][1], b[r][2]));
+                    store_v(v, v16, out + (4 * r + 2) * plane + c, _mm256_sub_ps(b[r][2], b[r][1]));
+                    store_v(v, v16, out + (4 * r + 3) * plane + c, _mm256_sub_ps(b[r][1], b[r][3]));
                 }
             }
         }
@@ -334,18 +295,16 @@ static void output_pooled(const tiling *t, const float *m, int64_t rows, int64_t
 
 /* dM[xi][t0 + tile][k] = A g A^T for the 2x2 gradient tile g of every tile
  * of one image; dy channels-last [.., cols, k] with zeros beyond the
- * output. Stored as `format` says (AS_F32 or AS_PAIRS). */
-static inline __attribute__((always_inline)) void gradient_transform(const tiling *t, const float *dy,
-                                                                     int cols, void *dm,
-                                                                     enum tile_format format,
-                                                                     int64_t rows, int64_t t0)
+ * output. */
+static void gradient_transform(const tiling *t, const float *dy, int cols, float *dm,
+                               int64_t rows, int64_t t0)
 {
     int k = t->co;
-    int64_t plane = plane_size(format, rows, k);
+    int64_t plane = rows * k;
     for (int i = 0; i < t->tp; i++)
         for (int j = 0; j < t->tq; j++) {
             const float *base = dy + ((int64_t)(2 * i) * cols + 2 * j) * k;
-            int64_t tile = t0 + (int64_t)i * t->tq + j, out = tile_start(format, tile, k);
+            float *out = dm + (t0 + (int64_t)i * t->tq + j) * k;
             for (int c = 0; c < k; c += 8) {
                 __m256 g00 = _mm256_loadu_ps(base + c), g01 = _mm256_loadu_ps(base + k + c);
                 __m256 g10 = _mm256_loadu_ps(base + (int64_t)cols * k + c);
@@ -357,16 +316,140 @@ static inline __attribute__((always_inline)) void gradient_transform(const tilin
                                   {_mm256_sub_ps(_mm256_setzero_ps(), g10),
                                    _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
                 for (int r = 0; r < 4; r++) {
-                    int64_t at = out + 4 * r * plane + c;
-                    store_tile8(dm, format, at, tile, a[r][0]);
-                    store_tile8(dm, format, at + plane, tile, _mm256_add_ps(a[r][0], a[r][1]));
-                    store_tile8(dm, format, at + 2 * plane, tile, _mm256_sub_ps(a[r][0], a[r][1]));
-                    store_tile8(dm, format, at + 3 * plane, tile,
-                                _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, a[r][0]);
+                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(a[r][0], a[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(a[r][0], a[r][1]));
+                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c,
+                                     _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
                 }
             }
         }
 }
+
+#ifdef LN_CPU_AVX512BF16
+/* The filter gradient's bf16 operands, "paired tile by tile": per xi,
+ * (rows + 1) / 2 rows of 32-bit words, one per channel, word p holding
+ * tile 2p's value (low half) and tile 2p + 1's (high half); a chunk's odd
+ * last tile has a zero partner. Written by the transforms below, two tiles
+ * at a time where both halves are the current image's, so there is neither
+ * a float32 copy nor a pairing pass (which this replaced: the same values,
+ * rounded by the same instruction, in the same places). */
+
+/* Eight channels of tiles 2p (a) and 2p + 1 (b) to their words. */
+static inline void store_pair(uint32_t *w, __m256 a, __m256 b)
+{
+    /* cvtne2ps puts its second operand in the low half: a0..a7 b0..b7 */
+    __m256i both = (__m256i)_mm256_cvtne2ps_pbh(b, a);
+    const __m256i order = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    _mm256_storeu_si256((__m256i *)w, _mm256_permutexvar_epi16(order, both));
+}
+
+/* Eight channels of one tile whose partner is not at hand: an even tile
+ * writes whole words with a zero high half (the odd tile after it, of the
+ * next image, overwrites that half; after a chunk's last tile it stays
+ * zero), an odd one its high halves only. */
+static inline void store_half(uint32_t *w, int odd, __m256 x)
+{
+    __m256i words = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(x));
+    if (odd)
+        _mm256_mask_storeu_epi16(w, 0xAAAA, _mm256_slli_epi32(words, 16));
+    else
+        _mm256_storeu_si256((__m256i *)w, words);
+}
+
+/* Row r of B^T d B (eight channels) for the 4x4 tile whose row 0 starts at
+ * d (rows `row` floats apart, columns `col`): input_transform's float32
+ * operations, from the two rows of d that B^T's row r combines. */
+static inline void input_row(const float *d, int64_t row, int64_t col, int r, __m256 v[4])
+{
+    static const int first[4] = {0, 1, 2, 1}, second[4] = {2, 2, 1, 3};
+    __m256 b[4];
+    for (int s = 0; s < 4; s++) {
+        __m256 x = _mm256_loadu_ps(d + first[r] * row + s * col);
+        __m256 y = _mm256_loadu_ps(d + second[r] * row + s * col);
+        b[s] = r == 1 ? _mm256_add_ps(x, y) : _mm256_sub_ps(x, y);
+    }
+    v[0] = _mm256_sub_ps(b[0], b[2]);
+    v[1] = _mm256_add_ps(b[1], b[2]);
+    v[2] = _mm256_sub_ps(b[2], b[1]);
+    v[3] = _mm256_sub_ps(b[1], b[3]);
+}
+
+/* input_transform into pairs (vp: per xi, (rows + 1) / 2 rows of ci words). */
+static void input_pairs(const tiling *t, const float *src, uint32_t *vp, int64_t rows, int64_t t0)
+{
+    int ci = t->ci;
+    int64_t plane = (rows + 1) / 2 * ci, count = tiles_of(t);
+    for (int64_t at = 0; at < count;) {
+        int64_t tile = t0 + at;
+        int both = !(tile & 1) && at + 1 < count; /* the partner is this image's next tile */
+        const float *a = src + ((int64_t)(2 * (at / t->tq)) * t->src_w + 2 * (at % t->tq)) * ci;
+        const float *b = src + ((int64_t)(2 * ((at + 1) / t->tq)) * t->src_w + 2 * ((at + 1) % t->tq)) * ci;
+        uint32_t *out = vp + (tile >> 1) * ci;
+        for (int c = 0; c < ci; c += 8)
+            for (int r = 0; r < 4; r++) {
+                __m256 va[4], vb[4];
+                input_row(a + c, (int64_t)t->src_w * ci, ci, r, va);
+                if (both)
+                    input_row(b + c, (int64_t)t->src_w * ci, ci, r, vb);
+                for (int s = 0; s < 4; s++) {
+                    uint32_t *w = out + (4 * r + s) * plane + c;
+                    if (both)
+                        store_pair(w, va[s], vb[s]);
+                    else
+                        store_half(w, (int)(tile & 1), va[s]);
+                }
+            }
+        at += both ? 2 : 1;
+    }
+}
+
+/* A g A^T (eight channels) for the 2x2 gradient tile at g (rows `row` floats
+ * apart, columns `col`): gradient_transform's float32 operations. */
+static inline void gradient_tile(const float *g, int64_t row, int64_t col, __m256 m[16])
+{
+    __m256 g00 = _mm256_loadu_ps(g), g01 = _mm256_loadu_ps(g + col);
+    __m256 g10 = _mm256_loadu_ps(g + row), g11 = _mm256_loadu_ps(g + row + col);
+    __m256 a[4][2] = {{g00, g01},
+                      {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
+                      {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
+                      {_mm256_sub_ps(_mm256_setzero_ps(), g10),
+                       _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
+    for (int r = 0; r < 4; r++) {
+        m[4 * r + 0] = a[r][0];
+        m[4 * r + 1] = _mm256_add_ps(a[r][0], a[r][1]);
+        m[4 * r + 2] = _mm256_sub_ps(a[r][0], a[r][1]);
+        m[4 * r + 3] = _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]);
+    }
+}
+
+/* gradient_transform into pairs (mp: per xi, (rows + 1) / 2 rows of k words). */
+static void gradient_pairs(const tiling *t, const float *dy, int cols, uint32_t *mp, int64_t rows,
+                           int64_t t0)
+{
+    int k = t->co;
+    int64_t plane = (rows + 1) / 2 * k, count = tiles_of(t);
+    for (int64_t at = 0; at < count;) {
+        int64_t tile = t0 + at;
+        int both = !(tile & 1) && at + 1 < count;
+        const float *a = dy + ((int64_t)(2 * (at / t->tq)) * cols + 2 * (at % t->tq)) * k;
+        const float *b = dy + ((int64_t)(2 * ((at + 1) / t->tq)) * cols + 2 * ((at + 1) % t->tq)) * k;
+        uint32_t *out = mp + (tile >> 1) * k;
+        for (int c = 0; c < k; c += 8) {
+            __m256 ma[16], mb[16];
+            gradient_tile(a + c, (int64_t)cols * k, k, ma);
+            if (both) {
+                gradient_tile(b + c, (int64_t)cols * k, k, mb);
+                for (int xi = 0; xi < 16; xi++)
+                    store_pair(out + xi * plane + c, ma[xi], mb[xi]);
+            } else
+                for (int xi = 0; xi < 16; xi++)
+                    store_half(out + xi * plane + c, (int)(tile & 1), ma[xi]);
+        }
+        at += both ? 2 : 1;
+    }
+}
+#endif
 
 /* U[xi][ci][co] = G g G^T of every filter, in double then rounded. Forward:
  * ci = C, co = K, g = w[k][c]. For backward data (flip): ci = K, co = C,
@@ -482,9 +565,9 @@ static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, in
 #endif
 }
 
-/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16, from V and dM as
- * their transforms store them AS_PAIRS (per xi, (rows + 1) / 2 rows of ci
- * and co words): V^T read down its pairs. */
+/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16, V and dM paired
+ * tile by tile (vp, mp: per xi, (rows + 1) / 2 rows of ci and co words, as
+ * input_pairs and gradient_pairs write them): V^T read down its pairs. */
 static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t used,
                                  int64_t rows, int ci, int co, float *du, int accumulate)
 {
@@ -547,10 +630,7 @@ static void forward_chunk(void *p, int64_t ch, int thread)
     for (int b = 0; b < count; b++) {
         to_channels_last(j->x + (first + b) * chw, s->c, s->h, s->w, src, t->src_h, t->src_w,
                          s->pad_h, s->pad_w);
-        if (j->u16)
-            input_transform(t, src, v, AS_BF16, j->rows, b * per_image);
-        else
-            input_transform(t, src, v, AS_F32, j->rows, b * per_image);
+        input_transform(t, src, v, j->u16 ? (uint16_t *)v : NULL, j->rows, b * per_image);
     }
     if (j->u16)
         multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k);
@@ -692,7 +772,7 @@ typedef struct backward_job {
     float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
                                 * the dx plane, V and dM for the filter */
     int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf, dm, pooled_t;
-    int bf16_filter;           /* the filter gradient's products in bf16 (V, dM AS_PAIRS) */
+    int bf16_filter;           /* the filter gradient's products in bf16 (V, dM in pairs) */
     int g_rows, g_cols, count, chunk;
     int64_t rows_d, rows_f;
     int want_data, want_filter;
@@ -724,26 +804,25 @@ static void backward_group(void *p, int64_t g, int thread)
                                    j->winner ? j->winner + image * dy_image : NULL, gplane,
                                    j->g_rows, j->g_cols, 2 - s->pad_h, 2 - s->pad_w, bias_sum,
                                    pooled_t);
-            if (j->want_data) {
-                if (j->u16)
-                    input_transform(td, gplane, v_d, AS_BF16, j->rows_d, b * td_image);
-                else
-                    input_transform(td, gplane, v_d, AS_F32, j->rows_d, b * td_image);
-            }
+            if (j->want_data)
+                input_transform(td, gplane, v_d, j->u16 ? (uint16_t *)v_d : NULL, j->rows_d,
+                                b * td_image);
             if (j->want_filter) {
-                /* bf16 products: V and dM straight into their pairs */
-                enum tile_format format = j->bf16_filter ? AS_PAIRS : AS_F32;
                 const float *gtile = gplane + ((int64_t)(2 - s->pad_h) * j->g_cols + 2 - s->pad_w) * s->k;
-                if (format == AS_PAIRS)
-                    gradient_transform(tf, gtile, j->g_cols, m_f, AS_PAIRS, j->rows_f, b * tf_image);
+#ifdef LN_CPU_AVX512BF16
+                if (j->bf16_filter)
+                    gradient_pairs(tf, gtile, j->g_cols, (uint32_t *)m_f, j->rows_f, b * tf_image);
                 else
-                    gradient_transform(tf, gtile, j->g_cols, m_f, AS_F32, j->rows_f, b * tf_image);
+#endif
+                    gradient_transform(tf, gtile, j->g_cols, m_f, j->rows_f, b * tf_image);
                 to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
                                  tf->src_w, s->pad_h, s->pad_w);
-                if (format == AS_PAIRS)
-                    input_transform(tf, xplane, v_f, AS_PAIRS, j->rows_f, b * tf_image);
+#ifdef LN_CPU_AVX512BF16
+                if (j->bf16_filter)
+                    input_pairs(tf, xplane, (uint32_t *)v_f, j->rows_f, b * tf_image);
                 else
-                    input_transform(tf, xplane, v_f, AS_F32, j->rows_f, b * tf_image);
+#endif
+                    input_transform(tf, xplane, v_f, NULL, j->rows_f, b * tf_image);
             }
         }
         /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
@@ -805,8 +884,8 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t x_plane = want_filter ? round16((int64_t)tf.src_h * tf.src_w * s->c) : 0;
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
-    /* V and dM for the filter: float32 rows, or for bf16 products (rows_f + 1) / 2
-     * pairs of tiles, one 32-bit word per channel (AS_PAIRS) */
+    /* V and dM for the filter: float32 rows, or for bf16 products
+     * (rows_f + 1) / 2 rows of pairs, one 32-bit word per channel */
     int bf16_filter = want_filter && ln_cpu_winograd_bf16();
     int64_t rows_vf = bf16_filter ? (rows_f + 1) / 2 : rows_f;
     int64_t vf = want_filter ? round16(16 * rows_vf * s->c) : 0, dm = want_filter ? round16(16 * rows_vf * s->k) : 0;
