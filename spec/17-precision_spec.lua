@@ -22,6 +22,12 @@
 --    from float32 computed in the kernel's order, so it rounds to the same
 --    bf16): they differ by the float32 rounding of the sums (measured 2e-7
 --    to 3e-7), while the float32 convolution is ~1e-2 away.
+--  - F(2x2)'s weight gradient in bf16 (winograd.c's backward) is held to 1e-5
+--    against an emulation with V and dM computed in float32 in the kernel's
+--    order and rounded to bf16, the products summed tile by tile in double
+--    (below): measured 0.8e-7 to 1.4e-7 apart, while the float32 gradient
+--    is ~4e-3 away and a tile lost, paired with the wrong partner or
+--    rounded by truncation 9e-3 to 0.4 (mutations tried on winograd.c).
 local lunet = require("lunet")
 local core = require("lunet.core")
 local helpers = require("helpers")
@@ -184,6 +190,109 @@ local function winograd4_bf16(x, w, b, pad)
     end
   end
   return lunet.tensor(y):reshape({ n, k, p, q })
+end
+
+-- winograd.c's F(2x2, 3x3): G^T, to take dU back to the 3x3 filter gradient
+local GT2 = { { 1, 0.5, 0.5, 0 }, { 0, 0.5, -0.5, 0 }, { 0, 0.5, 0.5, 1 } }
+
+--- winograd.c's B^T d B of a 4x4 tile in float32, in its order (down the
+-- columns, then along the rows): v[r][s].
+local function input_transform2(d)
+  local b, v = {}, {}
+  for s = 1, 4 do
+    b[s] = { f32(d[1][s] - d[3][s]), f32(d[2][s] + d[3][s]), f32(d[3][s] - d[2][s]), f32(d[2][s] - d[4][s]) }
+  end
+  for r = 1, 4 do
+    v[r] = { f32(b[1][r] - b[3][r]), f32(b[2][r] + b[3][r]), f32(b[3][r] - b[2][r]), f32(b[2][r] - b[4][r]) }
+  end
+  return v
+end
+
+--- winograd.c's A g A^T of a 2x2 gradient tile in float32, in its order: m[r][s].
+local function gradient_transform2(g00, g01, g10, g11)
+  local a = { { g00, g01 }, { f32(g00 + g10), f32(g01 + g11) }, { f32(g00 - g10), f32(g01 - g11) }, { -g10, -g11 } }
+  local m = {}
+  for r = 1, 4 do m[r] = { a[r][1], f32(a[r][1] + a[r][2]), f32(a[r][1] - a[r][2]), -a[r][2] } end
+  return m
+end
+
+--- The weight gradient [k, c, 3, 3] of the stride-1 3x3 convolution of x
+-- [n, c, h, w] (padding `pad`) for the output gradient g [n, k, p, q], by
+-- F(2x2, 3x3) with V and dM rounded to bf16 (both from float32 as winograd.c
+-- computes them) and everything else in double: dU[xi] = sum over tiles of
+-- V[xi]^T dM[xi], dw = G^T dU G; what winograd.c's bf16 backward computes,
+-- but for the float32 rounding of its sums.
+local function winograd2_filter_gradient_bf16(x, g, pad)
+  local n, c, h, wd = table.unpack(x:shape())
+  local _, k, p, q = table.unpack(g:shape())
+  local xs, gs = x:reshape({ -1 }):totable(), g:reshape({ -1 }):totable()
+  local tp, tq = (p + 1) // 2, (q + 1) // 2
+  local du = {} -- du[(ci - 1) * k + co][xi]
+  for at = 1, c * k do du[at] = {} for xi = 1, 16 do du[at][xi] = 0 end end
+  local function xat(img, ci, row, col)
+    return (row >= 0 and row < h and col >= 0 and col < wd) and xs[(((img - 1) * c + ci - 1) * h + row) * wd + col + 1] or 0
+  end
+  local function gat(img, co, row, col)
+    return (row < p and col < q) and gs[(((img - 1) * k + co - 1) * p + row) * q + col + 1] or 0
+  end
+  for img = 1, n do
+    for ti = 0, tp - 1 do
+      for tj = 0, tq - 1 do
+        local v, m = {}, {} -- v[ci][xi], m[co][xi], rounded
+        for ci = 1, c do
+          local d = {}
+          for r = 1, 4 do
+            d[r] = {}
+            for s = 1, 4 do d[r][s] = xat(img, ci, 2 * ti + r - 1 - pad, 2 * tj + s - 1 - pad) end
+          end
+          local t, flat = input_transform2(d), {}
+          for r = 1, 4 do for s = 1, 4 do flat[(r - 1) * 4 + s] = round_bf16(t[r][s]) end end
+          v[ci] = flat
+        end
+        for co = 1, k do
+          local t, flat = gradient_transform2(gat(img, co, 2 * ti, 2 * tj), gat(img, co, 2 * ti, 2 * tj + 1),
+            gat(img, co, 2 * ti + 1, 2 * tj), gat(img, co, 2 * ti + 1, 2 * tj + 1)), {}
+          for r = 1, 4 do for s = 1, 4 do flat[(r - 1) * 4 + s] = round_bf16(t[r][s]) end end
+          m[co] = flat
+        end
+        for ci = 1, c do
+          local vc = v[ci]
+          for co = 1, k do
+            local mc, acc = m[co], du[(ci - 1) * k + co]
+            for xi = 1, 16 do acc[xi] = acc[xi] + vc[xi] * mc[xi] end
+          end
+        end
+      end
+    end
+  end
+  local dw = {}
+  for co = 1, k do
+    for ci = 1, c do
+      local acc, u = du[(ci - 1) * k + co], {}
+      for r = 1, 4 do u[r] = { acc[(r - 1) * 4 + 1], acc[(r - 1) * 4 + 2], acc[(r - 1) * 4 + 3], acc[(r - 1) * 4 + 4] } end
+      local out, base = sandwich(GT2, u, GT2), ((co - 1) * c + ci - 1) * 9
+      for r = 1, 3 do for s = 1, 3 do dw[base + (r - 1) * 3 + s] = out[r][s] end end
+    end
+  end
+  return lunet.tensor(dw):reshape({ k, c, 3, 3 })
+end
+
+--- The pooled gradient dp [n, k, ph, pw] spread back to the convolution's
+-- output [n, k, p, q] at the winners' places (codes as relu_pool's, 4: none).
+local function unpool(dp, codes, p, q)
+  local n, k, ph, pw = table.unpack(dp:shape())
+  local ds, g = dp:reshape({ -1 }):totable(), {}
+  for at = 1, n * k * p * q do g[at] = 0 end
+  for plane = 0, n * k - 1 do
+    for i = 0, ph - 1 do
+      for j = 0, pw - 1 do
+        local at = plane * ph * pw + i * pw + j + 1
+        local code = codes[at]
+        if code < 4 then g[plane * p * q + (2 * i + code // 2) * q + 2 * j + code % 2 + 1] = ds[at] end
+      end
+    end
+  end
+  return lunet.tensor(g):reshape({ n, k, p, q })
 end
 
 --- ReLU and 2x2 max pooling of y [n, k, p, q] in Lua, with the winners'
@@ -386,6 +495,64 @@ describe("bf16 products on the cpu", function()
     matches_emulation(conv("bfloat16", wb), wb, "bf16 after one weight changed")
     wb:mul_(0.5)
     matches_emulation(conv("bfloat16", wb), wb, "bf16 after all weights changed")
+  end)
+
+  it("Winograd F(2x2)'s bf16 weight gradient is the sum of the bf16-rounded transforms' products, tile by tile (odd tile counts, fused block, threads)", function()
+    if not bf16_level then pending("this CPU has no AVX512-BF16") return end
+    -- The products pair tiles 2t and 2t + 1 (winograd.c, AS_PAIRS); chunks of
+    -- images (49 tiles or fewer) per group of images (at most 8 groups):
+    -- 6x10, 32 images: 15 tiles an image, groups of 4 images in chunks of 3
+    -- and 1 (45 and 15 tiles: odd, pairs across images, a group's second
+    -- chunk adding to its first), accumulated onto dw; 14x14 as block 2,
+    -- through the fused block's unpooling too: one image a chunk, 49 tiles;
+    -- 7x8 with padding 2: 25 tiles, channels 24 and 40 (not multiples of 16);
+    -- 8x10 without padding: 12 tiles, an even count.
+    local before = lunet.get_num_threads()
+    for i, c in ipairs({ { { 32, 16, 6, 10 }, 16, 1 }, { { 3, 16, 14, 14 }, 32, 1 }, { { 5, 24, 7, 8 }, 40, 2 },
+                         { { 9, 32, 8, 10 }, 16, 0 } }) do
+      local x = helpers.random(c[1], 160 + i, nil, -1, 1)
+      local w = helpers.random({ c[2], c[1][2], 3, 3 }, 170 + i, nil, -0.3, 0.3)
+      local pad, what = c[3], table.concat(c[1], "x")
+      local y = core.conv2d_forward(x:to("ref"), w:to("ref"), nil, 1, 1, pad, pad)
+      local dy = helpers.random(y:shape(), 180 + i, nil, -1, 1)
+      local want = winograd2_filter_gradient_bf16(x, dy, pad)
+      local ref = lunet.zeros(w:shape(), { device = "ref" })
+      core.conv2d_backward_filter(x:to("ref"), dy:to("ref"), ref, nil, 1, 1, pad, pad, false)
+      -- the check tells bf16's rounding of the transforms from float32's
+      assert.is_true(relative_error(ref, want) > 1e-4, what .. ": float32 is far from the emulation")
+      local accumulate, first = i == 1, nil
+      for _, threads in ipairs({ 1, 2 }) do
+        lunet.set_num_threads(threads)
+        local dw = at("avx512bf16", "bfloat16", function()
+          local gw = accumulate and lunet.full(w:shape(), 0.5) or lunet.zeros(w:shape())
+          core.conv2d_backward_filter(x, dy, gw, nil, 1, 1, pad, pad, accumulate)
+          return accumulate and gw - 0.5 or gw
+        end)
+        local e = relative_error(dw, want)
+        assert.is_true(e < 1e-5, ("%s, %d threads: %g from the emulation"):format(what, threads, e))
+        first = first or dw
+        helpers.assert_close(dw, first, 0, 0, what .. ": the same with 1 and 2 threads")
+      end
+      if i == 2 then
+        -- the fused block: its output gradient is the pooled one at the winners
+        local fw, dx
+        local pooled, winner = at("avx512bf16", "bfloat16", function() return core.conv_block_forward(x, w, nil, 1, 1, pad, pad) end)
+        local dp = helpers.random(pooled:shape(), 190, nil, -1, 1)
+        local g = unpool(dp, winner:to("float32"):reshape({ -1 }):totable(), y:size(3), y:size(4))
+        fw, dx = at("avx512bf16", "bfloat16", function()
+          local gw, gx = lunet.zeros(w:shape()), lunet.empty(x:shape())
+          core.conv_block_backward(x, w, dp, winner, 1, 1, pad, pad, gx, gw, nil, false)
+          return gw, gx
+        end)
+        local e = relative_error(fw, winograd2_filter_gradient_bf16(x, g, pad))
+        assert.is_true(e < 1e-5, ("%s fused block: %g from the emulation"):format(what, e))
+        -- its input gradient (bf16 V of the data pass) within bf16's error
+        local rx = core.conv2d_backward_data(x:to("ref"), w:to("ref"), g:to("ref"), 1, 1, pad, pad)
+        local ex = relative_error(dx, rx)
+        assert.is_true(ex < 1.5e-2 and ex > 1e-4, ("%s fused block input gradient: %g"):format(what, ex))
+      end
+    end
+    lunet.set_num_threads(before)
   end)
 
   it("bf16 weight gradients and products are the same, bit for bit, with 1 or 2 threads", function()

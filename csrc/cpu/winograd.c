@@ -42,7 +42,8 @@
 /* bf16 products (lunet.autocast("bfloat16"), bf16.c) at the avx512bf16
  * level: forward and input gradient store V in bf16 as the input transform
  * makes it and pair U's rows once per call; the filter gradient's products
- * (depth: the tiles) pair the rows of V and dM, tile by tile, per chunk. */
+ * (depth: the tiles) take V and dM paired tile by tile, as their transforms
+ * write them (input_pairs, gradient_pairs). */
 int ln_cpu_winograd_bf16(void)
 {
 #ifdef LN_CPU_AVX512BF16
@@ -325,6 +326,131 @@ static void gradient_transform(const tiling *t, const float *dy, int cols, float
         }
 }
 
+#ifdef LN_CPU_AVX512BF16
+/* The filter gradient's bf16 operands, "paired tile by tile": per xi,
+ * (rows + 1) / 2 rows of 32-bit words, one per channel, word p holding
+ * tile 2p's value (low half) and tile 2p + 1's (high half); a chunk's odd
+ * last tile has a zero partner. Written by the transforms below, two tiles
+ * at a time where both halves are the current image's, so there is neither
+ * a float32 copy nor a pairing pass (which this replaced: the same values,
+ * rounded by the same instruction, in the same places). */
+
+/* Eight channels of tiles 2p (a) and 2p + 1 (b) to their words. */
+static inline void store_pair(uint32_t *w, __m256 a, __m256 b)
+{
+    /* cvtne2ps puts its second operand in the low half: a0..a7 b0..b7 */
+    __m256i both = (__m256i)_mm256_cvtne2ps_pbh(b, a);
+    const __m256i order = _mm256_set_epi16(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    _mm256_storeu_si256((__m256i *)w, _mm256_permutexvar_epi16(order, both));
+}
+
+/* Eight channels of one tile whose partner is not at hand: an even tile
+ * writes whole words with a zero high half (the odd tile after it, of the
+ * next image, overwrites that half; after a chunk's last tile it stays
+ * zero), an odd one its high halves only. */
+static inline void store_half(uint32_t *w, int odd, __m256 x)
+{
+    __m256i words = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(x));
+    if (odd)
+        _mm256_mask_storeu_epi16(w, 0xAAAA, _mm256_slli_epi32(words, 16));
+    else
+        _mm256_storeu_si256((__m256i *)w, words);
+}
+
+/* Row r of B^T d B (eight channels) for the 4x4 tile whose row 0 starts at
+ * d (rows `row` floats apart, columns `col`): input_transform's float32
+ * operations, from the two rows of d that B^T's row r combines. */
+static inline void input_row(const float *d, int64_t row, int64_t col, int r, __m256 v[4])
+{
+    static const int first[4] = {0, 1, 2, 1}, second[4] = {2, 2, 1, 3};
+    __m256 b[4];
+    for (int s = 0; s < 4; s++) {
+        __m256 x = _mm256_loadu_ps(d + first[r] * row + s * col);
+        __m256 y = _mm256_loadu_ps(d + second[r] * row + s * col);
+        b[s] = r == 1 ? _mm256_add_ps(x, y) : _mm256_sub_ps(x, y);
+    }
+    v[0] = _mm256_sub_ps(b[0], b[2]);
+    v[1] = _mm256_add_ps(b[1], b[2]);
+    v[2] = _mm256_sub_ps(b[2], b[1]);
+    v[3] = _mm256_sub_ps(b[1], b[3]);
+}
+
+/* input_transform into pairs (vp: per xi, (rows + 1) / 2 rows of ci words). */
+static void input_pairs(const tiling *t, const float *src, uint32_t *vp, int64_t rows, int64_t t0)
+{
+    int ci = t->ci;
+    int64_t plane = (rows + 1) / 2 * ci, count = tiles_of(t);
+    for (int64_t at = 0; at < count;) {
+        int64_t tile = t0 + at;
+        int both = !(tile & 1) && at + 1 < count; /* the partner is this image's next tile */
+        const float *a = src + ((int64_t)(2 * (at / t->tq)) * t->src_w + 2 * (at % t->tq)) * ci;
+        const float *b = src + ((int64_t)(2 * ((at + 1) / t->tq)) * t->src_w + 2 * ((at + 1) % t->tq)) * ci;
+        uint32_t *out = vp + (tile >> 1) * ci;
+        for (int c = 0; c < ci; c += 8)
+            for (int r = 0; r < 4; r++) {
+                __m256 va[4], vb[4];
+                input_row(a + c, (int64_t)t->src_w * ci, ci, r, va);
+                if (both)
+                    input_row(b + c, (int64_t)t->src_w * ci, ci, r, vb);
+                for (int s = 0; s < 4; s++) {
+                    uint32_t *w = out + (4 * r + s) * plane + c;
+                    if (both)
+                        store_pair(w, va[s], vb[s]);
+                    else
+                        store_half(w, (int)(tile & 1), va[s]);
+                }
+            }
+        at += both ? 2 : 1;
+    }
+}
+
+/* A g A^T (eight channels) for the 2x2 gradient tile at g (rows `row` floats
+ * apart, columns `col`): gradient_transform's float32 operations. */
+static inline void gradient_tile(const float *g, int64_t row, int64_t col, __m256 m[16])
+{
+    __m256 g00 = _mm256_loadu_ps(g), g01 = _mm256_loadu_ps(g + col);
+    __m256 g10 = _mm256_loadu_ps(g + row), g11 = _mm256_loadu_ps(g + row + col);
+    __m256 a[4][2] = {{g00, g01},
+                      {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
+                      {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
+                      {_mm256_sub_ps(_mm256_setzero_ps(), g10),
+                       _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
+    for (int r = 0; r < 4; r++) {
+        m[4 * r + 0] = a[r][0];
+        m[4 * r + 1] = _mm256_add_ps(a[r][0], a[r][1]);
+        m[4 * r + 2] = _mm256_sub_ps(a[r][0], a[r][1]);
+        m[4 * r + 3] = _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]);
+    }
+}
+
+/* gradient_transform into pairs (mp: per xi, (rows + 1) / 2 rows of k words). */
+static void gradient_pairs(const tiling *t, const float *dy, int cols, uint32_t *mp, int64_t rows,
+                           int64_t t0)
+{
+    int k = t->co;
+    int64_t plane = (rows + 1) / 2 * k, count = tiles_of(t);
+    for (int64_t at = 0; at < count;) {
+        int64_t tile = t0 + at;
+        int both = !(tile & 1) && at + 1 < count;
+        const float *a = dy + ((int64_t)(2 * (at / t->tq)) * cols + 2 * (at % t->tq)) * k;
+        const float *b = dy + ((int64_t)(2 * ((at + 1) / t->tq)) * cols + 2 * ((at + 1) % t->tq)) * k;
+        uint32_t *out = mp + (tile >> 1) * k;
+        for (int c = 0; c < k; c += 8) {
+            __m256 ma[16], mb[16];
+            gradient_tile(a + c, (int64_t)cols * k, k, ma);
+            if (both) {
+                gradient_tile(b + c, (int64_t)cols * k, k, mb);
+                for (int xi = 0; xi < 16; xi++)
+                    store_pair(out + xi * plane + c, ma[xi], mb[xi]);
+            } else
+                for (int xi = 0; xi < 16; xi++)
+                    store_half(out + xi * plane + c, (int)(tile & 1), ma[xi]);
+        }
+        at += both ? 2 : 1;
+    }
+}
+#endif
+
 /* U[xi][ci][co] = G g G^T of every filter, in double then rounded. Forward:
  * ci = C, co = K, g = w[k][c]. For backward data (flip): ci = K, co = C,
  * g = w[k][c] turned by 180 degrees. */
@@ -439,25 +565,19 @@ static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, in
 #endif
 }
 
-/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16: V's and dM's rows
- * paired (into vp, mp: per xi, (rows + 1) / 2 rows of ci and co words), then
- * V^T read down its pairs. */
-static void filter_products_bf16(const float *v, const float *dm, uint32_t *vp, uint32_t *mp,
-                                 int64_t used, int64_t rows, int ci, int co, float *du,
-                                 int accumulate)
+/* dU[xi] (+)= V[xi]^T dM[xi] over `used` tiles in bf16, V and dM paired
+ * tile by tile (vp, mp: per xi, (rows + 1) / 2 rows of ci and co words, as
+ * input_pairs and gradient_pairs write them): V^T read down its pairs. */
+static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t used,
+                                 int64_t rows, int ci, int co, float *du, int accumulate)
 {
 #ifdef LN_CPU_AVX512BF16
     int64_t half = (rows + 1) / 2, pairs = (used + 1) / 2;
-    for (int xi = 0; xi < 16; xi++) {
-        uint32_t *vx = vp + xi * half * ci, *mx = mp + xi * half * co;
-        ln_cpu_bf16_pair_rows(vx, v + xi * rows * ci, used, ci, ci);
-        ln_cpu_bf16_pair_rows(mx, dm + xi * rows * co, used, co, co);
-        ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vx, 1, ci, mx, co, du + (int64_t)xi * ci * co,
-                               co, accumulate);
-    }
+    for (int xi = 0; xi < 16; xi++)
+        ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vp + xi * half * ci, 1, ci, mp + xi * half * co,
+                               co, du + (int64_t)xi * ci * co, co, accumulate);
 #else
-    (void)v, (void)dm, (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du,
-        (void)accumulate;
+    (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du, (void)accumulate;
 #endif
 }
 
@@ -652,7 +772,7 @@ typedef struct backward_job {
     float *threads_base;       /* per thread: gradient plane, x plane, V and M for data,
                                 * the dx plane, V and dM for the filter */
     int64_t thread_floats, grad_plane, x_plane, vd, md, dx_plane, vf, dm, pooled_t;
-    int bf16_filter;           /* the filter gradient's products in bf16 (pairs after dM) */
+    int bf16_filter;           /* the filter gradient's products in bf16 (V, dM in pairs) */
     int g_rows, g_cols, count, chunk;
     int64_t rows_d, rows_f;
     int want_data, want_filter;
@@ -688,21 +808,28 @@ static void backward_group(void *p, int64_t g, int thread)
                 input_transform(td, gplane, v_d, j->u16 ? (uint16_t *)v_d : NULL, j->rows_d,
                                 b * td_image);
             if (j->want_filter) {
-                gradient_transform(tf, gplane + ((int64_t)(2 - s->pad_h) * j->g_cols
-                                                 + 2 - s->pad_w) * s->k,
-                                   j->g_cols, m_f, j->rows_f, b * tf_image);
+                const float *gtile = gplane + ((int64_t)(2 - s->pad_h) * j->g_cols + 2 - s->pad_w) * s->k;
+#ifdef LN_CPU_AVX512BF16
+                if (j->bf16_filter)
+                    gradient_pairs(tf, gtile, j->g_cols, (uint32_t *)m_f, j->rows_f, b * tf_image);
+                else
+#endif
+                    gradient_transform(tf, gtile, j->g_cols, m_f, j->rows_f, b * tf_image);
                 to_channels_last(j->x + image * chw, s->c, s->h, s->w, xplane, tf->src_h,
                                  tf->src_w, s->pad_h, s->pad_w);
-                input_transform(tf, xplane, v_f, NULL, j->rows_f, b * tf_image);
+#ifdef LN_CPU_AVX512BF16
+                if (j->bf16_filter)
+                    input_pairs(tf, xplane, (uint32_t *)v_f, j->rows_f, b * tf_image);
+                else
+#endif
+                    input_transform(tf, xplane, v_f, NULL, j->rows_f, b * tf_image);
             }
         }
         /* dU[xi] (+)= V[xi]^T dM[xi]: V's rows give six channels side by side */
-        if (j->want_filter && j->bf16_filter) {
-            uint32_t *vp = (uint32_t *)(m_f + j->dm);
-            uint32_t *mp = vp + 16 * ((j->rows_f + 1) / 2) * s->c;
-            filter_products_bf16(v_f, m_f, vp, mp, tf_image * count, j->rows_f, s->c, s->k, du,
-                                 c0 > first);
-        } else if (j->want_filter)
+        if (j->want_filter && j->bf16_filter)
+            filter_products_bf16((const uint32_t *)v_f, (const uint32_t *)m_f, tf_image * count,
+                                 j->rows_f, s->c, s->k, du, c0 > first);
+        else if (j->want_filter)
             for (int xi = 0; xi < 16; xi++)
                 ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
                                   1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
@@ -757,11 +884,13 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     int64_t x_plane = want_filter ? round16((int64_t)tf.src_h * tf.src_w * s->c) : 0;
     int64_t vd = want_data ? round16(16 * rows_d * s->k) : 0, md = want_data ? round16(16 * rows_d * s->c) : 0;
     int64_t dx_plane = want_data ? round16((int64_t)2 * td.tp * 2 * td.tq * s->c) : 0;
-    int64_t vf = want_filter ? round16(16 * rows_f * s->c) : 0, dm = want_filter ? round16(16 * rows_f * s->k) : 0;
+    /* V and dM for the filter: float32 rows, or for bf16 products
+     * (rows_f + 1) / 2 rows of pairs, one 32-bit word per channel */
     int bf16_filter = want_filter && ln_cpu_winograd_bf16();
-    int64_t pairs_f = bf16_filter ? round16(16 * ((rows_f + 1) / 2) * (s->c + s->k)) : 0;
+    int64_t rows_vf = bf16_filter ? (rows_f + 1) / 2 : rows_f;
+    int64_t vf = want_filter ? round16(16 * rows_vf * s->c) : 0, dm = want_filter ? round16(16 * rows_vf * s->k) : 0;
     int64_t pooled_t = winner ? pooled_room(s) : 0;
-    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pairs_f + pooled_t;
+    int64_t thread_floats = grad_plane + x_plane + vd + md + dx_plane + vf + dm + pooled_t;
     int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
     int threads = ln_cpu_threads_for_macs(ctx, (int64_t)s->n * tf_image * 16 * ck);
     if (threads > groups)
