@@ -19,6 +19,8 @@
 #ifdef LN_CPU_AVX512BF16
 #include <immintrin.h>
 
+#include "simd.h"
+
 void ln_cpu_bf16_round(uint16_t *dst, const float *src, int64_t n)
 {
     int64_t i = 0;
@@ -376,7 +378,8 @@ static void pair_rows_range(void *p, int64_t lo, int64_t hi)
 }
 
 /* A [m, k] to the transpose of its pairs: dst[p * m + i] = the pair (A[i][2p],
- * A[i][2p + 1]), through A's rounded rows, 16 rows at a time. */
+ * A[i][2p + 1]), through A's rounded rows, 8 x 8 words at a time in
+ * registers (the words move as they are: shuffles do no arithmetic). */
 typedef struct transpose_pairs_job {
     const uint32_t *rounded; /* [m, pairs] words */
     int64_t m, pairs;
@@ -387,10 +390,25 @@ static void transpose_pairs(void *p, int64_t lo, int64_t hi)
 {
     const transpose_pairs_job *j = p;
     /* lo, hi count pairs */
-    for (int64_t i0 = 0; i0 < j->m; i0 += 16)
+    int64_t m = j->m, i0 = 0;
+    for (; i0 + 8 <= m; i0 += 8) {
+        int64_t q = lo;
+        for (; q + 8 <= hi; q += 8) {
+            __m256 r[8];
+            for (int l = 0; l < 8; l++)
+                r[l] = _mm256_castsi256_ps(
+                    _mm256_loadu_si256((const __m256i *)(j->rounded + (i0 + l) * j->pairs + q)));
+            ln_transpose8(r);
+            for (int l = 0; l < 8; l++)
+                _mm256_storeu_si256((__m256i *)(j->dst + (q + l) * m + i0), _mm256_castps_si256(r[l]));
+        }
+        for (; q < hi; q++)
+            for (int l = 0; l < 8; l++)
+                j->dst[q * m + i0 + l] = j->rounded[(i0 + l) * j->pairs + q];
+    }
+    for (; i0 < m; i0++)
         for (int64_t q = lo; q < hi; q++)
-            for (int64_t i = i0; i < j->m && i < i0 + 16; i++)
-                j->dst[q * j->m + i] = j->rounded[i * j->pairs + q];
+            j->dst[q * m + i0] = j->rounded[i0 * j->pairs + q];
 }
 
 int ln_cpu_gemm_bf16(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,
@@ -476,6 +494,10 @@ int ln_cpu_gemm_bf16(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n
     if (direct)
         return LN_OK;
     const float *pbuf = job.p;
+    if (trans_b && alpha == 1.0f && beta == 0.0f) { /* C = P^T: Linear's forward */
+        ln_transpose(pbuf, m, c, ldc, n, m);
+        return LN_OK;
+    }
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float v = trans_b ? pbuf[(int64_t)j * m + i] : pbuf[(int64_t)i * n + j];
