@@ -11,6 +11,16 @@ local function shape_of(t) return table.concat(t:shape(), "x") end
 
 local integers = helpers.integers
 
+--- fn() with the cpu's kernels at `level`; the level and the thread count
+-- restored after, also when fn fails.
+local function at_level(level, fn)
+  local threads, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
+  local ok, err = pcall(fn)
+  lunet.set_num_threads(threads)
+  lunet.set_cpu_level(level_before)
+  if not ok then error(err, 0) end
+end
+
 -- {name, in_channels, out_channels, kernel, options, input shape}
 local blocks = {
   { "the seed's first block", 1, 64, 3, { padding = 1 }, { 2, 1, 28, 28 } },
@@ -79,17 +89,16 @@ describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
 
   for _, level in ipairs(lunet.cpu_levels()) do
     it(("the cpu's %s kernels agree with the reference with 1 and 2 threads"):format(level), function()
-      local before, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
-      for _, threads in ipairs({ 1, 2 }) do
-        lunet.set_num_threads(threads)
-        for _, case in ipairs(blocks) do
-          local x = helpers.random(case[6], 8, nil, -1, 1)
-          assert_same_results(run(make_model(case), x, true, "cpu"), run(make_model(case), x, true, "ref"),
-            level .. ", " .. threads .. " threads, " .. case[1])
+      at_level(level, function()
+        for _, threads in ipairs({ 1, 2 }) do
+          lunet.set_num_threads(threads)
+          for _, case in ipairs(blocks) do
+            local x = helpers.random(case[6], 8, nil, -1, 1)
+            assert_same_results(run(make_model(case), x, true, "cpu"), run(make_model(case), x, true, "ref"),
+              level .. ", " .. threads .. " threads, " .. case[1])
+          end
         end
-      end
-      lunet.set_num_threads(before)
-      lunet.set_cpu_level(level_before)
+      end)
     end)
   end
 
@@ -137,13 +146,12 @@ describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
   for _, level in ipairs(lunet.cpu_levels()) do
     it(("without winners on the cpu's %s kernels, 1 and 2 threads: the same values"):format(level),
       function()
-        local before, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
-        for _, threads in ipairs({ 1, 2 }) do
-          lunet.set_num_threads(threads)
-          check_without_winners("cpu", level .. ", " .. threads .. " threads")
-        end
-        lunet.set_num_threads(before)
-        lunet.set_cpu_level(level_before)
+        at_level(level, function()
+          for _, threads in ipairs({ 1, 2 }) do
+            lunet.set_num_threads(threads)
+            check_without_winners("cpu", level .. ", " .. threads .. " threads")
+          end
+        end)
       end)
   end
 
@@ -270,43 +278,42 @@ describe("the fused conv2d + ReLU + 2x2 max-pooling block", function()
   -- kernel for 1-3 input channels at the AVX-512 levels, the other paths elsewhere
   for _, level in ipairs(lunet.cpu_levels()) do
     it(("without an input gradient, the cpu's %s kernels: the reference's gradients, the same bits with 1 and 2 threads, accumulating"):format(level), function()
-      local before, level_before = lunet.get_num_threads(), lunet.set_cpu_level(level)
-      for _, case in ipairs(blocks) do
-        -- NaN inputs only where no Winograd tile spreads them (1-3 channels)
-        for _, with_nan in ipairs(case[2] <= 3 and { false, true } or { false }) do
-          local k, st, pd = geometry(case)
-          -- small integers: ties in the windows, zeros where ReLU passes nothing
-          local x = helpers.integers(case[6], 12, -2, 2)
-          if with_nan then
-            local flat = x:reshape({ -1 }):totable()
-            flat[2], flat[#flat // 3] = 0 / 0, 0 / 0
-            x = lunet.tensor(flat):reshape(case[6])
+      at_level(level, function()
+        for _, case in ipairs(blocks) do
+          -- NaN inputs only where no Winograd tile spreads them (1-3 channels)
+          for _, with_nan in ipairs(case[2] <= 3 and { false, true } or { false }) do
+            local k, st, pd = geometry(case)
+            -- small integers: ties in the windows, zeros where ReLU passes nothing
+            local x = helpers.integers(case[6], 12, -2, 2)
+            if with_nan then
+              local flat = x:reshape({ -1 }):totable()
+              flat[2], flat[#flat // 3] = 0 / 0, 0 / 0
+              x = lunet.tensor(flat):reshape(case[6])
+            end
+            local w = helpers.random({ case[3], case[2], k[1], k[2] }, 13, nil, -1, 1)
+            local b = case[5].bias ~= false and helpers.random({ case[3] }, 14, nil, -1, 1) or nil
+            local what = ("%s, %s%s"):format(level, case[1], with_nan and ", NaN inputs" or "")
+            local yr, wr = core.conv_block_forward(x:to("ref"), w:to("ref"), b and b:to("ref"), st[1], st[2], pd[1], pd[2])
+            local dy = helpers.random(yr:shape(), 15, nil, -1, 1)
+            local dwr, dbr = lunet.zeros(w:shape()):to("ref"), b and lunet.zeros(b:shape()):to("ref")
+            core.conv_block_backward(x:to("ref"), w:to("ref"), dy:to("ref"), wr, st[1], st[2], pd[1], pd[2], false, dwr, dbr, false)
+            dwr = dwr:to("cpu")
+            local got = {}
+            for _, threads in ipairs({ 1, 2 }) do
+              lunet.set_num_threads(threads)
+              local _, winner = core.conv_block_forward(x, w, b, st[1], st[2], pd[1], pd[2])
+              helpers.assert_close(winner, wr:to("cpu"), 0, 0, what .. ": winners")
+              local dw, db = lunet.full(w:shape(), 0.5), b and lunet.full(b:shape(), -0.25)
+              assert.is_nil(core.conv_block_backward(x, w, dy, winner, st[1], st[2], pd[1], pd[2], false, dw, db, true))
+              local scale = math.max(dwr:abs():max(), 1)
+              helpers.assert_close(dw - 0.5, dwr, 1e-5, 1e-6 * scale, what .. ": weight gradient added")
+              if b then helpers.assert_close(db + 0.25, dbr:to("cpu"), 1e-5, 1e-5, what .. ": bias gradient added") end
+              got[threads] = dw
+            end
+            helpers.assert_close(got[2], got[1], 0, 0, what .. ": 2 threads against 1")
           end
-          local w = helpers.random({ case[3], case[2], k[1], k[2] }, 13, nil, -1, 1)
-          local b = case[5].bias ~= false and helpers.random({ case[3] }, 14, nil, -1, 1) or nil
-          local what = ("%s, %s%s"):format(level, case[1], with_nan and ", NaN inputs" or "")
-          local yr, wr = core.conv_block_forward(x:to("ref"), w:to("ref"), b and b:to("ref"), st[1], st[2], pd[1], pd[2])
-          local dy = helpers.random(yr:shape(), 15, nil, -1, 1)
-          local dwr, dbr = lunet.zeros(w:shape()):to("ref"), b and lunet.zeros(b:shape()):to("ref")
-          core.conv_block_backward(x:to("ref"), w:to("ref"), dy:to("ref"), wr, st[1], st[2], pd[1], pd[2], false, dwr, dbr, false)
-          dwr = dwr:to("cpu")
-          local got = {}
-          for _, threads in ipairs({ 1, 2 }) do
-            lunet.set_num_threads(threads)
-            local _, winner = core.conv_block_forward(x, w, b, st[1], st[2], pd[1], pd[2])
-            helpers.assert_close(winner, wr:to("cpu"), 0, 0, what .. ": winners")
-            local dw, db = lunet.full(w:shape(), 0.5), b and lunet.full(b:shape(), -0.25)
-            assert.is_nil(core.conv_block_backward(x, w, dy, winner, st[1], st[2], pd[1], pd[2], false, dw, db, true))
-            local scale = math.max(dwr:abs():max(), 1)
-            helpers.assert_close(dw - 0.5, dwr, 1e-5, 1e-6 * scale, what .. ": weight gradient added")
-            if b then helpers.assert_close(db + 0.25, dbr:to("cpu"), 1e-5, 1e-5, what .. ": bias gradient added") end
-            got[threads] = dw
-          end
-          helpers.assert_close(got[2], got[1], 0, 0, what .. ": 2 threads against 1")
         end
-      end
-      lunet.set_num_threads(before)
-      lunet.set_cpu_level(level_before)
+      end)
     end)
   end
 

@@ -293,6 +293,25 @@ static void output_pooled(const tiling *t, const float *m, int64_t rows, int64_t
             }
 }
 
+/* A g A^T (eight channels) for the 2x2 gradient tile at g (rows `row` floats
+ * apart, columns `col`), for gradient_transform and the bf16 pairs. */
+static inline void gradient_tile(const float *g, int64_t row, int64_t col, __m256 m[16])
+{
+    __m256 g00 = _mm256_loadu_ps(g), g01 = _mm256_loadu_ps(g + col);
+    __m256 g10 = _mm256_loadu_ps(g + row), g11 = _mm256_loadu_ps(g + row + col);
+    __m256 a[4][2] = {{g00, g01},
+                      {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
+                      {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
+                      {_mm256_sub_ps(_mm256_setzero_ps(), g10),
+                       _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
+    for (int r = 0; r < 4; r++) {
+        m[4 * r + 0] = a[r][0];
+        m[4 * r + 1] = _mm256_add_ps(a[r][0], a[r][1]);
+        m[4 * r + 2] = _mm256_sub_ps(a[r][0], a[r][1]);
+        m[4 * r + 3] = _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]);
+    }
+}
+
 /* dM[xi][t0 + tile][k] = A g A^T for the 2x2 gradient tile g of every tile
  * of one image; dy channels-last [.., cols, k] with zeros beyond the
  * output. */
@@ -306,22 +325,10 @@ static void gradient_transform(const tiling *t, const float *dy, int cols, float
             const float *base = dy + ((int64_t)(2 * i) * cols + 2 * j) * k;
             float *out = dm + (t0 + (int64_t)i * t->tq + j) * k;
             for (int c = 0; c < k; c += 8) {
-                __m256 g00 = _mm256_loadu_ps(base + c), g01 = _mm256_loadu_ps(base + k + c);
-                __m256 g10 = _mm256_loadu_ps(base + (int64_t)cols * k + c);
-                __m256 g11 = _mm256_loadu_ps(base + (int64_t)cols * k + k + c);
-                /* A g: rows g0, g0 + g1, g0 - g1, -g1; then the same on columns */
-                __m256 a[4][2] = {{g00, g01},
-                                  {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
-                                  {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
-                                  {_mm256_sub_ps(_mm256_setzero_ps(), g10),
-                                   _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
-                for (int r = 0; r < 4; r++) {
-                    _mm256_storeu_ps(out + (4 * r + 0) * plane + c, a[r][0]);
-                    _mm256_storeu_ps(out + (4 * r + 1) * plane + c, _mm256_add_ps(a[r][0], a[r][1]));
-                    _mm256_storeu_ps(out + (4 * r + 2) * plane + c, _mm256_sub_ps(a[r][0], a[r][1]));
-                    _mm256_storeu_ps(out + (4 * r + 3) * plane + c,
-                                     _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]));
-                }
+                __m256 m[16];
+                gradient_tile(base + c, (int64_t)cols * k, k, m);
+                for (int xi = 0; xi < 16; xi++)
+                    _mm256_storeu_ps(out + xi * plane + c, m[xi]);
             }
         }
 }
@@ -404,24 +411,6 @@ static void input_pairs(const tiling *t, const float *src, uint32_t *vp, int64_t
     }
 }
 
-/* A g A^T (eight channels) for the 2x2 gradient tile at g (rows `row` floats
- * apart, columns `col`): gradient_transform's float32 operations. */
-static inline void gradient_tile(const float *g, int64_t row, int64_t col, __m256 m[16])
-{
-    __m256 g00 = _mm256_loadu_ps(g), g01 = _mm256_loadu_ps(g + col);
-    __m256 g10 = _mm256_loadu_ps(g + row), g11 = _mm256_loadu_ps(g + row + col);
-    __m256 a[4][2] = {{g00, g01},
-                      {_mm256_add_ps(g00, g10), _mm256_add_ps(g01, g11)},
-                      {_mm256_sub_ps(g00, g10), _mm256_sub_ps(g01, g11)},
-                      {_mm256_sub_ps(_mm256_setzero_ps(), g10),
-                       _mm256_sub_ps(_mm256_setzero_ps(), g11)}};
-    for (int r = 0; r < 4; r++) {
-        m[4 * r + 0] = a[r][0];
-        m[4 * r + 1] = _mm256_add_ps(a[r][0], a[r][1]);
-        m[4 * r + 2] = _mm256_sub_ps(a[r][0], a[r][1]);
-        m[4 * r + 3] = _mm256_sub_ps(_mm256_setzero_ps(), a[r][1]);
-    }
-}
 
 /* gradient_transform into pairs (mp: per xi, (rows + 1) / 2 rows of k words). */
 static void gradient_pairs(const tiling *t, const float *dy, int cols, uint32_t *mp, int64_t rows,
