@@ -67,13 +67,15 @@ run_build() { # label dir repeat
   local label="$1" dir="$2" r="$3" lp lcp
   read -r lp lcp <<<"$(lua_paths "$dir")"
   local phases=(--eval-max-batches 0)
+  # --precision only when asked: trees older than it (4f64f06) still run fp32
+  [ "$precision" != fp32 ] && phases+=(--precision "$precision")
   [ "$training_only" -eq 1 ] && phases=(--eval-max-batches 1 --sgemm-size 256)
   echo "[$r/$repeats] $label: $dir (load $(cut -d' ' -f1-3 /proc/loadavg))"
   cut -d' ' -f1-3 /proc/loadavg >"$work/$label-$r.load"
   local TIMEFORMAT='%U %S' # the whole run's processor seconds (user, system)
   { time LUA_PATH="$lp" LUA_CPATH="$lcp" lua5.4 "$dir/scripts/gpu_vs_cpu.lua" --devices cpu \
     --threads "$threads" --epochs 1 --max-batches "$batches" --warmup-batches "$warmup" "${phases[@]}" \
-    --repeat 1 --batch-size "$batch_size" --precision "$precision" --seed "$r" --out "$work/$label-$r" >"$work/$label-$r.log" 2>&1 ; } \
+    --repeat 1 --batch-size "$batch_size" --seed "$r" --out "$work/$label-$r" >"$work/$label-$r.log" 2>&1 ; } \
     2>"$work/$label-$r.cpu" || { cat "$work/$label-$r.log" >&2; exit 1; }
 }
 

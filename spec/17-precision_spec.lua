@@ -345,6 +345,9 @@ end)
 
 describe("bf16 products on the cpu", function()
   local bf16_level = has_level("avx512bf16")
+  -- the thread count back after every test, also after one that failed midway
+  local threads_at_start = lunet.get_num_threads()
+  after_each(function() lunet.set_num_threads(threads_at_start) end)
 
   it("matrix products equal float32 products of the bf16-rounded operands (odd shapes)", function()
     if not bf16_level then pending("this CPU has no AVX512-BF16") return end

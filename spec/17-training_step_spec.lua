@@ -271,6 +271,34 @@ describe("backward without the input gradient", function()
     end)
   end
 
+  it("a Sequential starting with steps without parameters skips them (ref, cpu)", function()
+    for _, dev in ipairs({ "ref", "cpu" }) do
+      lunet.manual_seed(12)
+      local full = nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(16, 3), nn.ReLU(), nn.Linear(3, 2)):to(dev)
+      local skip = nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(16, 3), nn.ReLU(), nn.Linear(3, 2)):to(dev)
+      skip:load_state_dict(full:state_dict())
+      local x = helpers.random({ 4, 4, 4 }, 21, nil, -1, 1):to(dev)
+      local g = helpers.random({ 4, 2 }, 22):to(dev)
+      full:forward(x)
+      skip:forward(x)
+      full:zero_grad()
+      skip:zero_grad()
+      assert.is_true(lunet.is_tensor(full:backward(x, g)))
+      assert.is_true(lunet.is_tensor(skip:backward(x, g)))
+      local params = select(2, full:parameters())
+      skip:zero_grad()
+      assert.is_nil(skip:backward(x, g, NO_DX), dev)
+      assert.is_nil(skip[1].grad_input, dev .. ": Flatten not run")
+      assert.is_nil(skip[2].grad_input, dev .. ": ReLU not run")
+      assert.is_nil(skip[3].grad_input, dev .. ": the first Linear asked for no input gradient")
+      for i, gr in ipairs(select(2, skip:parameters())) do exactly_equal(gr, params[i], dev .. " gradient " .. i) end
+      -- no step with parameters: nothing to compute
+      local plain = nn.Sequential(nn.Flatten(), nn.ReLU()):to(dev)
+      plain:forward(x)
+      assert.is_nil(plain:backward(x, helpers.random({ 4, 16 }, 23):to(dev), NO_DX))
+    end
+  end)
+
   it("the session's step asks for none; bad options are named", function()
     local m = small_cnn()
     local x, y = batch("cpu")

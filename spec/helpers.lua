@@ -24,6 +24,8 @@ end
 -- names the worst element, as llm.c's checks do.
 function helpers.assert_close(actual, expected, rtol, atol, what)
   rtol, atol = rtol or 1e-5, atol or 1e-6
+  -- a NaN tolerance would pass everything (every comparison with it is false)
+  assert(rtol == rtol and atol == atol, ("%sassert_close: a tolerance is NaN"):format(what and (what .. ": ") or ""))
   local ta = lunet.is_tensor(actual) and actual:to("cpu"):to("float32") or lunet.tensor(actual)
   local tb = lunet.is_tensor(expected) and expected:to("cpu"):to("float32") or lunet.tensor(expected)
   local sa, sb = table.concat(ta:shape(), "x"), table.concat(tb:shape(), "x")
@@ -32,9 +34,15 @@ function helpers.assert_close(actual, expected, rtol, atol, what)
   local worst, where, excess = 0, nil, -math.huge
   for i = 1, #fa do
     local x, y = fa[i], fb[i]
-    local d = math.abs(x - y)
-    if x ~= x or y ~= y then d = (x ~= x and y ~= y) and 0 or math.huge end
-    local over = d - (atol + rtol * math.abs(y))
+    local d, over
+    if x == y or (x ~= x and y ~= y) then -- equal (infinities too), or both NaN
+      d, over = 0, -math.huge
+    elseif x ~= x or y ~= y or math.abs(x) == math.huge or math.abs(y) == math.huge then
+      d, over = math.huge, math.huge -- NaN or an infinity against anything else
+    else
+      d = math.abs(x - y)
+      over = d - (atol + rtol * math.abs(y))
+    end
     if over > excess then excess, worst, where = over, d, i end
   end
   if excess > 0 then

@@ -502,9 +502,13 @@ int ln_cpu_conv2d_relu_maxpool2x2_backward(void *vctx, const ln_conv2d_shape *s,
                                            float *db, int accumulate)
 {
 #ifdef LN_CPU_AVX512
-    /* the first layer of a training step: no input gradient, few channels */
-    if (!dx && s->n > 0 && ln_cpu_direct_block_applies(s))
-        return ln_cpu_direct_block_backward(vctx, s, x, dy, winner, dw, db, accumulate);
+    /* the first layer of a training step: no input gradient, few channels,
+     * finite inputs (else LN_ENOTSUP: the general path) */
+    if (!dx && s->n > 0 && ln_cpu_direct_block_applies(s)) {
+        int st = ln_cpu_direct_block_backward(vctx, s, x, dy, winner, dw, db, accumulate);
+        if (st != LN_ENOTSUP)
+            return st;
+    }
 #endif
     return backward_pass(vctx, s, x, w, dy, winner, dx, dw, db, accumulate);
 }

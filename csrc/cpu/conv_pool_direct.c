@@ -25,9 +25,11 @@
  * for codes 4 and up: ReLU or no place), so
  *     dw[k][c][r][s] = sum over windows of g * x[2p + dr + r][2q + dc + s]
  * with (dr, dc) the winner's place. With the same 16 input vectors per
- * pooled row, that is 36 FMAs on 16 lanes, each masked by "this lane's winner
- * is (dr, dc)": nothing is unpooled, no im2col, and the 9 sums of one filter
- * stay in registers over a group of images. */
+ * pooled row, each lane's 9 inputs are picked by its winner (21 blends) and
+ * each tap is one FMA on 16 lanes: nothing is unpooled, no im2col, and the 9
+ * sums of one filter stay in registers over a group of images. It reads only
+ * the winners' places, so it takes finite inputs only: the reference's sum
+ * over every place adds 0 * x elsewhere, NaN where x is NaN or infinite. */
 #include "cpu.h"
 
 #ifdef LN_CPU_AVX512
@@ -180,7 +182,7 @@ int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, c
                                 const float *w, const float *bias, float *y, uint8_t *winner)
 {
     planes pl = planes_of(s);
-    int64_t stride = 2 * s->c * pl.plane + 16; /* 16: a row's last load may read past the plane */
+    int64_t stride = 2 * s->c * pl.plane + 16; /* 16: slack (loads stay within the planes) */
     int64_t macs = (int64_t)s->n * s->k * 9 * s->c * s->p * s->q;
     int threads = ln_cpu_threads_for_macs(ctx, macs);
     if (threads > s->n)
@@ -229,7 +231,8 @@ static inline void add_gradient_taps(__m512 g, __m512i code, __mmask16 lanes, __
 
 /* Group gi's images (first..last): per output channel k and input channel
  * c, the 9 sums over the group's windows in registers, then into the group's
- * dw; the bias sums (windows with a winner) in double. */
+ * dw; the bias sum (windows with a winner) in float over the group, kept in
+ * double for the sum of the groups. */
 static void gradient_group(void *arg, int64_t gi, int thread)
 {
     const gradient_job *j = arg;
@@ -277,17 +280,40 @@ static void gradient_group(void *arg, int64_t gi, int thread)
     }
 }
 
+/* Whether all n floats are finite (no NaN, no infinity). */
+static int all_finite(const float *x, int64_t n)
+{
+    const int classes = 0x01 | 0x08 | 0x10 | 0x80; /* quiet NaN, +inf, -inf, signalling NaN */
+    __mmask16 found = 0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        found |= _mm512_fpclass_ps_mask(_mm512_loadu_ps(x + i), classes);
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+        found |= _mm512_mask_fpclass_ps_mask(tail, _mm512_maskz_loadu_ps(tail, x + i), classes);
+    }
+    return found == 0;
+}
+
+/* At most this many images a group: a thread holds its group's images split
+ * into planes (~8 KB each for the seed's 28x28), which should stay in L2. */
+#define GROUP_IMAGES 16
+
 int ln_cpu_direct_block_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                                  const float *dy, const uint8_t *winner, float *dw, float *db,
                                  int accumulate)
 {
+    if (!all_finite(x, (int64_t)s->n * s->c * s->h * s->w))
+        return LN_ENOTSUP; /* the caller takes the general path (see the top) */
     planes pl = planes_of(s);
     int64_t dw_floats = ((int64_t)s->k * s->c * 9 + 15) & ~(int64_t)15;
     int64_t group_floats = dw_floats + 2 * (((int64_t)s->k + 7) & ~(int64_t)7);
+    /* the group count depends on n alone: the same sums whatever the threads */
     int groups = ln_cpu_gradient_groups(ctx, s->n, group_floats);
+    if (groups < (s->n + GROUP_IMAGES - 1) / GROUP_IMAGES)
+        groups = (s->n + GROUP_IMAGES - 1) / GROUP_IMAGES;
     int per_group = (s->n + groups - 1) / groups;
-    /* 16: a row's last load may read past the last plane */
-    int64_t stride = (int64_t)per_group * 2 * s->c * pl.plane + 16;
+    int64_t stride = (int64_t)per_group * 2 * s->c * pl.plane + 16; /* 16: slack */
     int64_t macs = (int64_t)s->n * s->k * 9 * s->c * s->p * s->q;
     int threads = ln_cpu_threads_for_macs(ctx, macs);
     if (threads > groups)

@@ -294,7 +294,8 @@ int ln_cpu_gemm_bf16(struct ln_cpu_context *ctx, int trans_a, int trans_b, int m
  * stride 1 with at most 3 input channels (conv_pool_direct.c), one pooled
  * row of 16 windows per vector. winner may be NULL (evaluate mode: y only).
  * The backward pass there computes the weight and bias gradients (db may be
- * NULL) but no input gradient. */
+ * NULL) but no input gradient, for finite x only (LN_ENOTSUP otherwise, with
+ * nothing written). */
 int ln_cpu_direct_block_applies(const ln_conv2d_shape *s);
 int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const float *x,
                                 const float *w, const float *bias, float *y, uint8_t *winner);

@@ -127,8 +127,8 @@ static inline __m256 ln_relu_window_max(const __m256 c[4], __m256i *codes)
  * a fifth of the first block's time). */
 static inline __m512 ln_relu_window_max16(const __m512 c[4], __m128i *code)
 {
-    /* the codes as bytes, one per window, made from the masks directly: a
-     * vpmovdb from 32-bit codes was ~15% of the first block's forward */
+    /* the codes as bytes, one per window, made from the masks directly (no
+     * vpmovdb narrowing 32-bit codes) */
     __m512 best;
     __m128i won;
     __mmask16 nan = _mm512_cmp_ps_mask(c[0], c[1], _CMP_UNORD_Q)

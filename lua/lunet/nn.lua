@@ -11,8 +11,9 @@
 --    caller has no use for the input gradient (the data of a training step,
 --    as PyTorch's inputs without requires_grad): Sequential, Conv2d, Linear
 --    and the fused blocks then skip computing it and return nil (a
---    Sequential passes it to its first step only); other modules compute it
---    as usual. The parameter gradients are the same either way.
+--    Sequential passes it to its first step with parameters and does not run
+--    the steps before it); other modules compute it as usual. The parameter
+--    gradients are the same either way.
 --  * Outputs, input gradients and workspaces are allocated once per input
 --    shape (and device) and reused while it stays the same, so a steady
 --    training step allocates no tensors. A returned output is overwritten by
@@ -922,15 +923,33 @@ function Sequential:forward(input)
   return x
 end
 
+--- The first step with parameters (the steps before it only pass gradients
+-- on toward the input); #steps + 1 when no step has any.
+local function first_learning_step(plan)
+  for k = 1, #plan.steps do
+    for i = plan.first[k], (plan.first[k + 1] or #plan.modules + 1) - 1 do
+      if #plan.modules[i]:parameters() > 0 then return k end
+    end
+  end
+  return #plan.steps + 1
+end
+
 function Sequential:backward(input, grad_output, opts)
   check_self(self, "Sequential", "backward")
-  local first_opts = not wants_input_gradient(self._fname.backward, opts) and NO_INPUT_GRADIENT or nil
+  local skip_input = not wants_input_gradient(self._fname.backward, opts)
   check_forward_done(self)
   local plan = plan_of(self)
   local steps, g = plan.steps, grad_output
-  for k = #steps, 1, -1 do
+  -- without the input gradient: down to the first step with parameters, which
+  -- is asked for none; the steps before it are not run (nor their gradients kept)
+  local stop = skip_input and first_learning_step(plan) or 1
+  for k = #steps, stop, -1 do
     g = run_step(self, k, plan, "backward", k > 1 and steps[k - 1].output or input, g,
-      k == 1 and first_opts or nil)
+      skip_input and k == stop and NO_INPUT_GRADIENT or nil)
+  end
+  if skip_input and stop > 1 then
+    for k = 1, math.min(stop - 1, #steps) do steps[k].grad_input = nil end
+    g = nil -- what the loop ended with is not the gradient w.r.t. input
   end
   self.grad_input = g
   return g
