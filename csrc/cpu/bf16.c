@@ -378,8 +378,7 @@ static void pair_rows_range(void *p, int64_t lo, int64_t hi)
 }
 
 /* A [m, k] to the transpose of its pairs: dst[p * m + i] = the pair (A[i][2p],
- * A[i][2p + 1]), through A's rounded rows, 8 x 8 words at a time in
- * registers (the words move as they are: shuffles do no arithmetic). */
+ * A[i][2p + 1]), through A's rounded rows. */
 typedef struct transpose_pairs_job {
     const uint32_t *rounded; /* [m, pairs] words */
     int64_t m, pairs;
@@ -390,25 +389,7 @@ static void transpose_pairs(void *p, int64_t lo, int64_t hi)
 {
     const transpose_pairs_job *j = p;
     /* lo, hi count pairs */
-    int64_t m = j->m, i0 = 0;
-    for (; i0 + 8 <= m; i0 += 8) {
-        int64_t q = lo;
-        for (; q + 8 <= hi; q += 8) {
-            __m256 r[8];
-            for (int l = 0; l < 8; l++)
-                r[l] = _mm256_castsi256_ps(
-                    _mm256_loadu_si256((const __m256i *)(j->rounded + (i0 + l) * j->pairs + q)));
-            ln_transpose8(r);
-            for (int l = 0; l < 8; l++)
-                _mm256_storeu_si256((__m256i *)(j->dst + (q + l) * m + i0), _mm256_castps_si256(r[l]));
-        }
-        for (; q < hi; q++)
-            for (int l = 0; l < 8; l++)
-                j->dst[q * m + i0 + l] = j->rounded[(i0 + l) * j->pairs + q];
-    }
-    for (; i0 < m; i0++)
-        for (int64_t q = lo; q < hi; q++)
-            j->dst[q * m + i0] = j->rounded[i0 * j->pairs + q];
+    ln_transpose_words(j->rounded + lo, j->pairs, j->dst + lo * j->m, j->m, j->m, hi - lo);
 }
 
 int ln_cpu_gemm_bf16(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n, int k,

@@ -211,11 +211,10 @@ typedef struct gradient_job {
 
 /* acc[r][s] += g * v[dr + r][dc + s], (dr, dc) each lane's winner: its
  * inputs picked first (rows by dr, then columns by dc: 21 blends) so that
- * each tap is one FMA, not four masked ones; lanes without a winner add 0. */
-static inline void add_gradient_taps(__m512 g, __m512i code, __mmask16 lanes, __m512 v[4][4],
+ * each tap is one FMA, not four masked ones; lanes not in `won` add 0. */
+static inline void add_gradient_taps(__m512 g, __m512i code, __mmask16 won, __m512 v[4][4],
                                      __m512 acc[9])
 {
-    __mmask16 won = _mm512_mask_cmplt_epi32_mask(lanes, code, _mm512_set1_epi32(4));
     __mmask16 lower = _mm512_test_epi32_mask(code, _mm512_set1_epi32(2));
     __mmask16 right = _mm512_test_epi32_mask(code, _mm512_set1_epi32(1));
     __m512 gz = _mm512_maskz_mov_ps(won, g);
@@ -265,11 +264,11 @@ static void gradient_group(void *arg, int64_t gi, int thread)
                         __m512i code = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, j->winner + cell));
                         __m512 v[4][4];
                         load_inputs(even, even + pl->plane, pl->cols, p, q, v);
-                        add_gradient_taps(g, code, lanes, v, acc);
-                        if (c == 0) {
-                            __mmask16 won = _mm512_mask_cmplt_epi32_mask(lanes, code, _mm512_set1_epi32(4));
+                        /* the lanes in the row whose window has a winner (code < 4) */
+                        __mmask16 won = _mm512_mask_cmplt_epi32_mask(lanes, code, _mm512_set1_epi32(4));
+                        add_gradient_taps(g, code, won, v, acc);
+                        if (c == 0)
                             bias_acc = _mm512_mask_add_ps(bias_acc, won, bias_acc, g);
-                        }
                     }
             }
             float *out = dw + ((int64_t)k * s->c + c) * 9;

@@ -49,29 +49,41 @@ static inline void ln_transpose8(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: 8x8 blocks in
- * registers, the edges one by one. */
-static inline void ln_transpose(const float *src, int64_t lds, float *dst, int64_t ldd,
-                                int64_t rows, int64_t cols)
+/* dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols, on 32-bit
+ * words of any kind (floats, bf16 pairs; strides in words): 8x8 blocks in
+ * registers, the edges one by one through memcpy (no aliasing of types);
+ * the words move unchanged (shuffles do no arithmetic). */
+static inline void ln_transpose_words(const void *src_words, int64_t lds, void *dst_words,
+                                      int64_t ldd, int64_t rows, int64_t cols)
 {
+    const char *src = src_words;
+    char *dst = dst_words;
     int64_t i = 0;
     for (; i + 8 <= rows; i += 8) {
         int64_t j = 0;
         for (; j + 8 <= cols; j += 8) {
             __m256 r[8];
             for (int l = 0; l < 8; l++)
-                r[l] = _mm256_loadu_ps(src + (i + l) * lds + j);
+                r[l] = _mm256_castsi256_ps(
+                    _mm256_loadu_si256((const __m256i *)(src + 4 * ((i + l) * lds + j))));
             ln_transpose8(r);
             for (int l = 0; l < 8; l++)
-                _mm256_storeu_ps(dst + (j + l) * ldd + i, r[l]);
+                _mm256_storeu_si256((__m256i *)(dst + 4 * ((j + l) * ldd + i)), _mm256_castps_si256(r[l]));
         }
         for (; j < cols; j++)
             for (int l = 0; l < 8; l++)
-                dst[j * ldd + i + l] = src[(i + l) * lds + j];
+                memcpy(dst + 4 * (j * ldd + i + l), src + 4 * ((i + l) * lds + j), 4);
     }
     for (; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
-            dst[j * ldd + i] = src[i * lds + j];
+            memcpy(dst + 4 * (j * ldd + i), src + 4 * (i * lds + j), 4);
+}
+
+/* The same on floats. */
+static inline void ln_transpose(const float *src, int64_t lds, float *dst, int64_t ldd,
+                                int64_t rows, int64_t cols)
+{
+    ln_transpose_words(src, lds, dst, ldd, rows, cols);
 }
 
 /* Eight windows' candidates c[0..3] (top-left, top-right, bottom-left,
