@@ -15,6 +15,9 @@
 --                               [--compare 0] (1: also the step as it was before issue 14, step for
 --                                             step in turn with today's, to time both under one load)
 --                               [--precision fp32|bf16] (bf16: under lunet.autocast("bfloat16"))
+--                               [--alternate N] (N > 0: also N whole training steps in each precision,
+--                                               fp32 and bf16 taking turns every 8 steps on one model,
+--                                               for their ratio under one load; AVX512-BF16 CPUs)
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
 if _VERSION ~= "Lua 5.4" then
   io.stderr:write(("step_bench.lua needs Lua 5.4 (this is %s): run it as `lua5.4 %s`\n"):format(
@@ -29,12 +32,12 @@ local bench = require("lunet.bench")
 local session = require("lunet.session")
 
 local args = { threads = nil, batch = 64, ["repeat"] = 20, warmup = 3, device = "cpu", fuse = 1, flat = 1, compare = 0,
-  precision = "fp32" }
+  precision = "fp32", alternate = 0 }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   if not key or args[key] == nil and key ~= "threads" then
-    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1] [--compare 0|1] [--precision fp32|bf16]\n")
+    io.stderr:write("usage: step_bench.lua [--threads N] [--batch N] [--repeat N] [--warmup N] [--device NAME] [--fuse 0|1] [--flat 0|1] [--compare 0|1] [--precision fp32|bf16] [--alternate N]\n")
     os.exit(2)
   end
   args[key] = (key == "device" or key == "precision") and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
@@ -234,6 +237,43 @@ if args.compare ~= 0 then
     1e3 * so.min, args.batch / so.median))
   print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s"):format("step now", 1e3 * sn.median,
     1e3 * sn.min, args.batch / sn.median))
-  print(("  now / before: %.3fx the time (medians of %d steps each, taking turns), %.3fx (minima)"):format(
+  print(("  now / before: %.3fx the time (medians of %d steps each, in turns of 8), %.3fx (minima)"):format(
     sn.median / so.median, #new_t, sn.min / so.min))
+end
+
+-- fp32 against bf16 under one load: whole training steps of the session's
+-- kind on this model and batch, the precision taking turns every 8 steps
+-- (the first 2 after a switch not kept: they meet the other precision's
+-- caches), so a machine whose speed drifts (a shared VM) slows both alike;
+-- the ratio of the medians is bf16's speed-up in training.
+if args.alternate > 0 then
+  local has_bf16 = false
+  for _, level in ipairs(lunet.cpu_levels()) do has_bf16 = has_bf16 or level == "avx512bf16" end
+  if dev.type ~= "cpu" or not has_bf16 then
+    print("  alternate: skipped (needs the cpu device on a CPU with AVX512-BF16)")
+  else
+    local _, sum, hits = session.epoch_counters(dev)
+    local per = { fp32 = {}, bf16 = {} }
+    local BLOCK, SETTLE = 8, 2 -- steps per turn; the first ones after a switch are not kept
+    local turn = 0
+    while #per.bf16 < args.alternate do
+      turn = turn + 1
+      local precision = turn % 2 == 1 and "fp32" or "bf16"
+      lunet.autocast(precision == "bf16" and "bfloat16" or false)
+      for s = 1, BLOCK do
+        local t0 = lunet.clock()
+        session.train_step_on_device(model, criterion, optimizer, x, y, sum, hits)
+        local t = lunet.clock() - t0
+        if s > SETTLE and turn > 2 then table.insert(per[precision], t) end
+      end
+    end
+    lunet.autocast(args.precision == "bf16" and "bfloat16" or false)
+    local sf, sb = bench.stats(per.fp32), bench.stats(per.bf16)
+    for _, row in ipairs({ { "step fp32 (alternating)", sf }, { "step bf16 (alternating)", sb } }) do
+      print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s"):format(row[1], 1e3 * row[2].median, 1e3 * row[2].min,
+        args.batch / row[2].median))
+    end
+    print(("  bf16 / fp32 training speed: %.3fx (medians of %d steps each, in turns of 8), %.3fx (minima)"):format(
+      sf.median / sb.median, #per.bf16, sf.min / sb.min))
+  end
 end

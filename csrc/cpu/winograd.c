@@ -440,14 +440,43 @@ static void gradient_pairs(const tiling *t, const float *dy, int cols, uint32_t 
 }
 #endif
 
-/* U[xi][ci][co] = G g G^T of every filter, in double then rounded. Forward:
- * ci = C, co = K, g = w[k][c]. For backward data (flip): ci = K, co = C,
- * g = w[k][c] turned by 180 degrees. */
-static void filter_transform(const float *w, int k_count, int c_count, int flip, float *u)
+/* U[xi][ci][co] = G g G^T of the filters of output channels [k0, k1), in
+ * double then rounded. Forward: ci = C, co = K, g = w[k][c]. For backward
+ * data (flip): ci = K, co = C, g = w[k][c] turned by 180 degrees. */
+static void filter_transform_rows(const float *w, int k_count, int c_count, int flip, int k0,
+                                  int k1, float *u)
 {
     int64_t plane = (int64_t)k_count * c_count;
-    for (int k = 0; k < k_count; k++)
-        for (int c = 0; c < c_count; c++) {
+    for (int k = k0; k < k1; k++) {
+        int c = 0;
+        /* flipped: U's rows run along c, so four filters go side by side in
+         * a register through the same double operations as the loop below */
+        for (; flip && c + 4 <= c_count; c += 4) {
+            double lanes[9][4];
+            for (int l = 0; l < 4; l++)
+                for (int e = 0; e < 9; e++)
+                    lanes[e][l] = w[((int64_t)k * c_count + c + l) * 9 + 8 - e];
+            __m256d half = _mm256_set1_pd(0.5), t[4][3];
+            for (int col = 0; col < 3; col++) {
+                __m256d g0 = _mm256_loadu_pd(lanes[col]), g1 = _mm256_loadu_pd(lanes[3 + col]),
+                        g2 = _mm256_loadu_pd(lanes[6 + col]);
+                t[0][col] = g0;
+                t[1][col] = _mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(g0, g1), g2), half);
+                t[2][col] = _mm256_mul_pd(_mm256_add_pd(_mm256_sub_pd(g0, g1), g2), half);
+                t[3][col] = g2;
+            }
+            float *out = u + (int64_t)k * c_count + c;
+            for (int r = 0; r < 4; r++) {
+                __m256d a = t[r][0], b = t[r][1], d = t[r][2];
+                _mm_storeu_ps(out + (4 * r + 0) * plane, _mm256_cvtpd_ps(a));
+                _mm_storeu_ps(out + (4 * r + 1) * plane,
+                              _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(a, b), d), half)));
+                _mm_storeu_ps(out + (4 * r + 2) * plane,
+                              _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_add_pd(_mm256_sub_pd(a, b), d), half)));
+                _mm_storeu_ps(out + (4 * r + 3) * plane, _mm256_cvtpd_ps(d));
+            }
+        }
+        for (; c < c_count; c++) {
             const float *g = w + ((int64_t)k * c_count + c) * 9;
             double gg[3][3], t[4][3];
             for (int r = 0; r < 3; r++)
@@ -467,6 +496,31 @@ static void filter_transform(const float *w, int k_count, int c_count, int flip,
                 u[(4 * r + 3) * plane + at] = (float)t[r][2];
             }
         }
+    }
+}
+
+typedef struct filter_transform_job {
+    const float *w;
+    int k_count, c_count, flip;
+    float *u;
+} filter_transform_job;
+
+/* Output channels 16 at a time */
+static void filter_transform_task(void *p, int64_t item, int thread)
+{
+    (void)thread;
+    const filter_transform_job *j = p;
+    int k0 = (int)item * 16, k1 = k0 + 16 < j->k_count ? k0 + 16 : j->k_count;
+    filter_transform_rows(j->w, j->k_count, j->c_count, j->flip, k0, k1, j->u);
+}
+
+/* U of every filter (see filter_transform_rows) on `threads` of the pool:
+ * each backward step of a training loop transforms its changed weights. */
+static void filter_transform(ln_cpu_context *ctx, int threads, const float *w, int k_count,
+                             int c_count, int flip, float *u)
+{
+    filter_transform_job job = {w, k_count, c_count, flip, u};
+    ln_cpu_parallel(ctx, threads, (k_count + 15) / 16, filter_transform_task, &job);
 }
 
 typedef struct filter_job {
@@ -570,14 +624,31 @@ static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t
 #endif
 }
 
-/* U (16 planes [ci, co], float32) paired by rows for multiply_bf16. */
-static void pair_filters(const float *u, uint32_t *u16, int ci, int co)
+typedef struct pair_job {
+    const float *u;
+    uint32_t *u16;
+    int ci, co;
+} pair_job;
+
+static void pair_task(void *p, int64_t xi, int thread)
 {
+    (void)thread;
+    const pair_job *j = p;
 #ifdef LN_CPU_AVX512BF16
-    ln_cpu_winograd_pair_filters(u, u16, 16, ci, co);
+    ln_cpu_winograd_pair_filters(j->u + xi * j->ci * j->co, j->u16 + xi * (j->ci / 2) * j->co, 1,
+                                 j->ci, j->co);
 #else
-    (void)u, (void)u16, (void)ci, (void)co;
+    (void)j, (void)xi;
 #endif
+}
+
+/* U (16 planes [ci, co], float32) paired by rows for multiply_bf16, a plane
+ * per task. */
+static void pair_filters(ln_cpu_context *ctx, int threads, const float *u, uint32_t *u16, int ci,
+                         int co)
+{
+    pair_job job = {u, u16, ci, co};
+    ln_cpu_parallel(ctx, threads, 16, pair_task, &job);
 }
 
 static int images_per_chunk(int64_t target_tiles, int64_t tiles_per_image, int n)
@@ -660,10 +731,10 @@ int ln_cpu_winograd_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, const
                                        * sizeof(float));
     if (!u)
         return LN_ENOMEM;
-    filter_transform(w, s->k, s->c, 0, u);
+    filter_transform(ctx, threads, w, s->k, s->c, 0, u);
     uint32_t *u16 = bf16 ? (uint32_t *)(u + u_floats) : NULL;
     if (bf16)
-        pair_filters(u, u16, s->c, s->k);
+        pair_filters(ctx, threads, u, u16, s->c, s->k);
     forward_job job = {s, &t, x, u, bias, u16, y, winner, u + u_floats + u16_floats,
                        thread_floats, src_floats, v_floats, m_floats, chunk, rows};
     ln_cpu_parallel(ctx, threads, chunks, forward_chunk, &job);
@@ -892,9 +963,9 @@ int ln_cpu_winograd_backward(ln_cpu_context *ctx, const ln_conv2d_shape *s, cons
     uint32_t *u16 = bf16 ? (uint32_t *)(base + u_floats) : NULL;
     float *thread_base = group_base + groups * group_floats;
     if (want_data)
-        filter_transform(w, s->k, s->c, 1, u);
+        filter_transform(ctx, threads, w, s->k, s->c, 1, u);
     if (bf16)
-        pair_filters(u, u16, s->k, s->c);
+        pair_filters(ctx, threads, u, u16, s->k, s->c);
     backward_job job = {s, &td, &tf, x, u, dy, u16, winner, dx, db, group_base, group_floats,
                         du_floats, thread_base, thread_floats, grad_plane, x_plane, vd, md,
                         dx_plane, vf, dm, pooled_t, bf16_filter, g_rows, g_cols, groups, chunk, rows_d,
