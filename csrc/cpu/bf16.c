@@ -67,12 +67,14 @@ void ln_cpu_bf16_pair_rows(uint32_t *dst, const float *src, int64_t rows, int64_
     }
 }
 
-/* Lines to fetch into L2 while tiles run (the data the next block of a
- * product converts): `rows` rows of `lines` cache lines from `row` on,
- * `stride` bytes apart; each step of a tile fetches one. Fetched in one go
- * instead, the prefetches queue up behind each other and the core waits as
- * long as for plain loads; spread over the tiles, the transfer overlaps the
- * multiply-adds. */
+/* Lines to fetch while tiles run (the data the next block of a product
+ * converts): `rows` rows of `lines` cache lines from `row` on, `stride`
+ * bytes apart; each step of a tile fetches one. Fetched in one go instead,
+ * the prefetches queue up behind each other and the core waits as long as
+ * for plain loads; spread over the tiles, the transfer overlaps the
+ * multiply-adds. Into L1 (T0): the conversion reads them right after the
+ * tiles, and fetched into L2 only (T1) fc1's bf16 forward took 1.03x and
+ * its input gradient 1.10x the time (bench/NOTES.md). */
 typedef struct prefetch_cursor {
     const char *row;
     int64_t stride;
@@ -83,7 +85,7 @@ static inline void prefetch_step(prefetch_cursor *pf)
 {
     if (pf->rows <= 0)
         return;
-    _mm_prefetch(pf->row + 64 * (int64_t)pf->line, _MM_HINT_T1);
+    _mm_prefetch(pf->row + 64 * (int64_t)pf->line, _MM_HINT_T0);
     if (++pf->line == pf->lines) {
         pf->line = 0;
         pf->row += pf->stride;
