@@ -197,11 +197,15 @@ static inline void output_tile4(const float *m, int64_t plane, int co, int64_t t
         output_1d(rows[r], y[r]);
 }
 
-/* U[xi][c][k] = G g G^T of every filter, in double then rounded; filters of
- * output channels [k0, k1). */
 /* U[xi][c][k] = G g G^T of the filters of output channels k0..k0+15 (all
  * input channels), in double on eight filters per register, then rounded
- * to float: U's 36 rows per filter are stored 16 output channels at a time. */
+ * to float: a filter's 36 values go to 36 planes 32 KB apart (64 x 128
+ * filters), the same L1 set, so each (c, 16 filters) row of a plane is
+ * written whole as one line, bypassing the caches (streaming stores): with
+ * half lines through the caches, block 2's forward on weights that changed
+ * (each training step) took 1.04x (fp32) and 1.07x (bf16) the time
+ * (bench/NOTES.md). The task's sfence orders them before the pool counts
+ * the task done. */
 static void filter_transform4(const float *w, int k_count, int c_count, int k0, float *u)
 {
     int64_t plane = (int64_t)k_count * c_count;
@@ -210,6 +214,7 @@ static void filter_transform4(const float *w, int k_count, int c_count, int k0, 
         for (int l = 0; l < 16; l++)
             for (int e = 0; e < 9; e++)
                 g[e][l] = w[((int64_t)(k0 + l) * c_count + c) * 9 + e];
+        __m256 halves[2][36];
         for (int half = 0; half < 2; half++) {
             __m512d gv[9], t[6][3];
             for (int e = 0; e < 9; e++)
@@ -220,16 +225,20 @@ static void filter_transform4(const float *w, int k_count, int c_count, int k0, 
                         _mm512_set1_pd(G4[a][0]), gv[s],
                         _mm512_fmadd_pd(_mm512_set1_pd(G4[a][1]), gv[3 + s],
                                         _mm512_mul_pd(_mm512_set1_pd(G4[a][2]), gv[6 + s])));
-            float *out = u + (int64_t)c * k_count + k0 + 8 * half;
             for (int a = 0; a < 6; a++)
                 for (int b = 0; b < 6; b++) {
                     __m512d v = _mm512_fmadd_pd(
                         t[a][0], _mm512_set1_pd(G4[b][0]),
                         _mm512_fmadd_pd(t[a][1], _mm512_set1_pd(G4[b][1]),
                                         _mm512_mul_pd(t[a][2], _mm512_set1_pd(G4[b][2]))));
-                    _mm256_storeu_ps(out + (6 * a + b) * plane, _mm512_cvtpd_ps(v));
+                    halves[half][6 * a + b] = _mm512_cvtpd_ps(v);
                 }
         }
+        /* 64-byte aligned: U starts on a line, and k, c, k0 are multiples of 16 */
+        float *out = u + (int64_t)c * k_count + k0;
+        for (int xi = 0; xi < 36; xi++)
+            _mm512_stream_ps(out + xi * plane,
+                             _mm512_insertf32x8(_mm512_castps256_ps512(halves[0][xi]), halves[1][xi], 1));
     }
 }
 
@@ -244,6 +253,7 @@ static void filter_task4(void *p, int64_t item, int thread)
     (void)thread;
     const filter_job4 *j = p;
     filter_transform4(j->w, j->k_count, j->c_count, (int)item * 16, j->u);
+    _mm_sfence(); /* the streaming stores, before the pool counts the task done */
 }
 
 /* One image's outputs channels-last [4 tp, 4 tq, co] from M (its tiles
