@@ -172,9 +172,13 @@ static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
 
 void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
                             int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
-                            int accumulate)
+                            int accumulate, const void *fetch, int64_t fetch_bytes)
 {
-    gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate, NULL);
+    /* one line of `fetch` a step of the tiles, as far as they go */
+    prefetch_cursor pf = {0};
+    if (fetch && fetch_bytes > 0)
+        pf = (prefetch_cursor){(const char *)fetch, 0, 0, (int)((fetch_bytes + 63) / 64) + 1, 1};
+    gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate, pf.rows ? &pf : NULL);
 }
 
 /* --- general products for matrix multiplies (Linear, lunet.matmul) ---------------

@@ -272,13 +272,14 @@ void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, i
  * as (rows + 1) / 2 rows of n 32-bit pairs (B[2p][j], B[2p+1][j]), a missing
  * last row as zeros. ln_cpu_gemm_tiles_bf16: C[m, n] (+)= A B, `pairs` pairs
  * of depth; A's pair p of row i is the word a[i * a_row + p * a_col], B
- * paired rows of stride ldb (in words). */
+ * paired rows of stride ldb (in words); fetch (or NULL): fetch_bytes from
+ * there into L1 while the tiles run (what the caller's next product reads). */
 void ln_cpu_bf16_round(uint16_t *dst, const float *src, int64_t n);
 void ln_cpu_bf16_pair_rows(uint32_t *dst, const float *src, int64_t rows, int64_t n,
                            int64_t ld);
 void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
                             int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
-                            int accumulate);
+                            int accumulate, const void *fetch, int64_t fetch_bytes);
 #endif
 /* C = alpha op(A) op(B) + beta C with bf16 products (bf16.c; the kernel
  * table's gemm_bf16, NULL below avx512bf16). */

@@ -582,10 +582,14 @@ void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_pl
                                    const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
                                    int ci, int co)
 {
+    /* U's next plane fetched while a plane's tiles run (from L2 or beyond:
+     * 16 planes of U are 256 KB in block 2's input gradient) */
+    int64_t u_plane = (int64_t)(ci / 2) * co;
     for (int xi = 0; xi < planes; xi++)
         ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2, (const uint32_t *)(v16 + xi * v_plane),
-                               ci / 2, 1, u16 + (int64_t)xi * (ci / 2) * co, co, m + xi * m_plane,
-                               co, 0);
+                               ci / 2, 1, u16 + xi * u_plane, co, m + xi * m_plane, co, 0,
+                               xi + 1 < planes ? u16 + (xi + 1) * u_plane : NULL,
+                               4 * u_plane);
 }
 
 void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co)
@@ -615,10 +619,13 @@ static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t
                                  int64_t rows, int ci, int co, float *du, int accumulate)
 {
 #ifdef LN_CPU_AVX512BF16
-    int64_t half = (rows + 1) / 2, pairs = (used + 1) / 2;
+    int64_t half = (rows + 1) / 2, pairs = (used + 1) / 2, plane = (int64_t)ci * co;
+    /* dU's next plane fetched while a plane's tiles run: the group's dU
+     * (512 KB in block 2) leaves L2 while the chunk's transforms run */
     for (int xi = 0; xi < 16; xi++)
         ln_cpu_gemm_tiles_bf16(ci, co, (int)pairs, vp + xi * half * ci, 1, ci, mp + xi * half * co,
-                               co, du + (int64_t)xi * ci * co, co, accumulate);
+                               co, du + xi * plane, co, accumulate,
+                               xi + 1 < 16 ? du + (xi + 1) * plane : NULL, 4 * plane);
 #else
     (void)vp, (void)mp, (void)used, (void)rows, (void)ci, (void)co, (void)du, (void)accumulate;
 #endif
