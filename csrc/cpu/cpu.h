@@ -332,11 +332,12 @@ int ln_cpu_winograd_bf16(void);
 /* Winograd's products in bf16 (winograd.c, for F(2x2) and F(4x4)): M[xi]
  * [used, co] = V[xi] U[xi] for `planes` planes xi, V in bf16 (rows of ci
  * values, planes v_plane values apart), U paired by rows (per xi, ci / 2
- * rows of co pairs), M's planes m_plane floats apart. pair_filters: U
- * (`planes` planes [ci, co], float32) to that pairing. ci even. */
+ * rows of co pairs), M's planes m_plane floats apart; fetch_next: U's next
+ * plane fetched while a plane's products run. pair_filters: U (`planes`
+ * planes [ci, co], float32) to that pairing. ci even. */
 void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
                                    const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
-                                   int ci, int co);
+                                   int ci, int co, int fetch_next);
 void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co);
 #endif
 #ifdef LN_CPU_AVX512
