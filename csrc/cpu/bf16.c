@@ -156,7 +156,7 @@ static void tile_rows_bf16(int rows, int vecs, __mmask16 last, int pairs, const 
  * a[i * a_row + p * a_col]. */
 static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
                             int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
-                            int accumulate, prefetch_cursor *pf)
+                            int accumulate, prefetch_cursor *pf, int fetch_c)
 {
     for (int i = 0; i < m; i += 12) {
         int rows = m - i < 12 ? m - i : 12;
@@ -164,8 +164,18 @@ static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
             int width = n - j < 32 ? n - j : 32;
             int vecs = width > 16 ? 2 : 1, tail = width - 16 * (vecs - 1);
             __mmask16 last = (__mmask16)(tail >= 16 ? 0xFFFF : (1u << tail) - 1);
+            /* nothing else to fetch: the next tile's C (its rows are far apart) */
+            prefetch_cursor next = {0};
+            if (!pf && fetch_c) {
+                int ni = j + 32 < n ? i : i + 12, nj = j + 32 < n ? j + 32 : 0;
+                if (ni < m) {
+                    int nwidth = n - nj < 32 ? n - nj : 32;
+                    next = (prefetch_cursor){(const char *)(c + (int64_t)ni * ldc + nj), ldc * 4, 0,
+                                             (nwidth * 4 + 63) / 64 + 1, m - ni < 12 ? m - ni : 12};
+                }
+            }
             tile_rows_bf16(rows, vecs, last, pairs, a + i * a_row, a_row, a_col, b + j, ldb,
-                           c + i * ldc + j, ldc, accumulate, pf);
+                           c + i * ldc + j, ldc, accumulate, pf ? pf : next.rows ? &next : NULL);
         }
     }
 }
@@ -178,7 +188,8 @@ void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
     prefetch_cursor pf = {0};
     if (fetch && fetch_bytes > 0)
         pf = (prefetch_cursor){(const char *)fetch, 0, 0, (int)((fetch_bytes + 63) / 64) + 1, 1};
-    gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate, pf.rows ? &pf : NULL);
+    gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate, pf.rows ? &pf : NULL,
+                    0);
 }
 
 /* --- general products for matrix multiplies (Linear, lunet.matmul) ---------------
@@ -305,7 +316,7 @@ static void product_task(void *arg, int64_t t, int thread)
             }
             gemm_tiles_bf16(nrows, width, depth, r, j->r_row, j->r_col, q, ldq,
                             j->p + (int64_t)i_lo * j->ldp + c_lo + c0, j->ldp,
-                            d > 0 || j->accumulate, pf.rows ? &pf : NULL);
+                            d > 0 || j->accumulate, pf.rows ? &pf : NULL, 1);
             if (more && j->q_src)
                 ln_cpu_bf16_pair_rows(qbuf, j->q_src + 2 * (int64_t)next_d * j->q_ld + c_lo + next_c0,
                                       block_floats(j, next_d), next_width, j->q_ld);
