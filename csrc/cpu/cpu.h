@@ -327,17 +327,22 @@ void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float
 /* Whether Winograd's products are bf16's (winograd.c): under
  * lunet.autocast("bfloat16") at the avx512bf16 level; below it the setting
  * changes nothing (float32, the same as without it). */
+/* What of the next plane ln_cpu_winograd_multiply_bf16 fetches (below). */
+#define LN_WINOGRAD_FETCH_NONE 0
+#define LN_WINOGRAD_FETCH_U 1
+#define LN_WINOGRAD_FETCH_M 2
 int ln_cpu_winograd_bf16(void);
 #ifdef LN_CPU_AVX512BF16
 /* Winograd's products in bf16 (winograd.c, for F(2x2) and F(4x4)): M[xi]
  * [used, co] = V[xi] U[xi] for `planes` planes xi, V in bf16 (rows of ci
  * values, planes v_plane values apart), U paired by rows (per xi, ci / 2
- * rows of co pairs), M's planes m_plane floats apart; fetch_next: U's next
- * plane fetched while a plane's products run. pair_filters: U (`planes`
- * planes [ci, co], float32) to that pairing. ci even. */
+ * rows of co pairs), M's planes m_plane floats apart; fetch: what of the
+ * next plane to fetch while a plane's products run (LN_WINOGRAD_FETCH_*).
+ * pair_filters: U (`planes` planes [ci, co], float32) to that pairing. ci
+ * even. */
 void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
                                    const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
-                                   int ci, int co, int fetch_next);
+                                   int ci, int co, int fetch);
 void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co);
 #endif
 #ifdef LN_CPU_AVX512

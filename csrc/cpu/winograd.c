@@ -580,17 +580,26 @@ static void multiply(const float *v, const float *u, float *m, int64_t used, int
 #ifdef LN_CPU_AVX512BF16
 void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
                                    const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
-                                   int ci, int co, int fetch_next)
+                                   int ci, int co, int fetch)
 {
-    /* with fetch_next, U's next plane is fetched while a plane's tiles run
-     * (block 2's input gradient: 0.95x the time; F(4x4)'s forward: 1.01x,
-     * so it does not ask) */
+    /* the next plane's U or M fetched while a plane's tiles run (block 2's
+     * input gradient: U, 0.95x the time; F(4x4)'s forward: M, 0.94-0.97x,
+     * where U made it 1.01x) */
     int64_t u_plane = (int64_t)(ci / 2) * co;
-    for (int xi = 0; xi < planes; xi++)
+    for (int xi = 0; xi < planes; xi++) {
+        const void *next = NULL;
+        int64_t bytes = 0;
+        if (xi + 1 < planes && fetch == LN_WINOGRAD_FETCH_U) {
+            next = u16 + (xi + 1) * u_plane;
+            bytes = 4 * u_plane;
+        } else if (xi + 1 < planes && fetch == LN_WINOGRAD_FETCH_M) {
+            next = m + (xi + 1) * m_plane;
+            bytes = 4 * used * co;
+        }
         ln_cpu_gemm_tiles_bf16((int)used, co, ci / 2, (const uint32_t *)(v16 + xi * v_plane),
-                               ci / 2, 1, u16 + xi * u_plane, co, m + xi * m_plane, co, 0,
-                               fetch_next && xi + 1 < planes ? u16 + (xi + 1) * u_plane : NULL,
-                               4 * u_plane);
+                               ci / 2, 1, u16 + xi * u_plane, co, m + xi * m_plane, co, 0, next,
+                               bytes);
+    }
 }
 
 void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co)
@@ -604,12 +613,12 @@ void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int
 /* The same with V in bf16 and U paired by rows (u16: per xi, ci / 2 rows of
  * co pairs). */
 static void multiply_bf16(const uint16_t *v16, const uint32_t *u16, float *m, int64_t used,
-                          int64_t rows, int ci, int co, int fetch_next)
+                          int64_t rows, int ci, int co, int fetch)
 {
 #ifdef LN_CPU_AVX512BF16
-    ln_cpu_winograd_multiply_bf16(16, v16, rows * ci, u16, m, rows * co, used, ci, co, fetch_next);
+    ln_cpu_winograd_multiply_bf16(16, v16, rows * ci, u16, m, rows * co, used, ci, co, fetch);
 #else
-    (void)v16, (void)u16, (void)m, (void)used, (void)rows, (void)ci, (void)co, (void)fetch_next;
+    (void)v16, (void)u16, (void)m, (void)used, (void)rows, (void)ci, (void)co, (void)fetch;
 #endif
 }
 
@@ -701,7 +710,8 @@ static void forward_chunk(void *p, int64_t ch, int thread)
         input_transform(t, src, v, j->u16 ? (uint16_t *)v : NULL, j->rows, b * per_image);
     }
     if (j->u16)
-        multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k, 0);
+        multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k,
+                      LN_WINOGRAD_FETCH_NONE);
     else
         multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
     for (int b = 0; b < count; b++) {
@@ -905,7 +915,7 @@ static void backward_group(void *p, int64_t g, int thread)
         if (j->want_data) {
             if (j->u16)
                 multiply_bf16((const uint16_t *)v_d, j->u16, m_d, td_image * count, j->rows_d,
-                              s->k, s->c, 1);
+                              s->k, s->c, LN_WINOGRAD_FETCH_U);
             else
                 multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
             for (int b = 0; b < count; b++) {

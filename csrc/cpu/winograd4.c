@@ -360,7 +360,8 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
 #ifdef LN_CPU_AVX512BF16
     if (j->u16)
         ln_cpu_winograd_multiply_bf16(36, (const uint16_t *)v, xi_stride16(j->rows, s->c), j->u16,
-                                      m, xi_stride(j->rows, s->k), used, s->c, s->k, 0);
+                                      m, xi_stride(j->rows, s->k), used, s->c, s->k,
+                                      LN_WINOGRAD_FETCH_M);
     else
 #endif
         for (int xi = 0; xi < 36; xi++)
