@@ -260,11 +260,15 @@ void ln_cpu_small_gemm(int m, int n, int depth, const float *a, int64_t a_row, i
                        const float *b, int64_t ldb, float *c, int64_t ldc, const float *init);
 void ln_cpu_small_dot_gemm(int m, int n, int len, const float *a, int64_t lda, const float *b,
                            int64_t ldb, float *c, int64_t ldc, int accumulate);
-/* C[m, n] (+)= A[m, depth] B[depth, n] for n a multiple of 8, in 6 x 16 tiles
- * held in registers over the whole depth: A addressed a[i * a_row + k * a_col]
- * (broadcast), B rows of stride ldb read in place, no packing. */
+/* C[m, n] (+)= A[m, depth] B[depth, n] for n a multiple of 8, in 6 x 16
+ * (AVX2) or 12 x 32 (AVX-512) tiles held in registers over the whole depth:
+ * A addressed a[i * a_row + k * a_col] (broadcast), B rows of stride ldb
+ * read in place, no packing; fetch (or NULL): fetch_bytes from there into
+ * L1 while the tiles run, at the AVX-512 levels (what the caller reads
+ * next). */
 void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
-                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                       const void *fetch, int64_t fetch_bytes);
 
 #ifdef LN_CPU_AVX512BF16
 /* bf16 products with float32 accumulation (bf16.c). ln_cpu_bf16_round: dst

@@ -193,9 +193,30 @@ static inline __attribute__((always_inline)) void tile_6x16(
  * rows of B, A broadcast from memory), twice the 6 x 16 tile's work per
  * loaded value of B. Column tails of 8 or 16 use a lane mask, which AVX-512
  * makes as cheap as a plain load. */
+/* Lines to fetch into L1 while tiles run, one a step of depth: `rows` rows
+ * of `lines` lines from `at`, `stride` bytes apart (what the caller reads or
+ * writes next; as bf16.c's prefetch_cursor). */
+typedef struct fetch_cursor {
+    const char *at;
+    int64_t stride;
+    int line, lines, rows;
+} fetch_cursor;
+
+static inline void fetch_step(fetch_cursor *f)
+{
+    if (f->rows <= 0)
+        return;
+    _mm_prefetch(f->at + 64 * (int64_t)f->line, _MM_HINT_T0);
+    if (++f->line == f->lines) {
+        f->line = 0;
+        f->at += f->stride;
+        f->rows--;
+    }
+}
+
 static inline __attribute__((always_inline)) void tile_12x32(
     int rows, int vecs, __mmask16 last, int depth, const float *a, int64_t a_row, int64_t a_col,
-    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate, fetch_cursor *f)
 {
     /* two arrays, not one of pairs: GCC then keeps every accumulator in a
      * register (with acc[12][2] it stored them all on each step) */
@@ -225,6 +246,8 @@ static inline __attribute__((always_inline)) void tile_12x32(
         }
         a += a_col;
         b += ldb;
+        if (f)
+            fetch_step(f);
     }
 #pragma GCC unroll 12
     for (int i = 0; i < rows; i++) {
@@ -237,26 +260,28 @@ static inline __attribute__((always_inline)) void tile_12x32(
 /* rows 1..12 as constants, so each case keeps its accumulators in registers */
 static void tile_rows_512(int rows, int vecs, __mmask16 last, int depth, const float *a,
                           int64_t a_row, int64_t a_col, const float *b, int64_t ldb, float *c,
-                          int64_t ldc, int accumulate)
+                          int64_t ldc, int accumulate, fetch_cursor *f)
 {
-#define ROWS_CASE(r)                                                                      \
-    case r:                                                                               \
-        if (vecs > 1)                                                                     \
-            tile_12x32(r, 2, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate);   \
-        else                                                                              \
-            tile_12x32(r, 1, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate);   \
+#define ROWS_CASE(r)                                                                        \
+    case r:                                                                                 \
+        if (vecs > 1)                                                                       \
+            tile_12x32(r, 2, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate, f);  \
+        else                                                                                \
+            tile_12x32(r, 1, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate, f);  \
         break;
     switch (rows) {
         ROWS_CASE(12) ROWS_CASE(11) ROWS_CASE(10) ROWS_CASE(9) ROWS_CASE(8) ROWS_CASE(7)
         ROWS_CASE(6) ROWS_CASE(5) ROWS_CASE(4) ROWS_CASE(3) ROWS_CASE(2)
     default:
-        tile_12x32(1, vecs > 1 ? 2 : 1, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+        tile_12x32(1, vecs > 1 ? 2 : 1, last, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate,
+                   f);
     }
 #undef ROWS_CASE
 }
 
-void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
-                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+static void gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                       fetch_cursor *f)
 {
     for (int i = 0; i < m; i += 12) {
         int rows = m - i < 12 ? m - i : 12;
@@ -265,9 +290,19 @@ void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, i
             int vecs = width > 16 ? 2 : 1, tail = width - 16 * (vecs - 1);
             __mmask16 last = (__mmask16)((1u << tail) - 1);
             tile_rows_512(rows, vecs, last, depth, a + i * a_row, a_row, a_col, b + j, ldb,
-                          c + i * ldc + j, ldc, accumulate);
+                          c + i * ldc + j, ldc, accumulate, f);
         }
     }
+}
+
+void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                       const void *fetch, int64_t fetch_bytes)
+{
+    fetch_cursor f = {0};
+    if (fetch && fetch_bytes > 0)
+        f = (fetch_cursor){(const char *)fetch, 0, 0, (int)((fetch_bytes + 63) / 64) + 1, 1};
+    gemm_tiles(m, n, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate, f.rows ? &f : NULL);
 }
 
 /* --- float32 matrix products for the AVX-512 levels (Linear, matmul) -------------
@@ -320,9 +355,18 @@ static void f32_task(void *arg, int64_t t, int thread)
             int width = c1 - c < 32 ? c1 - c : 32;
             for (int i = r0; i < r1; i += 12) {
                 int rows = r1 - i < 12 ? r1 - i : 12;
-                ln_cpu_gemm_tiles(rows, width, depth, j->r + i * j->r_row + d * j->r_col, j->r_row,
-                                  j->r_col, j->q + (int64_t)d * j->ldq + c, j->ldq,
-                                  j->p + (int64_t)i * j->ldp + c, j->ldp, d > 0 || j->accumulate);
+                /* a short product (one depth block) is bound by writing P:
+                 * the next tile's rows of P fetched on the way (fc1's weight
+                 * gradient, depth 64, writes 12.8 MB that no cache holds) */
+                int ni = i + 12 < r1 ? i + 12 : r0, nc = i + 12 < r1 ? c : c + 32;
+                fetch_cursor f = {0};
+                if (nc < c1 && j->depth <= DEPTH_F32)
+                    f = (fetch_cursor){(const char *)(j->p + (int64_t)ni * j->ldp + nc), 4 * j->ldp,
+                                       0, 3, r1 - ni < 12 ? r1 - ni : 12};
+                gemm_tiles(rows, width, depth, j->r + i * j->r_row + d * j->r_col, j->r_row,
+                           j->r_col, j->q + (int64_t)d * j->ldq + c, j->ldq,
+                           j->p + (int64_t)i * j->ldp + c, j->ldp, d > 0 || j->accumulate,
+                           f.rows ? &f : NULL);
             }
         }
     }
@@ -409,8 +453,10 @@ int ln_cpu_gemm_f32(ln_cpu_context *ctx, int trans_a, int trans_b, int m, int n,
     tile_6x16(r, v, depth, a + i * a_row, a_row, a_col, b + j, ldb, c + i * ldc + j, ldc, accumulate)
 
 void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
-                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate)
+                       const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
+                       const void *fetch, int64_t fetch_bytes)
 {
+    (void)fetch, (void)fetch_bytes; /* the AVX2 level fetches nothing ahead */
     for (int i = 0; i < m; i += 6) {
         int rows = m - i < 6 ? m - i : 6;
         for (int j = 0; j < n; j += 16) {

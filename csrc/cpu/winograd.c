@@ -568,13 +568,17 @@ static void filter_gradient(ln_cpu_context *ctx, int threads, float *du, int gro
 }
 
 /* The 16 products M[xi] = V[xi] U[xi] of a chunk, over its first `used`
- * rows (a last, shorter chunk leaves the rest of each V[xi] unfilled). */
+ * rows (a last, shorter chunk leaves the rest of each V[xi] unfilled);
+ * with fetch_u, U's next plane fetched while a plane's products run (as
+ * the bf16 products do, ln_cpu_winograd_multiply_bf16). */
 static void multiply(const float *v, const float *u, float *m, int64_t used, int64_t rows, int ci,
-                     int co)
+                     int co, int fetch_u)
 {
+    int64_t plane = (int64_t)ci * co;
     for (int xi = 0; xi < 16; xi++)
-        ln_cpu_gemm_tiles((int)used, co, ci, v + xi * rows * ci, ci, 1, u + (int64_t)xi * ci * co,
-                          co, m + xi * rows * co, co, 0);
+        ln_cpu_gemm_tiles((int)used, co, ci, v + xi * rows * ci, ci, 1, u + xi * plane, co,
+                          m + xi * rows * co, co, 0,
+                          fetch_u && xi + 1 < 16 ? u + (xi + 1) * plane : NULL, 4 * plane);
 }
 
 #ifdef LN_CPU_AVX512BF16
@@ -713,7 +717,7 @@ static void forward_chunk(void *p, int64_t ch, int thread)
         multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k,
                       LN_WINOGRAD_FETCH_NONE);
     else
-        multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k);
+        multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k, 0);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->winner) {
@@ -907,17 +911,17 @@ static void backward_group(void *p, int64_t g, int thread)
         if (j->want_filter && j->bf16_filter)
             filter_products_bf16((const uint32_t *)v_f, (const uint32_t *)m_f, tf_image * count,
                                  j->rows_f, s->c, s->k, du, c0 > first);
-        else if (j->want_filter)
+        else if (j->want_filter) /* the next plane of dU fetched, as in bf16 */
             for (int xi = 0; xi < 16; xi++)
                 ln_cpu_gemm_tiles(s->c, s->k, (int)(tf_image * count), v_f + xi * j->rows_f * s->c,
                                   1, s->c, m_f + xi * j->rows_f * s->k, s->k, du + xi * ck, s->k,
-                                  c0 > first);
+                                  c0 > first, xi + 1 < 16 ? du + (xi + 1) * ck : NULL, 4 * ck);
         if (j->want_data) {
             if (j->u16)
                 multiply_bf16((const uint16_t *)v_d, j->u16, m_d, td_image * count, j->rows_d,
                               s->k, s->c, LN_WINOGRAD_FETCH_U);
             else
-                multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c);
+                multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c, 1);
             for (int b = 0; b < count; b++) {
                 output_channels_last(td, m_d, j->rows_d, b * td_image, dxplane);
                 from_channels_last(dxplane, s->c, 2 * td->tq, j->dx + (c0 + b) * chw, s->h,

@@ -364,10 +364,12 @@ static void forward_chunk4(void *p, int64_t ch, int thread)
                                       LN_WINOGRAD_FETCH_M);
     else
 #endif
-        for (int xi = 0; xi < 36; xi++)
+        for (int xi = 0; xi < 36; xi++) /* the next plane of M fetched, as in bf16 */
             ln_cpu_gemm_tiles((int)used, s->k, s->c, v + xi * xi_stride(j->rows, s->c), s->c, 1,
                               j->u + (int64_t)xi * s->c * s->k, s->k,
-                              m + xi * xi_stride(j->rows, s->k), s->k, 0);
+                              m + xi * xi_stride(j->rows, s->k), s->k, 0,
+                              xi + 1 < 36 ? m + (xi + 1) * xi_stride(j->rows, s->k) : NULL,
+                              4 * used * s->k);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->fused) {
