@@ -15,7 +15,7 @@
 --                               [--compare 0] (1: also the step as it was before issue 14, step for
 --                                             step in turn with today's, to time both under one load)
 --                               [--precision fp32|bf16] (bf16: under lunet.autocast("bfloat16"))
---                               [--alternate N] (N > 0: also N whole training steps in each precision,
+--                               [--alternate N] (N > 0: also at least N training steps in each precision,
 --                                               fp32 and bf16 taking turns every 8 steps on one model,
 --                                               for their ratio under one load; AVX512-BF16 CPUs)
 -- LUNET_CPU_WINOGRAD=0 in the environment turns Winograd off, for the same.
@@ -41,6 +41,11 @@ while i <= #arg do
     os.exit(2)
   end
   args[key] = (key == "device" or key == "precision") and arg[i + 1] or math.tointeger(tonumber(arg[i + 1]))
+  if args[key] == nil then
+    io.stderr:write(("step_bench.lua: --%s needs %s, not %s\n"):format(key,
+      (key == "device" or key == "precision") and "a value" or "an integer", tostring(arg[i + 1])))
+    os.exit(2)
+  end
   i = i + 2
 end
 if args.threads then lunet.set_num_threads(args.threads) end
@@ -237,7 +242,7 @@ if args.compare ~= 0 then
     1e3 * so.min, args.batch / so.median))
   print(("  %-26s %8.2f ms  (min %7.2f)  %6.0f img/s"):format("step now", 1e3 * sn.median,
     1e3 * sn.min, args.batch / sn.median))
-  print(("  now / before: %.3fx the time (medians of %d steps each, in turns of 8), %.3fx (minima)"):format(
+  print(("  now / before: %.3fx the time (medians of %d steps each, taking turns), %.3fx (minima)"):format(
     sn.median / so.median, #new_t, sn.min / so.min))
 end
 
@@ -247,10 +252,10 @@ end
 -- caches), so a machine whose speed drifts (a shared VM) slows both alike;
 -- the ratio of the medians is bf16's speed-up in training.
 if args.alternate > 0 then
-  local has_bf16 = false
-  for _, level in ipairs(lunet.cpu_levels()) do has_bf16 = has_bf16 or level == "avx512bf16" end
-  if dev.type ~= "cpu" or not has_bf16 then
-    print("  alternate: skipped (needs the cpu device on a CPU with AVX512-BF16)")
+  -- the level in use (LUNET_CPU_LEVEL may force one below avx512bf16, where bf16 changes nothing)
+  local has_bf16 = dev.type == "cpu" and tostring(dev:info().kernels):match("avx512bf16") ~= nil
+  if not has_bf16 then
+    print("  alternate: skipped (needs the cpu device running its avx512bf16 kernels)")
   else
     local _, sum, hits = session.epoch_counters(dev)
     local per = { fp32 = {}, bf16 = {} }

@@ -67,38 +67,12 @@ void ln_cpu_bf16_pair_rows(uint32_t *dst, const float *src, int64_t rows, int64_
     }
 }
 
-/* Lines to fetch while tiles run (the data the next block of a product
- * converts): `rows` rows of `lines` cache lines from `row` on, `stride`
- * bytes apart; each step of a tile fetches one. Fetched in one go instead,
- * the prefetches queue up behind each other and the core waits as long as
- * for plain loads; spread over the tiles, the transfer overlaps the
- * multiply-adds. Into L1 (T0): the conversion reads them right after the
- * tiles, and fetched into L2 only (T1) fc1's bf16 forward took 1.03x and
- * its input gradient 1.10x the time (bench/NOTES.md). */
-typedef struct prefetch_cursor {
-    const char *row;
-    int64_t stride;
-    int line, lines, rows;
-} prefetch_cursor;
-
-static inline void prefetch_step(prefetch_cursor *pf)
-{
-    if (pf->rows <= 0)
-        return;
-    _mm_prefetch(pf->row + 64 * (int64_t)pf->line, _MM_HINT_T0);
-    if (++pf->line == pf->lines) {
-        pf->line = 0;
-        pf->row += pf->stride;
-        pf->rows--;
-    }
-}
-
 /* C[rows, 16 * vecs] (+)= A B over `pairs` pairs of depth: the 12 x 32 tile
  * of small_gemm.c with vdpbf16ps (pf: NULL, or lines to fetch on the way). */
 static inline __attribute__((always_inline)) void tile_bf16(
     int rows, int vecs, __mmask16 last, int pairs, const uint32_t *a, int64_t a_row,
     int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
-    prefetch_cursor *pf)
+    ln_fetch_cursor *pf)
 {
     __m512 acc0[12], acc1[12];
     __mmask16 m0 = vecs > 1 ? (__mmask16)0xFFFF : last;
@@ -121,7 +95,7 @@ static inline __attribute__((always_inline)) void tile_bf16(
         a += a_col;
         b += ldb;
         if (pf)
-            prefetch_step(pf);
+            ln_fetch_step(pf);
     }
 #pragma GCC unroll 12
     for (int i = 0; i < rows; i++) {
@@ -133,7 +107,7 @@ static inline __attribute__((always_inline)) void tile_bf16(
 
 static void tile_rows_bf16(int rows, int vecs, __mmask16 last, int pairs, const uint32_t *a,
                            int64_t a_row, int64_t a_col, const uint32_t *b, int64_t ldb, float *c,
-                           int64_t ldc, int accumulate, prefetch_cursor *pf)
+                           int64_t ldc, int accumulate, ln_fetch_cursor *pf)
 {
 #define ROWS_CASE(r)                                                                 \
     case r:                                                                          \
@@ -156,7 +130,7 @@ static void tile_rows_bf16(int rows, int vecs, __mmask16 last, int pairs, const 
  * a[i * a_row + p * a_col]. */
 static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t a_row,
                             int64_t a_col, const uint32_t *b, int64_t ldb, float *c, int64_t ldc,
-                            int accumulate, prefetch_cursor *pf, int fetch_c)
+                            int accumulate, ln_fetch_cursor *pf, int fetch_c)
 {
     for (int i = 0; i < m; i += 12) {
         int rows = m - i < 12 ? m - i : 12;
@@ -165,12 +139,12 @@ static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
             int vecs = width > 16 ? 2 : 1, tail = width - 16 * (vecs - 1);
             __mmask16 last = (__mmask16)(tail >= 16 ? 0xFFFF : (1u << tail) - 1);
             /* nothing else to fetch: the next tile's C (its rows are far apart) */
-            prefetch_cursor next = {0};
+            ln_fetch_cursor next = {0};
             if (!pf && fetch_c) {
                 int ni = j + 32 < n ? i : i + 12, nj = j + 32 < n ? j + 32 : 0;
                 if (ni < m) {
                     int nwidth = n - nj < 32 ? n - nj : 32;
-                    next = (prefetch_cursor){(const char *)(c + (int64_t)ni * ldc + nj), ldc * 4, 0,
+                    next = (ln_fetch_cursor){(const char *)(c + (int64_t)ni * ldc + nj), ldc * 4, 0,
                                              (nwidth * 4 + 63) / 64 + 1, m - ni < 12 ? m - ni : 12};
                 }
             }
@@ -185,9 +159,7 @@ void ln_cpu_gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
                             int accumulate, const void *fetch, int64_t fetch_bytes)
 {
     /* one line of `fetch` a step of the tiles, as far as they go */
-    prefetch_cursor pf = {0};
-    if (fetch && fetch_bytes > 0)
-        pf = (prefetch_cursor){(const char *)fetch, 0, 0, (int)((fetch_bytes + 63) / 64) + 1, 1};
+    ln_fetch_cursor pf = ln_fetch_region(fetch, fetch_bytes);
     gemm_tiles_bf16(m, n, pairs, a, a_row, a_col, b, ldb, c, ldc, accumulate, pf.rows ? &pf : NULL,
                     0);
 }
@@ -254,9 +226,9 @@ static int block_floats(const product_job *j, int d)
 }
 
 /* Lines (one more: pieces need not start on a line) */
-static prefetch_cursor cursor(const float *first, int64_t ld, int rows, int floats)
+static ln_fetch_cursor cursor(const float *first, int64_t ld, int rows, int floats)
 {
-    return (prefetch_cursor){(const char *)first, ld * 4, 0, (floats * 4 + 63) / 64 + 1, rows};
+    return (ln_fetch_cursor){(const char *)first, ld * 4, 0, (floats * 4 + 63) / 64 + 1, rows};
 }
 
 /* Depth block d of the task's rows of R (from row i_lo, nrows of them),
@@ -301,7 +273,7 @@ static void product_task(void *arg, int64_t t, int thread)
             int next_d = next_c0 ? d : d + DEPTH_BLOCK;
             int more = next_d < j->pairs;
             int next_width = ncols - next_c0 < piece ? ncols - next_c0 : piece;
-            prefetch_cursor pf = {0};
+            ln_fetch_cursor pf = {0};
             if (more && j->q_src)
                 pf = cursor(j->q_src + 2 * (int64_t)next_d * j->q_ld + c_lo + next_c0, j->q_ld,
                             block_floats(j, next_d), next_width);

@@ -328,13 +328,13 @@ void ln_cpu_winograd_to_channels_last(const float *x, int c, int h, int w, float
                                       int cols, int top, int left);
 void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float *y, int h,
                                         int w, const float *bias);
-/* Whether Winograd's products are bf16's (winograd.c): under
- * lunet.autocast("bfloat16") at the avx512bf16 level; below it the setting
- * changes nothing (float32, the same as without it). */
 /* What of the next plane ln_cpu_winograd_multiply_bf16 fetches (below). */
 #define LN_WINOGRAD_FETCH_NONE 0
 #define LN_WINOGRAD_FETCH_U 1
 #define LN_WINOGRAD_FETCH_M 2
+/* Whether Winograd's products are bf16's (winograd.c): under
+ * lunet.autocast("bfloat16") at the avx512bf16 level; below it the setting
+ * changes nothing (float32, the same as without it). */
 int ln_cpu_winograd_bf16(void);
 #ifdef LN_CPU_AVX512BF16
 /* Winograd's products in bf16 (winograd.c, for F(2x2) and F(4x4)): M[xi]

@@ -193,30 +193,9 @@ static inline __attribute__((always_inline)) void tile_6x16(
  * rows of B, A broadcast from memory), twice the 6 x 16 tile's work per
  * loaded value of B. Column tails of 8 or 16 use a lane mask, which AVX-512
  * makes as cheap as a plain load. */
-/* Lines to fetch into L1 while tiles run, one a step of depth: `rows` rows
- * of `lines` lines from `at`, `stride` bytes apart (what the caller reads or
- * writes next; as bf16.c's prefetch_cursor). */
-typedef struct fetch_cursor {
-    const char *at;
-    int64_t stride;
-    int line, lines, rows;
-} fetch_cursor;
-
-static inline void fetch_step(fetch_cursor *f)
-{
-    if (f->rows <= 0)
-        return;
-    _mm_prefetch(f->at + 64 * (int64_t)f->line, _MM_HINT_T0);
-    if (++f->line == f->lines) {
-        f->line = 0;
-        f->at += f->stride;
-        f->rows--;
-    }
-}
-
 static inline __attribute__((always_inline)) void tile_12x32(
     int rows, int vecs, __mmask16 last, int depth, const float *a, int64_t a_row, int64_t a_col,
-    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate, fetch_cursor *f)
+    const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate, ln_fetch_cursor *f)
 {
     /* two arrays, not one of pairs: GCC then keeps every accumulator in a
      * register (with acc[12][2] it stored them all on each step) */
@@ -247,7 +226,7 @@ static inline __attribute__((always_inline)) void tile_12x32(
         a += a_col;
         b += ldb;
         if (f)
-            fetch_step(f);
+            ln_fetch_step(f);
     }
 #pragma GCC unroll 12
     for (int i = 0; i < rows; i++) {
@@ -260,7 +239,7 @@ static inline __attribute__((always_inline)) void tile_12x32(
 /* rows 1..12 as constants, so each case keeps its accumulators in registers */
 static void tile_rows_512(int rows, int vecs, __mmask16 last, int depth, const float *a,
                           int64_t a_row, int64_t a_col, const float *b, int64_t ldb, float *c,
-                          int64_t ldc, int accumulate, fetch_cursor *f)
+                          int64_t ldc, int accumulate, ln_fetch_cursor *f)
 {
 #define ROWS_CASE(r)                                                                        \
     case r:                                                                                 \
@@ -281,7 +260,7 @@ static void tile_rows_512(int rows, int vecs, __mmask16 last, int depth, const f
 
 static void gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, int64_t a_col,
                        const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
-                       fetch_cursor *f)
+                       ln_fetch_cursor *f)
 {
     for (int i = 0; i < m; i += 12) {
         int rows = m - i < 12 ? m - i : 12;
@@ -299,9 +278,7 @@ void ln_cpu_gemm_tiles(int m, int n, int depth, const float *a, int64_t a_row, i
                        const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate,
                        const void *fetch, int64_t fetch_bytes)
 {
-    fetch_cursor f = {0};
-    if (fetch && fetch_bytes > 0)
-        f = (fetch_cursor){(const char *)fetch, 0, 0, (int)((fetch_bytes + 63) / 64) + 1, 1};
+    ln_fetch_cursor f = ln_fetch_region(fetch, fetch_bytes);
     gemm_tiles(m, n, depth, a, a_row, a_col, b, ldb, c, ldc, accumulate, f.rows ? &f : NULL);
 }
 
@@ -359,9 +336,9 @@ static void f32_task(void *arg, int64_t t, int thread)
                  * the next tile's rows of P fetched on the way (fc1's weight
                  * gradient, depth 64, writes 12.8 MB that no cache holds) */
                 int ni = i + 12 < r1 ? i + 12 : r0, nc = i + 12 < r1 ? c : c + 32;
-                fetch_cursor f = {0};
+                ln_fetch_cursor f = {0};
                 if (nc < c1 && j->depth <= DEPTH_F32)
-                    f = (fetch_cursor){(const char *)(j->p + (int64_t)ni * j->ldp + nc), 4 * j->ldp,
+                    f = (ln_fetch_cursor){(const char *)(j->p + (int64_t)ni * j->ldp + nc), 4 * j->ldp,
                                        0, 3, r1 - ni < 12 ? r1 - ni : 12};
                 gemm_tiles(rows, width, depth, j->r + i * j->r_row + d * j->r_col, j->r_row,
                            j->r_col, j->q + (int64_t)d * j->ldq + c, j->ldq,
