@@ -142,11 +142,9 @@ static void gemm_tiles_bf16(int m, int n, int pairs, const uint32_t *a, int64_t 
             ln_fetch_cursor next = {0};
             if (!pf && fetch_c) {
                 int ni = j + 32 < n ? i : i + 12, nj = j + 32 < n ? j + 32 : 0;
-                if (ni < m) {
-                    int nwidth = n - nj < 32 ? n - nj : 32;
-                    next = (ln_fetch_cursor){(const char *)(c + (int64_t)ni * ldc + nj), ldc * 4, 0,
-                                             (nwidth * 4 + 63) / 64 + 1, m - ni < 12 ? m - ni : 12};
-                }
+                if (ni < m)
+                    next = ln_fetch_rows(c + (int64_t)ni * ldc + nj, ldc, m - ni < 12 ? m - ni : 12,
+                                         n - nj < 32 ? n - nj : 32);
             }
             tile_rows_bf16(rows, vecs, last, pairs, a + i * a_row, a_row, a_col, b + j, ldb,
                            c + i * ldc + j, ldc, accumulate, pf ? pf : next.rows ? &next : NULL);
@@ -225,12 +223,6 @@ static int block_floats(const product_job *j, int d)
     return j->depth - 2 * d < 2 * depth ? j->depth - 2 * d : 2 * depth;
 }
 
-/* Lines (one more: pieces need not start on a line) */
-static ln_fetch_cursor cursor(const float *first, int64_t ld, int rows, int floats)
-{
-    return (ln_fetch_cursor){(const char *)first, ld * 4, 0, (floats * 4 + 63) / 64 + 1, rows};
-}
-
 /* Depth block d of the task's rows of R (from row i_lo, nrows of them),
  * rounded into the task's buffer at the block's place in whole rows. */
 static void round_block(const product_job *j, int i_lo, int nrows, int d, uint32_t *rbuf)
@@ -275,10 +267,10 @@ static void product_task(void *arg, int64_t t, int thread)
             int next_width = ncols - next_c0 < piece ? ncols - next_c0 : piece;
             ln_fetch_cursor pf = {0};
             if (more && j->q_src)
-                pf = cursor(j->q_src + 2 * (int64_t)next_d * j->q_ld + c_lo + next_c0, j->q_ld,
+                pf = ln_fetch_rows(j->q_src + 2 * (int64_t)next_d * j->q_ld + c_lo + next_c0, j->q_ld,
                             block_floats(j, next_d), next_width);
             else if (more && j->r_src && next_d != d)
-                pf = cursor(j->r_src + i_lo * j->r_ld + 2 * next_d, j->r_ld, nrows,
+                pf = ln_fetch_rows(j->r_src + i_lo * j->r_ld + 2 * next_d, j->r_ld, nrows,
                             block_floats(j, next_d));
             const uint32_t *q = j->q + (int64_t)d * j->cols + c_lo + c0;
             int64_t ldq = j->cols;

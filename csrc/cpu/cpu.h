@@ -328,7 +328,8 @@ void ln_cpu_winograd_to_channels_last(const float *x, int c, int h, int w, float
                                       int cols, int top, int left);
 void ln_cpu_winograd_from_channels_last(const float *src, int c, int cols, float *y, int h,
                                         int w, const float *bias);
-/* What of the next plane ln_cpu_winograd_multiply_bf16 fetches (below). */
+/* What of the next plane Winograd's products fetch (ln_cpu_winograd_multiply_bf16
+ * below, and winograd.c's float32 multiply). */
 #define LN_WINOGRAD_FETCH_NONE 0
 #define LN_WINOGRAD_FETCH_U 1
 #define LN_WINOGRAD_FETCH_M 2
@@ -342,12 +343,13 @@ int ln_cpu_winograd_bf16(void);
  * values, planes v_plane values apart), U paired by rows (per xi, ci / 2
  * rows of co pairs), M's planes m_plane floats apart; fetch: what of the
  * next plane to fetch while a plane's products run (LN_WINOGRAD_FETCH_*).
- * pair_filters: U (`planes` planes [ci, co], float32) to that pairing. ci
- * even. */
+ * pair_filters: U (`planes` planes [ci, co], float32) to that pairing, a
+ * plane a task on `threads` of the pool. ci even. */
 void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_plane,
                                    const uint32_t *u16, float *m, int64_t m_plane, int64_t used,
                                    int ci, int co, int fetch);
-void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co);
+void ln_cpu_winograd_pair_filters(ln_cpu_context *ctx, int threads, const float *u, uint32_t *u16,
+                                  int planes, int ci, int co);
 #endif
 #ifdef LN_CPU_AVX512
 /* The forward pass by F(4x4, 3x3) (winograd4.c) where F(2x2) applies and

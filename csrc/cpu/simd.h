@@ -35,6 +35,13 @@ static inline void ln_fetch_step(ln_fetch_cursor *f)
     }
 }
 
+/* `rows` rows of `floats` floats from `first`, `ld` floats apart (one line
+ * more a row: a row need not start on a line). */
+static inline ln_fetch_cursor ln_fetch_rows(const float *first, int64_t ld, int rows, int floats)
+{
+    return (ln_fetch_cursor){(const char *)first, 4 * ld, 0, (floats * 4 + 63) / 64 + 1, rows};
+}
+
 /* `bytes` from `at` in one row (nothing for NULL or no bytes; one line more,
  * as `at` need not start one). */
 static inline ln_fetch_cursor ln_fetch_region(const void *at, int64_t bytes)

@@ -338,8 +338,8 @@ static void f32_task(void *arg, int64_t t, int thread)
                 int ni = i + 12 < r1 ? i + 12 : r0, nc = i + 12 < r1 ? c : c + 32;
                 ln_fetch_cursor f = {0};
                 if (nc < c1 && j->depth <= DEPTH_F32)
-                    f = (ln_fetch_cursor){(const char *)(j->p + (int64_t)ni * j->ldp + nc), 4 * j->ldp,
-                                       0, 3, r1 - ni < 12 ? r1 - ni : 12};
+                    f = ln_fetch_rows(j->p + (int64_t)ni * j->ldp + nc, j->ldp,
+                                      r1 - ni < 12 ? r1 - ni : 12, c1 - nc < 32 ? c1 - nc : 32);
                 gemm_tiles(rows, width, depth, j->r + i * j->r_row + d * j->r_col, j->r_row,
                            j->r_col, j->q + (int64_t)d * j->ldq + c, j->ldq,
                            j->p + (int64_t)i * j->ldp + c, j->ldp, d > 0 || j->accumulate,

@@ -569,16 +569,17 @@ static void filter_gradient(ln_cpu_context *ctx, int threads, float *du, int gro
 
 /* The 16 products M[xi] = V[xi] U[xi] of a chunk, over its first `used`
  * rows (a last, shorter chunk leaves the rest of each V[xi] unfilled);
- * with fetch_u, U's next plane fetched while a plane's products run (as
- * the bf16 products do, ln_cpu_winograd_multiply_bf16). */
+ * fetch: LN_WINOGRAD_FETCH_U (U's next plane fetched while a plane's
+ * products run, as in bf16) or LN_WINOGRAD_FETCH_NONE. */
 static void multiply(const float *v, const float *u, float *m, int64_t used, int64_t rows, int ci,
-                     int co, int fetch_u)
+                     int co, int fetch)
 {
     int64_t plane = (int64_t)ci * co;
     for (int xi = 0; xi < 16; xi++)
         ln_cpu_gemm_tiles((int)used, co, ci, v + xi * rows * ci, ci, 1, u + xi * plane, co,
                           m + xi * rows * co, co, 0,
-                          fetch_u && xi + 1 < 16 ? u + (xi + 1) * plane : NULL, 4 * plane);
+                          fetch == LN_WINOGRAD_FETCH_U && xi + 1 < 16 ? u + (xi + 1) * plane : NULL,
+                          4 * plane);
 }
 
 #ifdef LN_CPU_AVX512BF16
@@ -606,11 +607,25 @@ void ln_cpu_winograd_multiply_bf16(int planes, const uint16_t *v16, int64_t v_pl
     }
 }
 
-void ln_cpu_winograd_pair_filters(const float *u, uint32_t *u16, int planes, int ci, int co)
+typedef struct pair_job {
+    const float *u;
+    uint32_t *u16;
+    int ci, co;
+} pair_job;
+
+static void pair_task(void *p, int64_t xi, int thread)
 {
-    for (int xi = 0; xi < planes; xi++)
-        ln_cpu_bf16_pair_rows(u16 + (int64_t)xi * (ci / 2) * co, u + (int64_t)xi * ci * co, ci,
-                              co, co);
+    (void)thread;
+    const pair_job *j = p;
+    ln_cpu_bf16_pair_rows(j->u16 + xi * (j->ci / 2) * j->co, j->u + xi * j->ci * j->co, j->ci,
+                          j->co, j->co);
+}
+
+void ln_cpu_winograd_pair_filters(ln_cpu_context *ctx, int threads, const float *u, uint32_t *u16,
+                                  int planes, int ci, int co)
+{
+    pair_job job = {u, u16, ci, co};
+    ln_cpu_parallel(ctx, threads, planes, pair_task, &job);
 }
 #endif
 
@@ -645,31 +660,15 @@ static void filter_products_bf16(const uint32_t *vp, const uint32_t *mp, int64_t
 #endif
 }
 
-typedef struct pair_job {
-    const float *u;
-    uint32_t *u16;
-    int ci, co;
-} pair_job;
-
-static void pair_task(void *p, int64_t xi, int thread)
-{
-    (void)thread;
-    const pair_job *j = p;
-#ifdef LN_CPU_AVX512BF16
-    ln_cpu_winograd_pair_filters(j->u + xi * j->ci * j->co, j->u16 + xi * (j->ci / 2) * j->co, 1,
-                                 j->ci, j->co);
-#else
-    (void)j, (void)xi;
-#endif
-}
-
-/* U (16 planes [ci, co], float32) paired by rows for multiply_bf16, a plane
- * per task. */
+/* U (16 planes [ci, co], float32) paired by rows for multiply_bf16. */
 static void pair_filters(ln_cpu_context *ctx, int threads, const float *u, uint32_t *u16, int ci,
                          int co)
 {
-    pair_job job = {u, u16, ci, co};
-    ln_cpu_parallel(ctx, threads, 16, pair_task, &job);
+#ifdef LN_CPU_AVX512BF16
+    ln_cpu_winograd_pair_filters(ctx, threads, u, u16, 16, ci, co);
+#else
+    (void)ctx, (void)threads, (void)u, (void)u16, (void)ci, (void)co;
+#endif
 }
 
 static int images_per_chunk(int64_t target_tiles, int64_t tiles_per_image, int n)
@@ -717,7 +716,7 @@ static void forward_chunk(void *p, int64_t ch, int thread)
         multiply_bf16((const uint16_t *)v, j->u16, m, per_image * count, j->rows, s->c, s->k,
                       LN_WINOGRAD_FETCH_NONE);
     else
-        multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k, 0);
+        multiply(v, j->u, m, per_image * count, j->rows, s->c, s->k, LN_WINOGRAD_FETCH_NONE);
     for (int b = 0; b < count; b++) {
         int64_t image = first + b;
         if (j->winner) {
@@ -921,7 +920,8 @@ static void backward_group(void *p, int64_t g, int thread)
                 multiply_bf16((const uint16_t *)v_d, j->u16, m_d, td_image * count, j->rows_d,
                               s->k, s->c, LN_WINOGRAD_FETCH_U);
             else
-                multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c, 1);
+                multiply(v_d, j->u, m_d, td_image * count, j->rows_d, s->k, s->c,
+                         LN_WINOGRAD_FETCH_U);
             for (int b = 0; b < count; b++) {
                 output_channels_last(td, m_d, j->rows_d, b * td_image, dxplane);
                 from_channels_last(dxplane, s->c, 2 * td->tq, j->dx + (c0 + b) * chw, s->h,

@@ -467,22 +467,6 @@ static const float *filter_transform_cached(ln_cpu_context *ctx, int threads, co
     return slot ? slot->data + round16((int64_t)k * c * 9) : NULL;
 }
 
-#ifdef LN_CPU_AVX512BF16
-typedef struct pair_job4 {
-    const float *u;
-    uint32_t *u16;
-    int k, c;
-} pair_job4;
-
-static void pair_task4(void *p, int64_t xi, int thread)
-{
-    (void)thread;
-    const pair_job4 *j = p;
-    ln_cpu_winograd_pair_filters(j->u + xi * j->c * j->k, j->u16 + xi * (j->c / 2) * j->k, 1,
-                                 j->c, j->k);
-}
-#endif
-
 /* U paired by rows in bf16 for the weights w: the cache's (see above),
  * paired on the first bf16 call after U was made. */
 static const uint32_t *paired_filters_cached(ln_cpu_context *ctx, int threads, const float *w,
@@ -495,8 +479,7 @@ static const uint32_t *paired_filters_cached(ln_cpu_context *ctx, int threads, c
     uint32_t *u16 = (uint32_t *)(u + u_floats);
 #ifdef LN_CPU_AVX512BF16
     if (!slot->paired) {
-        pair_job4 pj = {u, u16, k, c};
-        ln_cpu_parallel(ctx, threads, 36, pair_task4, &pj);
+        ln_cpu_winograd_pair_filters(ctx, threads, u, u16, 36, c, k);
         slot->paired = 1;
     }
     return u16;
