@@ -1,8 +1,9 @@
 -- lunet.autocast / lunet.precision (API.md "Precision") and the CPU's bf16
 -- products (csrc/cpu/bf16.c, winograd.c), which run at the avx512bf16 kernel
 -- level; below it the CPU computes in float32 whatever the setting. In bf16
--- mode products under 2^20 multiply-adds, and convolutions that are not
--- Winograd's (few taps, strides: memory-bound here), stay float32.
+-- mode products under 2^20 multiply-adds, and convolutions that are neither
+-- Winograd's nor the fused first block's direct kernel (few taps, strides:
+-- memory-bound here), stay float32.
 --
 -- Tolerances. A bf16 product rounds both operands to 8 significant bits
 -- (relative error at most 2^-9 each) and accumulates in float32:
@@ -476,6 +477,41 @@ describe("bf16 products on the cpu", function()
     lunet.set_num_threads(before)
   end)
 
+  it("the first block's direct kernel in bf16 is the float32 block of the bf16-rounded inputs and weights (1-3 channels, odd widths, padding, threads)", function()
+    if not bf16_level then pending("this CPU has no AVX512-BF16") return end
+    -- conv_pool_direct.c: taps in pairs (5, 9 and 14 of them), pooled widths
+    -- of 14 (the seed), 6 and 17 (two segments, the second of one lane), an
+    -- odd output height, padding 0 to 2
+    local before = lunet.get_num_threads()
+    for i, c in ipairs({ { { 5, 1, 28, 28 }, 64, 1 }, { { 3, 2, 9, 13 }, 16, 1 }, { { 2, 3, 20, 35 }, 8, 2 },
+                         { { 4, 1, 7, 6 }, 5, 0 } }) do
+      local x = helpers.random(c[1], 150 + i, nil, -1, 1)
+      local w = helpers.random({ c[2], c[1][2], 3, 3 }, 160 + i, nil, -0.5, 0.5)
+      local b = helpers.random({ c[2] }, 170 + i, nil, -0.5, 0.5)
+      local pad, what = c[3], table.concat(c[1], "x")
+      -- the same sums of the same products, in another order
+      local want, want_codes = core.conv_block_forward(bf16(x):to("ref"), bf16(w):to("ref"), b:to("ref"), 1, 1, pad, pad)
+      local float32 = core.conv_block_forward(x, w, b, 1, 1, pad, pad)
+      local first
+      for _, threads in ipairs({ 1, 2 }) do
+        lunet.set_num_threads(threads)
+        local r = at("avx512bf16", "bfloat16", function()
+          local pooled, winner = core.conv_block_forward(x, w, b, 1, 1, pad, pad)
+          return { pooled, winner, (core.conv_block_forward(x, w, b, 1, 1, pad, pad, nil, false)) }
+        end)
+        local e = relative_error(r[1], want)
+        assert.is_true(e < 1e-5, ("%s, %d threads: %g from the emulation"):format(what, threads, e))
+        assert.is_true(relative_error(r[1], float32) > 1e-4, what .. ": bf16 ran")
+        assert.same(want_codes:to("float32"):reshape({ -1 }):totable(), r[2]:to("float32"):reshape({ -1 }):totable(),
+          what .. ": winners")
+        helpers.assert_close(r[3], r[1], 0, 0, what .. ": pooled without winners")
+        first = first or r[1]
+        helpers.assert_close(r[1], first, 0, 0, what .. ": the same with 1 and 2 threads")
+      end
+    end
+    lunet.set_num_threads(before)
+  end)
+
   it("F(4x4)'s cached filters: float32 and bf16 calls never get each other's, and follow changed weights", function()
     if not bf16_level then pending("this CPU has no AVX512-BF16") return end
     local x, weights = helpers.random({ 2, 16, 8, 8 }, 151, nil, -1, 1), {}
@@ -588,9 +624,11 @@ describe("bf16 products on the cpu", function()
     local x, w = helpers.random({ 4, 16, 9, 9 }, 91, nil, -1, 1), helpers.random({ 24, 16, 3, 3 }, 92, nil, -1, 1)
     local w4 = helpers.random({ 32, 16, 3, 3 }, 95, nil, -1, 1)
     local a, b = helpers.random({ 40, 1100 }, 93), helpers.random({ 1100, 90 }, 94)
+    -- one input channel: the direct kernel at the AVX-512 levels
+    local x1, w1 = helpers.random({ 4, 1, 12, 12 }, 96, nil, -1, 1), helpers.random({ 8, 1, 3, 3 }, 97, nil, -1, 1)
     local function run()
       return { core.conv2d_forward(x, w, nil, 1, 1, 1, 1), lunet.matmul(a, b), core.conv2d_forward(x, w4, nil, 1, 1, 1, 1),
-        (core.conv_block_forward(x, w4, nil, 1, 1, 1, 1)) }
+        (core.conv_block_forward(x, w4, nil, 1, 1, 1, 1)), (core.conv_block_forward(x1, w1, nil, 1, 1, 1, 1)) }
     end
     for _, level in ipairs(lunet.cpu_levels()) do
       if level ~= "avx512bf16" then
@@ -599,6 +637,7 @@ describe("bf16 products on the cpu", function()
         helpers.assert_close(r16[2], r32[2], 0, 0, level .. " product")
         helpers.assert_close(r16[3], r32[3], 0, 0, level .. " convolution (F(4x4) at AVX-512)")
         helpers.assert_close(r16[4], r32[4], 0, 0, level .. " fused block (F(4x4) at AVX-512)")
+        helpers.assert_close(r16[5], r32[5], 0, 0, level .. " fused block of one input channel (direct at AVX-512)")
       end
     end
   end)

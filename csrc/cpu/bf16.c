@@ -50,13 +50,7 @@ void ln_cpu_bf16_pair_rows(uint32_t *dst, const float *src, int64_t rows, int64_
             }
             __m512 lo = _mm512_loadu_ps(r0 + j);
             __m512 hi = r1 ? _mm512_loadu_ps(r1 + j) : _mm512_setzero_ps();
-            /* cvtne2ps puts its second operand in the even (low) halves */
-            __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-            /* [lo0..lo15 | hi0..hi15] as words -> lo0 hi0 lo1 hi1 ... */
-            const __m512i order = _mm512_set_epi16(
-                31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5,
-                20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-            _mm512_storeu_si512(out + j, _mm512_permutexvar_epi16(order, both));
+            _mm512_storeu_si512(out + j, ln_bf16_interleave(lo, hi));
         }
         for (; j < n; j++) {
             uint16_t pair[2];

@@ -36,6 +36,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "../precision.h"
 #include "../status.h"
 #include "simd.h"
 
@@ -132,7 +133,85 @@ typedef struct direct_job {
     uint8_t *winner;
     float *ws;
     int64_t ws_stride;
+    const uint32_t *weight_pairs; /* bf16 products: k rows of `pairs` words; else NULL */
+    int pairs;
 } direct_job;
+
+#ifdef LN_CPU_AVX512BF16
+/* bf16 products (lunet.autocast("bfloat16") at the avx512bf16 level). The
+ * taps of all input channels, d = 9 c + 3 r + s, go to vdpbf16ps in pairs
+ * (2t, 2t + 1; an odd last tap beside a zero weight). For a pooled row
+ * segment, candidate (dr, dc)'s pair vector t holds in each lane the inputs
+ * of taps 2t and 2t + 1 rounded to bf16; made once, it serves every output
+ * channel, whose weights are one broadcast word a pair. One input channel:
+ * 5 products a candidate instead of 9 FMAs, its 20 pair vectors in
+ * registers. The bias, the sums and the window rule stay float32. */
+#define DIRECT_MAX_PAIRS ((9 * DIRECT_MAX_CHANNELS + 1) / 2)
+
+/* Candidate (dr, dc)'s input of tap d for pooled row p, columns q..: padded
+ * x[c][2p + dr + r][2q + dc + s], zero past the last tap. */
+static inline __m512 tap_input(const float *split, const planes *pl, int taps, int d, int dr,
+                               int dc, int p, int q)
+{
+    if (d >= taps)
+        return _mm512_setzero_ps();
+    int c = d / 9, r = d % 9 / 3, o = dc + d % 3;
+    return _mm512_loadu_ps(split + (2 * c + o % 2) * pl->plane
+                           + (int64_t)(2 * p + dr + r) * pl->cols + q + o / 2);
+}
+
+static inline __attribute__((always_inline)) void pooled_row_bf16(
+    const direct_job *j, const float *split, int pairs, int p, int q, __mmask16 lanes, float *y,
+    uint8_t *winner, int64_t pooled)
+{
+    const ln_conv2d_shape *s = j->s;
+    int taps = 9 * s->c;
+    __m512i pv[4][DIRECT_MAX_PAIRS];
+    for (int cand = 0; cand < 4; cand++)
+        for (int t = 0; t < pairs; t++)
+            pv[cand][t] = ln_bf16_interleave(
+                tap_input(split, &j->pl, taps, 2 * t, cand / 2, cand % 2, p, q),
+                tap_input(split, &j->pl, taps, 2 * t + 1, cand / 2, cand % 2, p, q));
+    for (int k = 0; k < s->k; k++) {
+        __m512 b0 = _mm512_set1_ps(j->bias ? j->bias[k] : 0.0f);
+        __m512 acc[4] = {b0, b0, b0, b0};
+        const uint32_t *wk = j->weight_pairs + (int64_t)k * pairs;
+        for (int t = 0; t < pairs; t++) {
+            __m512bh wv = (__m512bh)_mm512_set1_epi32((int)wk[t]);
+            for (int cand = 0; cand < 4; cand++)
+                acc[cand] = _mm512_dpbf16_ps(acc[cand], (__m512bh)pv[cand][t], wv);
+        }
+        store_pooled(y + k * pooled, winner ? winner + k * pooled : NULL, lanes, acc);
+    }
+}
+
+/* A pooled row segment with the pair count a constant (1, 2 or 3 channels). */
+static void pooled_row_pairs(const direct_job *j, const float *split, int p, int q,
+                             __mmask16 lanes, float *y, uint8_t *winner, int64_t pooled)
+{
+    switch (j->pairs) {
+    case 5:
+        pooled_row_bf16(j, split, 5, p, q, lanes, y, winner, pooled);
+        break;
+    case 9:
+        pooled_row_bf16(j, split, 9, p, q, lanes, y, winner, pooled);
+        break;
+    default:
+        pooled_row_bf16(j, split, DIRECT_MAX_PAIRS, p, q, lanes, y, winner, pooled);
+    }
+}
+
+/* w [k, taps] as k rows of `pairs` bf16 pairs (the last tap of an odd count
+ * beside zero). */
+static void pair_weights(const float *w, int k, int taps, int pairs, uint32_t *dst)
+{
+    for (int i = 0; i < k; i++) {
+        float row[2 * DIRECT_MAX_PAIRS] = {0};
+        memcpy(row, w + (int64_t)i * taps, sizeof(float) * (size_t)taps);
+        ln_cpu_bf16_round((uint16_t *)(dst + (int64_t)i * pairs), row, 2 * pairs);
+    }
+}
+#endif
 
 static void direct_image(void *arg, int64_t b, int thread)
 {
@@ -150,6 +229,13 @@ static void direct_image(void *arg, int64_t b, int thread)
             int n = pw - q < 16 ? pw - q : 16;
             __mmask16 lanes = (__mmask16)((1u << n) - 1);
             int64_t out = (int64_t)p * pw + q;
+#ifdef LN_CPU_AVX512BF16
+            if (j->weight_pairs) {
+                pooled_row_pairs(j, split, p, q, lanes, y + out, winner ? winner + out : NULL,
+                                 pooled);
+                continue;
+            }
+#endif
             if (s->c == 1) {
                 /* one input channel: its 16 vectors serve every output channel */
                 __m512 v[4][4];
@@ -187,10 +273,22 @@ int ln_cpu_direct_block_forward(ln_cpu_context *ctx, const ln_conv2d_shape *s, c
     int threads = ln_cpu_threads_for_macs(ctx, macs);
     if (threads > s->n)
         threads = s->n;
-    float *ws = ln_cpu_scratch(ctx, (size_t)(stride * threads) * sizeof(float));
+    int pairs = 0;
+#ifdef LN_CPU_AVX512BF16
+    if (ln_precision_get() == LN_PRECISION_BFLOAT16)
+        pairs = (9 * s->c + 1) / 2;
+#endif
+    float *ws = ln_cpu_scratch(ctx, (size_t)(stride * threads + (int64_t)s->k * pairs) * sizeof(float));
     if (!ws)
         return LN_ENOMEM;
-    direct_job job = {s, pl, x, w, bias, y, winner, ws, stride};
+    direct_job job = {s, pl, x, w, bias, y, winner, ws, stride, NULL, pairs};
+#ifdef LN_CPU_AVX512BF16
+    if (pairs) {
+        uint32_t *weight_pairs = (uint32_t *)(ws + stride * threads);
+        pair_weights(w, s->k, 9 * s->c, pairs, weight_pairs);
+        job.weight_pairs = weight_pairs;
+    }
+#endif
     ln_cpu_parallel(ctx, threads, s->n, direct_image, &job);
     return LN_OK;
 }

@@ -236,6 +236,22 @@ static inline __m512 ln_relu_window_max16_values(const __m512 c[4])
 }
 #endif
 
+#ifdef LN_CPU_AVX512BF16
+/* Two vectors of 16 floats rounded to bf16 (round to nearest even) and
+ * interleaved into 16 pairs, (lo[j], hi[j]) in word j: the operand layout of
+ * vdpbf16ps (bf16.c, conv_pool_direct.c). */
+static inline __m512i ln_bf16_interleave(__m512 lo, __m512 hi)
+{
+    /* cvtne2ps puts its second operand in the even (low) halves */
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    /* [lo0..lo15 | hi0..hi15] as words -> lo0 hi0 lo1 hi1 ... */
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                           24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17,
+                                           1, 16, 0);
+    return _mm512_permutexvar_epi16(order, both);
+}
+#endif
+
 /* Eight 32-bit codes (each 0..255) as eight bytes, in order, in the low half. */
 static inline __m128i ln_codes_to_bytes(__m256i codes)
 {
