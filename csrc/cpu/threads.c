@@ -271,14 +271,28 @@ typedef struct sum_job {
     int accumulate;
 } sum_job;
 
+/* A block of columns at a time, group after group: each sum adds the same
+ * values in the same order as column by column (the same bits), but the
+ * additions run down contiguous rows, in vector registers (column by
+ * column they were scalar: 3% of block 2's backward, summing its groups'
+ * filter gradients). */
+#define SUM_BLOCK 64
+
 static void sum_range(void *p, int64_t lo, int64_t hi)
 {
     const sum_job *j = p;
-    for (int64_t i = lo; i < hi; i++) {
-        float acc = j->accumulate ? j->out[i] : 0.0f;
-        for (int g = 0; g < j->count; g++)
-            acc += j->groups[g * j->stride + i];
-        j->out[i] = acc;
+    for (int64_t i0 = lo; i0 < hi; i0 += SUM_BLOCK) {
+        int n = hi - i0 < SUM_BLOCK ? (int)(hi - i0) : SUM_BLOCK;
+        float acc[SUM_BLOCK];
+        for (int i = 0; i < n; i++)
+            acc[i] = j->accumulate ? j->out[i0 + i] : 0.0f;
+        for (int g = 0; g < j->count; g++) {
+            const float *row = j->groups + g * j->stride + i0;
+            for (int i = 0; i < n; i++)
+                acc[i] += row[i];
+        }
+        for (int i = 0; i < n; i++)
+            j->out[i0 + i] = acc[i];
     }
 }
 
